@@ -1,0 +1,3 @@
+module github.com/ambient-code/tokend
+
+go 1.26

@@ -1,0 +1,139 @@
+// Package exchange obtains API tokens from the control plane's token endpoint.
+//
+// An Exchanger performs one exchange: one credential sent, one token back.
+// It does not retry across exchanges and does not schedule anything; the
+// caller decides when to call again, using Retryable and RetryAfter to read
+// an error. Every Exchanger validates the answer completely before returning
+// it, so a Token it returns is always fit to be written out.
+//
+// Errors never contain the token, the session id or key material.
+package exchange
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// Token is a validated API token as issued by the control plane.
+type Token struct {
+	// Value is the bearer token: non-empty, printable ASCII, no whitespace.
+	Value secret.String
+	// Expiry is when the token stops being valid; zero when unknown.
+	Expiry time.Time
+	// ExpirySource says where Expiry came from: "expires_at" (the response
+	// field), "jwt" (the token's exp claim) or "" (unknown).
+	ExpirySource string
+}
+
+// Exchanger performs one token exchange. Implementations are safe for
+// concurrent use.
+type Exchanger interface {
+	// Exchange obtains one token. It returns a *StatusError for an HTTP
+	// answer other than 200, an error wrapping ErrInvalidResponse for a 200
+	// that does not carry a usable token, ErrExpired for a token that is
+	// already expired, and a transport or context error otherwise.
+	Exchange(ctx context.Context) (Token, error)
+}
+
+// ErrInvalidResponse is wrapped by errors about a 200 answer that does not
+// hold a usable token: not JSON, no token field, an empty token, a token with
+// whitespace or control characters, or a body over the size limit.
+var ErrInvalidResponse = errors.New("exchange: invalid response")
+
+// ErrExpired is returned when the issued token has already expired on
+// arrival (by its expires_at field or JWT exp claim).
+var ErrExpired = errors.New("exchange: issued token is already expired")
+
+// StatusError reports an HTTP answer other than 200 from the token endpoint.
+// Its message names the status and what it means; it never includes the
+// response body, which tokend does not control.
+type StatusError struct {
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// RetryAfter is the delay the server asked for with Retry-After; zero
+	// when absent or unparseable.
+	RetryAfter time.Duration
+	// Hint explains the status in terms of tokend's configuration.
+	Hint string
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("exchange: token endpoint answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Hint != "" {
+		msg += ": " + e.Hint
+	}
+	return msg
+}
+
+// Retryable reports whether an exchange that failed with err may succeed if
+// tried again later. It is the one place where failures are classified:
+//
+//   - 408, 429 and every 5xx status: retryable (the issuer is busy or failing).
+//   - every other status, redirects included: permanent (configuration or
+//     credential problem; trying again sends the same request).
+//   - an invalid 200 answer or an already-expired token: retryable (a proxy's
+//     page, a passing glitch in the issuer).
+//   - a cancelled context: not retryable (the caller is stopping).
+//   - anything else (connection refused, reset, timeout, DNS): retryable.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		switch c := se.StatusCode; {
+		case c == http.StatusRequestTimeout, c == http.StatusTooManyRequests, c >= 500:
+			return true
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// RetryAfter returns the delay the server asked for, if err carries one.
+func RetryAfter(err error) (time.Duration, bool) {
+	var se *StatusError
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		return se.RetryAfter, true
+	}
+	return 0, false
+}
+
+// StatusCode returns the HTTP status carried by err, or 0.
+func StatusCode(err error) int {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.StatusCode
+	}
+	return 0
+}
+
+// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date,
+// relative to now. Absent, negative or unparseable values give zero.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var secs int64
+	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil && fmt.Sprint(secs) == v {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, 24*3600)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return min(d, 24*time.Hour)
+		}
+	}
+	return 0
+}

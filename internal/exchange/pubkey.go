@@ -1,0 +1,72 @@
+package exchange
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// MinKeyBits is the smallest RSA modulus ParsePublicKey accepts.
+const MinKeyBits = 2048
+
+// ParsePublicKey reads the control plane's RSA public key in either form the
+// platform injects it: raw PEM (the value starts with "-----"), or the
+// standard base64 encoding of that PEM (for gateways that cannot carry a
+// multi-line value). The PEM block must be "PUBLIC KEY" (PKIX) or
+// "RSA PUBLIC KEY" (PKCS #1) and hold an RSA key of at least MinKeyBits bits.
+// Errors describe the problem without quoting the input.
+func ParsePublicKey(s string) (*rsa.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("empty")
+	}
+	data := []byte(s)
+	if !strings.HasPrefix(s, "-----") {
+		compact := strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+				return -1
+			}
+			return r
+		}, s)
+		dec, err := base64.StdEncoding.DecodeString(compact)
+		if err != nil {
+			dec, err = base64.RawStdEncoding.DecodeString(compact)
+		}
+		if err != nil {
+			return nil, errors.New("neither PEM (starting with -----) nor base64 of a PEM")
+		}
+		if !strings.HasPrefix(strings.TrimSpace(string(dec)), "-----") {
+			return nil, errors.New("base64 decodes to something other than PEM")
+		}
+		data = dec
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	var pub any
+	var err error
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("PEM block type %q is not PUBLIC KEY", block.Type)
+	}
+	if err != nil {
+		return nil, errors.New("PEM block does not hold a valid public key")
+	}
+	key, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("public key is %T, not RSA", pub)
+	}
+	if bits := key.N.BitLen(); bits < MinKeyBits {
+		return nil, fmt.Errorf("RSA key has %d bits, fewer than the %d required", bits, MinKeyBits)
+	}
+	return key, nil
+}

@@ -1,0 +1,121 @@
+package exchange
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/jwtexp"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// readResponse turns an HTTP answer into a validated Token. The body is read
+// through a limit of limit bytes; a longer body is an error, not a truncated
+// token. hint explains non-200 statuses for the calling mode.
+func readResponse(resp *http.Response, limit int64, now time.Time, hint func(int) string) (Token, error) {
+	if resp.StatusCode != http.StatusOK {
+		// Drain a little so the connection can be reused, then give up on it.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return Token{}, &StatusError{
+			StatusCode: resp.StatusCode,
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
+			Hint:       hint(resp.StatusCode),
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return Token{}, fmt.Errorf("exchange: reading response body: %w", err)
+	}
+	if int64(len(body)) > limit {
+		return Token{}, fmt.Errorf("%w: body exceeds %d bytes", ErrInvalidResponse, limit)
+	}
+	return parseBody(body, now)
+}
+
+// parseBody decodes a token response body: a JSON object with the token in
+// "token" (or "service_token") and an optional "expires_at" as Unix seconds
+// (number or numeric string) or RFC 3339. Unknown fields are ignored. When
+// expires_at is absent, a JWT token's exp claim gives the expiry.
+func parseBody(body []byte, now time.Time) (Token, error) {
+	var r struct {
+		Token        *string         `json:"token"`
+		ServiceToken *string         `json:"service_token"`
+		ExpiresAt    json.RawMessage `json:"expires_at"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Token{}, fmt.Errorf("%w: not a JSON object with a string token field", ErrInvalidResponse)
+	}
+	var value string
+	switch {
+	case r.Token != nil:
+		value = *r.Token
+	case r.ServiceToken != nil:
+		value = *r.ServiceToken
+	default:
+		return Token{}, fmt.Errorf("%w: no token field", ErrInvalidResponse)
+	}
+	if err := CheckToken(value); err != nil {
+		return Token{}, err
+	}
+	tok := Token{Value: secret.New(value)}
+	if len(r.ExpiresAt) > 0 && string(r.ExpiresAt) != "null" {
+		exp, err := parseExpiresAt(r.ExpiresAt)
+		if err != nil {
+			return Token{}, err
+		}
+		tok.Expiry, tok.ExpirySource = exp, "expires_at"
+	} else if exp, ok := jwtexp.Expiry(value); ok {
+		tok.Expiry, tok.ExpirySource = exp, "jwt"
+	}
+	if !tok.Expiry.IsZero() && !tok.Expiry.After(now) {
+		return Token{}, fmt.Errorf("%w (expiry %s from %s, now %s)", ErrExpired,
+			tok.Expiry.Format(time.RFC3339), tok.ExpirySource, now.UTC().Format(time.RFC3339))
+	}
+	return tok, nil
+}
+
+// maxTokenLen bounds a token's length; real tokens are a few KiB at most.
+const maxTokenLen = 16 << 10
+
+// CheckToken reports whether v is usable as a bearer token: non-empty, at
+// most 16 KiB, and only printable ASCII without whitespace (so a reader that
+// pastes it into a header cannot be made to inject another). The error names
+// the problem and a byte offset, never the value.
+func CheckToken(v string) error {
+	if v == "" {
+		return fmt.Errorf("%w: empty token", ErrInvalidResponse)
+	}
+	if len(v) > maxTokenLen {
+		return fmt.Errorf("%w: token longer than %d bytes", ErrInvalidResponse, maxTokenLen)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("%w: token has a whitespace, control or non-ASCII byte at offset %d", ErrInvalidResponse, i)
+		}
+	}
+	return nil
+}
+
+func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
+	bad := fmt.Errorf("%w: expires_at is neither Unix seconds nor RFC 3339", ErrInvalidResponse)
+	var s string
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return time.Time{}, bad
+		}
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t.UTC(), nil
+		}
+	} else {
+		s = string(raw)
+	}
+	secs, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || secs <= 0 || secs > 1<<40 {
+		return time.Time{}, bad
+	}
+	return time.Unix(int64(secs), int64((secs-float64(int64(secs)))*1e9)).UTC(), nil
+}

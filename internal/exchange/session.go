@@ -1,0 +1,105 @@
+package exchange
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// SessionRequestTimeout bounds one encrypted-session exchange, from dial to
+// the last byte of the body.
+const SessionRequestTimeout = 10 * time.Second
+
+// sessionBodyLimit bounds the response body of the encrypted-session mode.
+const sessionBodyLimit = 64 << 10
+
+// EncryptedSession is the control plane's deployed exchange: a GET whose
+// bearer credential is the session id encrypted to the control plane's RSA
+// key (RSA-OAEP, SHA-256, empty label), in padded standard base64. Every
+// request carries fresh ciphertext.
+//
+// An EncryptedSession is safe for concurrent use once constructed; its fields
+// must not change afterwards.
+type EncryptedSession struct {
+	// URL is the token endpoint, e.g. http://ambient-control-plane.ns.svc:8080/token.
+	URL string
+	// PublicKey is the control plane's key.
+	PublicKey *rsa.PublicKey
+	// SessionID is the plaintext that is encrypted; it is a credential.
+	SessionID secret.String
+	// Client sends the request; use NewHTTPClient.
+	Client *http.Client
+	// UserAgent is sent as the User-Agent header.
+	UserAgent string
+	// Now returns the wall time used to judge expiry; time.Now when nil.
+	Now func() time.Time
+	// Rand is the randomness for OAEP; crypto/rand when nil.
+	Rand io.Reader
+}
+
+// Exchange implements Exchanger.
+func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, SessionRequestTimeout)
+	defer cancel()
+	rnd := e.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	ct, err := rsa.EncryptOAEP(sha256.New(), rnd, e.PublicKey, []byte(e.SessionID.Reveal()), nil)
+	if err != nil {
+		// The error from EncryptOAEP names sizes, never the plaintext.
+		return Token{}, fmt.Errorf("exchange: encrypting the session id: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL, nil)
+	if err != nil {
+		return Token{}, fmt.Errorf("exchange: building request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+base64.StdEncoding.EncodeToString(ct))
+	req.Header.Set("Accept", "application/json")
+	if e.UserAgent != "" {
+		req.Header.Set("User-Agent", e.UserAgent)
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		return Token{}, fmt.Errorf("exchange: GET %s: %w", e.URL, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	return readResponse(resp, sessionBodyLimit, now(e.Now), sessionHint)
+}
+
+func sessionHint(code int) string {
+	switch {
+	case code == http.StatusUnauthorized:
+		return "wrong public key or malformed credential (check AMBIENT_CP_TOKEN_PUBLIC_KEY)"
+	case code == http.StatusForbidden:
+		return "session id rejected (check SESSION_ID)"
+	case code == http.StatusNotFound:
+		return "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)"
+	case code == http.StatusMethodNotAllowed:
+		return "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)"
+	case code >= 300 && code < 400:
+		return "redirect refused (tokend never follows redirects; check AMBIENT_CP_TOKEN_URL)"
+	case code == http.StatusTooManyRequests:
+		return "rate limited"
+	case code == http.StatusInternalServerError:
+		return "the control plane could not mint a token"
+	case code >= 500:
+		return "the control plane is unavailable"
+	}
+	return ""
+}
+
+func now(f func() time.Time) time.Time {
+	if f == nil {
+		return time.Now()
+	}
+	return f()
+}
