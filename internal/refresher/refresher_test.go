@@ -1,0 +1,287 @@
+package refresher
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// script is a fake Exchanger: each call takes the next step (the last one
+// repeats) and records when it happened on the bubble's clock.
+type script struct {
+	mu    sync.Mutex
+	steps []func(n int) (exchange.Token, error)
+	calls []time.Time
+	start time.Time
+}
+
+func (s *script) Exchange(ctx context.Context) (exchange.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, time.Now())
+	i := min(len(s.calls)-1, len(s.steps)-1)
+	return s.steps[i](len(s.calls))
+}
+
+// offsets returns the call times relative to start.
+func (s *script) offsets() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []time.Duration
+	for _, c := range s.calls {
+		out = append(out, c.Sub(s.start))
+	}
+	return out
+}
+
+func opaque(n int) (exchange.Token, error) {
+	return exchange.Token{Value: secret.New(fmt.Sprintf("tok-%d", n))}, nil
+}
+
+func lasting(d time.Duration) func(int) (exchange.Token, error) {
+	return func(n int) (exchange.Token, error) {
+		return exchange.Token{Value: secret.New(fmt.Sprintf("tok-%d", n)), Expiry: time.Now().Add(d), ExpirySource: "expires_at"}, nil
+	}
+}
+
+func fail(err error) func(int) (exchange.Token, error) {
+	return func(int) (exchange.Token, error) { return exchange.Token{}, err }
+}
+
+type memStore struct {
+	mu     sync.Mutex
+	tokens []string
+	fail   atomic.Int32 // fail this many stores
+}
+
+func (m *memStore) store(tok exchange.Token) (bool, error) {
+	if m.fail.Load() > 0 {
+		m.fail.Add(-1)
+		return false, errors.New("disk full")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := len(m.tokens) == 0 || m.tokens[len(m.tokens)-1] != tok.Value.Reveal()
+	if changed {
+		m.tokens = append(m.tokens, tok.Value.Reveal())
+	}
+	return changed, nil
+}
+
+// runFor runs r in a synctest bubble for d of fake time and returns the
+// script's call offsets.
+func runFor(t *testing.T, r *Refresher, s *script, d time.Duration) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	synctest.Test(t, func(t *testing.T) {
+		s.start = time.Now()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(d)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v, want nil", err)
+		}
+		out = s.offsets()
+	})
+	return out
+}
+
+func newRefresher(s *script, m *memStore) *Refresher {
+	return &Refresher{
+		Exchanger: s,
+		Store:     m.store,
+		Logger:    slog.New(slog.DiscardHandler),
+		Rand:      func() float64 { return 0 },
+	}
+}
+
+func TestRunRefreshesOnInterval(t *testing.T) {
+	s := &script{steps: []func(int) (exchange.Token, error){opaque}}
+	m := &memStore{}
+	r := newRefresher(s, m)
+	r.Interval = 5 * time.Minute
+	got := runFor(t, r, s, 16*time.Minute)
+	want := []time.Duration{0, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute}
+	assertOffsets(t, got, want, 0)
+}
+
+func TestRunIntervalJitterIsAtMostTenPercentEarly(t *testing.T) {
+	s := &script{steps: []func(int) (exchange.Token, error){opaque}}
+	r := newRefresher(s, &memStore{})
+	r.Interval = 10 * time.Minute
+	r.Rand = func() float64 { return 0.999 }
+	got := runFor(t, r, s, 10*time.Minute)
+	// 10m less 9.99%: 9m0.06s.
+	assertOffsets(t, got, []time.Duration{0, 9*time.Minute + 60*time.Millisecond}, time.Millisecond)
+}
+
+func TestRunRefreshesAheadOfExpiry(t *testing.T) {
+	// A 100 s token is refreshed after 80 s, well before the 5 m interval.
+	s := &script{steps: []func(int) (exchange.Token, error){lasting(100 * time.Second)}}
+	r := newRefresher(s, &memStore{})
+	got := runFor(t, r, s, 170*time.Second)
+	assertOffsets(t, got, []time.Duration{0, 80 * time.Second, 160 * time.Second}, 0)
+}
+
+func TestRunBacksOffAndHonoursRetryAfter(t *testing.T) {
+	unavailable := &exchange.StatusError{StatusCode: 503}
+	limited := &exchange.StatusError{StatusCode: 429, RetryAfter: 20 * time.Second}
+	s := &script{steps: []func(int) (exchange.Token, error){
+		fail(unavailable), fail(unavailable), fail(unavailable), fail(limited), opaque,
+	}}
+	r := newRefresher(s, &memStore{})
+	got := runFor(t, r, s, 40*time.Second)
+	if len(got) != 5 {
+		t.Fatalf("calls at %v, want 5", got)
+	}
+	gaps := []time.Duration{got[1] - got[0], got[2] - got[1], got[3] - got[2], got[4] - got[3]}
+	nominal := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	for i, n := range nominal {
+		lo, hi := time.Duration(float64(n)*0.8), time.Duration(float64(n)*1.2)
+		if gaps[i] < lo || gaps[i] > hi {
+			t.Errorf("backoff gap %d = %v, want within [%v, %v]", i, gaps[i], lo, hi)
+		}
+	}
+	if gaps[3] != 20*time.Second {
+		t.Errorf("gap after 429 Retry-After 20s = %v", gaps[3])
+	}
+}
+
+func TestRunBackoffIsCapped(t *testing.T) {
+	s := &script{steps: []func(int) (exchange.Token, error){fail(errors.New("connection refused"))}}
+	r := newRefresher(s, &memStore{})
+	r.MaxBackoff = 30 * time.Second
+	got := runFor(t, r, s, 10*time.Minute)
+	for i := 1; i < len(got); i++ {
+		if gap := got[i] - got[i-1]; gap > 30*time.Second {
+			t.Fatalf("gap %v exceeds the 30s cap", gap)
+		}
+	}
+	if len(got) < 20 {
+		t.Errorf("only %d attempts in 10 minutes", len(got))
+	}
+}
+
+func TestRunNeverGivesUpOnPermanentErrors(t *testing.T) {
+	forbidden := &exchange.StatusError{StatusCode: 403, Hint: "session id rejected"}
+	s := &script{steps: []func(int) (exchange.Token, error){fail(forbidden), fail(forbidden), fail(forbidden), opaque}}
+	m := &memStore{}
+	r := newRefresher(s, m)
+	var buf bytes.Buffer
+	r.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	got := runFor(t, r, s, time.Minute)
+	if len(got) != 4 || len(m.tokens) != 1 {
+		t.Fatalf("calls %v, tokens %d; want 4 calls and a token in the end", got, len(m.tokens))
+	}
+	if !bytes.Contains(buf.Bytes(), []byte("level=ERROR")) || !bytes.Contains(buf.Bytes(), []byte("status=403")) {
+		t.Errorf("permanent failure not logged at error level with its status:\n%s", buf.String())
+	}
+}
+
+func TestRunRetriesFailedStore(t *testing.T) {
+	s := &script{steps: []func(int) (exchange.Token, error){opaque}}
+	m := &memStore{}
+	m.fail.Store(2)
+	r := newRefresher(s, m)
+	got := runFor(t, r, s, 10*time.Second)
+	if len(got) != 3 || len(m.tokens) != 1 {
+		t.Fatalf("calls %v, tokens %v; want 2 failed stores, then one token", got, len(m.tokens))
+	}
+}
+
+func TestRunSurvivesWallClockJump(t *testing.T) {
+	// The node sleeps: the wall clock jumps 9 minutes while the monotonic
+	// clock does not. A 10-minute token must still be refreshed at once,
+	// not 8 monotonic minutes after it was issued.
+	s := &script{}
+	var offset atomic.Int64
+	wall := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	s.steps = []func(int) (exchange.Token, error){func(n int) (exchange.Token, error) {
+		return exchange.Token{Value: secret.New(fmt.Sprint(n)), Expiry: wall().Add(10 * time.Minute)}, nil
+	}}
+	r := newRefresher(s, &memStore{})
+	r.Interval = time.Hour
+	r.Now = wall
+	synctest.Test(t, func(t *testing.T) {
+		s.start = time.Now()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx)
+		time.Sleep(30 * time.Second)
+		offset.Store(int64(9 * time.Minute))
+		time.Sleep(time.Minute)
+		if got := s.offsets(); len(got) != 2 {
+			t.Fatalf("calls at %v: no refresh within a minute of the wall-clock jump", got)
+		}
+		// A backward jump must not delay the monotonic schedule.
+		offset.Store(-int64(time.Hour))
+		time.Sleep(8*time.Minute + time.Second)
+		if got := s.offsets(); len(got) != 3 {
+			t.Fatalf("calls at %v: backward wall-clock jump delayed the refresh", got)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+func TestOnce(t *testing.T) {
+	unavailable := &exchange.StatusError{StatusCode: 503}
+	tests := []struct {
+		name    string
+		steps   []func(int) (exchange.Token, error)
+		timeout time.Duration
+		calls   int
+		wantErr string
+	}{
+		{name: "first try", steps: []func(int) (exchange.Token, error){opaque}, timeout: time.Minute, calls: 1},
+		{name: "after retries", steps: []func(int) (exchange.Token, error){fail(unavailable), fail(unavailable), opaque}, timeout: time.Minute, calls: 3},
+		{name: "permanent fails fast", steps: []func(int) (exchange.Token, error){fail(&exchange.StatusError{StatusCode: 401})}, timeout: time.Minute, calls: 1, wantErr: "401"},
+		{name: "gives up at the deadline", steps: []func(int) (exchange.Token, error){fail(unavailable)}, timeout: 20 * time.Second, calls: 5, wantErr: "no token before the deadline"},
+		{name: "retry-after beyond deadline", steps: []func(int) (exchange.Token, error){fail(&exchange.StatusError{StatusCode: 429, RetryAfter: time.Minute})}, timeout: 30 * time.Second, calls: 1, wantErr: "next retry would be in 1m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &script{steps: tt.steps, start: time.Now()}
+				m := &memStore{}
+				r := newRefresher(s, m)
+				ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
+				defer cancel()
+				_, err := r.Once(ctx)
+				if tt.wantErr == "" && err != nil {
+					t.Fatalf("Once: %v", err)
+				}
+				if tt.wantErr != "" && (err == nil || !bytes.Contains([]byte(err.Error()), []byte(tt.wantErr))) {
+					t.Fatalf("Once err = %v, want %q", err, tt.wantErr)
+				}
+				if got := len(s.offsets()); got < tt.calls || (tt.wantErr != "no token before the deadline" && got != tt.calls) {
+					t.Errorf("%d calls, want %d", got, tt.calls)
+				}
+			})
+		})
+	}
+}
+
+func assertOffsets(t *testing.T, got, want []time.Duration, tolerance time.Duration) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("calls at %v, want %v", got, want)
+	}
+	for i := range got {
+		if d := got[i] - want[i]; d < -tolerance || d > tolerance {
+			t.Fatalf("calls at %v, want %v (±%v)", got, want, tolerance)
+		}
+	}
+}
