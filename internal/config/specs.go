@@ -1,0 +1,99 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// spec describes one setting.
+type spec struct {
+	name   string // flag name, without dashes
+	env    string // environment variable, "" for flag-only settings
+	def    string // default, as text
+	usage  string
+	isBool bool
+	secret bool // never print a value; a hint for readers of the table
+}
+
+var (
+	exchangeSpecs = []spec{
+		{name: "auth", env: "TOKEND_AUTH", def: AuthEncryptedSession, usage: "exchange mode: " + AuthEncryptedSession},
+		{name: "token-url", env: "AMBIENT_CP_TOKEN_URL", usage: "control plane token endpoint URL (required)"},
+		{name: "public-key", env: "AMBIENT_CP_TOKEN_PUBLIC_KEY", usage: "control plane RSA public key: PEM, or base64 of the PEM", secret: true},
+		{name: "public-key-file", env: "TOKEND_PUBLIC_KEY_FILE", usage: "file holding the public key, instead of --public-key"},
+		{name: "session-id", env: "SESSION_ID", usage: "session id to exchange (required; a secret)", secret: true},
+		{name: "ca-file", env: "TOKEND_CA_FILE", usage: "PEM CA bundle trusted for https, besides the system roots (and SSL_CERT_FILE)"},
+		{name: "allow-insecure-http", env: "TOKEND_ALLOW_INSECURE_HTTP", def: "false", isBool: true, usage: "allow plain http to hosts other than loopback and *.svc cluster names"},
+		{name: "init-timeout", env: "TOKEND_INIT_TIMEOUT", def: "60s", usage: "how long the first exchange may take, retries included"},
+		{name: "max-backoff", env: "TOKEND_MAX_BACKOFF", def: "30s", usage: "longest delay between failed attempts"},
+	}
+	fileSpecs = []spec{
+		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: "/var/run/ambient/token", usage: "token file to write"},
+		{name: "file-mode", env: "TOKEND_FILE_MODE", def: "0640", usage: "token file permissions, octal"},
+	}
+	runSpecs = []spec{
+		{name: "refresh-interval", env: "TOKEND_REFRESH_INTERVAL", def: "5m", usage: "refresh cadence (sooner when the token expires sooner)"},
+		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":8081", usage: "listen address for /livez, /readyz, /startupz and /metrics; empty disables"},
+	}
+	checkSpecs = []spec{
+		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: "/var/run/ambient/token", usage: "token file to check"},
+		{name: "max-age", env: "TOKEND_CHECK_MAX_AGE", def: "0s", usage: "also require a successful exchange within this long (0 disables)"},
+	}
+	logSpecs = []spec{
+		{name: "log-format", env: "LOG_FORMAT", def: "text", usage: "text or json"},
+		{name: "log-level", env: "LOG_LEVEL", def: "info", usage: "debug, info, warn or error"},
+	}
+)
+
+func specsFor(command string) []spec {
+	var s []spec
+	switch command {
+	case CmdInit:
+		s = append(s, exchangeSpecs...)
+		s = append(s, fileSpecs...)
+	case CmdRun:
+		s = append(s, exchangeSpecs...)
+		s = append(s, fileSpecs...)
+		s = append(s, runSpecs...)
+	case CmdCheck:
+		s = append(s, checkSpecs...)
+	default:
+		return nil
+	}
+	return append(s, logSpecs...)
+}
+
+var summaries = map[string]string{
+	CmdInit:  "Exchange once (retrying transient failures until --init-timeout), write the token file, and exit.",
+	CmdRun:   "Exchange, write the token file, and keep it fresh until SIGTERM or SIGINT.",
+	CmdCheck: "Exit 0 when the token file exists, is non-empty and not expired; for exec probes.",
+}
+
+// usage prints a command's help: static defaults only, never a value taken
+// from the environment.
+func usage(w io.Writer, command string, specs []spec) {
+	fmt.Fprintf(w, "Usage: tokend %s [flags]\n\n%s\n\nFlags (each falls back to its environment variable):\n", command, summaries[command])
+	for _, s := range specs {
+		def := ""
+		if s.def != "" {
+			def = " (default " + s.def + ")"
+		}
+		env := ""
+		if s.env != "" {
+			env = " [$" + s.env + "]"
+		}
+		fmt.Fprintf(w, "  --%-20s %s%s%s\n", s.name, s.usage, def, env)
+	}
+}
+
+// Usage prints tokend's top-level help to w.
+func Usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("tokend keeps a control-plane API token fresh in a file.\n\nUsage: tokend <command> [flags]\n\nCommands:\n")
+	for _, c := range []string{CmdInit, CmdRun, CmdCheck} {
+		fmt.Fprintf(&b, "  %-8s %s\n", c, summaries[c])
+	}
+	b.WriteString("  version  Print the version, commit and Go version.\n  help     Print this help; 'tokend <command> -h' for a command's flags.\n\nExit status: 0 success, 1 runtime failure, 2 invalid configuration.\n")
+	io.WriteString(w, b.String())
+}
