@@ -1,0 +1,21 @@
+// Command tokend keeps a control-plane API token fresh in a file that other
+// containers of a pod read.
+//
+//	tokend init    exchange once, write the token file, exit
+//	tokend run     keep the token file fresh (the sidecar)
+//	tokend check   exit 0 when the token file holds an unexpired token
+//	tokend version print the version
+//
+// Run `tokend help` or `tokend <command> -h` for the flags; every flag has an
+// environment fallback. Exit status: 0 success, 1 runtime failure, 2 invalid
+// configuration.
+package main
+
+import (
+	"context"
+	"os"
+)
+
+func main() {
+	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr))
+}

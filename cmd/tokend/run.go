@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/version"
+)
+
+// exitError carries an error that was already logged, with its exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// run is tokend without the process: it parses args, runs one command and
+// returns its error. Signals end run and run alone, so that every deferred
+// cleanup happens before main exits.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if len(args) == 0 {
+		config.Usage(stderr)
+		return &exitError{code: 2, err: errors.New("no command given")}
+	}
+	switch cmd := args[0]; cmd {
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version.Get())
+		return nil
+	case "help", "-h", "--help", "-help":
+		config.Usage(stdout)
+		return nil
+	case config.CmdInit, config.CmdRun, config.CmdCheck:
+		cfg, err := config.Parse(cmd, args[1:], getenv, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		log := newLogger(cfg, stderr)
+		err = command(ctx, cfg, log, stdout)
+		if err != nil {
+			log.Error(cmd+" failed", slog.String("error", err.Error()))
+			return &exitError{code: 1, err: err}
+		}
+		return nil
+	default:
+		config.Usage(stderr)
+		return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+	}
+}
+
+func command(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	d := daemon.Deps{Logger: log}
+	switch cfg.Command {
+	case config.CmdInit:
+		return daemon.Init(ctx, cfg, d)
+	case config.CmdRun:
+		err := daemon.Run(ctx, cfg, d)
+		if err == nil {
+			log.Info("stopped")
+		}
+		return err
+	default:
+		desc, err := daemon.Check(cfg, d)
+		if err == nil {
+			fmt.Fprintln(stdout, "ok:", desc)
+		}
+		return err
+	}
+}
+
+// exitCode maps run's error to the process exit status, printing errors
+// that were not logged already: 0 success, 1 runtime failure, 2 invalid
+// configuration or usage.
+func exitCode(err error, stderr io.Writer) int {
+	var ee *exitError
+	var ce *config.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ee.code == 2 {
+			fmt.Fprintln(stderr, "tokend:", ee.err)
+		}
+		return ee.code
+	case errors.As(err, &ce):
+		fmt.Fprintln(stderr, "tokend:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "tokend:", err)
+		return 1
+	}
+}
+
+// newLogger returns the configured handler: tint for people (colour only on
+// a terminal), JSON for log pipelines.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	return slog.New(tint.NewHandler(w, &tint.Options{
+		Level:      cfg.LogLevel,
+		TimeFormat: time.RFC3339,
+		NoColor:    !isTerminal(w),
+	}))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,219 @@
+// Package daemon wires tokend's parts into its commands: init (one token,
+// then exit), run (keep the token fresh) and check (judge the token on disk).
+//
+// Every function returns its error to the caller, which logs it once and maps
+// it to an exit status; nothing here logs an error it returns.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/filewriter"
+	"github.com/ambient-code/tokend/internal/health"
+	"github.com/ambient-code/tokend/internal/refresher"
+	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/status"
+	"github.com/ambient-code/tokend/internal/version"
+)
+
+// Deps are what the commands take from outside besides the configuration.
+// Zero fields get production values.
+type Deps struct {
+	// Logger receives the commands' log lines.
+	Logger *slog.Logger
+	// Exchanger replaces the one built from the configuration (tests).
+	Exchanger exchange.Exchanger
+	// Now is the wall clock; time.Now when nil.
+	Now func() time.Time
+	// HealthListening, when set, learns the health server's address once
+	// it listens (tests listen on port 0).
+	HealthListening func(net.Addr)
+}
+
+func (d Deps) now() time.Time {
+	if d.Now == nil {
+		return time.Now()
+	}
+	return d.Now()
+}
+
+// Init obtains one token within cfg.InitTimeout, writes it, reads it back
+// and returns. A permanent refusal returns at once.
+func Init(ctx context.Context, cfg *config.Config, d Deps) error {
+	tf, r, err := prepare(cfg, d)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
+	defer cancel()
+	tok, err := r.Once(ctx)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	got, err := tf.Read()
+	if err != nil {
+		return fmt.Errorf("init: reading the token file back: %w", err)
+	}
+	if string(got) != tok.Value.Reveal() {
+		return fmt.Errorf("init: token file %s does not hold the token just written", cfg.TokenFile)
+	}
+	return nil
+}
+
+// Run keeps the token fresh, and serves probes and metrics on
+// cfg.HealthAddr, until ctx ends; it then returns nil once any write in
+// progress has finished. It returns an error only when it cannot start or
+// the health server fails.
+func Run(ctx context.Context, cfg *config.Config, d Deps) error {
+	_, r, err := prepare(cfg, d)
+	if err != nil {
+		return err
+	}
+	r.Interval = cfg.RefreshInterval
+	mon := health.New(cfg.TokenFile, d.Now)
+	r.Hooks = mon.Hooks()
+	g, ctx := errgroup.WithContext(ctx)
+	if cfg.HealthAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HealthAddr)
+		if err != nil {
+			return fmt.Errorf("health server: %w", err)
+		}
+		r.Logger.Info("health server listening", slog.String("addr", ln.Addr().String()))
+		if d.HealthListening != nil {
+			d.HealthListening(ln.Addr())
+		}
+		g.Go(func() error { return mon.Serve(ctx, ln) })
+	}
+	g.Go(func() error { return r.Run(ctx) })
+	return g.Wait()
+}
+
+// prepare builds the token file writer and the refresher, and removes
+// temporary files left by a crashed run.
+func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresher, error) {
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	ex := d.Exchanger
+	if ex == nil {
+		var err error
+		if ex, err = NewExchanger(cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	tf := filewriter.New(cfg.TokenFile, cfg.FileMode)
+	if n, err := tf.CleanTemp(); err != nil {
+		log.Warn("could not remove leftover temporary files", slog.String("error", err.Error()))
+	} else if n > 0 {
+		log.Info("removed leftover temporary files", slog.Int("count", n))
+	}
+	r := &refresher.Refresher{
+		Exchanger:  ex,
+		Store:      storeFunc(tf, cfg, d),
+		MaxBackoff: cfg.MaxBackoff,
+		Logger:     log,
+		Now:        d.Now,
+	}
+	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
+		slog.String("auth", cfg.Auth), slog.String("token_url", endpoint(cfg)), slog.String("token_file", cfg.TokenFile))
+	return tf, r, nil
+}
+
+// storeFunc writes a token, then the status record that check reads. An
+// unchanged token is not rewritten, but its record is, so that check
+// --max-age sees the successful exchange.
+func storeFunc(tf *filewriter.Writer, cfg *config.Config, d Deps) func(exchange.Token) (bool, error) {
+	return func(tok exchange.Token) (bool, error) {
+		changed, err := tf.Write([]byte(tok.Value.Reveal()))
+		if err != nil {
+			return false, err
+		}
+		rec := status.Record{LastSuccess: d.now().UTC(), Fingerprint: tok.Value.Fingerprint(), Expiry: tok.Expiry}
+		if err := status.Save(cfg.TokenFile, cfg.FileMode, rec); err != nil {
+			return changed, fmt.Errorf("recording status: %w", err)
+		}
+		return changed, nil
+	}
+}
+
+// NewExchanger builds the Exchanger that cfg describes.
+func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
+	roots, err := config.LoadRoots(cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading CA roots: %w", err)
+	}
+	switch cfg.Auth {
+	case config.AuthEncryptedSession:
+		return &exchange.EncryptedSession{
+			URL:       cfg.TokenURL.String(),
+			PublicKey: cfg.PublicKey,
+			SessionID: cfg.SessionID,
+			Client:    exchange.NewHTTPClient(roots),
+			UserAgent: version.UserAgent(),
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown auth mode %q", cfg.Auth)
+}
+
+// ErrCheck is wrapped by every reason Check finds the token unfit.
+var ErrCheck = errors.New("check failed")
+
+// Check judges the token file: it must exist and hold a non-empty token that
+// has not expired (when its expiry is known), and with maxAge > 0 the last
+// successful exchange must be at most maxAge old. It returns a one-line
+// description of a good token.
+func Check(cfg *config.Config, d Deps) (string, error) {
+	tf := filewriter.New(cfg.TokenFile, 0)
+	data, err := tf.Read()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrCheck, err)
+	}
+	if len(data) == 0 {
+		return "", fmt.Errorf("%w: token file %s is empty", ErrCheck, cfg.TokenFile)
+	}
+	if err := exchange.CheckToken(string(data)); err != nil {
+		return "", fmt.Errorf("%w: token file %s: %w", ErrCheck, cfg.TokenFile, err)
+	}
+	fp := secret.Fingerprint(string(data))
+	now := d.now()
+	rec, recErr := status.Load(cfg.TokenFile)
+	exp, source := tokenExpiry(string(data), rec, recErr)
+	if !exp.IsZero() && !now.Before(exp) {
+		return "", fmt.Errorf("%w: token %s expired at %s (%s)", ErrCheck, fp, exp.Format(time.RFC3339), source)
+	}
+	if cfg.MaxAge > 0 {
+		if recErr != nil {
+			return "", fmt.Errorf("%w: --max-age needs the status record: %w", ErrCheck, recErr)
+		}
+		if age := now.Sub(rec.LastSuccess); age > cfg.MaxAge {
+			return "", fmt.Errorf("%w: last successful exchange %s ago, more than --max-age %s", ErrCheck, age.Round(time.Second), cfg.MaxAge)
+		}
+	}
+	desc := "token " + fp
+	if !exp.IsZero() {
+		desc += fmt.Sprintf(" expires in %s", exp.Sub(now).Round(time.Second))
+	}
+	return desc, nil
+}
+
+// endpoint describes the token URL for logs: scheme, host and path only, in
+// case a query string carries something that should not be logged.
+func endpoint(cfg *config.Config) string {
+	if cfg.TokenURL == nil {
+		return ""
+	}
+	return cfg.TokenURL.Scheme + "://" + cfg.TokenURL.Host + cfg.TokenURL.Path
+}

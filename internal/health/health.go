@@ -1,0 +1,166 @@
+// Package health serves tokend's probes and metrics.
+//
+// A Monitor follows the refresher through its Hooks and answers:
+//
+//   - /livez: the refresh loop is alive. It fails when the loop has not come
+//     back from an exchange or a write for more than a minute after its last
+//     wait ended, which means it is wedged and a restart is the cure.
+//   - /readyz: the token file holds the token tokend last stored and that
+//     token has not expired (when its expiry is known).
+//   - /startupz: the first token has been written.
+//   - /metrics: Prometheus metrics from a private registry.
+//
+// All methods are safe for concurrent use; probes read atomics and the token
+// file, and never block on the refresher.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/refresher"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// livenessGrace is how long the loop may spend between the end of a wait
+// and the start of the next one (an exchange, its retries inside one
+// attempt, and a write) before it counts as wedged.
+const livenessGrace = time.Minute
+
+// stored describes the last token written, immutable once published.
+type stored struct {
+	fingerprint string
+	expiry      time.Time
+}
+
+// Monitor tracks the refresher's state for probes and metrics.
+type Monitor struct {
+	tokenFile string
+	now       func() time.Time
+	metrics   *metrics
+
+	current   atomic.Pointer[stored]
+	waitUntil atomic.Int64 // unix nanoseconds, monotonic-free wall time
+}
+
+// New returns a Monitor for the token file at path. now is the clock; nil
+// means time.Now.
+func New(path string, now func() time.Time) *Monitor {
+	if now == nil {
+		now = time.Now
+	}
+	m := &Monitor{tokenFile: path, now: now, metrics: newMetrics()}
+	m.waitUntil.Store(now().UnixNano())
+	return m
+}
+
+// Hooks returns the refresher hooks that feed m.
+func (m *Monitor) Hooks() refresher.Hooks {
+	return refresher.Hooks{
+		Exchanged: func(d time.Duration, err error) {
+			m.metrics.exchanged(d, err, m.now())
+		},
+		Stored: func(tok exchange.Token, changed bool) {
+			m.current.Store(&stored{
+				fingerprint: tok.Value.Fingerprint(),
+				expiry:      tok.Expiry,
+			})
+			m.metrics.stored(tok, changed)
+		},
+		StoreFailed: func(error) { m.metrics.storeFailed() },
+		Waiting: func(until time.Time) {
+			// until is on the monotonic clock; translate it to wall time.
+			m.waitUntil.Store(m.now().Add(time.Until(until)).UnixNano())
+		},
+	}
+}
+
+// Handler returns the HTTP handler for the probe and metrics paths.
+func (m *Monitor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", m.probe(m.live))
+	mux.HandleFunc("GET /readyz", m.probe(m.ready))
+	mux.HandleFunc("GET /startupz", m.probe(m.started))
+	mux.Handle("GET /metrics", m.metrics.handler())
+	return mux
+}
+
+func (m *Monitor) probe(check func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := check(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}
+}
+
+func (m *Monitor) live() error {
+	overdue := m.now().Sub(time.Unix(0, m.waitUntil.Load()))
+	if overdue > livenessGrace {
+		return fmt.Errorf("refresh loop stuck for %s", overdue.Round(time.Second))
+	}
+	return nil
+}
+
+func (m *Monitor) started() error {
+	if m.current.Load() == nil {
+		return fmt.Errorf("no token written yet")
+	}
+	return nil
+}
+
+func (m *Monitor) ready() error {
+	cur := m.current.Load()
+	if cur == nil {
+		return fmt.Errorf("no token written yet")
+	}
+	if !cur.expiry.IsZero() && !m.now().Before(cur.expiry) {
+		return fmt.Errorf("token %s expired at %s", cur.fingerprint, cur.expiry.Format(time.RFC3339))
+	}
+	data, err := os.ReadFile(m.tokenFile)
+	if err != nil {
+		return fmt.Errorf("token file unreadable: %v", errUnwrap(err))
+	}
+	if fp := secret.Fingerprint(string(data)); fp != cur.fingerprint {
+		return fmt.Errorf("token file holds %s, not the token written (%s)", fp, cur.fingerprint)
+	}
+	return nil
+}
+
+// Serve answers on ln until ctx ends, then shuts down gracefully. It returns
+// nil after a shutdown caused by ctx.
+func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           m.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	err := srv.Serve(ln)
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("health: serving on %s: %w", ln.Addr(), err)
+}

@@ -1,0 +1,130 @@
+package health
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/version"
+)
+
+// metrics holds tokend's collectors on a private registry, so that nothing
+// registered elsewhere in the process leaks into /metrics.
+type metrics struct {
+	reg         *prometheus.Registry
+	exchanges   *prometheus.CounterVec
+	duration    prometheus.Histogram
+	expiry      prometheus.Gauge
+	lastSuccess prometheus.Gauge
+	failures    prometheus.Gauge
+	writes      *prometheus.CounterVec
+	consecutive int64 // only touched from refresher hooks, one goroutine
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_exchanges_total",
+			Help: "Token exchanges by result (success, or the failure's kind) and HTTP status code (0 when none).",
+		}, []string{"result", "code"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tokend_exchange_duration_seconds",
+			Help:    "Duration of token exchanges, successful or not.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		expiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokend_token_expiry_timestamp_seconds",
+			Help: "Expiry of the token on disk as a Unix timestamp; 0 when unknown.",
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokend_last_success_timestamp_seconds",
+			Help: "Time of the last successful exchange and write, as a Unix timestamp.",
+		}),
+		failures: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokend_consecutive_failures",
+			Help: "Failed attempts since the last success.",
+		}),
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_file_writes_total",
+			Help: "Token file writes by result: written, unchanged (not rewritten) or failed.",
+		}, []string{"result"}),
+	}
+	info := version.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "tokend_build_info",
+		Help:        "Build information; always 1.",
+		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.GoVersion},
+	})
+	build.Set(1)
+	m.reg.MustRegister(m.exchanges, m.duration, m.expiry, m.lastSuccess, m.failures, m.writes, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, r := range []string{"written", "unchanged", "failed"} {
+		m.writes.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *metrics) exchanged(d time.Duration, err error, now time.Time) {
+	m.duration.Observe(d.Seconds())
+	code := strconv.Itoa(exchange.StatusCode(err))
+	if err == nil {
+		m.exchanges.WithLabelValues("success", "200").Inc()
+		return
+	}
+	m.exchanges.WithLabelValues(failureKind(err), code).Inc()
+	m.consecutive++
+	m.failures.Set(float64(m.consecutive))
+}
+
+func (m *metrics) stored(tok exchange.Token, changed bool) {
+	result := "unchanged"
+	if changed {
+		result = "written"
+	}
+	m.writes.WithLabelValues(result).Inc()
+	m.consecutive = 0
+	m.failures.Set(0)
+	m.lastSuccess.SetToCurrentTime()
+	if tok.Expiry.IsZero() {
+		m.expiry.Set(0)
+	} else {
+		m.expiry.Set(float64(tok.Expiry.UnixMilli()) / 1e3)
+	}
+}
+
+func (m *metrics) storeFailed() {
+	m.writes.WithLabelValues("failed").Inc()
+	m.consecutive++
+	m.failures.Set(float64(m.consecutive))
+}
+
+// failureKind names a failed exchange for the result label.
+func failureKind(err error) string {
+	switch {
+	case exchange.StatusCode(err) != 0:
+		return "http_error"
+	case errors.Is(err, exchange.ErrExpired):
+		return "expired"
+	case errors.Is(err, exchange.ErrInvalidResponse):
+		return "invalid_response"
+	}
+	return "transport_error"
+}
+
+func errUnwrap(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
