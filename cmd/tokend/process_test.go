@@ -1,0 +1,213 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds tokend once per test run and returns its path.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tokend-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "tokend")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// process is tokend running as a real child process.
+type process struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+func start(t *testing.T, h *harness, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range h.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = io.Discard, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// exit waits for the process and returns its exit status.
+func (p *process) exit(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(within):
+		t.Fatalf("process still running after %v\n%s", within, p.stderr.String())
+		return -1
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitHTTP polls url until it answers want, or fails the test.
+func waitHTTP(t *testing.T, url string, want int) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return string(body)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered %d (last: %v)", url, want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestProcessRunStopsCleanlyOnSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			h := newHarness(t)
+			addr := freeAddr(t)
+			h.env["TOKEND_HEALTH_ADDR"] = addr
+			h.env["LOG_FORMAT"] = "json"
+			p := start(t, h, "run")
+			waitHTTP(t, "http://"+addr+"/startupz", 200)
+			waitHTTP(t, "http://"+addr+"/readyz", 200)
+			metrics := waitHTTP(t, "http://"+addr+"/metrics", 200)
+			for _, m := range []string{`tokend_exchanges_total{code="200",result="success"} 1`, `tokend_file_writes_total{result="written"} 1`, "tokend_token_expiry_timestamp_seconds", "tokend_build_info{"} {
+				if !strings.Contains(metrics, m) {
+					t.Errorf("metrics lack %q", m)
+				}
+			}
+			if h.token() != h.iss.Current() {
+				t.Fatal("token file does not hold the issued token")
+			}
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.exit(t, 10*time.Second); code != 0 {
+				t.Fatalf("exit %d after %v, want 0\n%s", code, sig, p.stderr.String())
+			}
+			if !strings.Contains(p.stderr.String(), `"msg":"stopped"`) {
+				t.Errorf("no clean-stop line:\n%s", p.stderr.String())
+			}
+			if h.token() != h.iss.Current() {
+				t.Error("token file changed by the shutdown")
+			}
+			h.stderr.Write([]byte(p.stderr.String()))
+			h.assertNoSecrets(h.iss.Current())
+		})
+	}
+}
+
+func TestProcessExitCodes(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{name: "init ok", args: []string{"init"}, code: 0},
+		{name: "check ok", args: []string{"check"}, code: 0},
+		{name: "version", args: []string{"version"}, code: 0},
+		{name: "init bad config", env: map[string]string{"AMBIENT_CP_TOKEN_URL": "ftp://x"}, args: []string{"init"}, code: 2, want: "AMBIENT_CP_TOKEN_URL"},
+		{name: "init forbidden", env: map[string]string{"SESSION_ID": "not-a-session-the-cp-knows"}, args: []string{"init"}, code: 1, want: "403"},
+		{name: "check missing", env: map[string]string{"TOKEND_TOKEN_FILE": filepath.Join(h.dir, "absent")}, args: []string{"check"}, code: 1, want: "no such file"},
+		{name: "no command", code: 2, want: "Usage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "init forbidden" {
+				h.iss.Push(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "forbidden", 403) })
+			}
+			saved := map[string]string{}
+			for k, v := range tt.env {
+				saved[k] = h.env[k]
+				h.env[k] = v
+			}
+			defer func() {
+				for k, v := range saved {
+					h.env[k] = v
+				}
+			}()
+			p := start(t, h, tt.args...)
+			if code := p.exit(t, 30*time.Second); code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tt.code, p.stderr.String())
+			}
+			if !strings.Contains(p.stderr.String(), tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, p.stderr.String())
+			}
+			for _, s := range []string{sessionID, h.env["SESSION_ID"], h.iss.Current()} {
+				if s != "" && strings.Contains(p.stderr.String(), s) {
+					t.Fatal("stderr leaks a secret")
+				}
+			}
+		})
+	}
+}
