@@ -9,13 +9,15 @@
 // It mints JWTs signed with its own key and, like the control plane, hands
 // out the same token until fewer than CacheFloor remain.
 //
+// ServiceAccountIssuer serves the successor exchange (POST /token with the
+// pod's ServiceAccount token) and verifies ServiceAccount tokens that it
+// mints itself, standing in for the cluster.
+//
 // Tests script failures with Push: each pushed Fault answers one request
 // before normal service resumes.
 package fakeissuer
 
 import (
-	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -192,19 +194,10 @@ func (s *Issuer) token(sid string) (string, time.Time, error) {
 
 // mint signs an RS256 JWT with the issuer's key.
 func (s *Issuer) mint(iat, exp time.Time, seq int) (string, error) {
-	enc := base64.RawURLEncoding
-	header := enc.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`))
-	claims, _ := json.Marshal(map[string]any{
+	return signJWT(s.Key, map[string]any{
 		"iss": "fakeissuer", "sub": "tokend-local", "jti": fmt.Sprint(seq),
 		"iat": iat.Unix(), "exp": exp.Unix(),
 	})
-	signing := header + "." + enc.EncodeToString(claims)
-	sum := sha256.Sum256([]byte(signing))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, s.Key, crypto.SHA256, sum[:])
-	if err != nil {
-		return "", err
-	}
-	return signing + "." + enc.EncodeToString(sig), nil
 }
 
 func (s *Issuer) writeToken(w http.ResponseWriter, tok string, exp time.Time) {
