@@ -1,12 +1,17 @@
 // Package exchange obtains API tokens from the control plane's token endpoint.
 //
 // An Exchanger performs one exchange: one credential sent, one token back.
-// It does not retry across exchanges and does not schedule anything; the
-// caller decides when to call again, using Retryable and RetryAfter to read
-// an error. Every Exchanger validates the answer completely before returning
-// it, so a Token it returns is always fit to be written out.
+// Two implementations speak the control plane's two protocols:
+// EncryptedSession (deployed today) and ServiceAccount (its successor). An
+// Exchanger may retry inside its own deadline when its protocol says so
+// (ServiceAccount does), but never across exchanges and never schedules
+// anything; the caller decides when to call again, using Retryable and
+// RetryAfter to read an error. Every Exchanger validates the answer
+// completely before returning it, so a Token it returns is always fit to be
+// written out.
 //
-// Errors never contain the token, the session id or key material.
+// Errors never contain the token, the session id, the ServiceAccount token,
+// the refresh credential or key material.
 package exchange
 
 import (
@@ -78,13 +83,19 @@ func (e *StatusError) Error() string {
 //     credential problem; trying again sends the same request).
 //   - an invalid 200 answer or an already-expired token: retryable (a proxy's
 //     page, a passing glitch in the issuer).
+//   - ErrIdentity: retryable (the kubelet may not have projected the
+//     ServiceAccount token yet).
+//   - ErrInsecureURL: not retryable (the URL will not change).
 //   - a cancelled context: not retryable (the caller is stopping).
 //   - anything else (connection refused, reset, timeout, DNS): retryable.
+//
+// Inside one service-account exchange a narrower rule applies; see
+// ServiceAccount.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrInsecureURL) {
 		return false
 	}
 	var se *StatusError

@@ -1,0 +1,254 @@
+package exchange
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// ServiceAccountTimeout is the one total deadline of a service-account
+// exchange, inner retries included, as the control plane's contract fixes it.
+const ServiceAccountTimeout = 5 * time.Second
+
+// RefreshHeader carries the capability refresh credential, when configured.
+const RefreshHeader = "x-ambient-capability-refresh"
+
+// ServiceAccountAudience is the audience the control plane requires of the
+// projected ServiceAccount token.
+const ServiceAccountAudience = "ambient-control-plane-tokenserver"
+
+// serviceAccountBody is the request body for sidecars, byte for byte.
+const serviceAccountBody = `{"grant":"runtime-only"}`
+
+const (
+	// serviceAccountBodyLimit bounds the response body of this mode.
+	serviceAccountBodyLimit = 16 << 10
+	// firstRetryDelay is the first pause between attempts inside one
+	// exchange; it doubles after each attempt.
+	firstRetryDelay = 100 * time.Millisecond
+)
+
+// ErrIdentity is wrapped by errors about the ServiceAccount token file:
+// missing, unreadable, empty, too long, or holding bytes a header cannot
+// carry. The error names the file, never its content. Retryable reports it
+// as retryable, since the kubelet may not have projected the token yet.
+var ErrIdentity = errors.New("exchange: ServiceAccount token unavailable")
+
+// ErrInsecureURL is returned, before anything is sent, when a
+// service-account exchange is asked to use a URL that is not https. It is
+// permanent.
+var ErrInsecureURL = errors.New("exchange: service-account mode sends its credential over https only")
+
+// ServiceAccount is the control plane's successor exchange (protocol.md
+// section 2). Each Exchange takes these steps within one deadline of
+// Timeout:
+//
+//  1. Refuse a URL that is not https.
+//  2. Re-read the ServiceAccount token from IdentityPath (the kubelet
+//     rotates it; it is never cached).
+//  3. POST {"grant":"runtime-only"} as application/json with
+//     "Authorization: Bearer <ServiceAccount token>" and, when set, the
+//     refresh credential in the x-ambient-capability-refresh header.
+//     Redirects are never followed.
+//  4. Read the answer through a 16 KiB limit and validate the token.
+//  5. On a failure that retryableWithin accepts, pause (100 ms, doubling,
+//     or the server's Retry-After) and go back to step 2, unless the pause
+//     would outlast the deadline; otherwise return the last error.
+//
+// A ServiceAccount is safe for concurrent use once constructed; its fields
+// must not change afterwards.
+type ServiceAccount struct {
+	// URL is the token endpoint, e.g. https://ambient-control-plane.ns.svc:8443/token.
+	URL string
+	// IdentityPath is the projected ServiceAccount token file.
+	IdentityPath string
+	// RefreshCredential is sent in RefreshHeader when not empty.
+	RefreshCredential secret.String
+	// Client sends the requests; use NewHTTPClient, which refuses TLS
+	// below 1.2. Redirects are refused whatever its CheckRedirect says.
+	Client *http.Client
+	// UserAgent is sent as the User-Agent header.
+	UserAgent string
+	// Timeout is the total deadline of one Exchange; ServiceAccountTimeout
+	// when zero.
+	Timeout time.Duration
+	// Now returns the wall time used to judge expiry; time.Now when nil.
+	Now func() time.Time
+}
+
+// Exchange implements Exchanger. Besides the errors Exchanger lists, it
+// returns ErrInsecureURL and errors wrapping ErrIdentity.
+func (e *ServiceAccount) Exchange(ctx context.Context) (Token, error) {
+	if u, err := url.Parse(e.URL); err != nil || u.Scheme != "https" {
+		return Token{}, fmt.Errorf("%w: the token URL is not https", ErrInsecureURL)
+	}
+	timeout := e.Timeout
+	if timeout <= 0 {
+		timeout = ServiceAccountTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := *e.Client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	delay := firstRetryDelay
+	for attempt := 1; ; attempt++ {
+		tok, err := e.attempt(ctx, &client)
+		if err == nil {
+			return tok, nil
+		}
+		if !retryableWithin(err) {
+			return Token{}, giveUp(err, attempt, timeout)
+		}
+		pause := delay
+		if after, ok := RetryAfter(err); ok {
+			pause = after
+		}
+		if dl, _ := ctx.Deadline(); time.Until(dl) <= pause {
+			return Token{}, giveUp(err, attempt, timeout)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Token{}, giveUp(err, attempt, timeout)
+		case <-t.C:
+		}
+		delay *= 2
+	}
+}
+
+// giveUp returns the last attempt's error, saying how many attempts the
+// deadline saw when there was more than one or the deadline cut one short.
+func giveUp(err error, attempts int, timeout time.Duration) error {
+	if attempts == 1 && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w (%d attempts within the %s deadline)", err, attempts, timeout)
+}
+
+// attempt sends one request with the ServiceAccount token as it is now.
+func (e *ServiceAccount) attempt(ctx context.Context, client *http.Client) (Token, error) {
+	sa, err := readIdentity(e.IdentityPath)
+	if err != nil {
+		return Token{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, strings.NewReader(serviceAccountBody))
+	if err != nil {
+		return Token{}, fmt.Errorf("exchange: building request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+sa.Reveal())
+	if !e.RefreshCredential.IsZero() {
+		req.Header.Set(RefreshHeader, e.RefreshCredential.Reveal())
+	}
+	if e.UserAgent != "" {
+		req.Header.Set("User-Agent", e.UserAgent)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Token{}, fmt.Errorf("exchange: POST %s: %w", e.URL, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	return readResponse(resp, serviceAccountBodyLimit, now(e.Now), serviceAccountHint)
+}
+
+// retryableWithin reports whether a service-account attempt that failed
+// with err is tried again inside the same exchange deadline. The contract
+// retries only transport errors and 401, 429, 502, 503 and 504 there (a 401
+// may come from a ServiceAccount token the kubelet has just replaced, and
+// the next attempt re-reads the file). Everything else ends the exchange
+// and is left to the caller, which reads it with Retryable: other statuses,
+// an invalid answer, a ServiceAccount token file problem, an ended context,
+// and a certificate that does not verify (the same certificate would come
+// back).
+func retryableWithin(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		switch se.StatusCode {
+		case http.StatusUnauthorized, http.StatusTooManyRequests,
+			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var cv *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, ErrInvalidResponse), errors.Is(err, ErrExpired),
+		errors.Is(err, ErrIdentity), errors.Is(err, ErrInsecureURL),
+		errors.As(err, &cv):
+		return false
+	}
+	return true
+}
+
+// readIdentity reads the ServiceAccount token file, dropping one trailing
+// newline. Errors name the path and the cause, never the content.
+func readIdentity(path string) (secret.String, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return secret.String{}, fmt.Errorf("%w: %s: %w (the kubelet may not have projected it yet)", ErrIdentity, path, pathCause(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenLen+2))
+	if err != nil {
+		return secret.String{}, fmt.Errorf("%w: reading %s: %w", ErrIdentity, path, pathCause(err))
+	}
+	v := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	switch {
+	case v == "":
+		return secret.String{}, fmt.Errorf("%w: %s is empty (the kubelet may not have projected it yet)", ErrIdentity, path)
+	case len(v) > maxTokenLen:
+		return secret.String{}, fmt.Errorf("%w: %s is longer than %d bytes", ErrIdentity, path, maxTokenLen)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7f {
+			return secret.String{}, fmt.Errorf("%w: %s has a whitespace, control or non-ASCII byte at offset %d", ErrIdentity, path, i)
+		}
+	}
+	return secret.New(v), nil
+}
+
+// pathCause drops the *fs.PathError wrapper, whose message repeats the path
+// that the caller already names.
+func pathCause(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
+
+func serviceAccountHint(code int) string {
+	switch {
+	case code == http.StatusUnauthorized:
+		return "ServiceAccount token rejected: check the projected token's audience " + ServiceAccountAudience + " (AMBIENT_WORKLOAD_IDENTITY_PATH)"
+	case code == http.StatusForbidden:
+		return "this workload may not obtain a token (check the pod's ServiceAccount and AMBIENT_CAPABILITY_REFRESH_CREDENTIAL)"
+	case code == http.StatusBadRequest:
+		return "the control plane did not accept the request (is it a different protocol version?)"
+	case code == http.StatusNotFound:
+		return "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)"
+	case code == http.StatusMethodNotAllowed:
+		return "the endpoint does not take POST: is AMBIENT_CP_TOKEN_URL the encrypted-session endpoint?"
+	case code >= 300 && code < 400:
+		return "redirect refused (tokend never follows redirects; check AMBIENT_CP_TOKEN_URL)"
+	case code == http.StatusTooManyRequests:
+		return "rate limited"
+	case code == http.StatusInternalServerError:
+		return "the control plane could not mint a token"
+	case code >= 500:
+		return "the control plane is unavailable"
+	}
+	return ""
+}
