@@ -6,10 +6,16 @@
 //  1. After a success, the next exchange is due after the refresh interval
 //     less up to 10% random jitter (so a fleet does not refresh in step), or
 //     once 80% of the token's remaining lifetime has passed, whichever is
-//     sooner (the kubelet's rule for projected tokens).
+//     sooner (the kubelet's rule for projected tokens). With MinMargin set,
+//     it is due MinMargin before expiry if that is sooner, but never before
+//     half the remaining lifetime has passed: a two-minute token is replaced
+//     after one minute, which leaves a minute for failed exchanges.
 //  2. After a failure, the next attempt follows exponential backoff with
-//     jitter, starting near 1 s and capped at MaxBackoff, or later when the
-//     server asked for more with Retry-After (capped at 5 minutes).
+//     jitter, starting near 1 s and capped at MaxBackoff; while the stored
+//     token is unexpired, it is also capped at half the time that token has
+//     left (at least 500 ms), so that retries quicken as expiry nears. It
+//     comes later only when the server asked for more with Retry-After
+//     (capped at 5 minutes).
 //  3. Delays are measured on the monotonic clock, so a wall-clock step does
 //     not stall or rush them; a token's expiry is wall time, so while one is
 //     known the wait is also checked against the wall clock at least once a
@@ -41,6 +47,10 @@ const (
 	wallCheck         = time.Minute
 )
 
+// ShortLivedMargin is the MinMargin tokend sets for the two-minute tokens of
+// the service-account exchange.
+const ShortLivedMargin = time.Minute
+
 // Hooks lets the caller observe the refresher, for health and metrics. Any
 // field may be nil. Hooks run on the refresher's goroutine and must not
 // block.
@@ -69,6 +79,9 @@ type Refresher struct {
 	// MaxBackoff caps the delay between failed attempts; DefaultMaxBackoff
 	// when zero.
 	MaxBackoff time.Duration
+	// MinMargin, when positive, is how long before a token's expiry it is
+	// replaced at the latest (see rule 1). Zero keeps the 80% rule alone.
+	MinMargin time.Duration
 	// Logger receives one line per event; slog.Default() when nil.
 	Logger *slog.Logger
 	// Hooks observe the refresher.
@@ -79,6 +92,7 @@ type Refresher struct {
 	Rand func() float64
 
 	failures int
+	held     time.Time // expiry of the token stored last; zero when unknown
 }
 
 // Run keeps the token fresh until ctx ends, then returns nil. It never
@@ -155,6 +169,7 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	}
 	r.logSuccess(tok, changed)
 	r.failures = 0
+	r.held = tok.Expiry
 	return tok, nil
 }
 
@@ -169,7 +184,11 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 	var wallDue time.Time
 	if !tok.Expiry.IsZero() {
 		now := r.now()
-		ahead := time.Duration(float64(tok.Expiry.Sub(now)) * lifetimeFraction)
+		remaining := tok.Expiry.Sub(now)
+		ahead := time.Duration(float64(remaining) * lifetimeFraction)
+		if r.MinMargin > 0 {
+			ahead = max(min(ahead, remaining-r.MinMargin), remaining/2)
+		}
 		wallDue = now.Round(0).Add(ahead)
 		delay = min(delay, ahead)
 	}
@@ -179,6 +198,11 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 // retryDelay applies rule 2.
 func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Duration {
 	delay := min(b.NextBackOff(), b.MaxInterval)
+	if !r.held.IsZero() {
+		if left := r.held.Sub(r.now()); left > 0 {
+			delay = min(delay, max(left/2, minDelay))
+		}
+	}
 	if after, ok := exchange.RetryAfter(err); ok {
 		delay = max(delay, min(after, maxRetryAfter))
 	}
