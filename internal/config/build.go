@@ -25,12 +25,15 @@ type problems struct {
 }
 
 func (p *problems) add(name, format string, args ...any) {
-	s := p.byName[name]
-	label := "--" + name
-	if s.env != "" {
-		label = s.env + " (--" + name + ")"
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", p.label(name), fmt.Sprintf(format, args...)))
+}
+
+// label names a setting as messages do: "ENV (--flag)", or "--flag".
+func (p *problems) label(name string) string {
+	if s := p.byName[name]; s.env != "" {
+		return s.env + " (--" + name + ")"
 	}
-	p.errs = append(p.errs, fmt.Errorf("%s: %s", label, fmt.Sprintf(format, args...)))
+	return "--" + name
 }
 
 func build(command string, get func(string) string, specs []spec) (*Config, error) {
@@ -78,13 +81,19 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 	switch c.Auth {
 	case AuthEncryptedSession:
 		c.buildEncryptedSession(p, get)
+		c.warnIgnored(p, get, "identity-path", "refresh-credential")
+	case AuthServiceAccount:
+		c.buildServiceAccount(p, get)
+		c.warnIgnored(p, get, "public-key", "public-key-file", "session-id")
 	default:
-		p.add("auth", "must be %s, not %q", AuthEncryptedSession, c.Auth)
+		p.add("auth", "must be %s or %s, not %q", AuthEncryptedSession, AuthServiceAccount, c.Auth)
 	}
-	c.CAFile = get("ca-file")
-	if c.CAFile != "" {
-		if _, err := LoadRoots(c.CAFile); err != nil {
-			p.add("ca-file", "%v", err)
+	c.CPCAFile, c.CAFile = get("cp-ca-file"), get("ca-file")
+	for _, name := range []string{"cp-ca-file", "ca-file"} {
+		if path := get(name); path != "" {
+			if _, err := LoadRoots(path); err != nil {
+				p.add(name, "%v", err)
+			}
 		}
 	}
 	if c.TokenFile != "" && c.FileMode != 0 {
@@ -213,22 +222,25 @@ func duration(p *problems, get func(string) string, name string, zeroOK bool) ti
 	return 0
 }
 
-// LoadRoots returns the system roots plus the certificates in the PEM file
-// at path. The system roots honour SSL_CERT_FILE and SSL_CERT_DIR.
-func LoadRoots(path string) (*x509.CertPool, error) {
+// LoadRoots returns the system roots plus the certificates in the PEM files
+// at paths; empty paths are skipped. The system roots honour SSL_CERT_FILE
+// and SSL_CERT_DIR.
+func LoadRoots(paths ...string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	if path == "" {
-		return pool, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read: %v", errors.Unwrap(err))
-	}
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+		}
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", path)
+		}
 	}
 	return pool, nil
 }

@@ -5,8 +5,14 @@
 // wins over the environment, which wins over the default. Parse reports every
 // problem at once, each naming the environment variable and the flag, and
 // never quoting a secret's value. Parse touches the network never and the
-// filesystem only to read the key and CA files and to prove that the token's
-// directory is writable.
+// filesystem only to read the key and CA files, to look for the
+// ServiceAccount token's directory, and to prove that the token's directory
+// is writable.
+//
+// Which settings are required depends on the auth mode: encrypted-session
+// needs the public key and the session id; service-account needs an https
+// token URL and the ServiceAccount token path. Settings of the other mode
+// are ignored with a warning.
 package config
 
 import (
@@ -33,7 +39,12 @@ const (
 
 // Auth modes.
 const (
+	// AuthEncryptedSession is the deployed exchange: the session id
+	// encrypted to the control plane's public key.
 	AuthEncryptedSession = "encrypted-session"
+	// AuthServiceAccount is its successor: POST with the pod's projected
+	// ServiceAccount token, over https only.
+	AuthServiceAccount = "service-account"
 )
 
 // Config is the validated configuration of one tokend command.
@@ -45,6 +56,9 @@ type Config struct {
 	TokenURL          *url.URL
 	PublicKey         *rsa.PublicKey
 	SessionID         secret.String
+	IdentityPath      string
+	RefreshCredential secret.String
+	CPCAFile          string
 	CAFile            string
 	AllowInsecureHTTP bool
 	RefreshInterval   time.Duration

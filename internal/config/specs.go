@@ -18,11 +18,14 @@ type spec struct {
 
 var (
 	exchangeSpecs = []spec{
-		{name: "auth", env: "TOKEND_AUTH", def: AuthEncryptedSession, usage: "exchange mode: " + AuthEncryptedSession},
-		{name: "token-url", env: "AMBIENT_CP_TOKEN_URL", usage: "control plane token endpoint URL (required)"},
-		{name: "public-key", env: "AMBIENT_CP_TOKEN_PUBLIC_KEY", usage: "control plane RSA public key: PEM, or base64 of the PEM", secret: true},
-		{name: "public-key-file", env: "TOKEND_PUBLIC_KEY_FILE", usage: "file holding the public key, instead of --public-key"},
-		{name: "session-id", env: "SESSION_ID", usage: "session id to exchange (required; a secret)", secret: true},
+		{name: "auth", env: "TOKEND_AUTH", def: AuthEncryptedSession, usage: "exchange mode: " + AuthEncryptedSession + " or " + AuthServiceAccount},
+		{name: "token-url", env: "AMBIENT_CP_TOKEN_URL", usage: "control plane token endpoint URL (required; https in " + AuthServiceAccount + " mode)"},
+		{name: "public-key", env: "AMBIENT_CP_TOKEN_PUBLIC_KEY", usage: "control plane RSA public key: PEM, or base64 of the PEM (" + AuthEncryptedSession + ")", secret: true},
+		{name: "public-key-file", env: "TOKEND_PUBLIC_KEY_FILE", usage: "file holding the public key, instead of --public-key (" + AuthEncryptedSession + ")"},
+		{name: "session-id", env: "SESSION_ID", usage: "session id to exchange (required in " + AuthEncryptedSession + "; a secret)", secret: true},
+		{name: "identity-path", env: "AMBIENT_WORKLOAD_IDENTITY_PATH", usage: "projected ServiceAccount token file, re-read before every exchange (required in " + AuthServiceAccount + ")"},
+		{name: "refresh-credential", env: "AMBIENT_CAPABILITY_REFRESH_CREDENTIAL", usage: "capability refresh credential sent with each exchange (" + AuthServiceAccount + "; optional; a secret)", secret: true},
+		{name: "cp-ca-file", env: "AMBIENT_CP_CA_PATH", usage: "PEM CA bundle of the control plane's TLS listener, besides the system roots"},
 		{name: "ca-file", env: "TOKEND_CA_FILE", usage: "PEM CA bundle trusted for https, besides the system roots (and SSL_CERT_FILE)"},
 		{name: "allow-insecure-http", env: "TOKEND_ALLOW_INSECURE_HTTP", def: "false", isBool: true, usage: "allow plain http to hosts other than loopback and *.svc cluster names"},
 		{name: "init-timeout", env: "TOKEND_INIT_TIMEOUT", def: "60s", usage: "how long the first exchange may take, retries included"},
