@@ -127,6 +127,11 @@ func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresh
 		Logger:     log,
 		Now:        d.Now,
 	}
+	if cfg.Auth == config.AuthServiceAccount {
+		// Two-minute tokens: replace each after a minute, keeping a minute
+		// for failed exchanges.
+		r.MinMargin = refresher.ShortLivedMargin
+	}
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", endpoint(cfg)), slog.String("token_file", cfg.TokenFile))
 	return tf, r, nil
@@ -149,9 +154,10 @@ func storeFunc(tf *filewriter.Writer, cfg *config.Config, d Deps) func(exchange.
 	}
 }
 
-// NewExchanger builds the Exchanger that cfg describes.
+// NewExchanger builds the Exchanger that cfg describes. Both modes trust the
+// system roots plus AMBIENT_CP_CA_PATH and TOKEND_CA_FILE when set.
 func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
-	roots, err := config.LoadRoots(cfg.CAFile)
+	roots, err := config.LoadRoots(cfg.CPCAFile, cfg.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("loading CA roots: %w", err)
 	}
@@ -163,6 +169,14 @@ func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
 			SessionID: cfg.SessionID,
 			Client:    exchange.NewHTTPClient(roots),
 			UserAgent: version.UserAgent(),
+		}, nil
+	case config.AuthServiceAccount:
+		return &exchange.ServiceAccount{
+			URL:               cfg.TokenURL.String(),
+			IdentityPath:      cfg.IdentityPath,
+			RefreshCredential: cfg.RefreshCredential,
+			Client:            exchange.NewHTTPClient(roots),
+			UserAgent:         version.UserAgent(),
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown auth mode %q", cfg.Auth)

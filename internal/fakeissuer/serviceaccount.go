@@ -30,6 +30,8 @@ type Exchange struct {
 	ServiceAccountToken string
 	// RefreshCredential is the x-ambient-capability-refresh header, or "".
 	RefreshCredential string
+	// Token is the token issued in answer.
+	Token string
 }
 
 // ServiceAccountIssuer is an http.Handler serving the successor exchange
@@ -181,6 +183,7 @@ func (s *ServiceAccountIssuer) issue(x Exchange) (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	x.Token = tok
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.exchanges = append(s.exchanges, x)
