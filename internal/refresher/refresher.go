@@ -122,17 +122,25 @@ func (r *Refresher) Run(ctx context.Context) error {
 // Once obtains and stores one token, retrying retryable failures with
 // backoff until ctx ends (set a deadline on it). It returns at once on a
 // permanent failure, and gives up early when the next retry would fall after
-// ctx's deadline. The error wraps the last failure.
+// ctx's deadline. The error wraps the last failure, and the one before it
+// when the deadline cut the last attempt short.
 func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 	b := r.newBackoff()
+	var prev error
 	for {
 		tok, err := r.attempt(ctx)
 		if err == nil {
 			return tok, nil
 		}
 		if ctx.Err() != nil {
+			if prev != nil {
+				// The deadline cut an attempt short; the failure before
+				// it says why there is no token.
+				return exchange.Token{}, fmt.Errorf("no token before the deadline: %w (the attempt before: %w)", err, prev)
+			}
 			return exchange.Token{}, fmt.Errorf("no token before the deadline: %w", err)
 		}
+		prev = err
 		if !exchange.Retryable(err) {
 			return exchange.Token{}, err
 		}
