@@ -1,13 +1,23 @@
 // Command fakecp is a local stand-in for the control plane's token endpoint,
 // for trying tokend without a cluster. It is not part of the tokend image.
 //
-// It generates an RSA key, writes the public key (PEM) to --public-key-out,
-// and serves GET /token on --addr exactly as the control plane does, minting
+// By default it speaks the deployed encrypted-session exchange: it generates
+// an RSA key, writes the public key (PEM) to --public-key-out, and serves
+// GET /token over plain http exactly as the control plane does, minting
 // short-lived JWTs so that rotation is quick to watch:
 //
 //	fakecp --addr 127.0.0.1:8080 --public-key-out /tmp/cp.pub --lifetime 40s
 //
-// It logs each request's outcome, never a token or a session id, and stops
+// With --auth service-account it speaks the successor exchange instead:
+// POST /token over HTTPS (TLS 1.2 or later) with a CA and server certificate
+// (for 127.0.0.1, ::1 and localhost) that it generates, writing the CA to
+// --ca-out. It stands in for the kubelet too: it writes a ServiceAccount
+// token to --identity-out and replaces it every half --identity-lifetime,
+// and accepts only the ServiceAccount tokens it minted:
+//
+//	fakecp --auth service-account --addr 127.0.0.1:8443 --ca-out /tmp/cp-ca.pem --identity-out /tmp/sa-token
+//
+// It logs each request's outcome, never a token or a credential, and stops
 // cleanly on SIGINT or SIGTERM.
 package main
 
@@ -15,8 +25,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,71 +38,149 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/fakeissuer"
-	"github.com/ambient-code/tokend/internal/filewriter"
+	"golang.org/x/sync/errgroup"
+)
+
+const (
+	authEncryptedSession = "encrypted-session"
+	authServiceAccount   = "service-account"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "fakecp:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+// options are fakecp's flags.
+type options struct {
+	auth, addr                  string
+	keyOut, caOut, identityOut  string
+	bits                        int
+	lifetime, floor, identities time.Duration
+}
+
+// endpoint is what a mode serves: its handler, TLS when it uses it, and a
+// background job that runs while it serves (nil for none).
+type endpoint struct {
+	handler    http.Handler
+	tls        *tls.Config
+	background func(context.Context) error
+}
+
+// run is fakecp without the process. listening, when set, learns the
+// address once fakecp listens (tests listen on port 0).
+func run(ctx context.Context, args []string, stderr io.Writer, listening func(net.Addr)) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	fs := flag.NewFlagSet("fakecp", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address (loopback)")
-	keyOut := fs.String("public-key-out", "", "write the public key PEM here (required)")
-	bits := fs.Int("key-bits", 2048, "RSA key size; the control plane uses 4096")
-	lifetime := fs.Duration("lifetime", 40*time.Second, "lifetime of minted tokens")
-	floor := fs.Duration("cache-floor", 30*time.Second, "hand out the cached token until fewer than this remain")
-	if err := fs.Parse(args); err != nil {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
 		return err
-	}
-	if *keyOut == "" {
-		return errors.New("--public-key-out is required")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "fakecp")
-	key, err := rsa.GenerateKey(rand.Reader, *bits)
+	key, err := rsa.GenerateKey(rand.Reader, o.bits)
 	if err != nil {
 		return err
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	var ep endpoint
+	if o.auth == authServiceAccount {
+		ep, err = serviceAccount(o, key, log)
+	} else {
+		ep, err = encryptedSession(o, key, log)
+	}
 	if err != nil {
 		return err
 	}
-	if _, err := filewriter.New(*keyOut, 0o644).Write(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})); err != nil {
-		return err
-	}
-	iss := &fakeissuer.Issuer{Key: key, Lifetime: *lifetime, CacheFloor: *floor}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: logged(iss, log), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
-	log.Info("serving", "url", "http://"+ln.Addr().String()+"/token", "public_key", *keyOut, "lifetime", *lifetime)
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	scheme := "http"
+	if ep.tls != nil {
+		scheme = "https"
+	}
+	log.Info("serving", "auth", o.auth, "url", scheme+"://"+ln.Addr().String()+"/token", "lifetime", o.lifetime)
+	if listening != nil {
+		listening(ln.Addr())
+	}
+	if err := serve(ctx, ln, ep); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("fakecp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.auth, "auth", authEncryptedSession, "exchange to serve: "+authEncryptedSession+" or "+authServiceAccount)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (loopback)")
+	fs.StringVar(&o.keyOut, "public-key-out", "", "write the public key PEM here (required for "+authEncryptedSession+")")
+	fs.StringVar(&o.caOut, "ca-out", "", "write the TLS CA PEM here (required for "+authServiceAccount+")")
+	fs.StringVar(&o.identityOut, "identity-out", "", "write and rotate a ServiceAccount token here (required for "+authServiceAccount+")")
+	fs.DurationVar(&o.identities, "identity-lifetime", 10*time.Minute, "lifetime of the ServiceAccount tokens; each is replaced at half its life")
+	fs.IntVar(&o.bits, "key-bits", 2048, "RSA key size; the control plane uses 4096")
+	fs.DurationVar(&o.lifetime, "lifetime", 0, "lifetime of minted tokens (0: 40s, or 2m with --auth "+authServiceAccount+")")
+	fs.DurationVar(&o.floor, "cache-floor", 30*time.Second, "hand out the cached token until fewer than this remain ("+authEncryptedSession+")")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case o.auth == authEncryptedSession && o.keyOut == "":
+		return o, errors.New("--public-key-out is required")
+	case o.auth == authServiceAccount && (o.caOut == "" || o.identityOut == ""):
+		return o, errors.New("--ca-out and --identity-out are required with --auth " + authServiceAccount)
+	case o.auth != authEncryptedSession && o.auth != authServiceAccount:
+		return o, fmt.Errorf("--auth must be %s or %s", authEncryptedSession, authServiceAccount)
+	case o.identities < 2*time.Second:
+		return o, errors.New("--identity-lifetime must be at least 2s")
+	}
+	if o.lifetime == 0 {
+		o.lifetime = 40 * time.Second
+		if o.auth == authServiceAccount {
+			o.lifetime = 2 * time.Minute
+		}
+	}
+	return o, nil
+}
+
+// serve runs ep on ln until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, ln net.Listener, ep endpoint) error {
+	srv := &http.Server{Handler: ep.handler, TLSConfig: ep.tls, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	if ep.background != nil {
+		g.Go(func() error { return ep.background(gctx) })
+	}
+	g.Go(func() error {
+		var err error
+		if ep.tls != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	return g.Wait()
+}
+
 // logged logs each request's method, path, status and how many tokens the
 // issuer has minted so far.
-func logged(iss *fakeissuer.Issuer, log *slog.Logger) http.Handler {
+func logged(next http.Handler, issued func() int64, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		iss.ServeHTTP(rec, r)
-		log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "tokens_minted", iss.Issued())
+		next.ServeHTTP(rec, r)
+		log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "tokens_minted", issued())
 	})
 }
 

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// start runs fakecp with args until the test ends and returns its address.
+func start(t *testing.T, args ...string) net.Addr {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append(args, "--addr", "127.0.0.1:0"), io.Discard, func(a net.Addr) { addrs <- a })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	select {
+	case a := <-addrs:
+		return a
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("fakecp did not listen")
+	}
+	return nil
+}
+
+func TestServiceAccountMode(t *testing.T) {
+	dir := t.TempDir()
+	ca, identity := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "sa-token")
+	addr := start(t, "--auth", "service-account", "--ca-out", ca, "--identity-out", identity, "--identity-lifetime", "2s")
+	roots, err := config.LoadRoots(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := addr.(*net.TCPAddr).Port
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		ex := &exchange.ServiceAccount{
+			URL:          "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/token",
+			IdentityPath: identity,
+			Client:       exchange.NewHTTPClient(roots),
+		}
+		tok, err := ex.Exchange(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		if d := time.Until(tok.Expiry); d < 110*time.Second || d > 2*time.Minute {
+			t.Errorf("%s: token lives %v, want the default two minutes", host, d)
+		}
+	}
+	// The stand-in kubelet replaces the ServiceAccount token at half life.
+	first, _ := os.ReadFile(identity)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case <-tick.C:
+			if cur, _ := os.ReadFile(identity); len(cur) > 0 && string(cur) != string(first) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("ServiceAccount token %s not rotated within 5s", secret.Fingerprint(string(first)))
+		}
+	}
+}
+
+func TestServiceAccountModeRefusesOtherCAs(t *testing.T) {
+	dir := t.TempDir()
+	addr := start(t, "--auth", "service-account", "--ca-out", filepath.Join(dir, "ca.pem"), "--identity-out", filepath.Join(dir, "sa"))
+	ex := &exchange.ServiceAccount{URL: "https://" + addr.String() + "/token", IdentityPath: filepath.Join(dir, "sa"), Client: exchange.NewHTTPClient(x509.NewCertPool())}
+	if _, err := ex.Exchange(t.Context()); err == nil {
+		t.Fatal("exchange succeeded without trusting fakecp's CA")
+	}
+}
+
+func TestEncryptedSessionModeIsTheDefault(t *testing.T) {
+	keyOut := filepath.Join(t.TempDir(), "cp.pub")
+	addr := start(t, "--public-key-out", keyOut, "--lifetime", "1m")
+	pem, err := os.ReadFile(keyOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := exchange.ParsePublicKey(string(pem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := &exchange.EncryptedSession{URL: "http://" + addr.String() + "/token", PublicKey: key, SessionID: secret.New("local-session-0001"), Client: exchange.NewHTTPClient(nil)}
+	if _, err := ex.Exchange(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFlagsRequiredPerMode(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--auth", "service-account", "--ca-out", "x"},
+		{"--auth", "service-account", "--identity-out", "x"},
+		{"--auth", "magic", "--public-key-out", "x"},
+	} {
+		if err := run(t.Context(), args, io.Discard, nil); err == nil {
+			t.Errorf("run %q succeeded", args)
+		}
+	}
+}

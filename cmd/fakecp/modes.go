@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/internal/filewriter"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// encryptedSession writes the public key and serves the deployed exchange
+// over plain http.
+func encryptedSession(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoint, error) {
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return endpoint{}, err
+	}
+	if _, err := filewriter.New(o.keyOut, 0o644).Write(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})); err != nil {
+		return endpoint{}, err
+	}
+	log.Info("public key written", "path", o.keyOut)
+	iss := &fakeissuer.Issuer{Key: key, Lifetime: o.lifetime, CacheFloor: o.floor}
+	return endpoint{handler: logged(iss, iss.Issued, log)}, nil
+}
+
+// serviceAccount writes the TLS CA and a first ServiceAccount token, and
+// serves the successor exchange over TLS while it replaces the
+// ServiceAccount token at half its lifetime, as the kubelet does.
+func serviceAccount(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoint, error) {
+	caPEM, cert, err := newServerTLS()
+	if err != nil {
+		return endpoint{}, fmt.Errorf("generating the TLS certificates: %w", err)
+	}
+	if _, err := filewriter.New(o.caOut, 0o644).Write(caPEM); err != nil {
+		return endpoint{}, err
+	}
+	cluster, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return endpoint{}, err
+	}
+	iss := &fakeissuer.ServiceAccountIssuer{Key: key, ClusterKey: cluster, Lifetime: o.lifetime}
+	identity := filewriter.New(o.identityOut, 0o600)
+	project := func() error {
+		tok, err := iss.MintServiceAccountToken(fakeissuer.ServiceAccountAudience, o.identities)
+		if err != nil {
+			return err
+		}
+		if _, err := identity.Write([]byte(tok)); err != nil {
+			return err
+		}
+		log.Info("ServiceAccount token written", "path", o.identityOut, "fingerprint", secret.Fingerprint(tok), "lifetime", o.identities)
+		return nil
+	}
+	if err := project(); err != nil {
+		return endpoint{}, err
+	}
+	log.Info("CA written", "path", o.caOut)
+	rotate := func(ctx context.Context) error {
+		t := time.NewTicker(o.identities / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				if err := project(); err != nil {
+					return fmt.Errorf("rotating the ServiceAccount token: %w", err)
+				}
+			}
+		}
+	}
+	return endpoint{
+		handler:    logged(iss, iss.Issued, log),
+		tls:        &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+		background: rotate,
+	}, nil
+}
+
+// newServerTLS generates a CA and a server certificate it signs for
+// 127.0.0.1, ::1 and localhost, both valid for a day. It returns the CA as
+// PEM.
+func newServerTLS() ([]byte, tls.Certificate, error) {
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "fakecp local CA"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	cert := tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), cert, nil
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	return n
+}
