@@ -1,0 +1,54 @@
+// Package tokenfile follows a bearer-token file and holds the current token
+// for the HTTP clients of the process.
+//
+// # The file
+//
+// The token file holds exactly the token bytes: printable ASCII, no
+// whitespace, no trailing newline (a single trailing newline, as a shell
+// writer leaves, is tolerated and removed). tokend replaces it atomically,
+// by renaming a complete temporary file over it, but any writer will do:
+// the package copes with a rename into place, a truncate-and-write in place,
+// a delete and recreate, the directory itself removed and recreated, and
+// the kubelet's AtomicWriter layout, where the file is a symlink through a
+// "..data" symlink that is swapped to publish a new version.
+//
+// # Use
+//
+// Create a Watcher with New, run it with Run on a goroutine that lives as
+// long as the token is needed, and read the token where it is used:
+//
+//	w, err := tokenfile.New("/var/run/secrets/ambient/token")
+//	go w.Run(ctx)
+//	client := &http.Client{Transport: w.Transport(nil)}
+//
+// Token returns the current token at the cost of one atomic load; Current
+// adds its JWT expiry and the state of the file. Ready and Wait tell when
+// the first token has been read: a file that does not exist yet is waited
+// for, not reported as an error. WithOnChange feeds an existing holder, such
+// as an API client with a SetToken method. Transport authorizes requests
+// and retries once, with a re-read token, after a 401.
+//
+// # Guarantees
+//
+//   - A token, once read, is kept until a valid one replaces it: a file that
+//     goes missing, empty, invalid or unreadable never blanks the token. The
+//     problem is reported in Snapshot.Err and logged once.
+//   - Readers see whole tokens only. A token is published as one immutable
+//     value; an in-place write is read only once the file has been left
+//     alone for a moment, and a read during which the file changed is
+//     discarded.
+//   - The Watcher does not stop while its context lives. The file is polled
+//     every DefaultPollInterval (see WithPollInterval) whatever the events
+//     say, and a watch that breaks is rebuilt.
+//   - Tokens never appear in logs, errors or formatted values; a
+//     fingerprint (Snapshot.Fingerprint) names them instead.
+//
+// # Limits
+//
+// A writer that pauses in the middle of writing the file in place for
+// longer than a few tens of milliseconds can still be read half way, if
+// what it wrote so far looks like a token. Writers should rename a complete
+// file into place, as tokend does. The expiry is read from the token without
+// verifying its signature; it is a hint for refreshing, not a security
+// check.
+package tokenfile

@@ -1,0 +1,104 @@
+package tokenfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+)
+
+// MaxTokenLen is the largest token, in bytes, that a token file may hold.
+const MaxTokenLen = 16 << 10
+
+// readAttempts bounds how often readToken re-reads a file that changed while
+// it was being read.
+const readAttempts = 3
+
+// errUnsettled means the file kept changing while it was read. It is not a
+// state of the file: the write that changed it produces an event of its own.
+var errUnsettled = errors.New("tokenfile: token file changed while being read")
+
+// readToken reads and checks the token in the file at path, following
+// symlinks anew. It re-reads when the file changed during the read, and
+// returns errUnsettled if it never held still.
+func readToken(path string) (string, error) {
+	for range readAttempts {
+		b, settled, err := readOnce(path)
+		if err != nil {
+			return "", err
+		}
+		if settled {
+			return parseToken(b)
+		}
+	}
+	return "", errUnsettled
+}
+
+// readOnce reads the file at path. settled is false when the file's size or
+// modification time moved during the read, or the bytes read do not match
+// its size: a writer was at work.
+func readOnce(path string) (b []byte, settled bool, err error) {
+	// Stat before opening: opening a FIFO or a device could block.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, false, statError(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, false, fmt.Errorf("%w: not a regular file (%s)", ErrInvalid, fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, statError(err)
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return nil, false, fmt.Errorf("tokenfile: %w", err)
+	}
+	if before.Size() > MaxTokenLen+1 {
+		return nil, false, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
+	}
+	b, err = io.ReadAll(io.LimitReader(f, MaxTokenLen+2))
+	if err != nil {
+		return nil, false, fmt.Errorf("tokenfile: %w", err)
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return nil, false, fmt.Errorf("tokenfile: %w", err)
+	}
+	settled = after.Size() == before.Size() && after.ModTime().Equal(before.ModTime()) &&
+		int64(len(b)) == after.Size()
+	return b, settled, nil
+}
+
+// statError classifies an error from opening the token file.
+func statError(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %w", ErrMissing, err)
+	}
+	return fmt.Errorf("tokenfile: %w", err)
+}
+
+// parseToken checks the content of a token file the way tokend writes it:
+// exactly the token bytes, printable ASCII without whitespace. A single
+// trailing newline, as a shell's echo leaves, is tolerated and removed;
+// nothing else is trimmed. Errors name the problem and an offset, never
+// the content.
+func parseToken(b []byte) (string, error) {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if len(b) == 0 {
+		return "", ErrEmpty
+	}
+	if len(b) > MaxTokenLen {
+		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
+	}
+	for i, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			return "", fmt.Errorf("%w: whitespace, control or non-ASCII byte at offset %d", ErrInvalid, i)
+		}
+	}
+	return string(b), nil
+}

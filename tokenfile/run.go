@@ -1,0 +1,198 @@
+package tokenfile
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Run watches the token file until ctx ends, then returns nil. It returns
+// ErrRunning at once if the Watcher is already running; otherwise it does
+// not return before ctx ends, whatever happens to the file or the watch.
+//
+// Run works in these steps:
+//
+//  1. It watches the directory that holds the file (and, when the path is a
+//     symlink into another directory, that directory too), or the nearest
+//     ancestor that exists while the directory does not.
+//  2. Only then it reads the file, so no change can fall between the read
+//     and the watch.
+//  3. On every event that may have replaced the file (a create, which is
+//     how a rename into place arrives, a remove, a rename, an attribute
+//     change), it reads the file again, following symlinks anew, and
+//     re-installs the watches if a directory came or went.
+//  4. On an in-place write it waits until the file has been left alone for
+//     a moment, then reads it, so a truncate-and-write is not caught half
+//     way.
+//  5. Every poll interval it reads the file whatever the events said, and
+//     checks the watches. If the watch cannot be created or breaks, Run
+//     logs the error, rebuilds it, and keeps polling meanwhile.
+//
+// The goroutine that calls Run is the one that runs the change callbacks.
+func (w *Watcher) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer w.running.Store(false)
+	l := &loop{w: w}
+	defer l.closeNotify()
+	l.rebuild()
+	l.rebuilt = false // the first failure may rebuild at once
+	l.refresh()
+	tick := w.hooks.tick
+	if tick == nil {
+		t := time.NewTicker(w.poll)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-l.events():
+			l.onEvents(ev, ok)
+		case err, ok := <-l.errs():
+			l.onError(err, ok)
+		case <-l.settle:
+			l.onSettle()
+		case <-tick:
+			l.onTick()
+		case <-w.kick:
+			w.deliver()
+		}
+	}
+}
+
+// loop is the state of one Run call. It belongs to Run's goroutine.
+type loop struct {
+	w        *Watcher
+	n        *fsnotify.Watcher // nil while polling only
+	resolved string            // the file's path with symlinks resolved, at the last sync
+	rebuilt  bool              // the watch was rebuilt since the last tick
+	addErr   string            // the last error adding a watch, to log each once
+	buildErr string            // the last error creating the watcher, likewise
+
+	settle <-chan time.Time // fires when an in-place write may be over; nil if none
+	dirty  bool             // written again since the settle timer started
+	rounds int              // settle timers started in a row
+}
+
+func (l *loop) events() <-chan fsnotify.Event {
+	if l.n == nil {
+		return nil
+	}
+	return l.n.Events
+}
+
+func (l *loop) errs() <-chan error {
+	if l.n == nil {
+		return nil
+	}
+	return l.n.Errors
+}
+
+// refresh reads the file, runs the callbacks, and brings the watches up to
+// date; if that installed a watch, it reads again, in case the file changed
+// before the watch was in place.
+func (l *loop) refresh() {
+	l.w.reload()
+	l.w.deliver()
+	if l.sync() {
+		l.w.reload()
+		l.w.deliver()
+	}
+}
+
+// onEvents handles ev and whatever else is queued behind it, reading the
+// file at most once for the whole batch.
+func (l *loop) onEvents(ev fsnotify.Event, ok bool) {
+	var replaced, written bool
+	for {
+		if !ok {
+			l.broken(errors.New("tokenfile: event channel closed"))
+			return
+		}
+		if ev.Op&^fsnotify.Write != 0 {
+			replaced = true
+		} else if name := filepath.Clean(ev.Name); name == l.w.path || name == l.resolved {
+			written = true
+		}
+		select {
+		case ev, ok = <-l.n.Events:
+			continue
+		default:
+		}
+		break
+	}
+	switch {
+	case written:
+		l.startSettle()
+	case replaced && l.settle == nil:
+		l.refresh()
+	}
+}
+
+// startSettle postpones the read until in-place writes stop.
+func (l *loop) startSettle() {
+	if l.settle != nil {
+		l.dirty = true
+		return
+	}
+	l.settle, l.dirty, l.rounds = l.after(settleDelay), false, 0
+}
+
+func (l *loop) onSettle() {
+	if l.dirty && l.rounds < maxSettleRounds {
+		l.settle, l.dirty = l.after(settleDelay), false
+		l.rounds++
+		return
+	}
+	l.settle = nil
+	l.refresh()
+}
+
+func (l *loop) after(d time.Duration) <-chan time.Time {
+	if l.w.hooks.after != nil {
+		return l.w.hooks.after(d)
+	}
+	return time.After(d)
+}
+
+func (l *loop) onError(err error, ok bool) {
+	switch {
+	case !ok:
+		l.broken(errors.New("tokenfile: error channel closed"))
+	case errors.Is(err, fsnotify.ErrEventOverflow):
+		l.w.log.Warn("tokenfile: file events were lost; re-reading", "err", err)
+		l.refresh()
+	default:
+		l.broken(err)
+	}
+}
+
+func (l *loop) onTick() {
+	l.rebuilt = false
+	if l.n == nil {
+		l.rebuild()
+	}
+	if l.settle == nil {
+		l.refresh()
+	}
+}
+
+// broken replaces a failed watch: at once the first time in a poll
+// interval, at the next tick after that, polling meanwhile.
+func (l *loop) broken(err error) {
+	l.closeNotify()
+	if l.rebuilt {
+		l.w.log.Error("tokenfile: file watch failed again; polling until the next poll rebuilds it",
+			"err", err, "interval", l.w.poll)
+	} else {
+		l.w.log.Error("tokenfile: file watch failed; rebuilding it", "err", err)
+		l.rebuild()
+	}
+	l.refresh()
+}

@@ -1,0 +1,111 @@
+package tokenfile
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// Errors that describe the token file. They appear in Snapshot.Err, wrapped
+// with detail; test for them with errors.Is. None of them carries token
+// bytes.
+var (
+	// ErrNotReady is the state before the file was first read, and the error
+	// of a request the Transport refuses because no token was ever read.
+	ErrNotReady = errors.New("tokenfile: no token read yet")
+
+	// ErrMissing means the token file does not exist (or a directory or
+	// symlink on its path does not). It also matches fs.ErrNotExist.
+	ErrMissing = errors.New("tokenfile: token file does not exist")
+
+	// ErrEmpty means the token file is empty, or holds a single newline.
+	ErrEmpty = errors.New("tokenfile: token file is empty")
+
+	// ErrInvalid means the file holds something that is not a token: a
+	// whitespace, control or non-ASCII byte, more than MaxTokenLen bytes, or
+	// it is not a regular file. The wrapping error names the problem and a
+	// byte offset, never the content.
+	ErrInvalid = errors.New("tokenfile: token file content is invalid")
+
+	// ErrRunning is returned by Run when the Watcher is already running.
+	ErrRunning = errors.New("tokenfile: watcher is already running")
+)
+
+// A Snapshot is the state of a Watcher at one moment: the token it serves
+// and what it knows about the file. A Snapshot is an immutable value; it
+// is safe to copy and to share between goroutines.
+//
+// Formatting a Snapshot with any fmt verb, or logging it with log/slog,
+// shows the token's fingerprint, never the token.
+type Snapshot struct {
+	// Token is the last good token read from the file: non-empty, printable
+	// ASCII without whitespace. It is "" only until the first token is read.
+	Token string
+
+	// Expiry is the "exp" claim when Token is a JWT that carries one, decoded
+	// without verifying the signature; otherwise it is the zero Time.
+	Expiry time.Time
+
+	// LoadedAt is when Token was read, by the Watcher's clock.
+	LoadedAt time.Time
+
+	// Err is nil when the file held Token the last time it was read.
+	// Otherwise it says why the file's current content is not served
+	// (ErrNotReady, ErrMissing, ErrEmpty, ErrInvalid, or an I/O error), and
+	// Token, when not empty, is the last good token kept in its place.
+	Err error
+}
+
+// Ready reports whether the snapshot holds a token.
+func (s Snapshot) Ready() bool { return s.Token != "" }
+
+// Stale reports whether the file no longer holds the token being served:
+// it went missing, empty, invalid or unreadable after Token was read.
+func (s Snapshot) Stale() bool { return s.Token != "" && s.Err != nil }
+
+// Expired reports whether the token carries an expiry and it is not after
+// now. A token without a known expiry never reports expired; whether to use
+// an expired token is the caller's choice.
+func (s Snapshot) Expired(now time.Time) bool {
+	return !s.Expiry.IsZero() && !now.Before(s.Expiry)
+}
+
+// Fingerprint returns a short, stable, non-reversible name for the token,
+// suitable for logs: the first 12 hex digits of its SHA-256, or "none" when
+// there is no token.
+func (s Snapshot) Fingerprint() string { return secret.Fingerprint(s.Token) }
+
+// Format implements fmt.Formatter so that every verb prints the fingerprint
+// in place of the token.
+func (s Snapshot) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "tokenfile.Snapshot{fingerprint: %s", s.Fingerprint())
+	if !s.Expiry.IsZero() {
+		fmt.Fprintf(f, ", expiry: %s", s.Expiry.Format(time.RFC3339))
+	}
+	if !s.LoadedAt.IsZero() {
+		fmt.Fprintf(f, ", loaded: %s", s.LoadedAt.Format(time.RFC3339))
+	}
+	if s.Err != nil {
+		fmt.Fprintf(f, ", err: %v", s.Err)
+	}
+	_, _ = f.Write([]byte("}"))
+}
+
+// LogValue implements slog.LogValuer: a logged Snapshot shows the
+// fingerprint in place of the token.
+func (s Snapshot) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("fingerprint", s.Fingerprint())}
+	if !s.Expiry.IsZero() {
+		attrs = append(attrs, slog.Time("expiry", s.Expiry))
+	}
+	if !s.LoadedAt.IsZero() {
+		attrs = append(attrs, slog.Time("loaded", s.LoadedAt))
+	}
+	if s.Err != nil {
+		attrs = append(attrs, slog.String("err", s.Err.Error()))
+	}
+	return slog.GroupValue(attrs...)
+}

@@ -1,0 +1,196 @@
+package tokenfile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/ambient-code/tokend/internal/jwtexp"
+)
+
+// A Watcher follows a token file and holds the last good token read from
+// it. Create one with New and start it with Run; until Run has read the
+// file, the Watcher holds no token.
+//
+// All methods are safe for concurrent use by any number of goroutines.
+// Token and Current never block and never take a lock.
+type Watcher struct {
+	path     string // absolute
+	poll     time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	onChange []func(string)
+	hooks    hooks
+
+	cur     atomic.Pointer[Snapshot] // never nil
+	ready   chan struct{}            // closed when the first token is stored
+	kick    chan struct{}            // asks Run to run the callbacks; buffered, 1
+	running atomic.Bool
+
+	mu sync.Mutex // guards reload: the read of the file and the swap of cur
+
+	delivered string // the token callbacks last saw; owned by Run's goroutine
+}
+
+// hooks lets tests replace the clockwork under Run. Zero fields mean the
+// real thing.
+type hooks struct {
+	newNotify func() (*fsnotify.Watcher, error)    // creates the fsnotify watcher
+	after     func(time.Duration) <-chan time.Time // the settle timer
+	tick      <-chan time.Time                     // the poll ticker
+	reloaded  func(Snapshot)                       // told the result of each reload
+}
+
+// New returns a Watcher for the token file at path. It does not touch the
+// file system: the file and its directory need not exist yet. New fails only
+// when path is empty or an option is invalid.
+func New(path string, opts ...Option) (*Watcher, error) {
+	if path == "" {
+		return nil, errors.New("tokenfile: path is empty")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenfile: %w", err)
+	}
+	c := defaultConfig()
+	for _, o := range opts {
+		o(&c)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	w := &Watcher{
+		path:     abs,
+		poll:     c.poll,
+		log:      c.log.With("path", abs),
+		now:      c.now,
+		onChange: c.onChange,
+		ready:    make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+	}
+	w.cur.Store(&Snapshot{Err: ErrNotReady})
+	return w, nil
+}
+
+// Path returns the absolute path of the token file.
+func (w *Watcher) Path() string { return w.path }
+
+// Token returns the current token, or "" if none was read yet. It is
+// wait-free: one atomic load, no lock, no allocation, no system call. Call
+// it on every use rather than keeping the result: the token rotates.
+func (w *Watcher) Token() string { return w.cur.Load().Token }
+
+// Current returns the current state: the token, its expiry, and whether the
+// file still holds it. Like Token, it never blocks.
+func (w *Watcher) Current() Snapshot { return *w.cur.Load() }
+
+// Ready returns a channel that is closed once the Watcher holds a token. It
+// stays closed: a token, once read, is kept until a better one replaces it.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
+
+// Wait blocks until the Watcher holds a token and returns it, or returns an
+// error wrapping ctx's error, and saying what is wrong with the file, if ctx
+// ends first. A file that does not exist yet is not an error: Wait waits for
+// it to appear. Run must be running (or about to run) for Wait to succeed.
+func (w *Watcher) Wait(ctx context.Context) (string, error) {
+	select {
+	case <-w.ready:
+		return w.Token(), nil
+	default:
+	}
+	select {
+	case <-w.ready:
+		return w.Token(), nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("tokenfile: no token in %s (%v): %w", w.path, w.Current().Err, context.Cause(ctx))
+	}
+}
+
+// reload reads the file and publishes what it found: a new token, the
+// recovery of the current one, or the reason the file cannot be used, in
+// which case the last good token is kept. It returns the snapshot now
+// current. reload may be called from any goroutine; it never runs the
+// callbacks itself but asks Run to.
+func (w *Watcher) reload() Snapshot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	tok, err := readToken(w.path)
+	old := w.cur.Load()
+	switch {
+	case errors.Is(err, errUnsettled):
+		// A write is in progress; its own event brings us back.
+	case err != nil:
+		w.fail(old, err)
+	case tok != old.Token:
+		w.publish(old, tok)
+	case old.Err != nil:
+		next := *old
+		next.Err = nil
+		w.cur.Store(&next)
+		w.log.Info("tokenfile: token file is usable again", "fingerprint", next.Fingerprint())
+	}
+	s := *w.cur.Load()
+	if w.hooks.reloaded != nil {
+		w.hooks.reloaded(s)
+	}
+	return s
+}
+
+// publish stores tok as the new token. w.mu must be held.
+func (w *Watcher) publish(old *Snapshot, tok string) {
+	next := &Snapshot{Token: tok, LoadedAt: w.now()}
+	if exp, ok := jwtexp.Expiry(tok); ok {
+		next.Expiry = exp
+	}
+	w.cur.Store(next)
+	if old.Token == "" {
+		close(w.ready)
+	}
+	w.log.Debug("tokenfile: token changed", "snapshot", next, "previous", old.Fingerprint())
+	select {
+	case w.kick <- struct{}{}:
+	default: // Run has a kick pending already.
+	}
+}
+
+// fail records that the file cannot be used and keeps the last good token.
+// It logs when the problem starts or changes, not on every read. w.mu must
+// be held.
+func (w *Watcher) fail(old *Snapshot, err error) {
+	next := *old
+	next.Err = err
+	w.cur.Store(&next)
+	if old.Err != nil && old.Err.Error() == err.Error() {
+		return
+	}
+	switch {
+	case old.Token == "" && errors.Is(err, ErrMissing):
+		w.log.Info("tokenfile: waiting for the token file to appear")
+	case old.Token == "":
+		w.log.Warn("tokenfile: token file is not usable yet", "err", err)
+	default:
+		w.log.Warn("tokenfile: token file is not usable, keeping the last good token",
+			"err", err, "fingerprint", old.Fingerprint())
+	}
+}
+
+// deliver runs the callbacks if the token changed since they last ran. It
+// is called only from Run's goroutine, which makes the callbacks sequential
+// and ordered.
+func (w *Watcher) deliver() {
+	tok := w.cur.Load().Token
+	if tok == "" || tok == w.delivered {
+		return
+	}
+	w.delivered = tok
+	for _, fn := range w.onChange {
+		fn(tok)
+	}
+}

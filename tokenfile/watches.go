@@ -1,0 +1,128 @@
+package tokenfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// rebuild creates the fsnotify watcher and installs the watches. On failure
+// the loop polls until the next tick tries again. A failure is logged when
+// it starts, and the recovery when it ends.
+func (l *loop) rebuild() {
+	l.closeNotify()
+	l.rebuilt = true
+	newNotify := l.w.hooks.newNotify
+	if newNotify == nil {
+		newNotify = fsnotify.NewWatcher
+	}
+	n, err := newNotify()
+	if err != nil {
+		if msg := err.Error(); msg != l.buildErr {
+			l.buildErr = msg
+			l.w.log.Error("tokenfile: cannot watch the token file; polling only",
+				"err", err, "interval", l.w.poll)
+		}
+		return
+	}
+	if l.buildErr != "" {
+		l.w.log.Info("tokenfile: watching the token file again")
+	}
+	l.n, l.addErr, l.buildErr = n, "", ""
+	l.sync()
+}
+
+func (l *loop) closeNotify() {
+	if l.n != nil {
+		_ = l.n.Close()
+		l.n = nil
+	}
+}
+
+// sync makes the watches match the directories that currently lead to the
+// file. It reports whether the watches changed, in which case the file must
+// be read again. It repeats until nothing changes, so that a directory
+// created or removed while it ran is not missed.
+func (l *loop) sync() (changed bool) {
+	if l.n == nil {
+		return false
+	}
+	for range maxSyncRounds {
+		if !l.apply(l.wanted()) {
+			return changed
+		}
+		changed = true
+	}
+	return changed
+}
+
+// maxSyncRounds bounds sync against directories that come and go without
+// pause; polling covers whatever it gives up on.
+const maxSyncRounds = 16
+
+// wanted returns the directories to watch: the file's directory, or its
+// nearest existing ancestor, and the directory the file's symlinks lead to
+// when that is another one.
+func (l *loop) wanted() []string {
+	dir := filepath.Dir(l.w.path)
+	want := []string{existingAncestor(dir)}
+	l.resolved = l.w.path
+	real, err := filepath.EvalSymlinks(l.w.path)
+	if err != nil {
+		return want
+	}
+	l.resolved = real
+	if realDir, err := filepath.EvalSymlinks(dir); err == nil && realDir != filepath.Dir(real) {
+		want = append(want, filepath.Dir(real))
+	}
+	return want
+}
+
+// apply adds the watches in want that are missing and removes the others.
+// It reports whether it added one, or found that a directory in want has
+// gone in the meantime: either way, wanted must be asked again.
+func (l *loop) apply(want []string) (again bool) {
+	have := l.n.WatchList()
+	for _, d := range want {
+		if slices.Contains(have, d) {
+			continue
+		}
+		err := l.n.Add(d)
+		switch {
+		case err == nil:
+			again = true
+		case errors.Is(err, fs.ErrNotExist):
+			again = true // removed since wanted looked: look again
+		default:
+			if msg := err.Error(); msg != l.addErr {
+				l.addErr = msg
+				l.w.log.Warn("tokenfile: cannot watch a directory; polling covers it", "dir", d, "err", err)
+			}
+		}
+	}
+	for _, d := range have {
+		if !slices.Contains(want, d) {
+			_ = l.n.Remove(d) // it may be gone already
+		}
+	}
+	return again
+}
+
+// existingAncestor returns dir if it is an existing directory, else its
+// nearest ancestor that is.
+func existingAncestor(dir string) string {
+	for {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		dir = parent
+	}
+}
