@@ -43,11 +43,18 @@ type EncryptedSession struct {
 	Now func() time.Time
 	// Rand is the randomness for OAEP; crypto/rand when nil.
 	Rand io.Reader
+	// Timeout bounds one exchange, from dial to the last byte of the body;
+	// SessionRequestTimeout when zero.
+	Timeout time.Duration
 }
 
 // Exchange implements Exchanger.
 func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
-	ctx, cancel := context.WithTimeout(ctx, SessionRequestTimeout)
+	timeout := e.Timeout
+	if timeout <= 0 {
+		timeout = SessionRequestTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rnd := e.Rand
 	if rnd == nil {
