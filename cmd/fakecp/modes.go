@@ -47,6 +47,7 @@ func serviceAccount(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoint,
 	if _, err := filewriter.New(o.caOut, 0o644).Write(caPEM); err != nil {
 		return endpoint{}, err
 	}
+	log.Info("CA written", "path", o.caOut)
 	cluster, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return endpoint{}, err
@@ -67,7 +68,6 @@ func serviceAccount(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoint,
 	if err := project(); err != nil {
 		return endpoint{}, err
 	}
-	log.Info("CA written", "path", o.caOut)
 	rotate := func(ctx context.Context) error {
 		t := time.NewTicker(o.identities / 2)
 		defer t.Stop()
