@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, vet, the release build
+# check, the manifests, short fuzzing, then every Go test under the race
+# detector (last, so that its summary ends the output).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== gofmt"
+unformatted=$(gofmt -l cmd internal tokenfile hack manifests 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== release binary (built as the Dockerfile builds it)"
+hack/check-binary.sh
+
+echo "== manifests (kustomize render, strict decode, pod rules)"
+(cd manifests && go vet ./... && go test -count=1 ./...)
+
+if [ -x scripts/fuzz.sh ]; then
+	echo "== fuzz targets, ${FUZZ_SECONDS:-3}s each"
+	scripts/fuzz.sh "${FUZZ_SECONDS:-3}"
+fi
+
+echo "== go test -race"
+go test -race -count=1 ./...
