@@ -114,7 +114,8 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 		s = string(raw)
 	}
 	secs, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || secs <= 0 || secs > 1<<40 {
+	// Written so that NaN, which fails every comparison, is refused too.
+	if err != nil || !(secs > 0 && secs <= 1<<40) {
 		return time.Time{}, bad
 	}
 	return time.Unix(int64(secs), int64((secs-float64(int64(secs)))*1e9)).UTC(), nil
