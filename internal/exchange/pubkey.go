@@ -39,10 +39,11 @@ func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 		if err != nil {
 			return nil, errors.New("neither PEM (starting with -----) nor base64 of a PEM")
 		}
-		if !strings.HasPrefix(strings.TrimSpace(string(dec)), "-----") {
+		pemText := strings.TrimSpace(string(dec))
+		if !strings.HasPrefix(pemText, "-----") {
 			return nil, errors.New("base64 decodes to something other than PEM")
 		}
-		data = dec
+		data = []byte(pemText)
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
