@@ -17,7 +17,7 @@
 // Create a Watcher with New, run it with Run on a goroutine that lives as
 // long as the token is needed, and read the token where it is used:
 //
-//	w, err := tokenfile.New("/var/run/secrets/ambient/token")
+//	w, err := tokenfile.New("/var/run/ambient/token")
 //	go w.Run(ctx)
 //	client := &http.Client{Transport: w.Transport(nil)}
 //

@@ -22,7 +22,7 @@ func Example() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	w, err := tokenfile.New("/var/run/secrets/ambient/token")
+	w, err := tokenfile.New("/var/run/ambient/token")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func fingerprint(tok string) string { return tokenfile.Snapshot{Token: tok}.Fing
 
 // Decide what to do with an expired JWT: Current tells when it expires.
 func ExampleSnapshot_Expired() {
-	w, err := tokenfile.New("/var/run/secrets/ambient/token")
+	w, err := tokenfile.New("/var/run/ambient/token")
 	if err != nil {
 		log.Fatal(err)
 	}
