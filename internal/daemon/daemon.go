@@ -115,10 +115,12 @@ func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresh
 		}
 	}
 	tf := filewriter.New(cfg.TokenFile, cfg.FileMode)
-	if n, err := tf.CleanTemp(); err != nil {
+	nt, terr := tf.CleanTemp()
+	ns, serr := status.CleanTemp(cfg.TokenFile)
+	if err := errors.Join(terr, serr); err != nil {
 		log.Warn("could not remove leftover temporary files", slog.String("error", err.Error()))
-	} else if n > 0 {
-		log.Info("removed leftover temporary files", slog.Int("count", n))
+	} else if nt+ns > 0 {
+		log.Info("removed leftover temporary files", slog.Int("count", nt+ns))
 	}
 	r := &refresher.Refresher{
 		Exchanger:  ex,

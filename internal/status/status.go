@@ -44,6 +44,13 @@ func Save(tokenFile string, mode fs.FileMode, r Record) error {
 	return err
 }
 
+// CleanTemp removes the temporary files that a crash in the middle of Save
+// left beside tokenFile, and returns how many it removed. Call it before
+// the first Save, from the only process writing the record.
+func CleanTemp(tokenFile string) (int, error) {
+	return filewriter.New(Path(tokenFile), 0).CleanTemp()
+}
+
 // Load reads the record for tokenFile. It returns an error wrapping
 // fs.ErrNotExist when there is none.
 func Load(tokenFile string) (Record, error) {
