@@ -5,8 +5,11 @@
 //   - /livez: the refresh loop is alive. It fails when the loop has not come
 //     back from an exchange or a write for more than a minute after its last
 //     wait ended, which means it is wedged and a restart is the cure.
-//   - /readyz: the token file holds the token tokend last stored and that
-//     token has not expired (when its expiry is known).
+//   - /readyz: the last attempt to write the token file succeeded, the file
+//     holds the token tokend last stored, and that token has not expired
+//     (when its expiry is known). A failed write (a full or read-only
+//     volume, a directory in the token's place) makes it fail even while the
+//     old token is intact, until a write succeeds again.
 //   - /startupz: the first token has been written.
 //   - /metrics: Prometheus metrics from a private registry.
 //
@@ -47,7 +50,8 @@ type Monitor struct {
 	metrics   *metrics
 
 	current   atomic.Pointer[stored]
-	waitUntil atomic.Int64 // unix nanoseconds, monotonic-free wall time
+	writeErr  atomic.Pointer[string] // the last failed store's error; nil after a success
+	waitUntil atomic.Int64           // unix nanoseconds, monotonic-free wall time
 }
 
 // New returns a Monitor for the token file at path. now is the clock; nil
@@ -72,9 +76,14 @@ func (m *Monitor) Hooks() refresher.Hooks {
 				fingerprint: tok.Value.Fingerprint(),
 				expiry:      tok.Expiry,
 			})
+			m.writeErr.Store(nil)
 			m.metrics.stored(tok, changed)
 		},
-		StoreFailed: func(error) { m.metrics.storeFailed() },
+		StoreFailed: func(err error) {
+			msg := err.Error()
+			m.writeErr.Store(&msg)
+			m.metrics.storeFailed()
+		},
 		Waiting: func(until time.Time) {
 			// until is on the monotonic clock; translate it to wall time.
 			m.waitUntil.Store(m.now().Add(time.Until(until)).UnixNano())
@@ -124,6 +133,9 @@ func (m *Monitor) ready() error {
 	cur := m.current.Load()
 	if cur == nil {
 		return fmt.Errorf("no token written yet")
+	}
+	if msg := m.writeErr.Load(); msg != nil {
+		return fmt.Errorf("writing the token file failed: %s", *msg)
 	}
 	if !cur.expiry.IsZero() && !m.now().Before(cur.expiry) {
 		return fmt.Errorf("token %s expired at %s", cur.fingerprint, cur.expiry.Format(time.RFC3339))
