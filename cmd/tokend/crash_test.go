@@ -24,8 +24,7 @@ func TestProcessSurvivesSIGKILL(t *testing.T) {
 	if long() {
 		kills = 1000
 	}
-	h := newHarness(t)
-	h.iss.CacheFloor = -1
+	h := newRotatingHarness(t)
 	h.env["TOKEND_REFRESH_INTERVAL"] = "100ms" // the refresher's 500 ms floor
 	h.env["TOKEND_HEALTH_ADDR"] = ""
 	h.env["LOG_LEVEL"] = "warn"

@@ -110,6 +110,7 @@ type faultHarness struct {
 func newFaultHarness(t *testing.T) *faultHarness {
 	h := &faultHarness{harness: newHarness(t)}
 	h.srv.Close()
+	h.iss.CacheFloor = -1 // a new token on every request; set before serving
 	h.out = &fakeissuer.Outage{Next: h.iss}
 	h.srv = httptest.NewServer(h.out)
 	t.Cleanup(h.srv.Close)
@@ -277,7 +278,6 @@ func TestRunIssuerFaults(t *testing.T) {
 	eachFault(t, func(t *testing.T, f issuerFault) {
 		h := newFaultHarness(t)
 		f = h.fault(f.name)
-		h.iss.CacheFloor = -1
 		h.env["TOKEND_REFRESH_INTERVAL"] = "100ms" // 500 ms, the refresher's floor
 		h.env["TOKEND_MAX_BACKOFF"] = maxBackoff.String()
 		ctx, cancel := context.WithCancel(t.Context())
