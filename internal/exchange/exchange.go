@@ -16,6 +16,7 @@ package exchange
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,6 +87,9 @@ func (e *StatusError) Error() string {
 //   - ErrIdentity: retryable (the kubelet may not have projected the
 //     ServiceAccount token yet).
 //   - ErrInsecureURL: not retryable (the URL will not change).
+//   - a server certificate that does not verify (unknown authority, wrong
+//     host name, expired): not retryable (the trusted roots are read once;
+//     the CA file or the URL must change).
 //   - a cancelled context: not retryable (the caller is stopping).
 //   - anything else (connection refused, reset, timeout, DNS): retryable.
 //
@@ -96,6 +100,10 @@ func Retryable(err error) bool {
 		return false
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, ErrInsecureURL) {
+		return false
+	}
+	var ce *tls.CertificateVerificationError
+	if errors.As(err, &ce) {
 		return false
 	}
 	var se *StatusError
