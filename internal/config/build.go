@@ -181,13 +181,13 @@ func tokenURL(p *problems, raw string, allowHTTP bool) *url.URL {
 // internalHost reports whether plain http to host stays on the node or
 // inside the cluster network: loopback, or a Kubernetes service name.
 func internalHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if host == "localhost" {
 		return true
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		return ip.IsLoopback()
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	return strings.HasSuffix(host, ".svc") || strings.HasSuffix(host, ".svc.cluster.local")
 }
 
