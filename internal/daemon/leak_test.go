@@ -1,0 +1,190 @@
+package daemon_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/fakeissuer"
+)
+
+// leakIssuer answers every request with a new opaque JWT (no credential
+// check, and no record of requests, so that it does not grow), fails one
+// request in seven with a fault, and holds a request while the test takes
+// a measurement.
+type leakIssuer struct {
+	n      atomic.Int64                  // requests
+	minted atomic.Int64                  // tokens handed out
+	gate   atomic.Pointer[chan struct{}] // non-nil: hold the next request until closed
+	held   chan struct{}                 // a request is being held
+}
+
+func (s *leakIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := s.n.Add(1)
+	if g := s.gate.Swap(nil); g != nil {
+		s.held <- struct{}{}
+		fakeissuer.Hang(*g)(w, r)
+		return
+	}
+	switch {
+	case n%7 == 1 && n%3 == 0:
+		fakeissuer.Status(503)(w, r)
+	case n%7 == 1 && n%3 == 1:
+		fakeissuer.ResetMidBody()(w, r)
+	case n%7 == 1:
+		fakeissuer.Body("<html>proxy error</html>")(w, r)
+	default:
+		s.minted.Add(1)
+		e := base64.RawURLEncoding
+		claims := fmt.Sprintf(`{"jti":"%d","exp":%d}`, n, time.Now().Add(15*time.Minute).Unix())
+		fakeissuer.Body(`{"token":"`+e.EncodeToString([]byte(`{"alg":"RS256"}`))+"."+e.EncodeToString([]byte(claims))+`.c2ln"}`)(w, r)
+	}
+}
+
+// usage is one measurement of the process.
+type usage struct {
+	goroutines, fds int
+	heap            uint64 // live heap after a collection
+}
+
+func measure(t *testing.T) usage {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count open files: %v", err)
+	}
+	return usage{goroutines: runtime.NumGoroutine(), fds: len(fds), heap: ms.HeapAlloc}
+}
+
+// TestRunRefreshCyclesDoNotLeak runs `run` through many refresh cycles
+// (each an exchange and a write of the token file), with one exchange in
+// seven a failure (503, reset connection, junk body), with probes
+// and metrics scraped along the way: goroutines and open files must stay
+// at their level after warm-up, and the live heap must not grow.
+//
+// The wall clock handed to run is 1000 hours ahead, so every token looks
+// expired on arrival to the scheduler and the next refresh is due at once:
+// the real loop cycles as fast as it can instead of every 500 ms.
+func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
+	cycles := int64(600)
+	if os.Getenv("TOKEND_LONG") != "" {
+		cycles = 10000
+	}
+	iss := &leakIssuer{held: make(chan struct{})}
+	srv := httptest.NewServer(iss)
+	defer srv.Close()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	env := map[string]string{
+		"AMBIENT_CP_TOKEN_URL":        srv.URL + "/token",
+		"AMBIENT_CP_TOKEN_PUBLIC_KEY": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		"SESSION_ID":                  "leak-test-session-0001",
+		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
+		"TOKEND_MAX_BACKOFF":          "1ms",
+		"TOKEND_HEALTH_ADDR":          "127.0.0.1:0",
+	}
+	cfg, err := config.Parse(config.CmdRun, nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := daemon.NewExchanger(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.(*exchange.EncryptedSession).Timeout = 5 * time.Second
+	addr := make(chan net.Addr, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, cfg, daemon.Deps{
+			Logger:          slog.New(slog.DiscardHandler),
+			Exchanger:       ex,
+			Now:             func() time.Time { return time.Now().Add(1000 * time.Hour) },
+			HealthListening: func(a net.Addr) { addr <- a },
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	probes := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	health := "http://" + (<-addr).String()
+	scrape := func() {
+		for _, p := range []string{"/readyz", "/livez", "/metrics"} {
+			resp, err := probes.Get(health + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	// at holds run at an exchange once the issuer has handed out n tokens,
+	// so that every measurement is taken in the same state.
+	var scraped int64
+	at := func(n int64) usage {
+		for iss.minted.Load() < n {
+			select {
+			case err := <-done:
+				t.Fatalf("run returned: %v", err)
+			case <-time.After(time.Millisecond):
+			}
+			if c := iss.n.Load(); c-scraped >= 50 {
+				scraped = c
+				scrape()
+			}
+		}
+		release := make(chan struct{})
+		iss.gate.Store(&release)
+		<-iss.held
+		u := measure(t)
+		close(release)
+		return u
+	}
+	warm := cycles / 10
+	start := time.Now()
+	base := at(warm)
+	mid := at(warm + (cycles-warm)/2)
+	end := at(cycles)
+	took := time.Since(start)
+	t.Logf("%d refresh cycles (%d after warm-up; %d exchanges in all, one in seven failing) in %v: goroutines %d → %d → %d, open files %d → %d → %d, live heap %d → %d → %d KiB",
+		cycles, cycles-warm, iss.n.Load(), took.Round(time.Millisecond), base.goroutines, mid.goroutines, end.goroutines,
+		base.fds, mid.fds, end.fds, base.heap>>10, mid.heap>>10, end.heap>>10)
+	if end.goroutines > base.goroutines {
+		t.Errorf("goroutines grew from %d to %d", base.goroutines, end.goroutines)
+	}
+	if end.fds > base.fds {
+		t.Errorf("open files grew from %d to %d", base.fds, end.fds)
+	}
+	// The heap wobbles with the garbage collector's timing by some tens of
+	// KiB; a leak of even 100 bytes a cycle would show as more than that.
+	if slack := uint64(256 << 10); end.heap > base.heap+slack {
+		t.Errorf("live heap grew from %d to %d KiB", base.heap>>10, end.heap>>10)
+	}
+}
