@@ -14,3 +14,14 @@ func unwrapURLError(err error) error {
 	}
 	return err
 }
+
+// safeURL returns raw for error messages: scheme, host and path only. The
+// control plane ignores the query string, but a gateway in front of it may
+// carry a credential there (or in user info), and errors end up in logs.
+func safeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the token URL"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}

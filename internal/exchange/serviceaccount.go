@@ -157,7 +157,7 @@ func (e *ServiceAccount) attempt(ctx context.Context, client *http.Client) (Toke
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Token{}, fmt.Errorf("exchange: POST %s: %w", e.URL, unwrapURLError(err))
+		return Token{}, fmt.Errorf("exchange: POST %s: %w", safeURL(e.URL), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	return readResponse(resp, serviceAccountBodyLimit, now(e.Now), serviceAccountHint)

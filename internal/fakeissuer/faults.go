@@ -65,6 +65,21 @@ func ResetMidBody() Fault {
 	}
 }
 
+// ResetBeforeAnswer resets the connection (RST) without answering: an
+// issuer that crashed while the request was in flight.
+func ResetBeforeAnswer() Fault {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		conn.Close()
+	}
+}
+
 // SlowBody answers 200 with body, flushing it in chunks of n bytes with a
 // pause of every between them, and stops early when the client goes away.
 func SlowBody(body string, n int, every time.Duration) Fault {
