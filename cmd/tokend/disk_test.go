@@ -85,8 +85,12 @@ func runDiskFault(t *testing.T, w diskWorld, f diskFault) {
 		}
 		check(deadline)
 	}
-	if _, metrics := get(w.addr, "/metrics"); strings.Contains(metrics, `tokend_file_writes_total{result="failed"} 0`) {
+	_, metrics := get(w.addr, "/metrics")
+	if strings.Contains(metrics, `tokend_file_writes_total{result="failed"} 0`) {
 		t.Errorf("the failed write is not counted")
+	}
+	if _, ready := get(w.addr, "/readyz"); old != "" && strings.Contains(ready+metrics, old) {
+		t.Fatalf("a probe or the metrics show the token")
 	}
 	if code, _ := get(w.addr, "/livez"); code != 200 {
 		t.Errorf("/livez %d: a disk fault is not a reason to restart", code)
