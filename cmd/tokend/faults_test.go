@@ -356,8 +356,8 @@ func TestRunIssuerFaults(t *testing.T) {
 		if f.slow() {
 			step += testRequestTimeout
 		}
-		if took := after[0].At.Sub(ended); took > step+time.Second {
-			t.Errorf("recovered %v after the issuer came back, want within one backoff step (%v, plus 1s of slack)", took, step)
+		if took := after[0].At.Sub(ended); took > step+2*time.Second {
+			t.Errorf("recovered %v after the issuer came back, want within one backoff step (%v, plus 2s of slack for a loaded machine)", took, step)
 		}
 		select {
 		case err := <-done:
