@@ -20,6 +20,7 @@ func long() bool { return os.Getenv("TOKEND_LONG") != "" }
 // signed, with its mode, and `tokend check` must accept it. A last clean
 // start must leave no temporary file behind.
 func TestProcessSurvivesSIGKILL(t *testing.T) {
+	t.Parallel() // mostly waiting; overlaps the other slow test
 	kills := 100
 	if long() {
 		kills = 1000

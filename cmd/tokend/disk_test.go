@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/refresher"
 )
 
 // diskFault is something that happens to the token's volume under a
@@ -174,6 +176,43 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRunRestoresARemovedTokenFile: a consumer deletes the token file
+// between two refreshes of a long interval. run notices within
+// refresher.DefaultVerifyEvery, says so, and writes a token again, without
+// waiting for the next refresh.
+func TestRunRestoresARemovedTokenFile(t *testing.T) {
+	t.Parallel() // mostly waiting; overlaps the other slow test
+	h := newHarness(t)
+	h.env["TOKEND_REFRESH_INTERVAL"] = "1h"
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.run(ctx, "run") }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	addr := h.healthAddr(done)
+	first := h.waitFile(done, func(s string) bool { return s != "" })
+	must(t, os.Remove(h.file))
+	removed := time.Now()
+	if code, _ := get(addr, "/readyz"); code != 503 {
+		t.Errorf("/readyz %d with the token file gone", code)
+	}
+	if got := h.waitFile(done, func(s string) bool { return s != "" }); got != first || !validJWT(got) {
+		t.Fatalf("the token file came back with another content")
+	}
+	if took := time.Since(removed); took > refresher.DefaultVerifyEvery+5*time.Second {
+		t.Errorf("restored after %v, want within the %v check period (plus slack)", took, refresher.DefaultVerifyEvery)
+	}
+	waitUntil(t, 10*time.Second, func() bool { code, _ := get(addr, "/readyz"); return code == 200 })
+	if !strings.Contains(h.stderr.String(), "token file lost, refreshing now") {
+		t.Errorf("the loss was not logged")
+	}
+	h.assertNoSecrets(first)
 }
 
 // The volume faults (full, read-only) need a volume of their own: a

@@ -69,16 +69,18 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 	return nil
 }
 
-// Run keeps the token fresh, and serves probes and metrics on
-// cfg.HealthAddr, until ctx ends; it then returns nil once any write in
+// Run keeps the token fresh, rewrites it within a few seconds when the token
+// file is removed or replaced between refreshes, and serves probes and
+// metrics on cfg.HealthAddr, until ctx ends; it then returns nil once any write in
 // progress has finished. It returns an error only when it cannot start or
 // the health server fails.
 func Run(ctx context.Context, cfg *config.Config, d Deps) error {
-	_, r, err := prepare(cfg, d)
+	tf, r, err := prepare(cfg, d)
 	if err != nil {
 		return err
 	}
 	r.Interval = cfg.RefreshInterval
+	r.Verify = func(tok exchange.Token) error { return intact(tf, tok) }
 	mon := health.New(cfg.TokenFile, d.Now)
 	r.Hooks = mon.Hooks()
 	g, ctx := errgroup.WithContext(ctx)
@@ -154,6 +156,19 @@ func storeFunc(tf *filewriter.Writer, cfg *config.Config, d Deps) func(exchange.
 		}
 		return changed, nil
 	}
+}
+
+// intact reports whether the token file still holds tok: a consumer may
+// delete it, or its directory may be emptied, between two refreshes.
+func intact(tf *filewriter.Writer, tok exchange.Token) error {
+	data, err := tf.Read()
+	if err != nil {
+		return err
+	}
+	if string(data) != tok.Value.Reveal() {
+		return fmt.Errorf("token file %s holds %s, not the token stored", tf.Path(), secret.Fingerprint(string(data)))
+	}
+	return nil
 }
 
 // NewExchanger builds the Exchanger that cfg describes. Both modes trust the

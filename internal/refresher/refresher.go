@@ -20,6 +20,11 @@
 //     not stall or rush them; a token's expiry is wall time, so while one is
 //     known the wait is also checked against the wall clock at least once a
 //     minute, which catches a node that was suspended.
+//  4. While waiting after a success, Verify (when set) checks every
+//     VerifyEvery that the stored token is still in place; when it is not
+//     (the file removed, or replaced), the wait ends and the next exchange
+//     happens at once, so a lost token file is rewritten within VerifyEvery
+//     instead of at the next refresh.
 package refresher
 
 import (
@@ -45,6 +50,8 @@ const (
 	intervalJitter    = 0.1
 	minDelay          = 500 * time.Millisecond
 	wallCheck         = time.Minute
+	// DefaultVerifyEvery is the period of Verify when VerifyEvery is zero.
+	DefaultVerifyEvery = 5 * time.Second
 )
 
 // ShortLivedMargin is the MinMargin tokend sets for the two-minute tokens of
@@ -90,6 +97,11 @@ type Refresher struct {
 	Now func() time.Time
 	// Rand returns a number in [0, 1) for jitter; math/rand when nil.
 	Rand func() float64
+	// Verify, when set, reports whether tok, the token stored last, is
+	// still in place (rule 4); its error says what became of it.
+	Verify func(tok exchange.Token) error
+	// VerifyEvery is the period of Verify; DefaultVerifyEvery when zero.
+	VerifyEvery time.Duration
 
 	failures int
 	held     time.Time // expiry of the token stored last; zero when unknown
@@ -106,14 +118,16 @@ func (r *Refresher) Run(ctx context.Context) error {
 		}
 		var delay time.Duration
 		var wallDue time.Time
+		var stored *exchange.Token
 		if err == nil {
 			b.Reset()
 			delay, wallDue = r.nextRefresh(tok)
+			stored = &tok
 		} else {
 			delay = r.retryDelay(b, err)
 			r.logFailure(err, delay)
 		}
-		if !r.wait(ctx, delay, wallDue) {
+		if !r.wait(ctx, delay, wallDue, stored) {
 			return nil
 		}
 	}
@@ -149,7 +163,7 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 			return exchange.Token{}, fmt.Errorf("no token before the deadline (next retry would be in %s): %w", delay.Round(time.Millisecond), err)
 		}
 		r.logFailure(err, delay)
-		if !r.wait(ctx, delay, time.Time{}) {
+		if !r.wait(ctx, delay, time.Time{}, nil) {
 			return exchange.Token{}, fmt.Errorf("no token before the deadline: %w", err)
 		}
 	}
@@ -217,8 +231,14 @@ func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Du
 	return delay
 }
 
-// wait applies rule 3. It reports false when ctx ended first.
-func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.Time) bool {
+// wait applies rules 3 and 4 (the latter when stored is the token just
+// stored). It reports false when ctx ended first.
+func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.Time, stored *exchange.Token) bool {
+	verify := stored != nil && r.Verify != nil
+	every := r.VerifyEvery
+	if every <= 0 {
+		every = DefaultVerifyEvery
+	}
 	deadline := time.Now().Add(delay)
 	if h := r.Hooks.Waiting; h != nil {
 		h(deadline)
@@ -234,12 +254,21 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 		if !wallDue.IsZero() {
 			remaining = min(remaining, wallCheck)
 		}
+		if verify {
+			remaining = min(remaining, every)
+		}
 		t := time.NewTimer(remaining)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return false
 		case <-t.C:
+		}
+		if verify {
+			if err := r.Verify(*stored); err != nil {
+				r.logger().Warn("token file lost, refreshing now", slog.String("fingerprint", stored.Value.Fingerprint()), slog.String("reason", err.Error()))
+				return true
+			}
 		}
 	}
 }
