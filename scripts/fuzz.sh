@@ -9,7 +9,7 @@
 #
 # A failing input is written to testdata/fuzz/<FuzzName>/ by go test; the
 # script stops at the first failure with go test's exit status. The last
-# line per target gives its executions and new interesting inputs.
+# lines per target give its executions and new interesting inputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,18 +17,25 @@ secs=${1:-5}
 parallel=()
 [ -n "${FUZZ_PARALLEL:-}" ] && parallel=(-parallel "$FUZZ_PARALLEL")
 
-targets=0
-for pkg in $(go list ./...); do
-	for fuzz in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
-		echo "== $pkg $fuzz (${secs}s)"
-		go test -run '^$' -fuzz "^${fuzz}\$" -fuzztime "${secs}s" "${parallel[@]}" "$pkg" 2>&1 |
-			grep -E '^(fuzz: elapsed|--- FAIL|    |ok|FAIL|PASS)' | tail -n 4
-		status=${PIPESTATUS[0]}
-		if [ "$status" -ne 0 ]; then
-			echo "fuzz: $fuzz failed" >&2
-			exit "$status"
-		fi
-		targets=$((targets + 1))
-	done
-done
-echo "fuzzed $targets targets for ${secs}s each"
+# "go test -list" prints each package's matching names, then its "ok" line.
+list=$(go test -list '^Fuzz' ./...)
+targets=$(awk '/^Fuzz/ { names[n++] = $1; next } /^ok/ { for (i = 0; i < n; i++) print $2, names[i]; n = 0 }' <<<"$list")
+
+count=0
+while read -r pkg fuzz; do
+	[ -n "$fuzz" ] || continue
+	echo "== $pkg $fuzz (${secs}s)"
+	set +e
+	go test -run '^$' -fuzz "^${fuzz}\$" -fuzztime "${secs}s" "${parallel[@]}" "$pkg" >/tmp/fuzz.$$.log 2>&1
+	status=$?
+	set -e
+	grep -E '^(fuzz: elapsed|--- FAIL|    |ok|FAIL|PASS)' /tmp/fuzz.$$.log | tail -n 4
+	rm -f /tmp/fuzz.$$.log
+	if [ "$status" -ne 0 ]; then
+		echo "fuzz: $fuzz failed" >&2
+		exit "$status"
+	fi
+	count=$((count + 1))
+done <<<"$targets"
+[ "$count" -gt 0 ] || { echo "fuzz: no targets found" >&2; exit 1; }
+echo "fuzzed $count targets for ${secs}s each"
