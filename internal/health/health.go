@@ -51,7 +51,8 @@ type Monitor struct {
 
 	current   atomic.Pointer[stored]
 	writeErr  atomic.Pointer[string] // the last failed store's error; nil after a success
-	waitUntil atomic.Int64           // unix nanoseconds, monotonic-free wall time
+	start     time.Time              // origin of waitUntil, with its monotonic reading
+	waitUntil atomic.Int64           // end of the refresher's wait, monotonic ns since start
 }
 
 // New returns a Monitor for the token file at path. now is the clock; nil
@@ -61,7 +62,7 @@ func New(path string, now func() time.Time) *Monitor {
 		now = time.Now
 	}
 	m := &Monitor{tokenFile: path, now: now, metrics: newMetrics()}
-	m.waitUntil.Store(now().UnixNano())
+	m.start = time.Now()
 	return m
 }
 
@@ -85,8 +86,8 @@ func (m *Monitor) Hooks() refresher.Hooks {
 			m.metrics.storeFailed()
 		},
 		Waiting: func(until time.Time) {
-			// until is on the monotonic clock; translate it to wall time.
-			m.waitUntil.Store(m.now().Add(time.Until(until)).UnixNano())
+			// until carries a monotonic reading; keep it monotonic.
+			m.waitUntil.Store(int64(until.Sub(m.start)))
 		},
 	}
 }
@@ -115,7 +116,8 @@ func (m *Monitor) probe(check func() error) http.HandlerFunc {
 }
 
 func (m *Monitor) live() error {
-	overdue := m.now().Sub(time.Unix(0, m.waitUntil.Load()))
+	// Monotonic: a wall-clock step neither fakes nor hides a stuck loop.
+	overdue := time.Since(m.start) - time.Duration(m.waitUntil.Load())
 	if overdue > livenessGrace {
 		return fmt.Errorf("refresh loop stuck for %s", overdue.Round(time.Second))
 	}
