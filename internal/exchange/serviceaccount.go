@@ -230,25 +230,15 @@ func pathCause(err error) error {
 }
 
 func serviceAccountHint(code int) string {
-	switch {
-	case code == http.StatusUnauthorized:
+	switch code {
+	case http.StatusUnauthorized:
 		return "ServiceAccount token rejected: check the projected token's audience " + ServiceAccountAudience + " (AMBIENT_WORKLOAD_IDENTITY_PATH)"
-	case code == http.StatusForbidden:
+	case http.StatusForbidden:
 		return "this workload may not obtain a token (check the pod's ServiceAccount and AMBIENT_CAPABILITY_REFRESH_CREDENTIAL)"
-	case code == http.StatusBadRequest:
+	case http.StatusBadRequest:
 		return "the control plane did not accept the request (is it a different protocol version?)"
-	case code == http.StatusNotFound:
-		return "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)"
-	case code == http.StatusMethodNotAllowed:
+	case http.StatusMethodNotAllowed:
 		return "the endpoint does not take POST: is AMBIENT_CP_TOKEN_URL the encrypted-session endpoint?"
-	case code >= 300 && code < 400:
-		return "redirect refused (tokend never follows redirects; check AMBIENT_CP_TOKEN_URL)"
-	case code == http.StatusTooManyRequests:
-		return "rate limited"
-	case code == http.StatusInternalServerError:
-		return "the control plane could not mint a token"
-	case code >= 500:
-		return "the control plane is unavailable"
 	}
-	return ""
+	return commonHint(code)
 }

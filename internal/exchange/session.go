@@ -83,15 +83,22 @@ func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 }
 
 func sessionHint(code int) string {
-	switch {
-	case code == http.StatusUnauthorized:
+	switch code {
+	case http.StatusUnauthorized:
 		return "wrong public key or malformed credential (check AMBIENT_CP_TOKEN_PUBLIC_KEY)"
-	case code == http.StatusForbidden:
+	case http.StatusForbidden:
 		return "session id rejected (check SESSION_ID)"
+	case http.StatusMethodNotAllowed:
+		return "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)"
+	}
+	return commonHint(code)
+}
+
+// commonHint explains the statuses that mean the same in every mode.
+func commonHint(code int) string {
+	switch {
 	case code == http.StatusNotFound:
 		return "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)"
-	case code == http.StatusMethodNotAllowed:
-		return "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)"
 	case code >= 300 && code < 400:
 		return "redirect refused (tokend never follows redirects; check AMBIENT_CP_TOKEN_URL)"
 	case code == http.StatusTooManyRequests:
