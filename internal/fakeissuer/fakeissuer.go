@@ -38,6 +38,8 @@ type Fault func(w http.ResponseWriter, r *http.Request)
 // before serving; afterwards use only its methods, which are safe for
 // concurrent use.
 type Issuer struct {
+	script
+
 	// Key decrypts session-id credentials and signs minted tokens.
 	Key *rsa.PrivateKey
 	// Lifetime of minted tokens; 15 minutes when zero.
@@ -52,27 +54,15 @@ type Issuer struct {
 	// Now is the issuer's clock; time.Now when nil.
 	Now func() time.Time
 
-	mu     sync.Mutex // guards faults, cached, exp, seq, sessions
-	faults []Fault
+	mu     sync.Mutex // guards cached, exp, seq, sessions
 	cached string
 	exp    time.Time
 	seq    int
 	// sessions records each accepted session id; tests compare against it.
 	sessions []string
 
-	requests atomic.Int64
-	issued   atomic.Int64
+	issued atomic.Int64
 }
-
-// Push queues faults; each answers exactly one future request, in order.
-func (s *Issuer) Push(f ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, f...)
-}
-
-// Requests returns how many requests reached the issuer.
-func (s *Issuer) Requests() int64 { return s.requests.Load() }
 
 // Issued returns how many distinct tokens the issuer has minted.
 func (s *Issuer) Issued() int64 { return s.issued.Load() }
@@ -99,9 +89,7 @@ func (s *Issuer) Rotate() {
 }
 
 func (s *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.requests.Add(1)
-	if f := s.nextFault(); f != nil {
-		f(w, r)
+	if s.serveFault(w, r) {
 		return
 	}
 	switch r.URL.Path {
@@ -128,17 +116,6 @@ func (s *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeToken(w, tok, exp)
-}
-
-func (s *Issuer) nextFault() Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.faults) == 0 {
-		return nil
-	}
-	f := s.faults[0]
-	s.faults = s.faults[1:]
-	return f
 }
 
 // decryptSession applies the control plane's credential checks, returning

@@ -50,6 +50,8 @@ type Exchange struct {
 // before serving; afterwards use only its methods, which are safe for
 // concurrent use. Push scripts failures as for Issuer.
 type ServiceAccountIssuer struct {
+	script
+
 	// Key signs the tokens it issues.
 	Key *rsa.PrivateKey
 	// ClusterKey stands in for the cluster's ServiceAccount token signer:
@@ -61,24 +63,12 @@ type ServiceAccountIssuer struct {
 	// Now is the issuer's clock; time.Now when nil.
 	Now func() time.Time
 
-	mu        sync.Mutex // guards faults, exchanges, current
-	faults    []Fault
+	mu        sync.Mutex // guards exchanges, current
 	exchanges []Exchange
 	current   string
 
-	requests atomic.Int64
-	seq      atomic.Int64
+	seq atomic.Int64
 }
-
-// Push queues faults; each answers exactly one future request, in order.
-func (s *ServiceAccountIssuer) Push(f ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, f...)
-}
-
-// Requests returns how many requests reached the issuer.
-func (s *ServiceAccountIssuer) Requests() int64 { return s.requests.Load() }
 
 // Issued returns how many tokens the issuer has minted.
 func (s *ServiceAccountIssuer) Issued() int64 { return s.seq.Load() }
@@ -110,9 +100,7 @@ func (s *ServiceAccountIssuer) MintServiceAccountToken(aud string, ttl time.Dura
 }
 
 func (s *ServiceAccountIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.requests.Add(1)
-	if f := s.nextFault(); f != nil {
-		f(w, r)
+	if s.serveFault(w, r) {
 		return
 	}
 	switch r.URL.Path {
@@ -189,17 +177,6 @@ func (s *ServiceAccountIssuer) issue(x Exchange) (string, time.Time, error) {
 	s.exchanges = append(s.exchanges, x)
 	s.current = tok
 	return tok, exp, nil
-}
-
-func (s *ServiceAccountIssuer) nextFault() Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.faults) == 0 {
-		return nil
-	}
-	f := s.faults[0]
-	s.faults = s.faults[1:]
-	return f
 }
 
 func (s *ServiceAccountIssuer) clusterKey() *rsa.PrivateKey {
