@@ -69,9 +69,10 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 	return nil
 }
 
-// Run keeps the token fresh, rewrites it within a few seconds when the token
-// file is removed or replaced between refreshes, and serves probes and
-// metrics on cfg.HealthAddr, until ctx ends; it then returns nil once any write in
+// Run keeps the token fresh, writes it again as soon as the token file is
+// removed or replaced between refreshes (watching the directory, with a
+// check every minute as a fallback), and serves probes and metrics on
+// cfg.HealthAddr, until ctx ends; it then returns nil once any write in
 // progress has finished. It returns an error only when it cannot start or
 // the health server fails.
 func Run(ctx context.Context, cfg *config.Config, d Deps) error {
@@ -84,6 +85,20 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	mon := health.New(cfg.TokenFile, d.Now)
 	r.Hooks = mon.Hooks()
 	g, ctx := errgroup.WithContext(ctx)
+	if watch, err := newDirWatch(cfg.TokenFile); err != nil {
+		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead", slog.String("error", err.Error()))
+	} else {
+		r.Recheck = watch.ch
+		store := r.Store
+		r.Store = func(tok exchange.Token) (bool, error) {
+			changed, err := store(tok)
+			if err == nil {
+				watch.rewatch()
+			}
+			return changed, err
+		}
+		g.Go(func() error { return watch.Run(ctx) })
+	}
 	if cfg.HealthAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HealthAddr)
 		if err != nil {

@@ -20,11 +20,13 @@
 //     not stall or rush them; a token's expiry is wall time, so while one is
 //     known the wait is also checked against the wall clock at least once a
 //     minute, which catches a node that was suspended.
-//  4. While waiting after a success, Verify (when set) checks every
-//     VerifyEvery that the stored token is still in place; when it is not
-//     (the file removed, or replaced), the wait ends and the next exchange
-//     happens at once, so a lost token file is rewritten within VerifyEvery
-//     instead of at the next refresh.
+//  4. While waiting after a success, Verify (when set) checks that the
+//     stored token is still in place: every VerifyEvery, and at once on each
+//     signal from Recheck (a filesystem event). When it is not (the file
+//     removed or replaced), the stored token is written again, without an
+//     exchange; only if that write fails does the next exchange happen at
+//     once. A lost token file is thus restored within moments, even while
+//     the issuer is down.
 package refresher
 
 import (
@@ -50,8 +52,9 @@ const (
 	intervalJitter    = 0.1
 	minDelay          = 500 * time.Millisecond
 	wallCheck         = time.Minute
-	// DefaultVerifyEvery is the period of Verify when VerifyEvery is zero.
-	DefaultVerifyEvery = 5 * time.Second
+	// DefaultVerifyEvery is the period of Verify when VerifyEvery is zero;
+	// Recheck makes it a fallback for missed filesystem events.
+	DefaultVerifyEvery = time.Minute
 )
 
 // ShortLivedMargin is the MinMargin tokend sets for the two-minute tokens of
@@ -102,6 +105,9 @@ type Refresher struct {
 	Verify func(tok exchange.Token) error
 	// VerifyEvery is the period of Verify; DefaultVerifyEvery when zero.
 	VerifyEvery time.Duration
+	// Recheck, when set, asks a waiting Run to call Verify now, e.g. on a
+	// filesystem event in the token's directory. Sends may be coalesced.
+	Recheck <-chan struct{}
 
 	failures int
 	held     time.Time // expiry of the token stored last; zero when unknown
@@ -263,14 +269,35 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 			t.Stop()
 			return false
 		case <-t.C:
+		case <-r.Recheck:
+			t.Stop()
 		}
-		if verify {
-			if err := r.Verify(*stored); err != nil {
-				r.logger().Warn("token file lost, refreshing now", slog.String("fingerprint", stored.Value.Fingerprint()), slog.String("reason", err.Error()))
-				return true
-			}
+		if verify && !r.restore(*stored) {
+			return true
 		}
 	}
+}
+
+// restore applies rule 4 to tok, the token stored last: it reports whether
+// tok is in place, writing it again when Verify finds it gone.
+func (r *Refresher) restore(tok exchange.Token) bool {
+	lost := r.Verify(tok)
+	if lost == nil {
+		return true
+	}
+	log := r.logger().With(slog.String("fingerprint", tok.Value.Fingerprint()), slog.String("reason", lost.Error()))
+	if _, err := r.Store(tok); err != nil {
+		if h := r.Hooks.StoreFailed; h != nil {
+			h(err)
+		}
+		log.Warn("token file lost and could not be written again, refreshing now", slog.String("error", err.Error()))
+		return false
+	}
+	if h := r.Hooks.Stored; h != nil {
+		h(tok, true)
+	}
+	log.Warn("token file lost, wrote the stored token again")
+	return true
 }
 
 func (r *Refresher) newBackoff() *backoff.ExponentialBackOff {

@@ -62,9 +62,11 @@ type memStore struct {
 	mu     sync.Mutex
 	tokens []string
 	fail   atomic.Int32 // fail this many stores
+	calls  atomic.Int32 // stores attempted
 }
 
 func (m *memStore) store(tok exchange.Token) (bool, error) {
+	m.calls.Add(1)
 	if m.fail.Load() > 0 {
 		m.fail.Add(-1)
 		return false, errors.New("disk full")
