@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -128,19 +129,29 @@ func inProcessDiskFault(t *testing.T, name string) {
 	}
 	faults := map[string]diskFault{
 		"directory removed": {
-			inject: func(t *testing.T) { must(t, os.RemoveAll(dir)) },
+			// Renamed away first: the directory disappears atomically even
+			// while tokend writes into it (RemoveAll alone can race with a
+			// restore and fail with "directory not empty").
+			inject: func(t *testing.T) { must(t, os.Rename(dir, dir+".gone")); must(t, os.RemoveAll(dir+".gone")) },
 			heal:   func(t *testing.T) { must(t, os.Mkdir(dir, 0o755)) },
 			want:   "no such file or directory",
 		},
 		"target replaced by a directory": {
-			inject: func(t *testing.T) { must(t, os.Remove(h.file)); must(t, os.Mkdir(h.file, 0o755)) },
+			// tokend writes a removed token file again at once, so the
+			// directory may lose the race with it: try until it wins.
+			inject: func(t *testing.T) { must(t, replaceWithDir(h.file)) },
 			heal:   func(t *testing.T) { must(t, os.Remove(h.file)) },
 			want:   "is a directory",
 		},
 		"target replaced by a symlink": {
-			inject: func(t *testing.T) { must(t, os.Remove(h.file)); must(t, os.Symlink(decoy, h.file)) },
-			heal:   func(t *testing.T) { must(t, os.Remove(h.file)) },
-			want:   "is a symlink",
+			// Renamed over the file, so that there is no moment without
+			// a target for tokend to fill.
+			inject: func(t *testing.T) {
+				must(t, os.Symlink(decoy, h.file+".link"))
+				must(t, os.Rename(h.file+".link", h.file))
+			},
+			heal: func(t *testing.T) { must(t, os.Remove(h.file)) },
+			want: "is a symlink",
 		},
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -164,6 +175,21 @@ func inProcessDiskFault(t *testing.T, name string) {
 		t.Errorf("the symlink's target was written through")
 	}
 	h.assertNoSecrets(h.token())
+}
+
+// replaceWithDir removes the file at path and makes a directory there,
+// retrying while a writer keeps putting the file back.
+func replaceWithDir(path string) error {
+	var err error
+	for range 100 {
+		if err = os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err = os.Mkdir(path, 0o755); !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	return err
 }
 
 func must(t *testing.T, err error) {
