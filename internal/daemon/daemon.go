@@ -152,7 +152,7 @@ func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresh
 		r.MinMargin = refresher.ShortLivedMargin
 	}
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
-		slog.String("auth", cfg.Auth), slog.String("token_url", endpoint(cfg)), slog.String("token_file", cfg.TokenFile))
+		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
 	return tf, r, nil
 }
 
@@ -253,13 +253,4 @@ func Check(cfg *config.Config, d Deps) (string, error) {
 		desc += fmt.Sprintf(" expires in %s", exp.Sub(now).Round(time.Second))
 	}
 	return desc, nil
-}
-
-// endpoint describes the token URL for logs: scheme, host and path only, in
-// case a query string carries something that should not be logged.
-func endpoint(cfg *config.Config) string {
-	if cfg.TokenURL == nil {
-		return ""
-	}
-	return cfg.TokenURL.Scheme + "://" + cfg.TokenURL.Host + cfg.TokenURL.Path
 }

@@ -2,23 +2,29 @@ package exchange
 
 import (
 	"errors"
+	"io/fs"
 	"net/url"
 )
 
-// unwrapURLError drops the *url.Error wrapper, whose message repeats the
-// method and URL that the caller already states.
-func unwrapURLError(err error) error {
+// cause drops a *url.Error or *fs.PathError wrapper, whose message repeats
+// the method, URL or path that the caller already states (and a URL's
+// query string, which must not reach logs).
+func cause(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err
 	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
 	return err
 }
 
-// safeURL returns raw for error messages: scheme, host and path only. The
-// control plane ignores the query string, but a gateway in front of it may
-// carry a credential there (or in user info), and errors end up in logs.
-func safeURL(raw string) string {
+// SafeURL returns raw for logs and error messages: scheme, host and path
+// only. The control plane ignores the query string, but a gateway in front
+// of it may carry a credential there (or in user info).
+func SafeURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "the token URL"

@@ -157,7 +157,7 @@ func (e *ServiceAccount) attempt(ctx context.Context, client *http.Client) (Toke
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Token{}, fmt.Errorf("exchange: POST %s: %w", safeURL(e.URL), unwrapURLError(err))
+		return Token{}, fmt.Errorf("exchange: POST %s: %w", SafeURL(e.URL), cause(err))
 	}
 	defer resp.Body.Close()
 	return readResponse(resp, serviceAccountBodyLimit, now(e.Now), serviceAccountHint)
@@ -198,12 +198,12 @@ func retryableWithin(err error) bool {
 func readIdentity(path string) (secret.String, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return secret.String{}, fmt.Errorf("%w: %s: %w (the kubelet may not have projected it yet)", ErrIdentity, path, pathCause(err))
+		return secret.String{}, fmt.Errorf("%w: %s: %w (the kubelet may not have projected it yet)", ErrIdentity, path, cause(err))
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxTokenLen+2))
 	if err != nil {
-		return secret.String{}, fmt.Errorf("%w: reading %s: %w", ErrIdentity, path, pathCause(err))
+		return secret.String{}, fmt.Errorf("%w: reading %s: %w", ErrIdentity, path, cause(err))
 	}
 	v := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
 	switch {
@@ -218,15 +218,6 @@ func readIdentity(path string) (secret.String, error) {
 		}
 	}
 	return secret.New(v), nil
-}
-
-// pathCause drops the *fs.PathError wrapper, whose message repeats the path
-// that the caller already names.
-func pathCause(err error) error {
-	if u := errors.Unwrap(err); u != nil {
-		return u
-	}
-	return err
 }
 
 func serviceAccountHint(code int) string {

@@ -76,7 +76,7 @@ func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 	}
 	resp, err := e.Client.Do(req)
 	if err != nil {
-		return Token{}, fmt.Errorf("exchange: GET %s: %w", safeURL(e.URL), unwrapURLError(err))
+		return Token{}, fmt.Errorf("exchange: GET %s: %w", SafeURL(e.URL), cause(err))
 	}
 	defer resp.Body.Close()
 	return readResponse(resp, sessionBodyLimit, now(e.Now), sessionHint)

@@ -144,7 +144,7 @@ func (m *Monitor) ready() error {
 	}
 	data, err := os.ReadFile(m.tokenFile)
 	if err != nil {
-		return fmt.Errorf("token file unreadable: %v", errUnwrap(err))
+		return fmt.Errorf("token file unreadable: %v", err)
 	}
 	if fp := secret.Fingerprint(string(data)); fp != cur.fingerprint {
 		return fmt.Errorf("token file holds %s, not the token written (%s)", fp, cur.fingerprint)

@@ -121,10 +121,3 @@ func failureKind(err error) string {
 	}
 	return "transport_error"
 }
-
-func errUnwrap(err error) error {
-	if u := errors.Unwrap(err); u != nil {
-		return u
-	}
-	return err
-}
