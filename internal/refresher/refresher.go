@@ -27,6 +27,9 @@
 //     exchange; only if that write fails does the next exchange happen at
 //     once. A lost token file is thus restored within moments, even while
 //     the issuer is down.
+//  5. A request through OnDemand ends any wait: the next exchange starts at
+//     once, or when the floor (500 ms) since the last one began has passed,
+//     and answers every request that arrived before it started.
 package refresher
 
 import (
@@ -108,9 +111,15 @@ type Refresher struct {
 	// Recheck, when set, asks a waiting Run to call Verify now, e.g. on a
 	// filesystem event in the token's directory. Sends may be coalesced.
 	Recheck <-chan struct{}
+	// OnDemand, when set, carries requests for an exchange now (rule 5).
+	OnDemand *OnDemand
 
-	failures int
-	held     time.Time // expiry of the token stored last; zero when unknown
+	failures  int
+	held      time.Time // expiry of the token stored last; zero when unknown
+	lastStart time.Time // when the last exchange started (monotonic)
+	requests  pending   // on-demand requests the next exchange answers
+	// lastChanged reports whether the last attempt changed the token.
+	lastChanged bool
 }
 
 // Run keeps the token fresh until ctx ends, then returns nil. It never
@@ -119,6 +128,7 @@ func (r *Refresher) Run(ctx context.Context) error {
 	b := r.newBackoff()
 	for {
 		tok, err := r.attempt(ctx)
+		r.requests.answer(Result{Changed: err == nil && r.lastChanged, Fingerprint: fingerprint(tok), Err: err})
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -178,6 +188,8 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 // attempt runs one exchange and stores its token.
 func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	start := time.Now()
+	r.lastStart = start
+	r.lastChanged = false
 	tok, err := r.Exchanger.Exchange(ctx)
 	if h := r.Hooks.Exchanged; h != nil {
 		h(time.Since(start), err)
@@ -196,6 +208,7 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 		h(tok, changed)
 	}
 	r.logSuccess(tok, changed)
+	r.lastChanged = changed
 	r.failures = 0
 	r.held = tok.Expiry
 	return tok, nil
@@ -271,6 +284,16 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 		case <-t.C:
 		case <-r.Recheck:
 			t.Stop()
+		case req := <-r.onDemand():
+			t.Stop()
+			r.requests = append(r.requests, req)
+			// An exchange now, but never sooner than the floor after the
+			// last one began.
+			if floor := r.lastStart.Add(minDelay); floor.Before(deadline) {
+				deadline = floor
+			}
+			wallDue = time.Time{}
+			continue
 		}
 		if verify && !r.restore(*stored) {
 			return true
@@ -298,6 +321,22 @@ func (r *Refresher) restore(tok exchange.Token) bool {
 	}
 	log.Warn("token file lost, wrote the stored token again")
 	return true
+}
+
+// onDemand returns the channel of on-demand requests; nil (never ready)
+// when OnDemand is unset.
+func (r *Refresher) onDemand() <-chan chan<- Result {
+	if r.OnDemand == nil {
+		return nil
+	}
+	return r.OnDemand.reqs
+}
+
+func fingerprint(tok exchange.Token) string {
+	if tok.Value.Reveal() == "" {
+		return ""
+	}
+	return tok.Value.Fingerprint()
 }
 
 func (r *Refresher) newBackoff() *backoff.ExponentialBackOff {
