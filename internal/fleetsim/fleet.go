@@ -43,8 +43,11 @@ type Report struct {
 	MeanRPS      float64
 	PeakRPS      int
 	PeakOverMean float64
-	// PerPodPerLifetime is requests per pod per token lifetime.
+	// PerPodPerLifetime is requests per pod per token lifetime; Steady
+	// counts only the second half of the run, once pods have learned
+	// their issuer.
 	PerPodPerLifetime float64
+	Steady            float64
 	// SameShare is the share of successful exchanges that returned the
 	// token the pod already held.
 	SameShare float64
@@ -57,12 +60,12 @@ type Report struct {
 
 // String formats r as one row of a table.
 func (r Report) String() string {
-	return fmt.Sprintf("%-34s %6.1f %6d %6.2f %6.2f %5.0f%% %9.0f %6.2f%%",
-		r.Model, r.MeanRPS, r.PeakRPS, r.PeakOverMean, r.PerPodPerLifetime, 100*r.SameShare, r.ExpiredPodSeconds, 100*r.ExpiredShare)
+	return fmt.Sprintf("%-34s %6.1f %6d %6.2f %6.2f %6.2f %5.0f%% %9.0f %6.2f%%",
+		r.Model, r.MeanRPS, r.PeakRPS, r.PeakOverMean, r.PerPodPerLifetime, r.Steady, 100*r.SameShare, r.ExpiredPodSeconds, 100*r.ExpiredShare)
 }
 
 // Header names the columns of Report.String.
-const Header = "model                              mean/s peak/s  pk/mn  req/lt  same  expired-s  exp%"
+const Header = "model                              mean/s peak/s  pk/mn  req/lt steady  same  expired-s  exp%"
 
 // pod is one sidecar's token file: what it holds and what that cost.
 type pod struct {
@@ -179,5 +182,7 @@ func report(m Model, f Fleet, is *Issuer, pods []*pod, end time.Time) Report {
 	}
 	lifetimes := float64(f.Duration) / float64(m.Lifetime)
 	rep.PerPodPerLifetime = float64(is.requests) / float64(f.Pods) / lifetimes
+	half, _ := is.rates(to/2, to)
+	rep.Steady = half * float64(m.Lifetime/time.Second) / float64(f.Pods)
 	return rep
 }

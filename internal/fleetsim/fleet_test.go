@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"math"
 	"os"
 	"strconv"
 	"testing"
@@ -69,7 +70,8 @@ func floor(pods int) float64 { return float64(pods) / 25 }
 // TestFleetHasNoHerd runs a few hundred pods through every issuer model and
 // fails on a herd: a peak far above the floor for a shared token, a peak far
 // above the mean for per-request tokens, or any pod holding an expired
-// token.
+// token. The schedule before the fleet issue failed it with peaks of 6 to
+// 25 times the floor.
 func TestFleetHasNoHerd(t *testing.T) {
 	const pods = 400
 	t.Log(Header)
@@ -86,8 +88,10 @@ func TestFleetHasNoHerd(t *testing.T) {
 				if limit := 2 * floor(pods); float64(rep.PeakRPS) > limit {
 					t.Errorf("peak %d requests/s, want at most %.0f (2x the floor of %.0f/s): the fleet refreshes in step", rep.PeakRPS, limit, floor(pods))
 				}
-			} else if rep.PeakOverMean > 2.5 {
-				t.Errorf("peak/mean %.2f, want at most 2.5: the fleet refreshes in step", rep.PeakOverMean)
+			} else if limit := rep.MeanRPS + 6*math.Sqrt(rep.MeanRPS) + 2; float64(rep.PeakRPS) > limit {
+				// Independent random phases give Poisson counts: a
+				// peak beyond six standard deviations is a herd.
+				t.Errorf("peak %d requests/s against a mean of %.1f, want at most %.0f: the fleet refreshes in step", rep.PeakRPS, rep.MeanRPS, limit)
 			}
 			if rep.ExpiredPodSeconds > 0 {
 				t.Errorf("pods held an expired token for %.0f pod-seconds, want 0", rep.ExpiredPodSeconds)

@@ -4,32 +4,53 @@
 // Scheduling rules:
 //
 //  1. After a success, the next exchange is due after the refresh interval
-//     less up to 10% random jitter (so a fleet does not refresh in step), or
-//     once 80% of the token's remaining lifetime has passed, whichever is
-//     sooner (the kubelet's rule for projected tokens). With MinMargin set,
-//     it is due MinMargin before expiry if that is sooner, but never before
-//     half the remaining lifetime has passed: a two-minute token is replaced
-//     after one minute, which leaves a minute for failed exchanges.
-//  2. After a failure, the next attempt follows exponential backoff with
+//     less up to 10% random jitter, or, when the token's expiry is known, a
+//     margin before that expiry, whichever is sooner. The margin is at least
+//     20% of the life the token had left when it arrived (the kubelet's 80%
+//     rule for projected tokens) and at least MinMargin, widened at random
+//     by up to 10% and drawn anew at every refresh; it never exceeds half
+//     the life left, so a two-minute token with MinMargin one minute is
+//     replaced after a minute, which leaves a minute for failed exchanges.
+//     The margin is measured back from the expiry, not forward from now, so
+//     pods that hold one shared token keep their random spread instead of
+//     converging (a fraction of the remaining life shrinks the gap between
+//     two pods at every refresh). While the refresh-ahead point is more than
+//     an interval away, interval steps are placed back from it, so a
+//     15-minute token costs three exchanges at a 5-minute interval. The
+//     first wait after the first token is shortened by up to half, at
+//     random, so that pods started together do not stay in step.
+//  2. An issuer that answers with the token already held is reusing a
+//     cached token (the deployed control plane does until fewer than 30 s
+//     remain). The least remaining life at which that was seen is the reuse
+//     window w: new tokens exist only inside it. While w is known, the
+//     margin is drawn uniformly from [w/6, 0.9 w] instead, so the fleet
+//     spreads its one useful request per token evenly over the window. A
+//     new token obtained outside w means the issuer changed its rule, and w
+//     is forgotten.
+//  3. After a failure, the next attempt follows exponential backoff with
 //     jitter, starting near 1 s and capped at MaxBackoff; while the stored
 //     token is unexpired, it is also capped at half the time that token has
-//     left (at least 500 ms), so that retries quicken as expiry nears. It
-//     comes later only when the server asked for more with Retry-After
-//     (capped at 5 minutes).
-//  3. Delays are measured on the monotonic clock, so a wall-clock step does
+//     left, so that retries quicken as expiry nears. It comes later only
+//     when the server asked for more with Retry-After (capped at 5
+//     minutes). A token that was exchanged but could not be stored is
+//     stored again on this schedule, without a new exchange, until it
+//     expires.
+//  4. No path waits less than the floor between two exchanges: 500 ms, or
+//     the refresh interval when the operator set a shorter one.
+//  5. Delays are measured on the monotonic clock, so a wall-clock step does
 //     not stall or rush them; a token's expiry is wall time, so while one is
 //     known the wait is also checked against the wall clock at least once a
 //     minute, which catches a node that was suspended.
-//  4. While waiting after a success, Verify (when set) checks that the
+//  6. While waiting after a success, Verify (when set) checks that the
 //     stored token is still in place: every VerifyEvery, and at once on each
 //     signal from Recheck (a filesystem event). When it is not (the file
 //     removed or replaced), the stored token is written again, without an
 //     exchange; only if that write fails does the next exchange happen at
 //     once. A lost token file is thus restored within moments, even while
 //     the issuer is down.
-//  5. A request through OnDemand ends any wait: the next exchange starts at
-//     once, or when the floor (500 ms) since the last one began has passed,
-//     and answers every request that arrived before it started.
+//  7. A request through OnDemand ends any wait: the next exchange starts at
+//     once, or when the floor since the last one began has passed, and
+//     answers every request that arrived before it started.
 package refresher
 
 import (
@@ -40,8 +61,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
 	"github.com/ambient-code/tokend/internal/exchange"
 )
 
@@ -51,9 +70,7 @@ const (
 	DefaultMaxBackoff = 30 * time.Second
 	initialBackoff    = time.Second
 	maxRetryAfter     = 5 * time.Minute
-	lifetimeFraction  = 0.8
 	intervalJitter    = 0.1
-	minDelay          = 500 * time.Millisecond
 	wallCheck         = time.Minute
 	// DefaultVerifyEvery is the period of Verify when VerifyEvery is zero;
 	// Recheck makes it a fallback for missed filesystem events.
@@ -79,8 +96,14 @@ type Hooks struct {
 	Waiting func(until time.Time)
 }
 
+// ErrStore is wrapped by the error of an attempt whose exchange succeeded
+// but whose token could not be stored; the token is kept and stored again
+// before any new exchange (rule 3).
+var ErrStore = errors.New("storing the token")
+
 // Refresher runs exchanges and stores their tokens. Set the fields before
-// calling Run or Once; a Refresher is not for use by more than one goroutine.
+// calling Run or Once; a Refresher is not for use by more than one goroutine,
+// except through OnDemand.
 type Refresher struct {
 	// Exchanger obtains tokens. Required.
 	Exchanger exchange.Exchanger
@@ -92,8 +115,8 @@ type Refresher struct {
 	// MaxBackoff caps the delay between failed attempts; DefaultMaxBackoff
 	// when zero.
 	MaxBackoff time.Duration
-	// MinMargin, when positive, is how long before a token's expiry it is
-	// replaced at the latest (see rule 1). Zero keeps the 80% rule alone.
+	// MinMargin, when positive, is the least time before a token's expiry
+	// at which it is replaced (rule 1). Zero keeps the 20% margin alone.
 	MinMargin time.Duration
 	// Logger receives one line per event; slog.Default() when nil.
 	Logger *slog.Logger
@@ -104,22 +127,27 @@ type Refresher struct {
 	// Rand returns a number in [0, 1) for jitter; math/rand when nil.
 	Rand func() float64
 	// Verify, when set, reports whether tok, the token stored last, is
-	// still in place (rule 4); its error says what became of it.
+	// still in place (rule 6); its error says what became of it.
 	Verify func(tok exchange.Token) error
 	// VerifyEvery is the period of Verify; DefaultVerifyEvery when zero.
 	VerifyEvery time.Duration
 	// Recheck, when set, asks a waiting Run to call Verify now, e.g. on a
 	// filesystem event in the token's directory. Sends may be coalesced.
 	Recheck <-chan struct{}
-	// OnDemand, when set, carries requests for an exchange now (rule 5).
+	// OnDemand, when set, carries requests for an exchange now (rule 7).
 	OnDemand *OnDemand
 
-	failures  int
-	held      time.Time // expiry of the token stored last; zero when unknown
-	lastStart time.Time // when the last exchange started (monotonic)
-	requests  pending   // on-demand requests the next exchange answers
-	// lastChanged reports whether the last attempt changed the token.
-	lastChanged bool
+	failures    int
+	held        exchange.Token  // the token stored last
+	unstored    *exchange.Token // exchanged, but its store failed
+	window      time.Duration   // learned reuse window (rule 2); 0 unknown
+	life        time.Duration   // the held token's remaining life on arrival
+	aimed       bool            // the next exchange is at the refresh-ahead point
+	firstWait   bool            // the next wait follows the first token stored
+	lastStart   time.Time       // when the last exchange started (monotonic)
+	lastChanged bool            // whether the last attempt changed the token
+	requests    pending         // on-demand requests the next exchange answers
+	warnedShort bool            // a short-lived token was warned about
 }
 
 // Run keeps the token fresh until ctx ends, then returns nil. It never
@@ -185,11 +213,20 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 	}
 }
 
-// attempt runs one exchange and stores its token.
+// attempt stores the token whose store failed last time, while it is
+// unexpired, or else runs one exchange and stores its token.
 func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
+	r.lastChanged = false
+	if u := r.unstored; u != nil && (u.Expiry.IsZero() || r.now().Before(u.Expiry)) {
+		return r.store(*u, 0)
+	}
+	r.unstored = nil
+	var left time.Duration
+	if !r.held.Expiry.IsZero() {
+		left = r.held.Expiry.Sub(r.now())
+	}
 	start := time.Now()
 	r.lastStart = start
-	r.lastChanged = false
 	tok, err := r.Exchanger.Exchange(ctx)
 	if h := r.Hooks.Exchanged; h != nil {
 		h(time.Since(start), err)
@@ -197,196 +234,43 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	if err != nil {
 		return exchange.Token{}, err
 	}
+	r.warnShortLife(tok)
+	return r.store(tok, left)
+}
+
+// store stores tok, obtained when the held token had left to live, and
+// learns from it (rule 2).
+func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Token, error) {
 	changed, err := r.Store(tok)
 	if err != nil {
+		r.unstored = &tok
 		if h := r.Hooks.StoreFailed; h != nil {
 			h(err)
 		}
-		return exchange.Token{}, fmt.Errorf("storing the token: %w", err)
+		return exchange.Token{}, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	r.unstored = nil
+	same := !r.held.Value.IsZero() && r.held.Value.Equal(tok.Value)
+	if left > 0 {
+		r.learn(tok, left, same)
+	}
+	if r.held.Value.IsZero() {
+		r.firstWait = true
+	}
+	if !same {
+		r.life = 0
+		if !tok.Expiry.IsZero() {
+			r.life = tok.Expiry.Sub(r.now())
+		}
 	}
 	if h := r.Hooks.Stored; h != nil {
 		h(tok, changed)
 	}
 	r.logSuccess(tok, changed)
+	r.held = tok
 	r.lastChanged = changed
 	r.failures = 0
-	r.held = tok.Expiry
 	return tok, nil
-}
-
-// nextRefresh applies rule 1: the delay until the next exchange, and the
-// wall time by which it is due when the token's expiry is known.
-func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
-	interval := r.Interval
-	if interval <= 0 {
-		interval = DefaultInterval
-	}
-	delay := time.Duration(float64(interval) * (1 - intervalJitter*r.rand()))
-	var wallDue time.Time
-	if !tok.Expiry.IsZero() {
-		now := r.now()
-		remaining := tok.Expiry.Sub(now)
-		ahead := time.Duration(float64(remaining) * lifetimeFraction)
-		if r.MinMargin > 0 {
-			ahead = max(min(ahead, remaining-r.MinMargin), remaining/2)
-		}
-		wallDue = now.Round(0).Add(ahead)
-		delay = min(delay, ahead)
-	}
-	return max(delay, minDelay), wallDue
-}
-
-// retryDelay applies rule 2.
-func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Duration {
-	delay := min(b.NextBackOff(), b.MaxInterval)
-	if !r.held.IsZero() {
-		if left := r.held.Sub(r.now()); left > 0 {
-			delay = min(delay, max(left/2, minDelay))
-		}
-	}
-	if after, ok := exchange.RetryAfter(err); ok {
-		delay = max(delay, min(after, maxRetryAfter))
-	}
-	return delay
-}
-
-// wait applies rules 3 and 4 (the latter when stored is the token just
-// stored). It reports false when ctx ended first.
-func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.Time, stored *exchange.Token) bool {
-	verify := stored != nil && r.Verify != nil
-	every := r.VerifyEvery
-	if every <= 0 {
-		every = DefaultVerifyEvery
-	}
-	deadline := time.Now().Add(delay)
-	if h := r.Hooks.Waiting; h != nil {
-		h(deadline)
-	}
-	for {
-		remaining := time.Until(deadline)
-		if !wallDue.IsZero() {
-			remaining = min(remaining, wallDue.Sub(r.now().Round(0)))
-		}
-		if remaining <= 0 {
-			return true
-		}
-		if !wallDue.IsZero() {
-			remaining = min(remaining, wallCheck)
-		}
-		if verify {
-			remaining = min(remaining, every)
-		}
-		t := time.NewTimer(remaining)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-t.C:
-		case <-r.Recheck:
-			t.Stop()
-		case req := <-r.onDemand():
-			t.Stop()
-			r.requests = append(r.requests, req)
-			// An exchange now, but never sooner than the floor after the
-			// last one began.
-			if floor := r.lastStart.Add(minDelay); floor.Before(deadline) {
-				deadline = floor
-			}
-			wallDue = time.Time{}
-			continue
-		}
-		if verify && !r.restore(*stored) {
-			return true
-		}
-	}
-}
-
-// restore applies rule 4 to tok, the token stored last: it reports whether
-// tok is in place, writing it again when Verify finds it gone.
-func (r *Refresher) restore(tok exchange.Token) bool {
-	lost := r.Verify(tok)
-	if lost == nil {
-		return true
-	}
-	log := r.logger().With(slog.String("fingerprint", tok.Value.Fingerprint()), slog.String("reason", lost.Error()))
-	if _, err := r.Store(tok); err != nil {
-		if h := r.Hooks.StoreFailed; h != nil {
-			h(err)
-		}
-		log.Warn("token file lost and could not be written again, refreshing now", slog.String("error", err.Error()))
-		return false
-	}
-	if h := r.Hooks.Stored; h != nil {
-		h(tok, true)
-	}
-	log.Warn("token file lost, wrote the stored token again")
-	return true
-}
-
-// onDemand returns the channel of on-demand requests; nil (never ready)
-// when OnDemand is unset.
-func (r *Refresher) onDemand() <-chan chan<- Result {
-	if r.OnDemand == nil {
-		return nil
-	}
-	return r.OnDemand.reqs
-}
-
-func fingerprint(tok exchange.Token) string {
-	if tok.Value.Reveal() == "" {
-		return ""
-	}
-	return tok.Value.Fingerprint()
-}
-
-func (r *Refresher) newBackoff() *backoff.ExponentialBackOff {
-	maxB := r.MaxBackoff
-	if maxB <= 0 {
-		maxB = DefaultMaxBackoff
-	}
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(min(initialBackoff, maxB)),
-		backoff.WithMaxInterval(maxB),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithRandomizationFactor(0.2),
-		backoff.WithMultiplier(2),
-	)
-}
-
-func (r *Refresher) logSuccess(tok exchange.Token, changed bool) {
-	log := r.logger()
-	attrs := []any{slog.String("fingerprint", tok.Value.Fingerprint())}
-	if !tok.Expiry.IsZero() {
-		attrs = append(attrs,
-			slog.Time("expires_at", tok.Expiry),
-			slog.Duration("expires_in", tok.Expiry.Sub(r.now()).Round(time.Second)),
-			slog.String("expiry_source", tok.ExpirySource))
-	}
-	if r.failures > 0 {
-		attrs = append(attrs, slog.Int("after_failures", r.failures))
-	}
-	if changed {
-		log.Info("token updated", attrs...)
-	} else {
-		log.Debug("token unchanged", attrs...)
-	}
-}
-
-func (r *Refresher) logFailure(err error, delay time.Duration) {
-	r.failures++
-	attrs := []any{
-		slog.String("error", err.Error()),
-		slog.Int("consecutive_failures", r.failures),
-		slog.Duration("retry_in", delay.Round(time.Millisecond)),
-	}
-	if code := exchange.StatusCode(err); code != 0 {
-		attrs = append(attrs, slog.Int("status", code))
-	}
-	level := slog.LevelWarn
-	if !exchange.Retryable(err) && !errors.Is(err, context.Canceled) {
-		level = slog.LevelError
-	}
-	r.logger().Log(context.Background(), level, "exchange failed, will retry", attrs...)
 }
 
 func (r *Refresher) logger() *slog.Logger {
@@ -408,4 +292,11 @@ func (r *Refresher) rand() float64 {
 		return rand.Float64()
 	}
 	return r.Rand()
+}
+
+func fingerprint(tok exchange.Token) string {
+	if tok.Value.IsZero() {
+		return ""
+	}
+	return tok.Value.Fingerprint()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,9 +125,11 @@ func TestRunIntervalJitterIsAtMostTenPercentEarly(t *testing.T) {
 	r := newRefresher(s, &memStore{})
 	r.Interval = 10 * time.Minute
 	r.Rand = func() float64 { return 0.999 }
-	got := runFor(t, r, s, 10*time.Minute)
-	// 10m less 9.99%: 9m0.06s.
-	assertOffsets(t, got, []time.Duration{0, 9*time.Minute + 60*time.Millisecond}, time.Millisecond)
+	got := runFor(t, r, s, 16*time.Minute)
+	// 10m less 9.99%: 9m0.06s; the first wait after start is spread over
+	// its second half as well (rule 1): 9m0.06s less 49.95%.
+	first := 4*time.Minute + 30300030*time.Microsecond
+	assertOffsets(t, got, []time.Duration{0, first, first + 9*time.Minute + 60*time.Millisecond}, time.Millisecond)
 }
 
 func TestRunRefreshesAheadOfExpiry(t *testing.T) {
@@ -192,14 +195,36 @@ func TestRunNeverGivesUpOnPermanentErrors(t *testing.T) {
 	}
 }
 
-func TestRunRetriesFailedStore(t *testing.T) {
+// TestRunRetriesFailedStoreWithTheTokenInHand: a store that fails after a
+// good exchange is retried with the same token, without a new exchange, and
+// logged as a store failure, not as a failed exchange.
+func TestRunRetriesFailedStoreWithTheTokenInHand(t *testing.T) {
 	s := &script{steps: []func(int) (exchange.Token, error){opaque}}
 	m := &memStore{}
 	m.fail.Store(2)
 	r := newRefresher(s, m)
+	var buf bytes.Buffer
+	r.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	got := runFor(t, r, s, 10*time.Second)
-	if len(got) != 3 || len(m.tokens) != 1 {
-		t.Fatalf("calls %v, tokens %v; want 2 failed stores, then one token", got, len(m.tokens))
+	if len(got) != 1 || m.calls.Load() != 3 || len(m.tokens) != 1 || m.tokens[0] != "tok-1" {
+		t.Fatalf("exchanges %v, stores %d, tokens %v; want one exchange, 2 failed stores, then its token stored", got, m.calls.Load(), m.tokens)
+	}
+	if logs := buf.String(); !strings.Contains(logs, "storing the token failed") || strings.Contains(logs, "exchange failed") {
+		t.Errorf("store failures not logged as such:\n%s", logs)
+	}
+}
+
+// TestRunExchangesAgainWhenTheUnstoredTokenExpires: a token that could not
+// be stored before it expired is dropped for a new exchange.
+func TestRunExchangesAgainWhenTheUnstoredTokenExpires(t *testing.T) {
+	s := &script{steps: []func(int) (exchange.Token, error){lasting(3 * time.Second)}}
+	m := &memStore{}
+	m.fail.Store(3) // stores at 0 s, ~1 s, ~3 s fail
+	r := newRefresher(s, m)
+	r.Rand = func() float64 { return 0.5 }
+	got := runFor(t, r, s, 20*time.Second)
+	if len(got) < 2 || len(m.tokens) == 0 || m.tokens[0] == "tok-1" {
+		t.Fatalf("exchanges %v, tokens %v; want a second exchange once tok-1 expired unstored", got, m.tokens)
 	}
 }
 

@@ -1,0 +1,73 @@
+package refresher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+)
+
+// logSuccess logs a stored token: info when it changed, debug otherwise.
+func (r *Refresher) logSuccess(tok exchange.Token, changed bool) {
+	log := r.logger()
+	attrs := []any{slog.String("fingerprint", tok.Value.Fingerprint())}
+	if !tok.Expiry.IsZero() {
+		attrs = append(attrs,
+			slog.Time("expires_at", tok.Expiry),
+			slog.Duration("expires_in", tok.Expiry.Sub(r.now()).Round(time.Second)),
+			slog.String("expiry_source", tok.ExpirySource))
+	}
+	if r.failures > 0 {
+		attrs = append(attrs, slog.Int("after_failures", r.failures))
+	}
+	if changed {
+		log.Info("token updated", attrs...)
+	} else {
+		log.Debug("token unchanged", attrs...)
+	}
+}
+
+// logFailure counts and logs a failed attempt with the delay before the
+// next one.
+func (r *Refresher) logFailure(err error, delay time.Duration) {
+	r.failures++
+	attrs := []any{
+		slog.String("error", err.Error()),
+		slog.Int("consecutive_failures", r.failures),
+		slog.Duration("retry_in", delay.Round(time.Millisecond)),
+	}
+	if code := exchange.StatusCode(err); code != 0 {
+		attrs = append(attrs, slog.Int("status", code))
+	}
+	level := slog.LevelWarn
+	if !exchange.Retryable(err) && !errors.Is(err, context.Canceled) {
+		level = slog.LevelError
+	}
+	msg := "exchange failed, will retry"
+	if errors.Is(err, ErrStore) {
+		msg = "storing the token failed, will store it again before any new exchange"
+	}
+	r.logger().Log(context.Background(), level, msg, attrs...)
+}
+
+// warnShortLife warns once about a token that arrives with less than
+// shortLife to live: the floor then decides how often tokend exchanges,
+// which the operator should know, but not on every exchange.
+func (r *Refresher) warnShortLife(tok exchange.Token) {
+	if tok.Expiry.IsZero() {
+		return
+	}
+	left := tok.Expiry.Sub(r.now())
+	if left >= shortLife {
+		return
+	}
+	level := slog.LevelDebug
+	if !r.warnedShort {
+		level = slog.LevelWarn
+		r.warnedShort = true
+	}
+	r.logger().Log(context.Background(), level, "the issuer hands out tokens that live only seconds; tokend exchanges at most once per floor",
+		slog.Duration("expires_in", left.Round(time.Millisecond)), slog.Duration("floor", r.floor()))
+}
