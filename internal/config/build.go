@@ -54,6 +54,7 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 	}
 	if command == CmdCheck {
 		c.MaxAge = duration(p, get, "max-age", true)
+		c.HealthAddr = healthAddr(p, get)
 		return c.result(p)
 	}
 
@@ -65,12 +66,7 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 		if c.RefreshInterval > 0 && c.RefreshInterval < time.Second {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("TOKEND_REFRESH_INTERVAL (--refresh-interval) %s is under 1s: every refresh is a request to the control plane", c.RefreshInterval))
 		}
-		c.HealthAddr = get("health-addr")
-		if c.HealthAddr != "" {
-			if _, _, err := net.SplitHostPort(c.HealthAddr); err != nil {
-				p.add("health-addr", "must be host:port or :port, not %q", c.HealthAddr)
-			}
-		}
+		c.HealthAddr = healthAddr(p, get)
 	}
 	insecure, err := strconv.ParseBool(get("allow-insecure-http"))
 	if err != nil {
@@ -102,6 +98,17 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 		}
 	}
 	return c.result(p)
+}
+
+// healthAddr reads and checks the probe listener's address.
+func healthAddr(p *problems, get func(string) string) string {
+	addr := get("health-addr")
+	if addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			p.add("health-addr", "must be host:port or :port (e.g. :8081), or empty to disable, not %q", addr)
+		}
+	}
+	return addr
 }
 
 func (c *Config) result(p *problems) (*Config, error) {

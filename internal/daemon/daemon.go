@@ -21,7 +21,6 @@ import (
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/status"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
@@ -132,16 +131,14 @@ func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresh
 		}
 	}
 	tf := filewriter.New(cfg.TokenFile, cfg.FileMode)
-	nt, terr := tf.CleanTemp()
-	ns, serr := status.CleanTemp(cfg.TokenFile)
-	if err := errors.Join(terr, serr); err != nil {
+	if n, err := tf.CleanTemp(); err != nil {
 		log.Warn("could not remove leftover temporary files", slog.String("error", err.Error()))
-	} else if nt+ns > 0 {
-		log.Info("removed leftover temporary files", slog.Int("count", nt+ns))
+	} else if n > 0 {
+		log.Info("removed leftover temporary files", slog.Int("count", n))
 	}
 	r := &refresher.Refresher{
 		Exchanger:  ex,
-		Store:      storeFunc(tf, cfg, d),
+		Store:      storeFunc(tf),
 		MaxBackoff: cfg.MaxBackoff,
 		Logger:     log,
 		Now:        d.Now,
@@ -156,20 +153,14 @@ func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresh
 	return tf, r, nil
 }
 
-// storeFunc writes a token, then the status record that check reads. An
-// unchanged token is not rewritten, but its record is, so that check
-// --max-age sees the successful exchange.
-func storeFunc(tf *filewriter.Writer, cfg *config.Config, d Deps) func(exchange.Token) (bool, error) {
+// storeFunc writes a token to the token file, and nothing else: the shared
+// directory holds only what consumers read, and an unchanged token is not
+// rewritten, so watchers see an event only when the token changes. What
+// `check` needs besides the file, the running daemon serves on its probe
+// listener (health.StatusPath).
+func storeFunc(tf *filewriter.Writer) func(exchange.Token) (bool, error) {
 	return func(tok exchange.Token) (bool, error) {
-		changed, err := tf.Write([]byte(tok.Value.Reveal()))
-		if err != nil {
-			return false, err
-		}
-		rec := status.Record{LastSuccess: d.now().UTC(), Fingerprint: tok.Value.Fingerprint(), Expiry: tok.Expiry}
-		if err := status.Save(cfg.TokenFile, cfg.FileMode, rec); err != nil {
-			return changed, fmt.Errorf("recording status: %w", err)
-		}
-		return changed, nil
+		return tf.Write([]byte(tok.Value.Reveal()))
 	}
 }
 
@@ -217,10 +208,16 @@ func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
 // ErrCheck is wrapped by every reason Check finds the token unfit.
 var ErrCheck = errors.New("check failed")
 
-// Check judges the token file: it must exist and hold a non-empty token that
-// has not expired (when its expiry is known), and with maxAge > 0 the last
-// successful exchange must be at most maxAge old. It returns a one-line
-// description of a good token.
+// statusTimeout bounds Check's question to the running daemon.
+const statusTimeout = 2 * time.Second
+
+// Check judges the token file: it must be a regular file holding a
+// well-formed token that has not expired. The expiry comes from the token's
+// JWT exp claim, or else from the running daemon (`tokend run`, asked on
+// cfg.HealthAddr) when it describes the same token. With cfg.MaxAge > 0 the
+// daemon must also report a successful exchange at most MaxAge ago. Check
+// never blocks longer than statusTimeout on the daemon, and reads nothing
+// but the token file. It returns a one-line description of a good token.
 func Check(cfg *config.Config, d Deps) (string, error) {
 	tf := filewriter.New(cfg.TokenFile, 0)
 	data, err := tf.Read()
@@ -235,16 +232,20 @@ func Check(cfg *config.Config, d Deps) (string, error) {
 	}
 	fp := secret.Fingerprint(string(data))
 	now := d.now()
-	rec, recErr := status.Load(cfg.TokenFile)
-	exp, source := tokenExpiry(string(data), rec, recErr)
+	var st health.Status
+	stErr := errors.New("the health listener is disabled (TOKEND_HEALTH_ADDR is empty)")
+	if cfg.HealthAddr != "" {
+		st, stErr = health.FetchStatus(context.Background(), cfg.HealthAddr, statusTimeout)
+	}
+	exp, source := tokenExpiry(string(data), st, stErr)
 	if !exp.IsZero() && !now.Before(exp) {
 		return "", fmt.Errorf("%w: token %s expired at %s (%s)", ErrCheck, fp, exp.Format(time.RFC3339), source)
 	}
 	if cfg.MaxAge > 0 {
-		if recErr != nil {
-			return "", fmt.Errorf("%w: --max-age needs the status record: %w", ErrCheck, recErr)
+		if stErr != nil {
+			return "", fmt.Errorf("%w: --max-age needs the status of tokend run: %w; run check in the pod of a tokend run sidecar with the same TOKEND_HEALTH_ADDR", ErrCheck, stErr)
 		}
-		if age := now.Sub(rec.LastSuccess); age > cfg.MaxAge {
+		if age := now.Sub(st.LastSuccess); age > cfg.MaxAge {
 			return "", fmt.Errorf("%w: last successful exchange %s ago, more than --max-age %s", ErrCheck, age.Round(time.Second), cfg.MaxAge)
 		}
 	}

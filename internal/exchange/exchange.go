@@ -34,6 +34,13 @@ type Token struct {
 	// ExpirySource says where Expiry came from: "expires_at" (the response
 	// field), "jwt" (the token's exp claim) or "" (unknown).
 	ExpirySource string
+	// Skew is how far the issuer's clock (its Date header) was ahead of
+	// tokend's when the token arrived; negative when behind, zero when
+	// unknown or within MinSkew. Expiry is already on tokend's clock.
+	Skew time.Duration
+	// IgnoredExpiry, when not empty, says why an expiry the issuer gave was
+	// out of range and treated as unknown.
+	IgnoredExpiry string
 }
 
 // Exchanger performs one token exchange. Implementations are safe for

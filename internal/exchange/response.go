@@ -33,14 +33,46 @@ func readResponse(resp *http.Response, limit int64, now time.Time, hint func(int
 	if int64(len(body)) > limit {
 		return Token{}, fmt.Errorf("%w: body exceeds %d bytes", ErrInvalidResponse, limit)
 	}
-	return parseBody(body, now)
+	return parseBody(body, now, issuerSkew(resp.Header.Get("Date"), now))
 }
+
+// MinSkew is the least difference between the issuer's clock and tokend's
+// that is corrected for. The Date header has whole seconds (RFC 9110,
+// section 5.6.7) and the answer takes time to arrive, so smaller
+// differences are noise.
+const MinSkew = 2 * time.Second
+
+// issuerSkew returns how far the issuer's clock is ahead of now (negative
+// when behind), from the answer's Date header; zero when the header is
+// absent, unparseable or within MinSkew.
+func issuerSkew(date string, now time.Time) time.Duration {
+	if date == "" {
+		return 0
+	}
+	t, err := http.ParseTime(date)
+	if err != nil {
+		return 0
+	}
+	skew := t.Sub(now)
+	if skew > -MinSkew && skew < MinSkew {
+		return 0
+	}
+	return skew
+}
+
+// maxLife is the longest remaining life taken at its word: an expiry
+// further out than this (or past the year 9999, which JSON and RFC 3339
+// cannot carry) is treated as unknown, never as a reason to refuse a token.
+const maxLife = 366 * 24 * time.Hour
 
 // parseBody decodes a token response body: a JSON object with the token in
 // "token" (or "service_token") and an optional "expires_at" as Unix seconds
 // (number or numeric string) or RFC 3339. Unknown fields are ignored. When
-// expires_at is absent, a JWT token's exp claim gives the expiry.
-func parseBody(body []byte, now time.Time) (Token, error) {
+// expires_at is absent, a JWT token's exp claim gives the expiry. skew is
+// how far the issuer's clock is ahead of now: the expiry, on the issuer's
+// clock, is carried over to tokend's by subtracting it, so the token's
+// remaining life is expiry - Date whatever either clock says.
+func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 	var r struct {
 		Token        *string         `json:"token"`
 		ServiceToken *string         `json:"service_token"`
@@ -70,6 +102,15 @@ func parseBody(body []byte, now time.Time) (Token, error) {
 		tok.Expiry, tok.ExpirySource = exp, "expires_at"
 	} else if exp, ok := jwtexp.Expiry(value); ok {
 		tok.Expiry, tok.ExpirySource = exp, "jwt"
+	}
+	if !tok.Expiry.IsZero() {
+		tok.Skew = skew
+		if tok.Expiry.Year() > 9999 || tok.Expiry.Sub(now.Add(skew)) > maxLife {
+			tok.IgnoredExpiry = fmt.Sprintf("%s of %d (Unix seconds) is more than a year away", tok.ExpirySource, tok.Expiry.Unix())
+			tok.Expiry, tok.ExpirySource = time.Time{}, ""
+		} else {
+			tok.Expiry = tok.Expiry.Add(-skew)
+		}
 	}
 	if !tok.Expiry.IsZero() && !tok.Expiry.After(now) {
 		return Token{}, fmt.Errorf("%w (expiry %s from %s, now %s)", ErrExpired,

@@ -41,6 +41,7 @@ const livenessGrace = time.Minute
 type stored struct {
 	fingerprint string
 	expiry      time.Time
+	at          time.Time // when it was stored
 }
 
 // Monitor tracks the refresher's state for probes and metrics.
@@ -76,6 +77,7 @@ func (m *Monitor) Hooks() refresher.Hooks {
 			m.current.Store(&stored{
 				fingerprint: tok.Value.Fingerprint(),
 				expiry:      tok.Expiry,
+				at:          m.now(),
 			})
 			m.writeErr.Store(nil)
 			m.metrics.stored(tok, changed)
@@ -99,6 +101,7 @@ func (m *Monitor) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", m.probe(m.ready))
 	mux.HandleFunc("GET /startupz", m.probe(m.started))
 	mux.Handle("GET /metrics", m.metrics.handler())
+	mux.HandleFunc("GET "+StatusPath, m.serveStatus)
 	return mux
 }
 

@@ -24,6 +24,7 @@ type metrics struct {
 	lastSuccess prometheus.Gauge
 	failures    prometheus.Gauge
 	writes      *prometheus.CounterVec
+	skew        prometheus.Gauge
 	consecutive int64 // only touched from refresher hooks, one goroutine
 }
 
@@ -55,6 +56,10 @@ func newMetrics() *metrics {
 			Name: "tokend_file_writes_total",
 			Help: "Token file writes by result: written, unchanged (not rewritten) or failed.",
 		}, []string{"result"}),
+		skew: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokend_issuer_clock_skew_seconds",
+			Help: "How far the issuer's clock (its Date header) was ahead of this node's at the last successful exchange; negative when behind, 0 within 2 s.",
+		}),
 	}
 	info := version.Get()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -63,7 +68,7 @@ func newMetrics() *metrics {
 		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.GoVersion},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.exchanges, m.duration, m.expiry, m.lastSuccess, m.failures, m.writes, build,
+	m.reg.MustRegister(m.exchanges, m.duration, m.expiry, m.lastSuccess, m.failures, m.writes, m.skew, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"written", "unchanged", "failed"} {
 		m.writes.WithLabelValues(r)
@@ -96,6 +101,7 @@ func (m *metrics) stored(tok exchange.Token, changed bool) {
 	m.consecutive = 0
 	m.failures.Set(0)
 	m.lastSuccess.SetToCurrentTime()
+	m.skew.Set(tok.Skew.Seconds())
 	if tok.Expiry.IsZero() {
 		m.expiry.Set(0)
 	} else {

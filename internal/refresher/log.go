@@ -63,11 +63,35 @@ func (r *Refresher) warnShortLife(tok exchange.Token) {
 	if left >= shortLife {
 		return
 	}
-	level := slog.LevelDebug
-	if !r.warnedShort {
-		level = slog.LevelWarn
-		r.warnedShort = true
-	}
-	r.logger().Log(context.Background(), level, "the issuer hands out tokens that live only seconds; tokend exchanges at most once per floor",
+	r.warnOnce("short-life", "the issuer hands out tokens that live only seconds; tokend exchanges at most once per floor",
 		slog.Duration("expires_in", left.Round(time.Millisecond)), slog.Duration("floor", r.floor()))
+}
+
+// warnAboutIssuer warns once each about the issuer's clock and about an
+// expiry it gave that was out of range.
+func (r *Refresher) warnAboutIssuer(tok exchange.Token) {
+	if tok.Skew != 0 {
+		local := r.now()
+		r.warnOnce("skew", "the issuer's clock differs from this node's; expiries are carried over to this node's clock",
+			slog.Time("issuer_time", local.Add(tok.Skew).Round(time.Second)), slog.Time("local_time", local.Round(time.Second)),
+			slog.Duration("skew", tok.Skew.Round(time.Second)))
+	}
+	if tok.IgnoredExpiry != "" {
+		r.warnOnce("ignored-expiry", "the issuer's expiry is out of range and treated as unknown; refreshing on the interval",
+			slog.String("reason", tok.IgnoredExpiry))
+	}
+}
+
+// warnOnce logs msg at warning level the first time key is seen, and at
+// debug level after that.
+func (r *Refresher) warnOnce(key, msg string, attrs ...any) {
+	level := slog.LevelDebug
+	if !r.warned[key] {
+		if r.warned == nil {
+			r.warned = map[string]bool{}
+		}
+		r.warned[key] = true
+		level = slog.LevelWarn
+	}
+	r.logger().Log(context.Background(), level, msg, attrs...)
 }

@@ -147,7 +147,7 @@ type Refresher struct {
 	lastStart   time.Time       // when the last exchange started (monotonic)
 	lastChanged bool            // whether the last attempt changed the token
 	requests    pending         // on-demand requests the next exchange answers
-	warnedShort bool            // a short-lived token was warned about
+	warned      map[string]bool // what warnOnce has warned about
 }
 
 // Run keeps the token fresh until ctx ends, then returns nil. It never
@@ -235,6 +235,7 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 		return exchange.Token{}, err
 	}
 	r.warnShortLife(tok)
+	r.warnAboutIssuer(tok)
 	return r.store(tok, left)
 }
 
