@@ -154,12 +154,7 @@ func (l *loop) onSettle() {
 	l.refresh()
 }
 
-func (l *loop) after(d time.Duration) <-chan time.Time {
-	if l.w.hooks.after != nil {
-		return l.w.hooks.after(d)
-	}
-	return time.After(d)
-}
+func (l *loop) after(d time.Duration) <-chan time.Time { return l.w.after(d) }
 
 func (l *loop) onError(err error, ok bool) {
 	switch {
@@ -178,7 +173,14 @@ func (l *loop) onTick() {
 	if l.n == nil {
 		l.rebuild()
 	}
-	if l.settle == nil {
+	switch {
+	case l.settle != nil:
+		// A write is settling; its timer reads the file.
+	case l.w.polledChange():
+		// The file holds a new token that no event announced (yet): a
+		// write may be in flight, so it is read once it holds still.
+		l.startSettle()
+	default:
 		l.refresh()
 	}
 }

@@ -118,10 +118,42 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 // which case the last good token is kept. It returns the snapshot now
 // current. reload may be called from any goroutine; it never runs the
 // callbacks itself but asks Run to.
-func (w *Watcher) reload() Snapshot {
+func (w *Watcher) reload() Snapshot { return w.load(nil) }
+
+// reloadSettled is reload for a reader outside Run's event handling, which
+// cannot know whether a write to the file is in flight: a new token is
+// published only if the file still holds it after settleDelay. Until then,
+// or if ctx ends first, the current snapshot is returned as it is.
+func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
+	tok, err := readToken(w.path)
+	if err != nil || tok == w.Token() {
+		return w.reload()
+	}
+	select {
+	case <-w.after(settleDelay):
+		return w.load(&tok)
+	case <-ctx.Done():
+		return w.Current()
+	}
+}
+
+// after returns a channel that receives once d has passed.
+func (w *Watcher) after(d time.Duration) <-chan time.Time {
+	if w.hooks.after != nil {
+		return w.hooks.after(d)
+	}
+	return time.After(d)
+}
+
+// load is reload; when want is not nil, a token other than *want is taken
+// for a write in flight and not published.
+func (w *Watcher) load(want *string) Snapshot {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	tok, err := readToken(w.path)
+	if err == nil && want != nil && tok != *want {
+		err = errUnsettled
+	}
 	old := w.cur.Load()
 	switch {
 	case errors.Is(err, errUnsettled):
@@ -193,4 +225,11 @@ func (w *Watcher) deliver() {
 	for _, fn := range w.onChange {
 		fn(tok)
 	}
+}
+
+// polledChange reports whether the file holds a valid token other than the
+// current one, without publishing it.
+func (w *Watcher) polledChange() bool {
+	tok, err := readToken(w.path)
+	return err == nil && tok != w.Token()
 }
