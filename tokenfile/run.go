@@ -15,20 +15,25 @@ import (
 //
 // Run works in these steps:
 //
-//  1. It watches the directory that holds the file (and, when the path is a
-//     symlink into another directory, that directory too), or the nearest
-//     ancestor that exists while the directory does not.
+//  1. It follows the path component by component and watches the real
+//     directory that holds the file (or the deepest one that exists while
+//     the rest does not) and every directory that holds a symlink met on
+//     the way, where that symlink is swapped: the kubelet's "..data", or a
+//     versioned directory ("current -> v2") renamed into place.
 //  2. Only then it reads the file, so no change can fall between the read
 //     and the watch.
 //  3. On every event that may have replaced the file (a create, which is
 //     how a rename into place arrives, a remove, a rename, an attribute
 //     change), it reads the file again, following symlinks anew, and
-//     re-installs the watches if a directory came or went.
+//     moves the watches if a directory came or went or a symlink now
+//     leads elsewhere.
 //  4. On an in-place write it waits until the file has been left alone for
 //     a moment, then reads it, so a truncate-and-write is not caught half
 //     way.
 //  5. Every poll interval it reads the file whatever the events said, and
-//     checks the watches. If the watch cannot be created or breaks, Run
+//     checks the watches. A poll that finds a token no event announced
+//     treats it as a write in flight: it is read again, and published,
+//     once the file has been left alone, as in step 4. If the watch cannot be created or breaks, Run
 //     logs the error, rebuilds it, and keeps polling meanwhile.
 //
 // The goroutine that calls Run is the one that runs the change callbacks.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestReplacementStyles rotates the token through each way a file gets
@@ -56,6 +57,25 @@ func TestReplacementStyles(t *testing.T) {
 		write: func(t *testing.T, path, tok string, _ int) {
 			writeRename(t, filepath.Join(filepath.Dir(filepath.Dir(path)), "real", "token"), tok)
 		},
+	}, {
+		name:  "symlinked directory swapped, old one kept",
+		setup: dirSwapPath,
+		write: func(t *testing.T, path, tok string, seq int) { dirSwap(t, path, tok, seq, false) },
+	}, {
+		name:  "symlinked directory swapped, old one removed",
+		setup: dirSwapPath,
+		write: func(t *testing.T, path, tok string, seq int) { dirSwap(t, path, tok, seq, true) },
+	}, {
+		name: "symlinked ancestor swapped",
+		setup: func(t *testing.T, root string) string {
+			return filepath.Join(root, "dir", "current", "sub", "token")
+		},
+		write: func(t *testing.T, path, tok string, seq int) {
+			release := filepath.Join(filepath.Dir(filepath.Dir(path)), "..", "releases", fmt.Sprint(seq))
+			must(t, os.MkdirAll(filepath.Join(release, "sub"), 0o755))
+			must(t, os.WriteFile(filepath.Join(release, "sub", "token"), []byte(tok), 0o644))
+			swapLink(t, filepath.Dir(filepath.Dir(path)), filepath.Join("releases", fmt.Sprint(seq)))
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,7 +84,8 @@ func TestReplacementStyles(t *testing.T) {
 			path := tt.setup(t, root)
 			tokens := []string{"token-one", "token-two", "token-three", "token-four"}
 			tt.write(t, path, tokens[0], 0)
-			h := newHarness(t, path)
+			// Only an event can deliver a change: the poll never ticks.
+			h := newHarness(t, path, func(_ *harness, k *hooks) { k.tick = make(chan time.Time) })
 			h.start(tokens...)
 			h.expect(tokens[0])
 			for i, tok := range tokens[1:] {
@@ -80,6 +101,38 @@ func TestReplacementStyles(t *testing.T) {
 }
 
 func plainPath(t *testing.T, root string) string { return filepath.Join(root, "dir", "token") }
+
+// dirSwapPath is base/current/token, where current is a symlink to a
+// versioned directory that dirSwap replaces.
+func dirSwapPath(t *testing.T, root string) string {
+	return filepath.Join(root, "dir", "current", "token")
+}
+
+// dirSwap publishes tok the way cert-manager's csi-driver and many
+// hand-made rotations do: mkdir v<seq>; write v<seq>/token;
+// ln -s v<seq> current.tmp; mv -T current.tmp current; and, if remove,
+// rm -r the previous version.
+func dirSwap(t *testing.T, path, tok string, seq int, remove bool) {
+	t.Helper()
+	base := filepath.Dir(filepath.Dir(path))
+	v := fmt.Sprintf("v%d", seq)
+	must(t, os.Mkdir(filepath.Join(base, v), 0o755))
+	must(t, os.WriteFile(filepath.Join(base, v, "token"), []byte(tok), 0o644))
+	old := swapLink(t, filepath.Dir(path), v)
+	if remove && old != "" {
+		must(t, os.RemoveAll(filepath.Join(base, old)))
+	}
+}
+
+// swapLink points the symlink at link to target by renaming a new symlink
+// over it, and returns the previous target ("" if there was none).
+func swapLink(t *testing.T, link, target string) (old string) {
+	t.Helper()
+	old, _ = os.Readlink(link)
+	must(t, os.Symlink(target, link+".tmp"))
+	must(t, os.Rename(link+".tmp", link))
+	return old
+}
 
 // TestKeepLastGood walks the file through states that must not replace the
 // token, and checks the state each one leaves.
