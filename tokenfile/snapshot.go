@@ -59,8 +59,9 @@ type Snapshot struct {
 	Err error
 }
 
-// Ready reports whether the snapshot holds a token.
-func (s Snapshot) Ready() bool { return s.Token != "" }
+// HasToken reports whether the snapshot holds a token. For a Watcher's
+// current snapshot it is true exactly when Watcher.Ready is closed.
+func (s Snapshot) HasToken() bool { return s.Token != "" }
 
 // Stale reports whether the file no longer holds the token being served:
 // it went missing, empty, invalid or unreadable after Token was read.

@@ -93,12 +93,18 @@ func (w *Watcher) Current() Snapshot { return *w.cur.Load() }
 
 // Ready returns a channel that is closed once the Watcher holds a token. It
 // stays closed: a token, once read, is kept until a better one replaces it.
+// Snapshot.HasToken is the same fact about one snapshot.
 func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
-// Wait blocks until the Watcher holds a token and returns it, or returns an
-// error wrapping ctx's error, and saying what is wrong with the file, if ctx
-// ends first. A file that does not exist yet is not an error: Wait waits for
-// it to appear. Run must be running (or about to run) for Wait to succeed.
+// Wait blocks until the Watcher holds a token and returns it. If ctx ends
+// first, it returns an error that wraps ctx.Err() (and its cause, when one
+// was given) and what was wrong with the file at that moment, so that
+// errors.Is matches both: ErrMissing
+// when the file never appeared, ErrEmpty or ErrInvalid when it never held
+// a token, ErrNotReady when Run never read it, and context.Canceled or
+// context.DeadlineExceeded. A file that does not exist yet is not an error
+// in itself: Wait waits for it to appear. Run must be running (or about to
+// run) for Wait to succeed.
 func (w *Watcher) Wait(ctx context.Context) (string, error) {
 	select {
 	case <-w.ready:
@@ -109,7 +115,15 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 	case <-w.ready:
 		return w.Token(), nil
 	case <-ctx.Done():
-		return "", fmt.Errorf("tokenfile: no token in %s (%v): %w", w.path, w.Current().Err, context.Cause(ctx))
+		why := w.Current().Err
+		if why == nil { // a token arrived as ctx ended
+			return w.Token(), nil
+		}
+		err := fmt.Errorf("tokenfile: no token in %s: %w: %w", w.path, why, ctx.Err())
+		if cause := context.Cause(ctx); cause != ctx.Err() {
+			err = fmt.Errorf("%w (%w)", err, cause)
+		}
+		return "", err
 	}
 }
 

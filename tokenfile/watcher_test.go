@@ -189,10 +189,13 @@ func TestMissingAtStart(t *testing.T) {
 		t.Fatal("Ready before the file exists")
 	default:
 	}
+	if h.w.Current().HasToken() {
+		t.Fatal("HasToken before the file exists")
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := h.w.Wait(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Wait with a cancelled context: %v", err)
+	if _, err := h.w.Wait(ctx); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrMissing) {
+		t.Fatalf("Wait with a cancelled context: %v; want it to match context.Canceled and ErrMissing", err)
 	}
 	must(t, os.MkdirAll(filepath.Join(root, "a", "b"), 0o755))
 	writeRename(t, path, "late-token")
@@ -203,6 +206,14 @@ func TestMissingAtStart(t *testing.T) {
 		t.Fatalf("Wait: %v", err)
 	}
 	h.expect("late-token")
+	select {
+	case <-h.w.Ready():
+	default:
+		t.Fatal("Wait returned a token but Ready is not closed")
+	}
+	if !h.w.Current().HasToken() {
+		t.Fatal("Ready is closed but HasToken is false")
+	}
 }
 
 // TestCallbacksOrdered rotates faster than the callbacks can keep up and
@@ -270,3 +281,40 @@ func TestNewRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitReasons checks that Wait's error says why no token came, in a
+// form errors.Is can test.
+func TestWaitReasons(t *testing.T) {
+	tests := []struct {
+		name    string
+		content *string // nil: no file
+		run     bool
+		want    error
+	}{
+		{"never ran", nil, false, ErrNotReady},
+		{"no file", nil, true, ErrMissing},
+		{"empty file", ptr(""), true, ErrEmpty},
+		{"not a token", ptr("two words"), true, ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "token")
+			if tt.content != nil {
+				writeRename(t, path, *tt.content)
+			}
+			h := newHarness(t, path)
+			if tt.run {
+				h.start()
+				h.waitFor("read the file", func(s Snapshot) bool { return s.Err != ErrNotReady })
+			}
+			ctx, cancel := context.WithTimeoutCause(t.Context(), 0, errors.New("gave up"))
+			defer cancel()
+			_, err := h.w.Wait(ctx)
+			if !errors.Is(err, tt.want) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Wait: %v; want it to match %v and context.DeadlineExceeded", err, tt.want)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
