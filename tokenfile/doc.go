@@ -3,14 +3,21 @@
 //
 // # The file
 //
-// The token file holds exactly the token bytes: printable ASCII, no
-// whitespace, no trailing newline (a single trailing newline, as a shell
-// writer leaves, is tolerated and removed). tokend replaces it atomically,
-// by renaming a complete temporary file over it, but any writer will do:
-// the package copes with a rename into place, a truncate-and-write in place,
-// a delete and recreate, the directory itself removed and recreated, and
-// the kubelet's AtomicWriter layout, where the file is a symlink through a
-// "..data" symlink that is swapped to publish a new version.
+// This is the one rule for what a token file may hold; the README's shell
+// and Python readers follow it too. The file holds the token, printable
+// ASCII (bytes 0x21 to 0x7E, so no spaces, tabs or carriage returns),
+// optionally followed by line feeds, which are not part of the token; it
+// is at most MaxTokenLen bytes in all. A file that breaks the rule is not
+// a token (ErrEmpty, ErrInvalid) and the last good token is kept.
+//
+// tokend replaces the file atomically, by renaming a complete temporary
+// file over it, but any writer will do: the package copes with a rename
+// into place, a truncate-and-write in place, a delete and recreate, the
+// directory itself removed and recreated, the kubelet's AtomicWriter
+// layout, where the file is a symlink through a "..data" symlink that is
+// swapped to publish a new version, and any other symlink on the path
+// swapped the same way, such as a versioned directory "current -> v2"
+// renamed into place.
 //
 // # Use
 //

@@ -152,7 +152,7 @@ func TestKeepLastGood(t *testing.T) {
 		{"empty", func() { writeRename(t, path, "") }, "good-A", ErrEmpty},
 		{"newline only", func() { writeRename(t, path, "\n") }, "good-A", ErrEmpty},
 		{"whitespace inside", func() { writeRename(t, path, "good B") }, "good-A", ErrInvalid},
-		{"two newlines", func() { writeRename(t, path, "good-B\n\n") }, "good-A", ErrInvalid},
+		{"newline inside", func() { writeRename(t, path, "good\nB\n") }, "good-A", ErrInvalid},
 		{"crlf", func() { writeRename(t, path, "good-B\r\n") }, "good-A", ErrInvalid},
 		{"a directory", func() { must(t, os.Remove(path)); must(t, os.Mkdir(path, 0o755)) }, "good-A", ErrInvalid},
 		{"back with newline", func() { must(t, os.Remove(path)); writeRename(t, path, "good-B\n") }, "good-B", nil},
