@@ -35,6 +35,19 @@
 // as an API client with a SetToken method. Transport authorizes requests
 // and retries once, with a re-read token, after a 401.
 //
+// # golang.org/x/oauth2
+//
+// Code written against golang.org/x/oauth2 takes a TokenSource; the
+// package example "TokenSource" adapts a Watcher to one in ten lines. It is
+// an example, not an API: a subpackage would make every consumer of
+// tokenfile resolve oauth2 and its requirements in its module graph for an
+// adapter that is one method over Current. Give the adapter to
+// oauth2.Transport directly, not through oauth2.NewClient or
+// ReuseTokenSource, which keep a token until its expiry and would miss
+// rotations. Where nothing requires a TokenSource, prefer Transport: unlike
+// oauth2.Transport, which authorizes every request it carries, it sends the
+// token only to the origins it is for.
+//
 // # Guarantees
 //
 //   - A token, once read, is kept until a valid one replaces it: a file that
