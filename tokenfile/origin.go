@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 )
 
 // ErrOrigin is the error of a request the Transport refuses because it is
@@ -77,16 +76,33 @@ func origin(u *url.URL) (o string, ok bool) {
 func (t *transport) destination(req *http.Request) error {
 	o, ok := origin(req.URL)
 	redirect := req.Response != nil
+	clear := t.inClear(req.URL)
 	switch {
-	case redirect && downgraded(req):
+	case redirect && (clear || downgraded(req)):
 		return errSkip
+	case clear:
+		return fmt.Errorf("%w: %s %s not sent: the token went to %s over https and never goes there in clear; use https",
+			ErrOrigin, req.Method, req.URL.Redacted(), req.URL.Hostname())
 	case ok && t.allowed(o, !redirect):
+		if strings.EqualFold(req.URL.Scheme, "https") {
+			t.tls.Store(strings.ToLower(req.URL.Hostname()), true)
+		}
 		return nil
 	case redirect:
 		return errSkip
 	}
 	return fmt.Errorf("%w: %s %s not sent: the token is only for %s; list every origin it is for with tokenfile.AllowOrigins",
 		ErrOrigin, req.Method, req.URL.Redacted(), t.describe())
+}
+
+// inClear reports whether u is plain http to a host the token already went
+// to over https.
+func (t *transport) inClear(u *url.URL) bool {
+	if !strings.EqualFold(u.Scheme, "http") {
+		return false
+	}
+	_, ok := t.tls.Load(strings.ToLower(u.Hostname()))
+	return ok
 }
 
 // errSkip marks a redirect hop that goes out without the token.
@@ -132,6 +148,3 @@ func downgraded(req *http.Request) bool {
 	}
 	return false
 }
-
-// pin is the origin the token is pinned to when no list is given.
-type pin = atomic.Pointer[string]

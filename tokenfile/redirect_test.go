@@ -166,3 +166,35 @@ func TestAllowOriginsRejects(t *testing.T) {
 		t.Errorf("the server saw %d requests", len(got))
 	}
 }
+
+// TestTransportNeverInClear lists an https and an http origin on the same
+// host: once the token went there over https, plain http to that host is
+// refused, even though it is listed.
+func TestTransportNeverInClear(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	writeRename(t, path, "tok-A")
+	w, err := New(path)
+	must(t, err)
+	secure := newRecorder(t, true, 200, nil)
+	plain := newRecorder(t, false, 200, nil)
+	client := &http.Client{Transport: w.Transport(secure.Client().Transport, AllowOrigins(plain.URL, secure.URL))}
+	get := func(u string) error {
+		resp, err := client.Get(u)
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return err
+	}
+	must(t, get(plain.URL)) // before any https: the list allows it
+	must(t, get(secure.URL))
+	if err := get(plain.URL); !errors.Is(err, ErrOrigin) || !strings.Contains(err.Error(), "use https") {
+		t.Fatalf("plain http after https: %v, want ErrOrigin saying to use https", err)
+	}
+	if got := plain.seen(); len(got) != 1 {
+		t.Fatalf("the plain server saw %d requests, want 1", len(got))
+	}
+	if got := secure.seen(); len(got) != 1 || got[0] != "Bearer tok-A" {
+		t.Fatalf("the https server saw %v", fingerprints(got))
+	}
+	client.CloseIdleConnections()
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
+	"sync/atomic"
 )
 
 // Transport returns an http.RoundTripper that authorizes each request with
@@ -20,7 +22,9 @@ import (
 //     an error wrapping ErrOrigin and nothing is sent. A redirect that
 //     http.Client follows to another origin, or from https to plain http
 //     (even to a listed origin), is sent without the token, as Go's client
-//     does for credentials of its own; so is any retry of it.
+//     does for credentials of its own; so is any retry of it. Plain http
+//     to a host the token went to over https is refused likewise (or, for
+//     a redirect, sent without the token), whatever the list says.
 //  2. Otherwise the request is cloned and its Authorization header set to
 //     "Bearer <token>", replacing any the caller set. The caller's request
 //     is not modified.
@@ -54,9 +58,10 @@ func (w *Watcher) Transport(base http.RoundTripper, opts ...TransportOption) htt
 type transport struct {
 	w      *Watcher
 	base   http.RoundTripper
-	allow  []string // canonical origins from AllowOrigins; empty: pinned
-	err    error    // a malformed option, returned by every RoundTrip
-	pinned pin      // the origin of the first request, without allow
+	allow  []string               // canonical origins from AllowOrigins; empty: pinned
+	err    error                  // a malformed option, returned by every RoundTrip
+	pinned atomic.Pointer[string] // the origin of the first request, without allow
+	tls    sync.Map               // lower-case host names the token went to over https
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
