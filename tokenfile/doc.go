@@ -29,11 +29,14 @@
 //	client := &http.Client{Transport: w.Transport(nil)}
 //
 // Token returns the current token at the cost of one atomic load; Current
-// adds its JWT expiry and the state of the file. Ready and Wait tell when
-// the first token has been read: a file that does not exist yet is waited
-// for, not reported as an error. WithOnChange feeds an existing holder, such
-// as an API client with a SetToken method. Transport authorizes requests
-// and retries once, with a re-read token, after a 401.
+// adds its JWT expiry and the state of the file. Ready (a channel) and Wait
+// tell when the first token has been read, as Snapshot.HasToken does for
+// one snapshot: a file that does not exist yet is waited for, not reported
+// as an error, and Wait's error says, for errors.Is, why no token came.
+// WithOnChange feeds an existing holder, such as an API client with a
+// SetToken method. Transport authorizes requests to the origin the token
+// is for (the first request's, or those given to AllowOrigins) and retries
+// once, with a re-read token, after a 401.
 //
 // # golang.org/x/oauth2
 //
@@ -55,8 +58,15 @@
 //     problem is reported in Snapshot.Err and logged once.
 //   - Readers see whole tokens only. A token is published as one immutable
 //     value; an in-place write is read only once the file has been left
-//     alone for a moment, and a read during which the file changed is
-//     discarded.
+//     alone for a moment (20 ms), and a read during which the file changed
+//     is discarded. The rule holds whichever path reads the file: a poll
+//     or a Transport re-read that finds a token no event announced waits
+//     for the file to hold still before publishing it.
+//   - A rotation is seen by its file event, not by the next poll, however
+//     the path leads to the file: symlinks on it are watched where they
+//     are swapped.
+//   - The token goes only to the origins it is for, never over plain http
+//     to a host it went to over https, redirects and retries included.
 //   - The Watcher does not stop while its context lives. The file is polled
 //     every DefaultPollInterval (see WithPollInterval) whatever the events
 //     say, and a watch that breaks is rebuilt.
@@ -66,8 +76,8 @@
 // # Limits
 //
 // A writer that pauses in the middle of writing the file in place for
-// longer than a few tens of milliseconds can still be read half way, if
-// what it wrote so far looks like a token. Writers should rename a complete
+// longer than the settle delay (20 ms) can still be read half way, if what
+// it wrote so far looks like a token. Writers should rename a complete
 // file into place, as tokend does. The expiry is read from the token without
 // verifying its signature; it is a hint for refreshing, not a security
 // check.
