@@ -167,7 +167,8 @@ func (l *loop) onError(err error, ok bool) {
 		l.broken(errors.New("tokenfile: error channel closed"))
 	case errors.Is(err, fsnotify.ErrEventOverflow):
 		l.w.log.Warn("tokenfile: file events were lost; re-reading", "err", err)
-		l.refresh()
+		l.sync()
+		l.check()
 	default:
 		l.broken(err)
 	}
@@ -178,12 +179,18 @@ func (l *loop) onTick() {
 	if l.n == nil {
 		l.rebuild()
 	}
+	l.check()
+}
+
+// check reads the file when no event says what happened to it: at a poll,
+// after lost events, after a broken watch. A new token found that way may
+// be a write in flight, so it is published only once the file has held
+// still, by the settle timer, as after an in-place write.
+func (l *loop) check() {
 	switch {
 	case l.settle != nil:
 		// A write is settling; its timer reads the file.
 	case l.w.polledChange():
-		// The file holds a new token that no event announced (yet): a
-		// write may be in flight, so it is read once it holds still.
 		l.startSettle()
 	default:
 		l.refresh()
@@ -201,5 +208,5 @@ func (l *loop) broken(err error) {
 		l.w.log.Error("tokenfile: file watch failed; rebuilding it", "err", err)
 		l.rebuild()
 	}
-	l.refresh()
+	l.check()
 }

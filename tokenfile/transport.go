@@ -28,8 +28,8 @@ import (
 //  2. Otherwise the request is cloned and its Authorization header set to
 //     "Bearer <token>", replacing any the caller set. The caller's request
 //     is not modified.
-//  3. If the Watcher holds no token yet, the file is read once; if there is
-//     still none, RoundTrip fails with an error wrapping ErrNotReady and
+//  3. If the Watcher holds no token yet, the file is read once (and once
+//     more after the settle delay, as in step 4); if there is still none, RoundTrip fails with an error wrapping ErrNotReady and
 //     nothing is sent. A request never goes out with an empty token.
 //  4. If the response is 401 Unauthorized, the file is read again, at once,
 //     in case the token rotated faster than the events arrived. A file that
@@ -78,7 +78,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tok := t.w.Token()
 	if tok == "" {
-		if tok = t.w.reload().Token; tok == "" {
+		if tok = t.w.reloadSettled(req.Context()).Token; tok == "" {
 			closeBody(req)
 			return nil, fmt.Errorf("tokenfile: %s %s not sent: %w (%v)",
 				req.Method, req.URL.Redacted(), ErrNotReady, t.w.Current().Err)
