@@ -3,12 +3,15 @@ package tokenfile
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/ambient-code/tokend/internal/secret"
 )
 
 // TestPollDuringInPlaceWrite has a writer truncate the file and write the
@@ -66,4 +69,51 @@ func writeInTwo(path, content string, half, rest chan struct{}) error {
 	}
 	_, err = f.WriteString(content[10:])
 	return err
+}
+
+// TestTransportRereadDuringInPlaceWrite has the file rewritten in place,
+// in two halves, when the server starts refusing the old token: the
+// Transport's re-read after the 401 must wait for the whole token, never
+// publish or send the half.
+func TestTransportRereadDuringInPlaceWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	writeRename(t, path, "tok-A")
+	full := "tok-B-written-in-two-halves"
+	armed := make(chan chan<- time.Time, 8)
+	w, err := New(path)
+	must(t, err)
+	w.hooks.after = func(time.Duration) <-chan time.Time {
+		ch := make(chan time.Time, 1)
+		armed <- ch
+		return ch
+	}
+	w.reload()
+	srv := newAPIServer(t, full)
+	half, rest, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() { done <- writeInTwo(path, full, half, rest) }()
+	<-half
+	go func() {
+		first := <-armed // the Transport waits; the writer finishes meanwhile
+		close(rest)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		first <- time.Now()
+		for ch := range armed {
+			ch <- time.Now()
+		}
+	}()
+	t.Cleanup(func() { close(armed) })
+	resp, err := (&http.Client{Transport: w.Transport(nil)}).Get(srv.URL)
+	must(t, err)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || w.Token() != full {
+		t.Errorf("status %d, token %s; want 200 and %s", resp.StatusCode, w.Current().Fingerprint(), secret.Fingerprint(full))
+	}
+	auth, _ := srv.requests()
+	for _, a := range auth {
+		if a != "Bearer tok-A" && a != "Bearer "+full {
+			t.Errorf("the server saw a token that was never whole (%s)", fingerprints([]string{a}))
+		}
+	}
 }

@@ -136,19 +136,27 @@ func (w *Watcher) reload() Snapshot { return w.load(nil) }
 
 // reloadSettled is reload for a reader outside Run's event handling, which
 // cannot know whether a write to the file is in flight: a new token is
-// published only if the file still holds it after settleDelay. Until then,
-// or if ctx ends first, the current snapshot is returned as it is.
+// published only once two reads settleDelay apart agree. If the file keeps
+// changing for readAttempts rounds, or ctx ends first, the current
+// snapshot is returned as it is.
 func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
 	tok, err := readToken(w.path)
-	if err != nil || tok == w.Token() {
-		return w.reload()
+	for range readAttempts {
+		if err != nil || tok == w.Token() {
+			return w.reload()
+		}
+		select {
+		case <-w.after(settleDelay):
+		case <-ctx.Done():
+			return w.Current()
+		}
+		s := w.load(&tok)
+		if s.Token == tok {
+			return s
+		}
+		tok, err = readToken(w.path)
 	}
-	select {
-	case <-w.after(settleDelay):
-		return w.load(&tok)
-	case <-ctx.Done():
-		return w.Current()
-	}
+	return w.Current()
 }
 
 // after returns a channel that receives once d has passed.
