@@ -1,10 +1,14 @@
 package tokenfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // TestResolve builds real layouts and checks which file a path leads to
@@ -87,4 +91,43 @@ func link(t *testing.T, root, rel, target string) {
 	t.Helper()
 	must(t, os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755))
 	must(t, os.Symlink(target, filepath.Join(root, rel)))
+}
+
+// TestSwapMovesWatches swaps a symlinked directory several times, keeping
+// the old versions, and checks that the watches follow the link rather
+// than pile up on every version.
+func TestSwapMovesWatches(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	path := dirSwapPath(t, root)
+	must(t, os.Mkdir(filepath.Join(root, "dir"), 0o755))
+	tick := make(chan time.Time)
+	built := make(chan *fsnotify.Watcher, 1)
+	h := newHarness(t, path, func(_ *harness, k *hooks) {
+		k.tick = tick
+		k.newNotify = func() (*fsnotify.Watcher, error) {
+			n, err := fsnotify.NewWatcher()
+			if err == nil {
+				built <- n
+			}
+			return n, err
+		}
+	})
+	dirSwap(t, path, "swap-0", 0, false)
+	h.start()
+	h.expect("swap-0")
+	n := receive(t, built)
+	for i := 1; i <= 5; i++ {
+		tok := fmt.Sprintf("swap-%d", i)
+		dirSwap(t, path, tok, i, false)
+		h.expect(tok)
+	}
+	tick <- time.Now()
+	tick <- time.Now() // received once the first tick's read and sync are over
+	got := n.WatchList()
+	slices.Sort(got)
+	want := []string{filepath.Join(root, "dir"), filepath.Join(root, "dir", "v5")}
+	if !slices.Equal(got, want) {
+		t.Fatalf("watching %q, want %q", got, want)
+	}
 }
