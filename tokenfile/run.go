@@ -31,10 +31,11 @@ import (
 //     a moment, then reads it, so a truncate-and-write is not caught half
 //     way.
 //  5. Every poll interval it reads the file whatever the events said, and
-//     checks the watches. A poll that finds a token no event announced
-//     treats it as a write in flight: it is read again, and published,
-//     once the file has been left alone, as in step 4. If the watch cannot be created or breaks, Run
-//     logs the error, rebuilds it, and keeps polling meanwhile.
+//     checks the watches. If the watch cannot be created or breaks, Run
+//     logs the error, rebuilds it, and keeps polling meanwhile. A token
+//     that a poll, lost events or a rebuilt watch turn up, with no event
+//     to say how it was written, is taken for a write in flight: it is
+//     published once the file has been left alone, as in step 4.
 //
 // The goroutine that calls Run is the one that runs the change callbacks.
 func (w *Watcher) Run(ctx context.Context) error {

@@ -97,14 +97,14 @@ func (w *Watcher) Current() Snapshot { return *w.cur.Load() }
 func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
 // Wait blocks until the Watcher holds a token and returns it. If ctx ends
-// first, it returns an error that wraps ctx.Err() (and its cause, when one
-// was given) and what was wrong with the file at that moment, so that
-// errors.Is matches both: ErrMissing
-// when the file never appeared, ErrEmpty or ErrInvalid when it never held
-// a token, ErrNotReady when Run never read it, and context.Canceled or
+// first, it returns an error that wraps both what was wrong with the file
+// at that moment and ctx.Err() (and its cause, when one was given), so
+// that errors.Is can tell why no token came: ErrMissing when the file
+// never appeared, ErrEmpty or ErrInvalid when it never held a token,
+// ErrNotReady when Run never read it; and context.Canceled or
 // context.DeadlineExceeded. A file that does not exist yet is not an error
 // in itself: Wait waits for it to appear. Run must be running (or about to
-// run) for Wait to succeed.
+// run) for Wait to succeed. Wait is safe for concurrent use.
 func (w *Watcher) Wait(ctx context.Context) (string, error) {
 	select {
 	case <-w.ready:
