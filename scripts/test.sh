@@ -28,5 +28,12 @@ echo "== fuzz targets, ${FUZZ_SECONDS:-5}s each"
 go clean -fuzzcache
 scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
 
+# tokenfile is imported by other modules: build and test it with the oldest
+# Go that go.mod's go line admits (the toolchain is fetched as a module).
+oldest=go$(sed -n 's/^go //p' go.mod)
+echo "== tokenfile with $oldest"
+GOTOOLCHAIN=$oldest go vet ./tokenfile ./cmd/tokenwatch
+GOTOOLCHAIN=$oldest go test -count=1 ./tokenfile ./cmd/tokenwatch
+
 echo "== go test -race"
 go test -race -count=1 ./...

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,48 +73,6 @@ func benchReaders(b *testing.B, readers int, read func(n int) int) {
 	elapsed := time.Since(t0)
 	b.StopTimer()
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(per), "ns/call")
-}
-
-// BenchmarkPropagation measures the time from the rename of a new token
-// file over the old one to the moment the Watcher serves the new token and
-// its change callback has run, over b.N rotations.
-func BenchmarkPropagation(b *testing.B) {
-	changed := make(chan time.Time, 1)
-	w := startWatcher(b, "bench-token-initial", func(string) { changed <- time.Now() })
-	<-changed
-	path, tmp := w.Path(), w.Path()+".tmp"
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := range b.N {
-		tok := fmt.Sprintf("bench-token-%09d", i)
-		if err := os.WriteFile(tmp, []byte(tok), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		t0 := time.Now()
-		if err := os.Rename(tmp, path); err != nil {
-			b.Fatal(err)
-		}
-		select {
-		case at := <-changed:
-			lat = append(lat, at.Sub(t0))
-		case <-time.After(10 * time.Second):
-			b.Fatal("the rotation was not seen within 10s")
-		}
-		if w.Token() != tok {
-			b.Fatal("the callback ran before Token served the new token")
-		}
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(percentile(lat, 50), "p50-µs")
-	b.ReportMetric(percentile(lat, 99), "p99-µs")
-	b.ReportMetric(percentile(lat, 100), "max-µs")
-}
-
-// percentile returns the p-th percentile of sorted, in microseconds.
-func percentile(sorted []time.Duration, p int) float64 {
-	i := min(len(sorted)-1, len(sorted)*p/100)
-	return float64(sorted[i].Nanoseconds()) / 1e3
 }
 
 // startWatcher writes tok to a token file, runs a Watcher on it until the

@@ -3,14 +3,21 @@
 //
 // # The file
 //
-// The token file holds exactly the token bytes: printable ASCII, no
-// whitespace, no trailing newline (a single trailing newline, as a shell
-// writer leaves, is tolerated and removed). tokend replaces it atomically,
-// by renaming a complete temporary file over it, but any writer will do:
-// the package copes with a rename into place, a truncate-and-write in place,
-// a delete and recreate, the directory itself removed and recreated, and
-// the kubelet's AtomicWriter layout, where the file is a symlink through a
-// "..data" symlink that is swapped to publish a new version.
+// This is the one rule for what a token file may hold; the README's shell
+// and Python readers follow it too. The file holds the token, printable
+// ASCII (bytes 0x21 to 0x7E, so no spaces, tabs or carriage returns),
+// optionally followed by line feeds, which are not part of the token; it
+// is at most MaxTokenLen bytes in all. A file that breaks the rule is not
+// a token (ErrEmpty, ErrInvalid) and the last good token is kept.
+//
+// tokend replaces the file atomically, by renaming a complete temporary
+// file over it, but any writer will do: the package copes with a rename
+// into place, a truncate-and-write in place, a delete and recreate, the
+// directory itself removed and recreated, the kubelet's AtomicWriter
+// layout, where the file is a symlink through a "..data" symlink that is
+// swapped to publish a new version, and any other symlink on the path
+// swapped the same way, such as a versioned directory "current -> v2"
+// renamed into place.
 //
 // # Use
 //
@@ -22,11 +29,27 @@
 //	client := &http.Client{Transport: w.Transport(nil)}
 //
 // Token returns the current token at the cost of one atomic load; Current
-// adds its JWT expiry and the state of the file. Ready and Wait tell when
-// the first token has been read: a file that does not exist yet is waited
-// for, not reported as an error. WithOnChange feeds an existing holder, such
-// as an API client with a SetToken method. Transport authorizes requests
-// and retries once, with a re-read token, after a 401.
+// adds its JWT expiry and the state of the file. Ready (a channel) and Wait
+// tell when the first token has been read, as Snapshot.HasToken does for
+// one snapshot: a file that does not exist yet is waited for, not reported
+// as an error, and Wait's error says, for errors.Is, why no token came.
+// WithOnChange feeds an existing holder, such as an API client with a
+// SetToken method. Transport authorizes requests to the origin the token
+// is for (the first request's, or those given to AllowOrigins) and retries
+// once, with a re-read token, after a 401.
+//
+// # golang.org/x/oauth2
+//
+// Code written against golang.org/x/oauth2 takes a TokenSource; the
+// package example "TokenSource" adapts a Watcher to one in ten lines. It is
+// an example, not an API: a subpackage would make every consumer of
+// tokenfile resolve oauth2 and its requirements in its module graph for an
+// adapter that is one method over Current. Give the adapter to
+// oauth2.Transport directly, not through oauth2.NewClient or
+// ReuseTokenSource, which keep a token until its expiry and would miss
+// rotations. Where nothing requires a TokenSource, prefer Transport: unlike
+// oauth2.Transport, which authorizes every request it carries, it sends the
+// token only to the origins it is for.
 //
 // # Guarantees
 //
@@ -35,8 +58,15 @@
 //     problem is reported in Snapshot.Err and logged once.
 //   - Readers see whole tokens only. A token is published as one immutable
 //     value; an in-place write is read only once the file has been left
-//     alone for a moment, and a read during which the file changed is
-//     discarded.
+//     alone for a moment (20 ms), and a read during which the file changed
+//     is discarded. The rule holds whichever path reads the file: a poll
+//     or a Transport re-read that finds a token no event announced waits
+//     for the file to hold still before publishing it.
+//   - A rotation is seen by its file event, not by the next poll, however
+//     the path leads to the file: symlinks on it are watched where they
+//     are swapped.
+//   - The token goes only to the origins it is for, never over plain http
+//     to a host it went to over https, redirects and retries included.
 //   - The Watcher does not stop while its context lives. The file is polled
 //     every DefaultPollInterval (see WithPollInterval) whatever the events
 //     say, and a watch that breaks is rebuilt.
@@ -46,8 +76,8 @@
 // # Limits
 //
 // A writer that pauses in the middle of writing the file in place for
-// longer than a few tens of milliseconds can still be read half way, if
-// what it wrote so far looks like a token. Writers should rename a complete
+// longer than the settle delay (20 ms) can still be read half way, if what
+// it wrote so far looks like a token. Writers should rename a complete
 // file into place, as tokend does. The expiry is read from the token without
 // verifying its signature; it is a hint for refreshing, not a security
 // check.

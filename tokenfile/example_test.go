@@ -37,6 +37,19 @@ func Example() {
 	_, _ = client.Get("http://api.example/v1/things")
 }
 
+// A client that talks to more than one origin lists them all; the token
+// goes to no other, and never over plain http to a host it reached over
+// https.
+func ExampleAllowOrigins() {
+	w, err := tokenfile.New("/var/run/ambient/token")
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: w.Transport(nil,
+		tokenfile.AllowOrigins("https://api.example", "https://uploads.api.example:8443"))}
+	_, _ = client.Get("https://uploads.api.example:8443/v1/blobs")
+}
+
 // apiClient stands for an existing API client that holds its own token.
 type apiClient struct {
 	mu    sync.Mutex // guards token

@@ -8,7 +8,8 @@ import (
 	"os"
 )
 
-// MaxTokenLen is the largest token, in bytes, that a token file may hold.
+// MaxTokenLen is the size, in bytes, of the largest token file: the token
+// and any line feeds after it.
 const MaxTokenLen = 16 << 10
 
 // readAttempts bounds how often readToken re-reads a file that changed while
@@ -56,10 +57,10 @@ func readOnce(path string) (b []byte, settled bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("tokenfile: %w", err)
 	}
-	if before.Size() > MaxTokenLen+1 {
+	if before.Size() > MaxTokenLen {
 		return nil, false, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
 	}
-	b, err = io.ReadAll(io.LimitReader(f, MaxTokenLen+2))
+	b, err = io.ReadAll(io.LimitReader(f, MaxTokenLen+1))
 	if err != nil {
 		return nil, false, fmt.Errorf("tokenfile: %w", err)
 	}
@@ -80,24 +81,24 @@ func statError(err error) error {
 	return fmt.Errorf("tokenfile: %w", err)
 }
 
-// parseToken checks the content of a token file the way tokend writes it:
-// exactly the token bytes, printable ASCII without whitespace. A single
-// trailing newline, as a shell's echo leaves, is tolerated and removed;
-// nothing else is trimmed. Errors name the problem and an offset, never
-// the content.
+// parseToken applies the rule for a token file stated in the package doc:
+// printable ASCII (0x21 to 0x7E), then optionally line feeds, which are
+// removed; at most MaxTokenLen bytes in all. Errors name the problem
+// and an offset, never the content.
 func parseToken(b []byte) (string, error) {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
+	if len(b) > MaxTokenLen {
+		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
+	}
+	for n := len(b); n > 0 && b[n-1] == '\n'; n-- {
 		b = b[:n-1]
 	}
 	if len(b) == 0 {
 		return "", ErrEmpty
 	}
-	if len(b) > MaxTokenLen {
-		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
-	}
 	for i, c := range b {
 		if c <= ' ' || c >= 0x7f {
-			return "", fmt.Errorf("%w: whitespace, control or non-ASCII byte at offset %d", ErrInvalid, i)
+			return "", fmt.Errorf("%w: whitespace, control or non-ASCII byte at offset %d "+
+				"(a token file holds the token and optionally line feeds, nothing else)", ErrInvalid, i)
 		}
 	}
 	return string(b), nil

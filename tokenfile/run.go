@@ -15,21 +15,27 @@ import (
 //
 // Run works in these steps:
 //
-//  1. It watches the directory that holds the file (and, when the path is a
-//     symlink into another directory, that directory too), or the nearest
-//     ancestor that exists while the directory does not.
+//  1. It follows the path component by component and watches the real
+//     directory that holds the file (or the deepest one that exists while
+//     the rest does not) and every directory that holds a symlink met on
+//     the way, where that symlink is swapped: the kubelet's "..data", or a
+//     versioned directory ("current -> v2") renamed into place.
 //  2. Only then it reads the file, so no change can fall between the read
 //     and the watch.
 //  3. On every event that may have replaced the file (a create, which is
 //     how a rename into place arrives, a remove, a rename, an attribute
 //     change), it reads the file again, following symlinks anew, and
-//     re-installs the watches if a directory came or went.
+//     moves the watches if a directory came or went or a symlink now
+//     leads elsewhere.
 //  4. On an in-place write it waits until the file has been left alone for
 //     a moment, then reads it, so a truncate-and-write is not caught half
 //     way.
 //  5. Every poll interval it reads the file whatever the events said, and
 //     checks the watches. If the watch cannot be created or breaks, Run
-//     logs the error, rebuilds it, and keeps polling meanwhile.
+//     logs the error, rebuilds it, and keeps polling meanwhile. A token
+//     that a poll, lost events or a rebuilt watch turn up, with no event
+//     to say how it was written, is taken for a write in flight: it is
+//     published once the file has been left alone, as in step 4.
 //
 // The goroutine that calls Run is the one that runs the change callbacks.
 func (w *Watcher) Run(ctx context.Context) error {
@@ -154,12 +160,7 @@ func (l *loop) onSettle() {
 	l.refresh()
 }
 
-func (l *loop) after(d time.Duration) <-chan time.Time {
-	if l.w.hooks.after != nil {
-		return l.w.hooks.after(d)
-	}
-	return time.After(d)
-}
+func (l *loop) after(d time.Duration) <-chan time.Time { return l.w.after(d) }
 
 func (l *loop) onError(err error, ok bool) {
 	switch {
@@ -167,7 +168,8 @@ func (l *loop) onError(err error, ok bool) {
 		l.broken(errors.New("tokenfile: error channel closed"))
 	case errors.Is(err, fsnotify.ErrEventOverflow):
 		l.w.log.Warn("tokenfile: file events were lost; re-reading", "err", err)
-		l.refresh()
+		l.sync()
+		l.check()
 	default:
 		l.broken(err)
 	}
@@ -178,7 +180,20 @@ func (l *loop) onTick() {
 	if l.n == nil {
 		l.rebuild()
 	}
-	if l.settle == nil {
+	l.check()
+}
+
+// check reads the file when no event says what happened to it: at a poll,
+// after lost events, after a broken watch. A new token found that way may
+// be a write in flight, so it is published only once the file has held
+// still, by the settle timer, as after an in-place write.
+func (l *loop) check() {
+	switch {
+	case l.settle != nil:
+		// A write is settling; its timer reads the file.
+	case l.w.polledChange():
+		l.startSettle()
+	default:
 		l.refresh()
 	}
 }
@@ -194,5 +209,5 @@ func (l *loop) broken(err error) {
 		l.w.log.Error("tokenfile: file watch failed; rebuilding it", "err", err)
 		l.rebuild()
 	}
-	l.refresh()
+	l.check()
 }

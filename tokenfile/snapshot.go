@@ -21,12 +21,13 @@ var (
 	// symlink on its path does not). It also matches fs.ErrNotExist.
 	ErrMissing = errors.New("tokenfile: token file does not exist")
 
-	// ErrEmpty means the token file is empty, or holds a single newline.
+	// ErrEmpty means the token file is empty, or holds only line feeds.
 	ErrEmpty = errors.New("tokenfile: token file is empty")
 
-	// ErrInvalid means the file holds something that is not a token: a
-	// whitespace, control or non-ASCII byte, more than MaxTokenLen bytes, or
-	// it is not a regular file. The wrapping error names the problem and a
+	// ErrInvalid means the file breaks the rule in the package doc ("The
+	// file"): it holds a whitespace, control or non-ASCII byte other than
+	// trailing line feeds, it is longer than MaxTokenLen bytes, or it is not
+	// a regular file. The wrapping error names the problem and a
 	// byte offset, never the content.
 	ErrInvalid = errors.New("tokenfile: token file content is invalid")
 
@@ -59,8 +60,9 @@ type Snapshot struct {
 	Err error
 }
 
-// Ready reports whether the snapshot holds a token.
-func (s Snapshot) Ready() bool { return s.Token != "" }
+// HasToken reports whether the snapshot holds a token. For a Watcher's
+// current snapshot it is true exactly when Watcher.Ready is closed.
+func (s Snapshot) HasToken() bool { return s.Token != "" }
 
 // Stale reports whether the file no longer holds the token being served:
 // it went missing, empty, invalid or unreadable after Token was read.

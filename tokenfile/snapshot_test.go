@@ -21,7 +21,8 @@ func TestParseToken(t *testing.T) {
 		{"one trailing newline", "abc\n", "abc", nil},
 		{"empty", "", "", ErrEmpty},
 		{"newline only", "\n", "", ErrEmpty},
-		{"two trailing newlines", "zqxvw\n\n", "", ErrInvalid},
+		{"two trailing newlines", "abc\n\n", "abc", nil},
+		{"newline inside", "zqx\nvw\n", "", ErrInvalid},
 		{"carriage return", "zqxvw\r\n", "", ErrInvalid},
 		{"leading space", " zqxvw", "", ErrInvalid},
 		{"inner tab", "zqx\tvw", "", ErrInvalid},
@@ -30,6 +31,8 @@ func TestParseToken(t *testing.T) {
 		{"non-ASCII", "zqxvwé", "", ErrInvalid},
 		{"longest", strings.Repeat("a", MaxTokenLen), strings.Repeat("a", MaxTokenLen), nil},
 		{"too long", strings.Repeat("a", MaxTokenLen+1), "", ErrInvalid},
+		{"too long with its newline", strings.Repeat("a", MaxTokenLen) + "\n", "", ErrInvalid},
+		{"only newlines", "\n\n\n", "", ErrEmpty},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,50 +1,84 @@
 package tokenfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
+	"sync/atomic"
 )
 
 // Transport returns an http.RoundTripper that authorizes each request with
 // the Watcher's current token, then sends it through base
 // (http.DefaultTransport if base is nil).
 //
-// Each request is sent as follows:
+// The token goes only where the consumer meant it to go: to the origin
+// (scheme, host and port) of the first request the RoundTripper carries,
+// or to the origins listed with AllowOrigins. Each request is sent as
+// follows:
 //
-//  1. The request is cloned and its Authorization header set to
+//  1. If the request is addressed to another origin, RoundTrip fails with
+//     an error wrapping ErrOrigin and nothing is sent. A redirect that
+//     http.Client follows to another origin, or from https to plain http
+//     (even to a listed origin), is sent without the token, as Go's client
+//     does for credentials of its own; so is any retry of it. Plain http
+//     to a host the token went to over https is refused likewise (or, for
+//     a redirect, sent without the token), whatever the list says.
+//  2. Otherwise the request is cloned and its Authorization header set to
 //     "Bearer <token>", replacing any the caller set. The caller's request
 //     is not modified.
-//  2. If the Watcher holds no token yet, the file is read once; if there is
-//     still none, RoundTrip fails with an error wrapping ErrNotReady and
+//  3. If the Watcher holds no token yet, the file is read once (and once
+//     more after the settle delay, as in step 4); if there is still none, RoundTrip fails with an error wrapping ErrNotReady and
 //     nothing is sent. A request never goes out with an empty token.
-//  3. If the response is 401 Unauthorized, the file is read again, at once,
-//     in case the token rotated faster than the events arrived. If it holds
-//     a different token and the request can be replayed safely (it has no
-//     body, or GetBody is set, as http.NewRequest does for in-memory
-//     bodies), the 401 response is discarded and the request is sent once
-//     more with the new token. Otherwise the 401 is returned as it is.
+//  4. If the response is 401 Unauthorized, the file is read again, at once,
+//     in case the token rotated faster than the events arrived. A file that
+//     changed in the last moment is read only once it has been left alone
+//     (see Limits in the package doc). If it holds a different token and
+//     the request can be replayed safely (it has no body, or GetBody is
+//     set, as http.NewRequest does for in-memory bodies), the 401 response
+//     is discarded and the request is sent once more with the new token.
+//     Otherwise the 401 is returned as it is.
 //
 // The token is read on every request, so a client built on this transport
 // follows rotations without a restart. An expired token is still sent; use
 // Current().Expired to decide otherwise. The RoundTripper is safe for
 // concurrent use.
-func (w *Watcher) Transport(base http.RoundTripper) http.RoundTripper {
+func (w *Watcher) Transport(base http.RoundTripper, opts ...TransportOption) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &transport{w: w, base: base}
+	t := &transport{w: w, base: base}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
 }
 
 type transport struct {
-	w    *Watcher
-	base http.RoundTripper
+	w      *Watcher
+	base   http.RoundTripper
+	allow  []string               // canonical origins from AllowOrigins; empty: pinned
+	err    error                  // a malformed option, returned by every RoundTrip
+	pinned atomic.Pointer[string] // the origin of the first request, without allow
+	tls    sync.Map               // lower-case host names the token went to over https
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.err != nil {
+		closeBody(req)
+		return nil, t.err
+	}
+	switch err := t.destination(req); {
+	case errors.Is(err, errSkip):
+		return t.base.RoundTrip(unauthorized(req))
+	case err != nil:
+		closeBody(req)
+		return nil, err
+	}
 	tok := t.w.Token()
 	if tok == "" {
-		if tok = t.w.reload().Token; tok == "" {
+		if tok = t.w.reloadSettled(req.Context()).Token; tok == "" {
 			closeBody(req)
 			return nil, fmt.Errorf("tokenfile: %s %s not sent: %w (%v)",
 				req.Method, req.URL.Redacted(), ErrNotReady, t.w.Current().Err)
@@ -54,7 +88,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable(req) {
 		return resp, err
 	}
-	fresh := t.w.reload().Token
+	fresh := t.w.reloadSettled(req.Context()).Token
 	if fresh == tok {
 		return resp, nil
 	}
@@ -85,6 +119,17 @@ func (t *transport) CloseIdleConnections() {
 func authorize(req *http.Request, tok string) *http.Request {
 	r := req.Clone(req.Context())
 	r.Header.Set("Authorization", "Bearer "+tok)
+	return r
+}
+
+// unauthorized returns req without an Authorization header, cloned if it
+// had one.
+func unauthorized(req *http.Request) *http.Request {
+	if req.Header.Get("Authorization") == "" {
+		return req
+	}
+	r := req.Clone(req.Context())
+	r.Header.Del("Authorization")
 	return r
 }
 

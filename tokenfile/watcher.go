@@ -93,12 +93,18 @@ func (w *Watcher) Current() Snapshot { return *w.cur.Load() }
 
 // Ready returns a channel that is closed once the Watcher holds a token. It
 // stays closed: a token, once read, is kept until a better one replaces it.
+// Snapshot.HasToken is the same fact about one snapshot.
 func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
-// Wait blocks until the Watcher holds a token and returns it, or returns an
-// error wrapping ctx's error, and saying what is wrong with the file, if ctx
-// ends first. A file that does not exist yet is not an error: Wait waits for
-// it to appear. Run must be running (or about to run) for Wait to succeed.
+// Wait blocks until the Watcher holds a token and returns it. If ctx ends
+// first, it returns an error that wraps both what was wrong with the file
+// at that moment and ctx.Err() (and its cause, when one was given), so
+// that errors.Is can tell why no token came: ErrMissing when the file
+// never appeared, ErrEmpty or ErrInvalid when it never held a token,
+// ErrNotReady when Run never read it; and context.Canceled or
+// context.DeadlineExceeded. A file that does not exist yet is not an error
+// in itself: Wait waits for it to appear. Run must be running (or about to
+// run) for Wait to succeed. Wait is safe for concurrent use.
 func (w *Watcher) Wait(ctx context.Context) (string, error) {
 	select {
 	case <-w.ready:
@@ -109,7 +115,15 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 	case <-w.ready:
 		return w.Token(), nil
 	case <-ctx.Done():
-		return "", fmt.Errorf("tokenfile: no token in %s (%v): %w", w.path, w.Current().Err, context.Cause(ctx))
+		why := w.Current().Err
+		if why == nil { // a token arrived as ctx ended
+			return w.Token(), nil
+		}
+		err := fmt.Errorf("tokenfile: no token in %s: %w: %w", w.path, why, ctx.Err())
+		if cause := context.Cause(ctx); cause != ctx.Err() {
+			err = fmt.Errorf("%w (%w)", err, cause)
+		}
+		return "", err
 	}
 }
 
@@ -118,10 +132,50 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 // which case the last good token is kept. It returns the snapshot now
 // current. reload may be called from any goroutine; it never runs the
 // callbacks itself but asks Run to.
-func (w *Watcher) reload() Snapshot {
+func (w *Watcher) reload() Snapshot { return w.load(nil) }
+
+// reloadSettled is reload for a reader outside Run's event handling, which
+// cannot know whether a write to the file is in flight: a new token is
+// published only once two reads settleDelay apart agree. If the file keeps
+// changing for readAttempts rounds, or ctx ends first, the current
+// snapshot is returned as it is.
+func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
+	tok, err := readToken(w.path)
+	for range readAttempts {
+		if err != nil || tok == w.Token() {
+			return w.reload()
+		}
+		select {
+		case <-w.after(settleDelay):
+		case <-ctx.Done():
+			return w.Current()
+		}
+		s := w.load(&tok)
+		if s.Token == tok {
+			return s
+		}
+		tok, err = readToken(w.path)
+	}
+	return w.Current()
+}
+
+// after returns a channel that receives once d has passed.
+func (w *Watcher) after(d time.Duration) <-chan time.Time {
+	if w.hooks.after != nil {
+		return w.hooks.after(d)
+	}
+	return time.After(d)
+}
+
+// load is reload; when want is not nil, a token other than *want is taken
+// for a write in flight and not published.
+func (w *Watcher) load(want *string) Snapshot {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	tok, err := readToken(w.path)
+	if err == nil && want != nil && tok != *want {
+		err = errUnsettled
+	}
 	old := w.cur.Load()
 	switch {
 	case errors.Is(err, errUnsettled):
@@ -193,4 +247,11 @@ func (w *Watcher) deliver() {
 	for _, fn := range w.onChange {
 		fn(tok)
 	}
+}
+
+// polledChange reports whether the file holds a valid token other than the
+// current one, without publishing it.
+func (w *Watcher) polledChange() bool {
+	tok, err := readToken(w.path)
+	return err == nil && tok != w.Token()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestReplacementStyles rotates the token through each way a file gets
@@ -56,6 +57,25 @@ func TestReplacementStyles(t *testing.T) {
 		write: func(t *testing.T, path, tok string, _ int) {
 			writeRename(t, filepath.Join(filepath.Dir(filepath.Dir(path)), "real", "token"), tok)
 		},
+	}, {
+		name:  "symlinked directory swapped, old one kept",
+		setup: dirSwapPath,
+		write: func(t *testing.T, path, tok string, seq int) { dirSwap(t, path, tok, seq, false) },
+	}, {
+		name:  "symlinked directory swapped, old one removed",
+		setup: dirSwapPath,
+		write: func(t *testing.T, path, tok string, seq int) { dirSwap(t, path, tok, seq, true) },
+	}, {
+		name: "symlinked ancestor swapped",
+		setup: func(t *testing.T, root string) string {
+			return filepath.Join(root, "dir", "current", "sub", "token")
+		},
+		write: func(t *testing.T, path, tok string, seq int) {
+			release := filepath.Join(filepath.Dir(filepath.Dir(path)), "..", "releases", fmt.Sprint(seq))
+			must(t, os.MkdirAll(filepath.Join(release, "sub"), 0o755))
+			must(t, os.WriteFile(filepath.Join(release, "sub", "token"), []byte(tok), 0o644))
+			swapLink(t, filepath.Dir(filepath.Dir(path)), filepath.Join("releases", fmt.Sprint(seq)))
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,7 +84,8 @@ func TestReplacementStyles(t *testing.T) {
 			path := tt.setup(t, root)
 			tokens := []string{"token-one", "token-two", "token-three", "token-four"}
 			tt.write(t, path, tokens[0], 0)
-			h := newHarness(t, path)
+			// Only an event can deliver a change: the poll never ticks.
+			h := newHarness(t, path, func(_ *harness, k *hooks) { k.tick = make(chan time.Time) })
 			h.start(tokens...)
 			h.expect(tokens[0])
 			for i, tok := range tokens[1:] {
@@ -80,6 +101,38 @@ func TestReplacementStyles(t *testing.T) {
 }
 
 func plainPath(t *testing.T, root string) string { return filepath.Join(root, "dir", "token") }
+
+// dirSwapPath is base/current/token, where current is a symlink to a
+// versioned directory that dirSwap replaces.
+func dirSwapPath(t *testing.T, root string) string {
+	return filepath.Join(root, "dir", "current", "token")
+}
+
+// dirSwap publishes tok the way cert-manager's csi-driver and many
+// hand-made rotations do: mkdir v<seq>; write v<seq>/token;
+// ln -s v<seq> current.tmp; mv -T current.tmp current; and, if remove,
+// rm -r the previous version.
+func dirSwap(t *testing.T, path, tok string, seq int, remove bool) {
+	t.Helper()
+	base := filepath.Dir(filepath.Dir(path))
+	v := fmt.Sprintf("v%d", seq)
+	must(t, os.Mkdir(filepath.Join(base, v), 0o755))
+	must(t, os.WriteFile(filepath.Join(base, v, "token"), []byte(tok), 0o644))
+	old := swapLink(t, filepath.Dir(path), v)
+	if remove && old != "" {
+		must(t, os.RemoveAll(filepath.Join(base, old)))
+	}
+}
+
+// swapLink points the symlink at link to target by renaming a new symlink
+// over it, and returns the previous target ("" if there was none).
+func swapLink(t *testing.T, link, target string) (old string) {
+	t.Helper()
+	old, _ = os.Readlink(link)
+	must(t, os.Symlink(target, link+".tmp"))
+	must(t, os.Rename(link+".tmp", link))
+	return old
+}
 
 // TestKeepLastGood walks the file through states that must not replace the
 // token, and checks the state each one leaves.
@@ -99,7 +152,7 @@ func TestKeepLastGood(t *testing.T) {
 		{"empty", func() { writeRename(t, path, "") }, "good-A", ErrEmpty},
 		{"newline only", func() { writeRename(t, path, "\n") }, "good-A", ErrEmpty},
 		{"whitespace inside", func() { writeRename(t, path, "good B") }, "good-A", ErrInvalid},
-		{"two newlines", func() { writeRename(t, path, "good-B\n\n") }, "good-A", ErrInvalid},
+		{"newline inside", func() { writeRename(t, path, "good\nB\n") }, "good-A", ErrInvalid},
 		{"crlf", func() { writeRename(t, path, "good-B\r\n") }, "good-A", ErrInvalid},
 		{"a directory", func() { must(t, os.Remove(path)); must(t, os.Mkdir(path, 0o755)) }, "good-A", ErrInvalid},
 		{"back with newline", func() { must(t, os.Remove(path)); writeRename(t, path, "good-B\n") }, "good-B", nil},
@@ -136,10 +189,13 @@ func TestMissingAtStart(t *testing.T) {
 		t.Fatal("Ready before the file exists")
 	default:
 	}
+	if h.w.Current().HasToken() {
+		t.Fatal("HasToken before the file exists")
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := h.w.Wait(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Wait with a cancelled context: %v", err)
+	if _, err := h.w.Wait(ctx); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrMissing) {
+		t.Fatalf("Wait with a cancelled context: %v; want it to match context.Canceled and ErrMissing", err)
 	}
 	must(t, os.MkdirAll(filepath.Join(root, "a", "b"), 0o755))
 	writeRename(t, path, "late-token")
@@ -150,6 +206,14 @@ func TestMissingAtStart(t *testing.T) {
 		t.Fatalf("Wait: %v", err)
 	}
 	h.expect("late-token")
+	select {
+	case <-h.w.Ready():
+	default:
+		t.Fatal("Wait returned a token but Ready is not closed")
+	}
+	if !h.w.Current().HasToken() {
+		t.Fatal("Ready is closed but HasToken is false")
+	}
 }
 
 // TestCallbacksOrdered rotates faster than the callbacks can keep up and

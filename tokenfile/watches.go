@@ -3,8 +3,6 @@ package tokenfile
 import (
 	"errors"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/fsnotify/fsnotify"
@@ -64,22 +62,15 @@ func (l *loop) sync() (changed bool) {
 // pause; polling covers whatever it gives up on.
 const maxSyncRounds = 16
 
-// wanted returns the directories to watch: the file's directory, or its
-// nearest existing ancestor, and the directory the file's symlinks lead to
-// when that is another one.
+// wanted returns the directories to watch (see resolve), and records the
+// file's real path for telling in-place writes to it from other events.
 func (l *loop) wanted() []string {
-	dir := filepath.Dir(l.w.path)
-	want := []string{existingAncestor(dir)}
+	real, dirs := resolve(l.w.path)
 	l.resolved = l.w.path
-	real, err := filepath.EvalSymlinks(l.w.path)
-	if err != nil {
-		return want
+	if real != "" {
+		l.resolved = real
 	}
-	l.resolved = real
-	if realDir, err := filepath.EvalSymlinks(dir); err == nil && realDir != filepath.Dir(real) {
-		want = append(want, filepath.Dir(real))
-	}
-	return want
+	return dirs
 }
 
 // apply adds the watches in want that are missing and removes the others.
@@ -110,19 +101,4 @@ func (l *loop) apply(want []string) (again bool) {
 		}
 	}
 	return again
-}
-
-// existingAncestor returns dir if it is an existing directory, else its
-// nearest ancestor that is.
-func existingAncestor(dir string) string {
-	for {
-		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return dir
-		}
-		dir = parent
-	}
 }
