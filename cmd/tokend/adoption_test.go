@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,4 +66,23 @@ func TestFullTokenVolumeAtStartExits1(t *testing.T) {
 		t.Fatalf("exit %d, want 1 naming the full volume:\n%s", code, out)
 	}
 	h.assertNoSecrets()
+}
+
+// TestHealthPortTakenNamesTheSetting: another server on tokend's health
+// port (as an MCP server in the same pod) makes run exit 1 with an error
+// that names TOKEND_HEALTH_ADDR.
+func TestHealthPortTakenNamesTheSetting(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	h := newHarness(t)
+	h.env["TOKEND_HEALTH_ADDR"] = taken.Addr().String()
+	if code := exitOf(h.run(t.Context(), "run")); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if out := h.stderr.String(); !strings.Contains(out, "address already in use") || !strings.Contains(out, "set TOKEND_HEALTH_ADDR (--health-addr) to a free one") {
+		t.Errorf("the error does not name the setting:\n%s", out)
+	}
 }
