@@ -97,7 +97,7 @@ func TestTokenDirectoryNotWritable(t *testing.T) {
 		t.Fatalf("err = %v, want *Error", err)
 	}
 	wantParts(t, err, "TOKEND_TOKEN_FILE (--token-file): cannot create a file in directory "+dir,
-		fmt.Sprintf("tokend runs as uid %d", uid), "with mode -r-xr-xr-x", "securityContext.fsGroup")
+		fmt.Sprintf("tokend runs as uid %d", uid), "with mode 0555", "securityContext.fsGroup")
 }
 
 // TestFullTokenVolumeIsARuntimeFailure: a token volume without free inodes

@@ -59,7 +59,7 @@ func fileAccessHint(path string, err error) string {
 	hint := fmt.Sprintf("; tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
 	if fi, serr := os.Stat(path); serr == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			hint += fmt.Sprintf(", and the file is owned by uid %d, gid %d with mode %s", st.Uid, st.Gid, fi.Mode().Perm())
+			hint += fmt.Sprintf(", and the file is owned by uid %d, gid %d with mode %04o", st.Uid, st.Gid, fi.Mode().Perm())
 		}
 	}
 	return hint

@@ -72,7 +72,7 @@ func TestUnreadableServiceAccountTokenIsNotBlamedOnTheKubelet(t *testing.T) {
 		t.Fatalf("err = %v, want ErrIdentity", err)
 	}
 	for _, want := range []string{f.path + " exists but tokend may not read it", "permission denied",
-		fmt.Sprintf("tokend runs as uid %d", uid), "with mode ----------", "securityContext.fsGroup"} {
+		fmt.Sprintf("tokend runs as uid %d", uid), "with mode 0000", "securityContext.fsGroup"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}

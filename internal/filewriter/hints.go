@@ -32,7 +32,7 @@ func permissionHint(dir string) string {
 	owner := ""
 	if fi, err := os.Stat(dir); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			owner = fmt.Sprintf(", and %s is owned by uid %d, gid %d with mode %s", dir, st.Uid, st.Gid, fi.Mode().Perm())
+			owner = fmt.Sprintf(", and %s is owned by uid %d, gid %d with mode %04o", dir, st.Uid, st.Gid, fi.Mode().Perm())
 		}
 	}
 	return who + owner + ": set the pod's securityContext.fsGroup (Kubernetes then makes the volume group-writable by it), " +

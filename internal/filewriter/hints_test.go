@@ -61,7 +61,7 @@ func TestCheckNotWritableSaysWhoAndTheFix(t *testing.T) {
 		"cannot create a file in directory "+dir,
 		"permission denied",
 		fmt.Sprintf("tokend runs as uid %d, gid %d", uid, gid),
-		fmt.Sprintf("owned by uid %d, gid %d with mode -r-xr-xr-x", st.Uid, st.Gid),
+		fmt.Sprintf("owned by uid %d, gid %d with mode 0555", st.Uid, st.Gid),
 		"securityContext.fsGroup")
 }
 
