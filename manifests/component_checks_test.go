@@ -158,4 +158,3 @@ func checkTokendSecurity(t *testing.T, c *corev1.Container, openshift bool) {
 		t.Errorf("tokend: runAsUser and runAsGroup are not %d", nonRootID)
 	}
 }
-
