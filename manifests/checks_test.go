@@ -125,9 +125,9 @@ func checkProbes(t *testing.T, w workload) {
 			continue
 		}
 		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool {
-			return p.Name == "health" && p.ContainerPort == 8081
+			return p.Name == "health" && p.ContainerPort == 12081
 		}) {
-			t.Errorf("%s: no port health 8081", c.Name)
+			t.Errorf("%s: no port health 12081", c.Name)
 		}
 		probes := map[string]*corev1.Probe{"/livez": c.LivenessProbe, "/readyz": c.ReadinessProbe}
 		if isSidecar(c) {

@@ -21,11 +21,14 @@ import (
 // kinds maps every kind the manifests may contain to its API type. A rendered
 // object of any other kind fails the test: add its type here first.
 var kinds = map[schema.GroupVersionKind]func() any{
-	{Version: "v1", Kind: "ServiceAccount"}:            func() any { return new(corev1.ServiceAccount) },
-	{Version: "v1", Kind: "Secret"}:                    func() any { return new(corev1.Secret) },
-	{Version: "v1", Kind: "ConfigMap"}:                 func() any { return new(corev1.ConfigMap) },
-	{Group: "apps", Version: "v1", Kind: "Deployment"}: func() any { return new(appsv1.Deployment) },
-	{Group: "batch", Version: "v1", Kind: "Job"}:       func() any { return new(batchv1.Job) },
+	{Version: "v1", Kind: "ServiceAccount"}:             func() any { return new(corev1.ServiceAccount) },
+	{Version: "v1", Kind: "Secret"}:                     func() any { return new(corev1.Secret) },
+	{Version: "v1", Kind: "ConfigMap"}:                  func() any { return new(corev1.ConfigMap) },
+	{Version: "v1", Kind: "Pod"}:                        func() any { return new(corev1.Pod) },
+	{Group: "apps", Version: "v1", Kind: "Deployment"}:  func() any { return new(appsv1.Deployment) },
+	{Group: "apps", Version: "v1", Kind: "StatefulSet"}: func() any { return new(appsv1.StatefulSet) },
+	{Group: "apps", Version: "v1", Kind: "DaemonSet"}:   func() any { return new(appsv1.DaemonSet) },
+	{Group: "batch", Version: "v1", Kind: "Job"}:        func() any { return new(batchv1.Job) },
 }
 
 // object is one rendered Kubernetes object, decoded into its API type.

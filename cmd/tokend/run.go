@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -46,10 +47,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		config.Usage(stdout)
 		return nil
 	case config.CmdInit, config.CmdRun, config.CmdCheck:
-		cfg, err := config.Parse(cmd, args[1:], getenv, stderr)
+		// Help that was asked for goes to stdout, as `tokend help` does;
+		// usage errors go to stderr.
+		var msgs bytes.Buffer
+		cfg, err := config.Parse(cmd, args[1:], getenv, &msgs)
 		if errors.Is(err, flag.ErrHelp) {
+			msgs.WriteTo(stdout)
 			return nil
 		}
+		msgs.WriteTo(stderr)
 		if err != nil {
 			return err
 		}

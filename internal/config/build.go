@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -92,10 +93,16 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 			}
 		}
 	}
+	var full error
 	if c.TokenFile != "" && c.FileMode != 0 {
-		if err := filewriter.New(c.TokenFile, c.FileMode).Check(); err != nil {
+		if err := filewriter.New(c.TokenFile, c.FileMode).Check(); volumeFull(err) {
+			full = fmt.Errorf("%s: %w", p.label("token-file"), err)
+		} else if err != nil {
 			p.add("token-file", "%v", err)
 		}
+	}
+	if full != nil && len(p.errs) == 0 {
+		return nil, full // a runtime failure, not a configuration to fix
 	}
 	return c.result(p)
 }
@@ -105,10 +112,16 @@ func healthAddr(p *problems, get func(string) string) string {
 	addr := get("health-addr")
 	if addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			p.add("health-addr", "must be host:port or :port (e.g. :8081), or empty to disable, not %q", addr)
+			p.add("health-addr", "must be host:port or :port (e.g. :12081), or empty to disable, not %q", addr)
 		}
 	}
 	return addr
+}
+
+// volumeFull reports whether err is the token volume running out of space
+// or inodes: the state of the volume, not a mistake in the configuration.
+func volumeFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 func (c *Config) result(p *problems) (*Config, error) {
@@ -129,7 +142,7 @@ func (c *Config) buildEncryptedSession(p *problems, get func(string) string) {
 	case keyFile != "":
 		data, err := os.ReadFile(keyFile)
 		if err != nil {
-			p.add("public-key-file", "cannot read: %v", errors.Unwrap(err))
+			p.add("public-key-file", "cannot read %s: %v", keyFile, errors.Unwrap(err))
 			break
 		}
 		key, err := exchange.ParsePublicKey(string(data))

@@ -102,8 +102,9 @@ func (e *Error) Unwrap() []error { return e.Problems }
 
 // Parse reads the configuration of command from args (the arguments after
 // the command name) and getenv. Help output and usage errors go to out. It
-// returns flag.ErrHelp when help was asked for, and an *Error when the
-// configuration is invalid.
+// returns flag.ErrHelp when help was asked for, an *Error when the
+// configuration is invalid, and any other error for a runtime failure found
+// while checking it (a token volume without free space or inodes).
 func Parse(command string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
 	specs := specsFor(command)
 	if specs == nil {

@@ -55,7 +55,7 @@ func TestParseDefaultsAndFlagsWin(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.FileMode != 0o640 || c.RefreshInterval != 5*time.Minute || c.InitTimeout != time.Minute ||
-		c.MaxBackoff != 30*time.Second || c.HealthAddr != ":8081" || c.LogFormat != "text" || c.Auth != AuthEncryptedSession {
+		c.MaxBackoff != 30*time.Second || c.HealthAddr != ":12081" || c.LogFormat != "text" || c.Auth != AuthEncryptedSession {
 		t.Errorf("defaults: %+v", c)
 	}
 	if c.SessionID.Reveal() != sessionID || c.PublicKey == nil || c.TokenURL.Host != "ambient-control-plane.ns.svc:8080" {

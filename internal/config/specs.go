@@ -37,7 +37,7 @@ var (
 	}
 	runSpecs = []spec{
 		{name: "refresh-interval", env: "TOKEND_REFRESH_INTERVAL", def: "5m", usage: "refresh cadence (sooner when the token expires sooner)"},
-		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":8081", usage: "listen address for /livez, /readyz, /startupz and /metrics; empty disables"},
+		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":12081", usage: "listen address for /livez, /readyz, /startupz and /metrics; empty disables"},
 	}
 	checkSpecs = []spec{
 		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: "/var/run/ambient/token", usage: "token file to check"},

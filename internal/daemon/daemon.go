@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -100,7 +101,9 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	}
 	if cfg.HealthAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HealthAddr)
-		if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
+		} else if err != nil {
 			return fmt.Errorf("health server: %w", err)
 		}
 		r.Logger.Info("health server listening", slog.String("addr", ln.Addr().String()))

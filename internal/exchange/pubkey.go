@@ -18,7 +18,8 @@ const MinKeyBits = 2048
 // standard base64 encoding of that PEM (for gateways that cannot carry a
 // multi-line value). The PEM block must be "PUBLIC KEY" (PKIX) or
 // "RSA PUBLIC KEY" (PKCS #1) and hold an RSA key of at least MinKeyBits bits.
-// Errors describe the problem without quoting the input.
+// Errors describe what was found without quoting the input, and end with
+// the ways to pass a key.
 func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -37,17 +38,17 @@ func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 			dec, err = base64.RawStdEncoding.DecodeString(compact)
 		}
 		if err != nil {
-			return nil, errors.New("neither PEM (starting with -----) nor base64 of a PEM")
+			return nil, errors.New("neither PEM (starting with -----) nor base64 of a PEM; " + howToPass)
 		}
 		pemText := strings.TrimSpace(string(dec))
 		if !strings.HasPrefix(pemText, "-----") {
-			return nil, errors.New("base64 decodes to something other than PEM")
+			return nil, errors.New("base64 decodes to something other than PEM; " + howToPass)
 		}
 		data = []byte(pemText)
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		return nil, errors.New("no PEM block found")
+		return nil, fmt.Errorf("no complete PEM block: %s; %s", pemProblem(string(data)), howToPass)
 	}
 	var pub any
 	var err error
@@ -70,4 +71,27 @@ func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("RSA key has %d bits, fewer than the %d required", bits, MinKeyBits)
 	}
 	return key, nil
+}
+
+// howToPass is the fix every malformed-key error ends with.
+const howToPass = "pass the PEM itself with real line breaks and no indentation, " +
+	"the base64 of the whole PEM file on one line (base64 -w0 key.pem), " +
+	"or the PEM file through --public-key-file (TOKEND_PUBLIC_KEY_FILE)"
+
+// pemProblem says what a PEM-looking value that pem.Decode refused holds
+// instead, without quoting it.
+func pemProblem(s string) string {
+	if strings.Contains(s, `\n`) {
+		return `found literal \n sequences (a backslash and an n) where the PEM needs line breaks`
+	}
+	lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+	for i, l := range lines[1:] {
+		if l != "" && (l[0] == ' ' || l[0] == '\t') {
+			return fmt.Sprintf("found indented lines (line %d starts with a space or tab), as when a PEM is pasted into an indented YAML value", i+2)
+		}
+	}
+	if !strings.Contains(s, "-----END ") {
+		return "found a -----BEGIN line but no -----END line (the value is cut short)"
+	}
+	return "found -----BEGIN and -----END lines, but not a well-formed block between them"
 }

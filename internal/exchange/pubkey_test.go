@@ -40,7 +40,7 @@ func TestParsePublicKey(t *testing.T) {
 		{name: "empty", in: "  ", wantErr: "empty"},
 		{name: "garbage", in: "not a key!", wantErr: "neither PEM"},
 		{name: "base64 of garbage", in: base64.StdEncoding.EncodeToString([]byte("hello")), wantErr: "other than PEM"},
-		{name: "truncated PEM", in: good[:40], wantErr: "no PEM block"},
+		{name: "truncated PEM", in: good[:40], wantErr: "no complete PEM block"},
 		{name: "private key type", in: pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(k2048)), wantErr: "is not PUBLIC KEY"},
 		{name: "corrupt DER", in: pemOf(t, "PUBLIC KEY", []byte("junk")), wantErr: "valid public key"},
 		{name: "EC key", in: pemOf(t, "PUBLIC KEY", pkix(&ec.PublicKey)), wantErr: "not RSA"},

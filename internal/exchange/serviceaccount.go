@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -157,7 +158,7 @@ func (e *ServiceAccount) attempt(ctx context.Context, client *http.Client) (Toke
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Token{}, fmt.Errorf("exchange: POST %s: %w", SafeURL(e.URL), cause(err))
+		return Token{}, requestError("POST", e.URL, err)
 	}
 	defer resp.Body.Close()
 	return readResponse(resp, serviceAccountBodyLimit, now(e.Now), serviceAccountHint)
@@ -198,7 +199,15 @@ func retryableWithin(err error) bool {
 func readIdentity(path string) (secret.String, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return secret.String{}, fmt.Errorf("%w: %s: %w (the kubelet may not have projected it yet)", ErrIdentity, path, cause(err))
+		if errors.Is(err, fs.ErrNotExist) {
+			return secret.String{}, fmt.Errorf("%w: %s: %w (the kubelet may not have projected it yet)", ErrIdentity, path, cause(err))
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return secret.String{}, fmt.Errorf("%w: %s exists but tokend may not read it: %w%s: set the pod's securityContext.fsGroup "+
+				"(the kubelet then makes the projected token group-readable), or run tokend as the user the other containers run as",
+				ErrIdentity, path, cause(err), fileAccessHint(path, err))
+		}
+		return secret.String{}, fmt.Errorf("%w: %s: %w", ErrIdentity, path, cause(err))
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxTokenLen+2))

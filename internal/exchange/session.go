@@ -76,7 +76,7 @@ func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 	}
 	resp, err := e.Client.Do(req)
 	if err != nil {
-		return Token{}, fmt.Errorf("exchange: GET %s: %w", SafeURL(e.URL), cause(err))
+		return Token{}, requestError("GET", e.URL, err)
 	}
 	defer resp.Body.Close()
 	return readResponse(resp, sessionBodyLimit, now(e.Now), sessionHint)

@@ -18,7 +18,13 @@
 // Any failure removes the temporary file and leaves the target untouched.
 // The caveat of every rename-based scheme applies: a reader that keeps the
 // old file open, or a bind mount of the file itself (a Kubernetes subPath),
-// keeps seeing the old content; readers must reopen the path.
+// keeps seeing the old content; readers must reopen the path. A target that
+// is itself a mount point cannot be renamed over at all (EBUSY).
+//
+// Error messages are written for the person running tokend: they name the
+// path and, for the failures a deployment causes (permissions, a read-only
+// or full volume, a mount point), say what to change. They carry no package
+// prefix.
 package filewriter
 
 import (
@@ -34,7 +40,7 @@ import (
 
 // ErrNotRegular is returned when the target exists but is not a regular
 // file (a directory, a symlink, a device, ...).
-var ErrNotRegular = errors.New("filewriter: target exists and is not a regular file")
+var ErrNotRegular = errors.New("target exists and is not a regular file")
 
 // tempInfix marks temporary files as ours: ".<name>" + tempInfix + random.
 const tempInfix = ".tokend-tmp-"
@@ -67,17 +73,17 @@ func (w *Writer) Path() string { return w.path }
 func (w *Writer) Check() error {
 	fi, err := os.Stat(w.dir)
 	if err != nil {
-		return fmt.Errorf("filewriter: directory %s: %w", w.dir, cause(err))
+		return fmt.Errorf("directory %s: %w", w.dir, cause(err))
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("filewriter: %s is not a directory", w.dir)
+		return fmt.Errorf("%s is not a directory", w.dir)
 	}
 	if err := w.checkTarget(); err != nil {
 		return err
 	}
 	f, err := w.createTemp()
 	if err != nil {
-		return fmt.Errorf("filewriter: directory %s is not writable: %w", w.dir, cause(err))
+		return fmt.Errorf("cannot create a file in directory %s: %w%s", w.dir, cause(err), dirHint(w.dir, err))
 	}
 	f.Close()
 	return os.Remove(f.Name())
@@ -95,7 +101,7 @@ func (w *Writer) Write(data []byte) (changed bool, err error) {
 	}
 	f, err := w.createTemp()
 	if err != nil {
-		return false, fmt.Errorf("filewriter: creating temporary file in %s: %w", w.dir, cause(err))
+		return false, fmt.Errorf("creating a temporary file in %s: %w%s", w.dir, cause(err), dirHint(w.dir, err))
 	}
 	tmp := f.Name()
 	defer func() {
@@ -105,26 +111,26 @@ func (w *Writer) Write(data []byte) (changed bool, err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return false, fmt.Errorf("filewriter: writing %s: %w", tmp, cause(err))
+		return false, fmt.Errorf("writing %s: %w%s", tmp, cause(err), dirHint(w.dir, err))
 	}
 	if err = f.Chmod(w.mode); err != nil {
-		return false, fmt.Errorf("filewriter: chmod %s: %w", tmp, cause(err))
+		return false, fmt.Errorf("chmod %s: %w", tmp, cause(err))
 	}
 	if err = f.Sync(); err != nil {
-		return false, fmt.Errorf("filewriter: fsync %s: %w", tmp, cause(err))
+		return false, fmt.Errorf("fsync %s: %w%s", tmp, cause(err), dirHint(w.dir, err))
 	}
 	if err = f.Close(); err != nil {
-		return false, fmt.Errorf("filewriter: closing %s: %w", tmp, cause(err))
+		return false, fmt.Errorf("closing %s: %w%s", tmp, cause(err), dirHint(w.dir, err))
 	}
 	// The target may have become a directory or symlink since the check;
 	// rename(2) would then fail or replace the link itself, never follow it.
 	if err = os.Rename(tmp, w.path); err != nil {
-		return false, fmt.Errorf("filewriter: renaming into %s: %w", w.path, cause(err))
+		return false, fmt.Errorf("renaming into %s: %w%s", w.path, cause(err), renameHint(w.path, err))
 	}
 	if err = syncDir(w.dir); err != nil {
 		// The new content is in place; only its durability across a crash
 		// is in doubt. Report it without undoing the write.
-		return true, fmt.Errorf("filewriter: fsync directory %s: %w", w.dir, err)
+		return true, fmt.Errorf("fsync directory %s: %w", w.dir, err)
 	}
 	return true, nil
 }
@@ -137,7 +143,7 @@ func (w *Writer) Read() ([]byte, error) {
 	}
 	f, err := os.Open(w.path)
 	if err != nil {
-		return nil, fmt.Errorf("filewriter: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, maxRead))
@@ -149,7 +155,7 @@ func (w *Writer) Read() ([]byte, error) {
 func (w *Writer) CleanTemp() (int, error) {
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
-		return 0, fmt.Errorf("filewriter: listing %s: %w", w.dir, cause(err))
+		return 0, fmt.Errorf("listing %s: %w", w.dir, cause(err))
 	}
 	prefix := "." + w.base + tempInfix
 	n := 0
@@ -173,7 +179,7 @@ func (w *Writer) checkTarget() error {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return fmt.Errorf("filewriter: %w", err)
+		return err
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%w: %s is a %s", ErrNotRegular, w.path, kind(fi.Mode()))
 	}

@@ -1,0 +1,240 @@
+package manifests
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	psaapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	componentTokenVolume = "tokend-token"
+	componentsDir        = "components"
+)
+
+// componentExample is one workload under components/examples, rendered with
+// a tokend Component, and what the render must show.
+type componentExample struct {
+	dir       string   // under components/examples
+	workload  string   // the workload's file, as it was before tokend
+	readers   []string // the containers given the token mount
+	openshift bool     // rendered with tokend-openshift
+}
+
+var componentExamples = []componentExample{
+	{dir: "runner-pod", workload: "pod.yaml", readers: []string{"runner", "mcp"}},
+	{dir: "mcp-job", workload: "job.yaml", readers: []string{"mcp", "runner"}},
+	{dir: "openshift", workload: "deployment.yaml", readers: []string{"mcp"}, openshift: true},
+}
+
+// TestComponent renders each example with the Component and compares the
+// pod with the workload's own file: nothing of the workload is lost or
+// reordered, tokend is the first init container, and exactly the named
+// readers mount the token directory read-only.
+func TestComponent(t *testing.T) {
+	var tokends []corev1.Container
+	for _, ex := range componentExamples {
+		t.Run(ex.dir, func(t *testing.T) {
+			dir := filepath.Join(componentsDir, "examples", ex.dir)
+			before := podSpecOf(t, readWorkload(t, filepath.Join(dir, ex.workload)))
+			objs := render(t, dir)
+			w := onlyWorkload(t, objs)
+			checkKept(t, before, w.spec, ex.readers)
+			tokend := checkTokendFirst(t, w.spec)
+			checkComponentMounts(t, w.spec, ex.readers)
+			checkHealthPort(t, w.spec, tokend, 12081)
+			checkSecretRef(t, objs, tokend)
+			checkTokendSecurity(t, tokend, ex.openshift)
+			if !reflect.DeepEqual(before.SecurityContext, w.spec.SecurityContext) {
+				t.Errorf("pod securityContext changed:\n%+v\nwant\n%+v", w.spec.SecurityContext, before.SecurityContext)
+			}
+			e, err := restrictedEvaluator()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lv := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}
+			if r := policy.AggregateCheckResults(e.EvaluatePod(lv, w.meta, w.spec)); !r.Allowed {
+				t.Errorf("restricted Pod Security Standard: %s", r.ForbiddenDetail())
+			}
+			if !ex.openshift {
+				tokends = append(tokends, *tokend)
+			}
+		})
+	}
+	// pod.yaml and template.yaml are kept in step by hand: the Pod's tokend
+	// and the Job's must be the same container.
+	for i := 1; i < len(tokends); i++ {
+		if !reflect.DeepEqual(tokends[0], tokends[i]) {
+			t.Errorf("tokend differs between a Pod and a pod template: pod.yaml and template.yaml are out of step\n%+v\n%+v", tokends[0], tokends[i])
+		}
+	}
+}
+
+// TestComponentExamplesListed keeps the examples table complete.
+func TestComponentExamplesListed(t *testing.T) {
+	entries, err := os.ReadDir(filepath.Join(componentsDir, "examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !slices.ContainsFunc(componentExamples, func(ex componentExample) bool { return ex.dir == e.Name() }) {
+			t.Errorf("components/examples/%s is not in the componentExamples table", e.Name())
+		}
+	}
+}
+
+// TestComponentHealthPortIsOneChange edits healthPort in a copy of the
+// Component, and only there, and finds the new port in both places tokend
+// needs it.
+func TestComponentHealthPortIsOneChange(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(componentsDir)); err != nil {
+		t.Fatal(err)
+	}
+	settings := filepath.Join(root, "tokend", "settings.yaml")
+	data, err := os.ReadFile(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "\nhealthPort: 12081\n", "\nhealthPort: 23456\n", 1)
+	if edited == string(data) {
+		t.Fatal(`settings.yaml has no line "healthPort: 12081"`)
+	}
+	if err := os.WriteFile(settings, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range componentExamples {
+		w := onlyWorkload(t, render(t, filepath.Join(root, "examples", ex.dir)))
+		checkHealthPort(t, w.spec, &w.spec.InitContainers[0], 23456)
+	}
+}
+
+// TestComponentMisspeltReader shows what a misspelt container name in the
+// mount replacement renders: a container without an image, which the API
+// server rejects ("image: Required value") and this check reports.
+func TestComponentMisspeltReader(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(componentsDir)); err != nil {
+		t.Fatal(err)
+	}
+	k := filepath.Join(root, "examples", "runner-pod", "kustomization.yaml")
+	data, err := os.ReadFile(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "[name=runner]", "[name=runnr]", 1)
+	if err := os.WriteFile(k, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := onlyWorkload(t, render(t, filepath.Dir(k)))
+	var noImage []string
+	for _, c := range append(w.spec.InitContainers, w.spec.Containers...) {
+		if c.Image == "" {
+			noImage = append(noImage, c.Name)
+		}
+	}
+	if !slices.Equal(noImage, []string{"runnr"}) {
+		t.Fatalf("containers without an image = %q, want [runnr]", noImage)
+	}
+}
+
+func readWorkload(t *testing.T, path string) object {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tm struct{ APIVersion, Kind string }
+	if err := yaml.Unmarshal(data, &tm); err != nil {
+		t.Fatal(err)
+	}
+	for gvk, newObj := range kinds {
+		if gvk.Kind == tm.Kind && gvk.GroupVersion().String() == tm.APIVersion {
+			o := object{gvk: gvk, yaml: data, obj: newObj()}
+			if err := decodeStrict(data, o.obj); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			return o
+		}
+	}
+	t.Fatalf("%s: kind %s %s not known to this test", path, tm.APIVersion, tm.Kind)
+	return object{}
+}
+
+func onlyWorkload(t *testing.T, objs []object) workload {
+	t.Helper()
+	var ws []object
+	for _, o := range objs {
+		if o.gvk.Kind != "Secret" {
+			ws = append(ws, o)
+		}
+	}
+	if len(ws) != 1 {
+		t.Fatalf("rendered %d objects besides Secrets, want the one workload", len(ws))
+	}
+	w := workload{objs: objs}
+	w.meta, w.spec = podTemplate(ws[0].obj)
+	if w.spec == nil {
+		t.Fatalf("%s %s has no pod spec", ws[0].gvk.Kind, ws[0].name)
+	}
+	return w
+}
+
+func podSpecOf(t *testing.T, o object) *corev1.PodSpec {
+	t.Helper()
+	_, spec := podTemplate(o.obj)
+	if spec == nil {
+		t.Fatalf("%s has no pod spec", o.gvk.Kind)
+	}
+	return spec
+}
+
+func volumeNamed(spec *corev1.PodSpec, name string) *corev1.Volume {
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Name == name {
+			return &spec.Volumes[i]
+		}
+	}
+	return nil
+}
+
+func names[T corev1.Container | corev1.Volume](items []T) []string {
+	var out []string
+	for _, it := range items {
+		switch v := any(it).(type) {
+		case corev1.Container:
+			out = append(out, v.Name)
+		case corev1.Volume:
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+// podTemplate returns the pod metadata and spec of a Pod or of a workload
+// with a pod template; nil for any other object.
+func podTemplate(obj any) (*metav1.ObjectMeta, *corev1.PodSpec) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return &o.ObjectMeta, &o.Spec
+	case *appsv1.Deployment:
+		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec
+	case *appsv1.StatefulSet:
+		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec
+	case *appsv1.DaemonSet:
+		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec
+	case *batchv1.Job:
+		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec
+	}
+	return nil, nil
+}
