@@ -42,7 +42,7 @@ var (
 	checkSpecs = []spec{
 		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: "/var/run/ambient/token", usage: "token file to check"},
 		{name: "max-age", env: "TOKEND_CHECK_MAX_AGE", def: "0s", usage: "also require a successful exchange within this long, as tokend run reports it (0 disables)"},
-		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":8081", usage: "probe listener of tokend run, asked for the token's expiry and last exchange; empty: judge the file alone"},
+		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":12081", usage: "probe listener of tokend run, asked for the token's expiry and last exchange; empty: judge the file alone"},
 	}
 	logSpecs = []spec{
 		{name: "log-format", env: "LOG_FORMAT", def: "text", usage: "text or json"},
