@@ -183,3 +183,15 @@ func envName(s string) bool {
 	}
 	return s != ""
 }
+
+// SecretEnv returns the environment variables that carry tokend's own
+// credentials, which processes tokend starts must not inherit.
+func SecretEnv() []string {
+	var names []string
+	for _, s := range exchangeSpecs {
+		if s.secret && s.env != "" {
+			names = append(names, s.env)
+		}
+	}
+	return names
+}
