@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/filewriter"
@@ -22,6 +24,9 @@ type ExecDeps struct {
 	Stdin, Stdout, Stderr *os.File
 	// Hooks observe the child (tests, measurements).
 	Hooks child.Hooks
+	// RestartBackoff replaces the child's restart backoff when not nil
+	// (measurements of back-to-back restarts).
+	RestartBackoff backoff.BackOff
 }
 
 // Exec runs Run and, once the first token is written, the command of
@@ -75,6 +80,8 @@ func supervisor(cfg *config.Config, ex *execHooks, x ExecDeps, log *slog.Logger)
 		Signals:      x.Signals,
 		Logger:       log,
 		Hooks:        x.Hooks,
+
+		RestartBackoff: x.RestartBackoff,
 	}
 }
 
