@@ -3,15 +3,9 @@ package daemon_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,7 +22,6 @@ import (
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/fakeissuer"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 )
 
@@ -141,26 +134,7 @@ func report(b *testing.B, xs []float64, name string) {
 // new token per exchange, with the test binary as its child; the child's
 // output lines arrive on the returned channel, stamped when read.
 func startExec(b *testing.B, policy child.Policy) (*config.Config, *timed, <-chan line) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		b.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	iss := &fakeissuer.Issuer{Key: key, CacheFloor: -1}
-	srv := httptest.NewServer(iss)
-	b.Cleanup(srv.Close)
-	dir := b.TempDir()
-	env := map[string]string{
-		"AMBIENT_CP_TOKEN_URL":        srv.URL + "/token",
-		"AMBIENT_CP_TOKEN_PUBLIC_KEY": base64.StdEncoding.EncodeToString(pubPEM),
-		"SESSION_ID":                  "bench-session-0001",
-		"TOKEND_TOKEN_FILE":           filepath.Join(dir, "token"),
-		"TOKEND_HEALTH_ADDR":          "",
-	}
+	env, dir := encryptedWorld(b)
 	os.Setenv(benchChildEnv, "1") // the child inherits tokend's environment
 	b.Cleanup(func() { os.Unsetenv(benchChildEnv) })
 	cfg, err := config.ParseExec([]string{"--change-policy", string(policy), "--refresh-socket", filepath.Join(dir, ".tokend.sock"), "--", os.Args[0]},
