@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -87,6 +89,13 @@ func init() {
 func ParseExec(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
 	i := slices.Index(args, "--")
 	if i < 0 || i == len(args)-1 {
+		flags := args
+		if i >= 0 {
+			flags = args[:i]
+		}
+		if _, err := Parse(CmdExec, flags, getenv, out); errors.Is(err, flag.ErrHelp) {
+			return nil, err // -h asked for the flags, not for a command
+		}
 		return nil, &Error{Problems: []error{fmt.Errorf("the command to run is missing: tokend exec [flags] -- CMD [ARGS...]")}}
 	}
 	c, err := Parse(CmdExec, args[:i], getenv, out)

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"slices"
 	"strings"
 	"syscall"
@@ -46,6 +48,13 @@ func TestParseExecProblems(t *testing.T) {
 				t.Errorf("%q: error %v, want %q", tc.args, err, w)
 			}
 		}
+	}
+}
+
+func TestParseExecHelp(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := ParseExec([]string{"-h"}, env(t, nil), &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "--change-policy") {
+		t.Errorf("exec -h: %v\n%s", err, out.String())
 	}
 }
 

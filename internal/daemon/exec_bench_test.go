@@ -127,7 +127,9 @@ func pace(ex *timed) {
 func report(b *testing.B, xs []float64, name string) {
 	slices.Sort(xs)
 	b.ReportMetric(xs[len(xs)/2], name+"/exchange-p50")
+	b.ReportMetric(xs[len(xs)*9/10], name+"/exchange-p90")
 	b.ReportMetric(xs[min(len(xs)-1, len(xs)*99/100)], name+"/exchange-p99")
+	b.Logf("%s: %d samples, the five largest ratios %.1f", name, len(xs), xs[max(0, len(xs)-5):])
 }
 
 // startExec runs daemon.Exec in-process against a fake issuer minting a
