@@ -30,6 +30,9 @@ func TestStartsOnlyOnceTheTokenIsReady(t *testing.T) {
 	if want := secret.Fingerprint("tok-1"); ev[2] != want || ev[3] != want {
 		t.Errorf("child saw env %s file %s, want %s for both", ev[2], ev[3], want)
 	}
+	if ev[4] != "open" { // Stdin is nil: /dev/null, not a closed descriptor
+		t.Errorf("child's stdin is %s", ev[4])
+	}
 	h.sigs <- syscall.SIGTERM
 	h.next("signal")
 	if code, err := h.wait(); err != nil || code != 64+15 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -41,6 +42,11 @@ func (p *procs) start(argv, env []string, files []*os.File) (int, <-chan syscall
 	if err != nil {
 		return 0, nil, fmt.Errorf("child: %w (give the full path, or set PATH)", err)
 	}
+	files, closeNull, err := withDevNull(files)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer closeNull()
 	attr := &os.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Setpgid: true}}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -138,4 +144,24 @@ func exitCode(ws syscall.WaitStatus) int {
 		return 128 + int(ws.Signal())
 	}
 	return 1
+}
+
+// withDevNull replaces nil entries of files with /dev/null: a nil entry
+// would start the child with that descriptor closed, and its next open
+// file would take the place of stdin or stdout.
+func withDevNull(files []*os.File) ([]*os.File, func(), error) {
+	if !slices.Contains(files, nil) {
+		return files, func() {}, nil
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("child: %w", err)
+	}
+	out := slices.Clone(files)
+	for i, f := range out {
+		if f == nil {
+			out[i] = null
+		}
+	}
+	return out, func() { null.Close() }, nil
 }
