@@ -30,9 +30,6 @@ func TestStartsOnlyOnceTheTokenIsReady(t *testing.T) {
 	if want := secret.Fingerprint("tok-1"); ev[2] != want || ev[3] != want {
 		t.Errorf("child saw env %s file %s, want %s for both", ev[2], ev[3], want)
 	}
-	if ev[4] != "open" { // Stdin is nil: /dev/null, not a closed descriptor
-		t.Errorf("child's stdin is %s", ev[4])
-	}
 	h.sigs <- syscall.SIGTERM
 	h.next("signal")
 	if code, err := h.wait(); err != nil || code != 64+15 {
@@ -202,5 +199,21 @@ func TestRestartDelayBacksOffShortRuns(t *testing.T) {
 	r.lastStart = now.Add(-time.Minute)
 	if d := r.restartDelay(); d != 0 {
 		t.Errorf("a child up 1m restarts after %s, want at once", d)
+	}
+}
+
+func TestNilStdinIsDevNull(t *testing.T) {
+	// A shell, not the Go helper: the Go runtime would itself open
+	// /dev/null over a closed standard descriptor.
+	h := newHarness(t, "serve", PolicyNone)
+	h.sup.Argv = []string{"/bin/sh", "-c", `if [ -e /proc/self/fd/0 ]; then echo stdin open; else echo stdin closed; fi`}
+	h.write("tok")
+	close(h.ready)
+	h.run(t.Context())
+	if ev := h.next("stdin"); ev[1] != "open" {
+		t.Errorf("child's stdin is %s; want /dev/null", ev[1])
+	}
+	if code, err := h.wait(); code != 0 || err != nil {
+		t.Errorf("Run = %d, %v", code, err)
 	}
 }

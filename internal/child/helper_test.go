@@ -22,8 +22,8 @@ import (
 
 // The test binary doubles as the child: with helperEnv set, TestMain runs
 // helper instead of the tests. The helper reports on its stdout, one event
-// a line: "start PID ENVFP FILEFP STDIN" (fingerprints of the token in
-// $TEST_TOKEN and in $TOKEND_TOKEN_FILE; whether fd 0 is open), "signal NAME", "grandchild PID".
+// a line: "start PID ENVFP FILEFP" (fingerprints of the token in $TEST_TOKEN
+// and in $TOKEND_TOKEN_FILE), "signal NAME", "grandchild PID".
 const helperEnv = "TOKEND_CHILD_TEST_HELPER"
 
 func TestMain(m *testing.M) {
@@ -37,12 +37,7 @@ func helper(mode string) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	data, _ := os.ReadFile(os.Getenv("TOKEND_TOKEN_FILE"))
-	var st syscall.Stat_t
-	stdin := "open"
-	if syscall.Fstat(0, &st) != nil {
-		stdin = "closed"
-	}
-	fmt.Printf("start %d %s %s %s\n", os.Getpid(), secret.Fingerprint(os.Getenv("TEST_TOKEN")), secret.Fingerprint(string(data)), stdin)
+	fmt.Printf("start %d %s %s\n", os.Getpid(), secret.Fingerprint(os.Getenv("TEST_TOKEN")), secret.Fingerprint(string(data)))
 	switch mode {
 	case "exit":
 		code, _ := strconv.Atoi(os.Getenv("HELPER_CODE"))
