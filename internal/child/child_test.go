@@ -217,3 +217,30 @@ func TestNilStdinIsDevNull(t *testing.T) {
 		t.Errorf("Run = %d, %v", code, err)
 	}
 }
+
+// countingBackOff delays every restart by 1 ms and counts the delays.
+type countingBackOff struct{ n atomic.Int32 }
+
+func (c *countingBackOff) NextBackOff() time.Duration { c.n.Add(1); return time.Millisecond }
+func (c *countingBackOff) Reset()                     {}
+
+func TestQuickRestartsAreBackedOff(t *testing.T) {
+	h := newHarness(t, "serve", PolicyRestart)
+	b := &countingBackOff{}
+	h.sup.RestartBackoff, h.sup.StableAfter = b, time.Hour // every run counts as short
+	h.write("tok")
+	close(h.ready)
+	h.run(t.Context())
+	h.next("start")
+	for range 3 {
+		h.changes <- struct{}{}
+		h.next("signal")
+		h.next("start") // after the backoff's delay
+	}
+	if n := b.n.Load(); n != 3 {
+		t.Errorf("%d backoff delays for 3 quick restarts, want 3", n)
+	}
+	h.sigs <- syscall.SIGTERM
+	h.next("signal")
+	h.wait()
+}
