@@ -41,6 +41,7 @@ var layouts = []layout{
 	{dir: "overlays/native-sidecar", kind: "Job", shape: nativeSidecar, auth: encryptedSession},
 	{dir: "overlays/service-account", kind: "Job", shape: nativeSidecar, auth: serviceAccount},
 	{dir: "overlays/secret-key-file", kind: "Deployment", shape: initSidecar, auth: encryptedSession, keyFile: true},
+	{dir: "overlays/notify-signal", kind: "Job", shape: nativeSidecar, auth: encryptedSession},
 }
 
 // workload is the rendered output of one layout, with its one pod template.
@@ -67,6 +68,7 @@ var rules = []struct {
 	{"auth settings", checkAuth},
 	{"references resolve", checkReferences},
 	{"images", checkImages},
+	{"notify signal", checkNotify},
 }
 
 func TestRules(t *testing.T) {

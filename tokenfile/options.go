@@ -31,6 +31,7 @@ type config struct {
 	log      *slog.Logger
 	now      func() time.Time
 	onChange []func(token string)
+	refresh  refreshOptions // refresh.go
 }
 
 func defaultConfig() config {

@@ -38,7 +38,9 @@ import (
 //     the request can be replayed safely (it has no body, or GetBody is
 //     set, as http.NewRequest does for in-memory bodies), the 401 response
 //     is discarded and the request is sent once more with the new token.
-//     Otherwise the 401 is returned as it is.
+//     With WithRefreshSocket, a file that still holds the rejected token
+//     makes the Transport ask tokend for a new one first. Otherwise the 401
+//     is returned as it is.
 //
 // The token is read on every request, so a client built on this transport
 // follows rotations without a restart. An expired token is still sent; use
@@ -90,6 +92,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	fresh := t.w.reloadSettled(req.Context()).Token
 	if fresh == tok {
+		fresh = t.w.askRefresh(req.Context(), tok) // WithRefreshSocket: refresh.go
+	}
+	if fresh == tok || fresh == "" {
 		return resp, nil
 	}
 	retry := authorize(req, fresh)

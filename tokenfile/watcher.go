@@ -27,6 +27,7 @@ type Watcher struct {
 	log      *slog.Logger
 	now      func() time.Time
 	onChange []func(string)
+	refresh  refreshOptions // refresh.go
 	hooks    hooks
 
 	cur     atomic.Pointer[Snapshot] // never nil
@@ -72,6 +73,7 @@ func New(path string, opts ...Option) (*Watcher, error) {
 		log:      c.log.With("path", abs),
 		now:      c.now,
 		onChange: c.onChange,
+		refresh:  c.refresh,
 		ready:    make(chan struct{}),
 		kick:     make(chan struct{}, 1),
 	}

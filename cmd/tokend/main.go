@@ -3,6 +3,8 @@
 //
 //	tokend init    exchange once, write the token file, exit
 //	tokend run     keep the token file fresh (the sidecar)
+//	tokend exec    keep it fresh and run a command that reads it: exec -- CMD
+//	tokend refresh ask the running tokend for an exchange now
 //	tokend check   exit 0 when the token file holds an unexpired token
 //	tokend version print the version
 //

@@ -66,6 +66,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return &exitError{code: 1, err: err}
 		}
 		return nil
+	case config.CmdExec: // exec.go
+		return execCommand(ctx, args[1:], getenv, stderr)
+	case config.CmdRefresh: // exec.go
+		return refreshCommand(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		config.Usage(stderr)
 		return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}

@@ -58,11 +58,16 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 		c.HealthAddr = healthAddr(p, get)
 		return c.result(p)
 	}
+	if command == CmdRefresh { // see exec.go
+		c.buildRefresh(p, get)
+		return c.result(p)
+	}
 
 	c.FileMode = fileMode(p, get("file-mode"))
 	c.InitTimeout = duration(p, get, "init-timeout", false)
 	c.MaxBackoff = duration(p, get, "max-backoff", false)
-	if command == CmdRun {
+	if command == CmdRun || command == CmdExec {
+		c.buildConsumers(p, get) // see exec.go
 		c.RefreshInterval = duration(p, get, "refresh-interval", false)
 		if c.RefreshInterval > 0 && c.RefreshInterval < time.Second {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("TOKEND_REFRESH_INTERVAL (--refresh-interval) %s is under 1s: every refresh is a request to the control plane", c.RefreshInterval))

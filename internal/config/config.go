@@ -73,6 +73,11 @@ type Config struct {
 	// Check.
 	MaxAge time.Duration
 
+	// Consumers that cannot watch the file (run, exec; see exec.go).
+	Consumers      Consumers
+	Exec           Exec
+	RefreshTimeout time.Duration // refresh
+
 	// Logging (all commands).
 	LogFormat string
 	LogLevel  slog.Level

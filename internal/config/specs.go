@@ -60,8 +60,18 @@ func specsFor(command string) []spec {
 		s = append(s, exchangeSpecs...)
 		s = append(s, fileSpecs...)
 		s = append(s, runSpecs...)
+		s = append(s, consumerSpecs...)
+		s = append(s, onChangeSpecs...)
 	case CmdCheck:
 		s = append(s, checkSpecs...)
+	case CmdExec: // consumers: see exec.go
+		s = append(s, exchangeSpecs...)
+		s = append(s, fileSpecs...)
+		s = append(s, runSpecs...)
+		s = append(s, consumerSpecs...)
+		s = append(s, execSpecs...)
+	case CmdRefresh:
+		s = append(s, refreshSpecs...)
 	default:
 		return nil
 	}
@@ -95,7 +105,7 @@ func usage(w io.Writer, command string, specs []spec) {
 func Usage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("tokend keeps a control-plane API token fresh in a file.\n\nUsage: tokend <command> [flags]\n\nCommands:\n")
-	for _, c := range []string{CmdInit, CmdRun, CmdCheck} {
+	for _, c := range []string{CmdInit, CmdRun, CmdExec, CmdRefresh, CmdCheck} {
 		fmt.Fprintf(&b, "  %-8s %s\n", c, summaries[c])
 	}
 	b.WriteString("  version  Print the version, commit and Go version.\n  help     Print this help; 'tokend <command> -h' for a command's flags.\n\nExit status: 0 success, 1 runtime failure, 2 invalid configuration.\n")

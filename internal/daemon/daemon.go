@@ -37,6 +37,8 @@ type Deps struct {
 	// HealthListening, when set, learns the health server's address once
 	// it listens (tests listen on port 0).
 	HealthListening func(net.Addr)
+
+	exec *execHooks // set by Exec (consumers.go)
 }
 
 func (d Deps) now() time.Time {
@@ -85,6 +87,13 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	mon := health.New(cfg.TokenFile, d.Now)
 	r.Hooks = mon.Hooks()
 	g, ctx := errgroup.WithContext(ctx)
+	// Consumers that cannot watch the file: notifiers, exec, the refresh
+	// socket, --remove-on-exit (consumers.go).
+	cleanup, err := addConsumers(ctx, g, cfg, d, r, mon)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	if watch, err := newDirWatch(cfg.TokenFile); err != nil {
 		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead", slog.String("error", err.Error()))
 	} else {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/refreshsock"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// childEnv switches the test binary into the child that tokend exec runs:
+// it reports "start ENVFP FILEFP SECRETS" on stdout (fingerprints of the
+// token in $API_TOKEN and in the file, and whether it inherited
+// SESSION_ID), then "signal NAME" for each signal, exiting 64+signal on
+// SIGTERM or SIGINT.
+const childEnv = "TOKEND_EXEC_TEST_CHILD"
+
+func init() {
+	if os.Getenv(childEnv) == "" {
+		return
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	data, _ := os.ReadFile(os.Getenv("TOKEND_TOKEN_FILE"))
+	_, leaked := os.LookupEnv("SESSION_ID")
+	fmt.Printf("start %s %s %v\n", secret.Fingerprint(os.Getenv("API_TOKEN")), secret.Fingerprint(string(data)), leaked)
+	for sig := range sigs {
+		fmt.Printf("signal %s\n", sig)
+		if sig != syscall.SIGHUP {
+			os.Exit(64 + int(sig.(syscall.Signal)))
+		}
+	}
+}
+
+// execProcess is `tokend exec` as a real process whose child reports on
+// the events channel.
+type execProcess struct {
+	*process
+	events chan []string
+}
+
+func startExec(t *testing.T, h *harness, flags ...string) *execProcess {
+	t.Helper()
+	args := append(append([]string{"exec"}, flags...), "--", os.Args[0])
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), childEnv + "=1"}
+	for k, v := range h.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &execProcess{process: &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}, events: make(chan []string, 16)}
+	cmd.Stdout, cmd.Stderr = w, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			p.events <- strings.Fields(sc.Text())
+		}
+		r.Close()
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func (p *execProcess) next(t *testing.T, kind string) []string {
+	t.Helper()
+	select {
+	case ev := <-p.events:
+		if ev[0] != kind {
+			t.Fatalf("child event %q, want %s\n%s", ev, kind, p.stderr.String())
+		}
+		return ev
+	case err := <-p.done:
+		t.Fatalf("tokend exited (%v) before the child's %s event\n%s", err, kind, p.stderr.String())
+	case <-time.After(time.Minute): // deadlock guard only
+		t.Fatalf("no %s event\n%s", kind, p.stderr.String())
+	}
+	return nil
+}
+
+// refresh runs `tokend refresh` and returns its exit code and output.
+func refresh(t *testing.T, h *harness, socket string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), "refresh", "--refresh-socket", socket)
+	cmd.Env = []string{"TOKEND_TOKEN_FILE=" + h.file}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+func TestExecRestartsOnRefreshRequestAndExitsWithTheChild(t *testing.T) {
+	h := newRotatingHarness(t) // a new token at every exchange
+	sock := refreshsock.DefaultPath(h.file)
+	p := startExec(t, h, "--change-policy", "restart", "--token-env", "API_TOKEN", "--refresh-socket", sock, "--remove-on-exit")
+	ev := p.next(t, "start")
+	if fp := secret.Fingerprint(h.token()); ev[1] != fp || ev[2] != fp || ev[3] != "false" {
+		t.Fatalf("child started with env token %s, file %s, SESSION_ID inherited %s; want %s, %s, false", ev[1], ev[2], ev[3], fp, fp)
+	}
+	for range 2 {
+		code, out := refresh(t, h, sock)
+		if code != 0 || !strings.HasPrefix(out, "ok: token ") || !strings.HasSuffix(out, " changed\n") {
+			t.Fatalf("tokend refresh: %d %q\n%s", code, out, p.stderr.String())
+		}
+		fp := strings.Fields(out)[2]
+		if ev := p.next(t, "signal"); ev[1] != "terminated" {
+			t.Fatalf("old child got %q", ev)
+		}
+		if ev := p.next(t, "start"); ev[1] != fp || ev[2] != fp {
+			t.Errorf("restarted child has env token %s, file %s; want %s from the refresh answer", ev[1], ev[2], fp)
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	p.next(t, "signal")
+	if code := p.exit(t, time.Minute); code != 64+int(syscall.SIGINT) {
+		t.Errorf("tokend exec exited %d, want the child's %d\n%s", code, 64+int(syscall.SIGINT), p.stderr.String())
+	}
+	for _, path := range []string{h.file, sock} {
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left behind: %v", filepath.Base(path), err)
+		}
+	}
+	h.stderr.Write([]byte(p.stderr.String()))
+	h.assertNoSecrets()
+	if code, out := refresh(t, h, sock); code != 1 || !strings.Contains(out, "is tokend running") {
+		t.Errorf("refresh without tokend: %d %q", code, out)
+	}
+}

@@ -1,0 +1,162 @@
+// Package child supervises the command that `tokend exec` runs beside the
+// refresher, for consumers that read their token once at start.
+//
+// Protocol of Supervisor.Run:
+//
+//  1. Wait for Ready (the first token is on disk). A signal or the end of
+//     ctx before then returns ErrNotStarted: the command never runs
+//     without a token.
+//  2. Start the command in its own process group, with the environment
+//     Env returns at that moment (so a restarted child sees the token of
+//     its start).
+//  3. On each receive from Changes, apply the Policy: PolicyNone does
+//     nothing; PolicySignal sends ReloadSignal to the child; PolicyRestart
+//     sends StopSignal to its process group, SIGKILL after Grace, then
+//     starts it again (step 2). Changes that arrive while a restart is under
+//     way coalesce into it.
+//  4. Each signal from Signals (tokend's own SIGTERM, SIGINT) is forwarded
+//     to the child, and no restart follows it.
+//  5. When the child exits other than for a restart, Run returns its exit
+//     code: its exit status, or 128 plus the signal that killed it.
+//
+// Restarts are backed off: a restart that follows a start by less than
+// StableAfter waits for the next RestartBackoff delay, so a child whose
+// restarts trigger token changes (a 401 loop, say) is not respawned hot.
+//
+// Orphans: with ReapOrphans (set it when tokend is PID 1 of its container),
+// one wait(-1) loop reaps every child, including processes re-parented to
+// tokend when their parent exits; otherwise only the command is waited for
+// and orphans go to the container's PID 1.
+package child
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Policy says what a token change does to the child.
+type Policy string
+
+// Policies.
+const (
+	// PolicyNone leaves the child alone: it re-reads the token file, or
+	// gets its token another way (the default).
+	PolicyNone Policy = "none"
+	// PolicySignal sends the child ReloadSignal.
+	PolicySignal Policy = "signal"
+	// PolicyRestart stops the child and starts it again.
+	PolicyRestart Policy = "restart"
+)
+
+// Defaults for zero fields of Supervisor.
+const (
+	DefaultGrace       = 10 * time.Second
+	DefaultStableAfter = time.Minute
+)
+
+// ErrNotStarted is returned by Run when it ends before the child started.
+var ErrNotStarted = errors.New("child: stopped before the command started")
+
+// Hooks observe a Supervisor (tests, measurements). Any field may be nil;
+// they run on Run's goroutine (Reaped on the reaper's) and must not block.
+type Hooks struct {
+	Started   func(pid int)
+	Exited    func(pid int, code int)
+	Signalled func(pid int, sig syscall.Signal)
+	Reaped    func(pid int)
+}
+
+// Supervisor runs one command (see the package doc). Set the fields, then
+// call Run once; it is not for use by more than one goroutine.
+type Supervisor struct {
+	// Argv is the command and its arguments; Argv[0] is looked up on PATH.
+	Argv []string
+	// Env returns the child's environment at each start. Required.
+	Env func() ([]string, error)
+	// Policy on a token change; PolicyNone when empty.
+	Policy Policy
+	// ReloadSignal is sent on a change under PolicySignal.
+	ReloadSignal syscall.Signal
+	// StopSignal stops the child for a restart; SIGTERM when zero.
+	StopSignal syscall.Signal
+	// Grace is how long a stopping child has before SIGKILL;
+	// DefaultGrace when zero.
+	Grace time.Duration
+	// StableAfter: a child that ran this long restarts at once and resets
+	// RestartBackoff; DefaultStableAfter when zero.
+	StableAfter time.Duration
+	// RestartBackoff spaces restarts of short-lived children; exponential
+	// from 1 s to 1 min when nil.
+	RestartBackoff backoff.BackOff
+	// ReapOrphans reaps every child process, not only the command.
+	ReapOrphans bool
+	// Stdin, Stdout and Stderr are the child's; nil means /dev/null.
+	Stdin, Stdout, Stderr *os.File
+	// Ready is closed (or sent on) once the first token is on disk.
+	Ready <-chan struct{}
+	// Changes carries one receive per token change.
+	Changes <-chan struct{}
+	// Signals carries signals to forward to the child.
+	Signals <-chan os.Signal
+	// Logger receives one line per start, stop and exit; slog.Default()
+	// when nil.
+	Logger *slog.Logger
+	// Hooks observe the supervisor.
+	Hooks Hooks
+	// Now is the clock for StableAfter; time.Now when nil.
+	Now func() time.Time
+}
+
+// Run runs the command until it exits on its own or after a forwarded
+// signal, and returns its exit code. The end of ctx stops the child as a
+// restart would (StopSignal, Grace, SIGKILL) and returns its code. An
+// error means the command could not start (code 127) or ErrNotStarted.
+func (s *Supervisor) Run(ctx context.Context) (int, error) {
+	p := newProcs(s.ReapOrphans, s.Hooks.Reaped)
+	rctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.run(rctx) })
+	defer func() { cancel(); wg.Wait() }()
+	select {
+	case <-s.Ready:
+	case sig := <-s.Signals:
+		return 128 + signum(sig), ErrNotStarted
+	case <-ctx.Done():
+		return 0, ErrNotStarted
+	}
+	r := &run{s: s, p: p, b: s.RestartBackoff, log: s.logger()}
+	if r.b == nil {
+		r.b = newRestartBackoff()
+	}
+	return r.loop(ctx)
+}
+
+func (s *Supervisor) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+func newRestartBackoff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = time.Second
+	b.MaxInterval = time.Minute
+	b.MaxElapsedTime = 0
+	b.Reset()
+	return b
+}
+
+func signum(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return int(s)
+	}
+	return int(syscall.SIGTERM)
+}

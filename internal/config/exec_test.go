@@ -1,0 +1,82 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/child"
+)
+
+func TestParseExec(t *testing.T) {
+	c, err := ParseExec([]string{"--token-env", "API_TOKEN", "--change-policy", "restart", "--stop-signal", "INT", "--", "mcp-server", "--port", "8080"},
+		env(t, map[string]string{"TOKEND_REFRESH_SOCKET": "/run/t/.tokend.sock"}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Exec
+	if !slices.Equal(e.Argv, []string{"mcp-server", "--port", "8080"}) || e.TokenEnv != "API_TOKEN" || e.TokenFileEnv != "TOKEND_TOKEN_FILE" ||
+		e.Policy != child.PolicyRestart || e.StopSignal != syscall.SIGINT || e.ReloadSignal != syscall.SIGHUP || e.Grace != 10*time.Second {
+		t.Errorf("exec: %+v", e)
+	}
+	if c.Consumers.RefreshSocket != "/run/t/.tokend.sock" || c.RefreshInterval != 5*time.Minute {
+		t.Errorf("consumers %+v, interval %s", c.Consumers, c.RefreshInterval)
+	}
+}
+
+func TestParseExecProblems(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"mcp-server"}, []string{"the command to run is missing"}},
+		{[]string{"--"}, []string{"the command to run is missing"}},
+		{[]string{"--change-policy", "reload", "--reload-signal", "KILL", "--token-env", "9X", "--grace-period", "0s", "--", "x"},
+			[]string{"TOKEND_EXEC_CHANGE_POLICY (--change-policy): must be none, signal or restart", "TOKEND_EXEC_RELOAD_SIGNAL (--reload-signal): \"KILL\" is not a signal",
+				"TOKEND_EXEC_TOKEN_ENV (--token-env): \"9X\" is not a variable name", "TOKEND_EXEC_GRACE_PERIOD (--grace-period): must be positive"}},
+		{[]string{"--on-change", "x", "--", "x"}, []string{"flag provided but not defined: -on-change"}},
+		{[]string{"--notify-signal", "HUP", "--", "x"}, []string{"--notify-pid-file): required with --notify-signal"}},
+	} {
+		_, err := ParseExec(tc.args, env(t, nil), &bytes.Buffer{})
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %v, want %q", tc.args, err, w)
+			}
+		}
+	}
+}
+
+func TestParseExecHelp(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := ParseExec([]string{"-h"}, env(t, nil), &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "--change-policy") {
+		t.Errorf("exec -h: %v\n%s", err, out.String())
+	}
+}
+
+func TestParseRunConsumers(t *testing.T) {
+	c, err := Parse(CmdRun, []string{"--notify-signal", "SIGUSR1", "--notify-pid-file", "/run/app.pid", "--on-change", `["/bin/reload", "a b"]`, "--remove-on-exit"}, env(t, nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.Consumers
+	if k.NotifySignal != syscall.SIGUSR1 || k.NotifyPIDFile != "/run/app.pid" || !slices.Equal(k.OnChange, []string{"/bin/reload", "a b"}) ||
+		k.OnChangeTimeout != 30*time.Second || !k.RemoveOnExit || k.RefreshSocket != "" {
+		t.Errorf("consumers: %+v", k)
+	}
+	_, err = Parse(CmdRun, []string{"--on-change", `/bin/echo "a b"`}, env(t, nil), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "TOKEND_ON_CHANGE (--on-change): holds quotes") {
+		t.Errorf("quoted --on-change: %v", err)
+	}
+}
+
+func TestParseRefresh(t *testing.T) {
+	c, err := Parse(CmdRefresh, []string{"--timeout", "5s"}, env(t, nil), &bytes.Buffer{})
+	if err != nil || c.RefreshTimeout != 5*time.Second || c.Consumers.RefreshSocket != "" {
+		t.Fatalf("refresh: %+v, %v", c, err)
+	}
+}

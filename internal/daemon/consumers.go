@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/health"
+	"github.com/ambient-code/tokend/internal/notify"
+	"github.com/ambient-code/tokend/internal/refresher"
+	"github.com/ambient-code/tokend/internal/refreshsock"
+)
+
+// execHooks connects Run to the child of Exec: ready is closed when the
+// first token is stored, and changes receives (coalesced) on each change.
+type execHooks struct {
+	ready   chan struct{}
+	changes chan struct{}
+}
+
+// addConsumers wires what serves consumers that cannot watch the token
+// file into r (run and exec): the notifiers, the exec child's hooks and
+// the refresh socket. Their goroutines join g. It returns the cleanup Run
+// defers: --remove-on-exit.
+func addConsumers(ctx context.Context, g *errgroup.Group, cfg *config.Config, d Deps, r *refresher.Refresher, mon *health.Monitor) (func(), error) {
+	k := cfg.Consumers
+	log := r.Logger
+	if k.RefreshSocket != "" { // first: the one step here that can fail
+		ln, err := refreshsock.Listen(k.RefreshSocket, refreshsock.SocketMode(cfg.FileMode))
+		if err != nil {
+			return nil, err
+		}
+		log.Info("refresh socket listening", slog.String("path", k.RefreshSocket))
+		od := refresher.NewOnDemand()
+		r.OnDemand = od
+		g.Go(func() error { return refreshsock.Serve(ctx, ln, onDemand(od), log) })
+	}
+	var observers []func()
+	if ns := notifiers(cfg); len(ns) > 0 {
+		runner, err := notify.NewRunner(ns, log, mon.Registerer())
+		if err != nil {
+			return nil, fmt.Errorf("notifiers: %w", err)
+		}
+		observers = append(observers, runner.Changed)
+		g.Go(func() error { return runner.Run(ctx) })
+	}
+	var first func()
+	if ex := d.exec; ex != nil {
+		first = func() { close(ex.ready) }
+		observers = append(observers, func() {
+			select {
+			case ex.changes <- struct{}{}:
+			default:
+			}
+		})
+	}
+	observeChanges(r, first, observers)
+	return func() {
+		if k.RemoveOnExit {
+			removeToken(cfg.TokenFile, log)
+		}
+	}, nil
+}
+
+// observeChanges calls first on the first token stored, and each observer
+// on every later store of a different token (a lost file written again
+// with the same token is no change). The observers must not block.
+func observeChanges(r *refresher.Refresher, first func(), observers []func()) {
+	stored, last := r.Hooks.Stored, ""
+	r.Hooks.Stored = func(tok exchange.Token, changed bool) {
+		if stored != nil {
+			stored(tok, changed)
+		}
+		fp := tok.Value.Fingerprint()
+		switch {
+		case fp == last:
+		case last == "":
+			last = fp
+			if first != nil {
+				first()
+			}
+		default:
+			last = fp
+			for _, o := range observers {
+				o()
+			}
+		}
+	}
+}
+
+func onDemand(od *refresher.OnDemand) refreshsock.RefreshFunc {
+	return func(ctx context.Context) (bool, string, error) {
+		res, err := od.Refresh(ctx)
+		switch {
+		case errors.Is(err, refresher.ErrNotRunning):
+			return false, "", refreshsock.ErrNotRunning
+		case err != nil:
+			return false, "", err
+		}
+		return res.Changed, res.Fingerprint, res.Err
+	}
+}
+
+func notifiers(cfg *config.Config) []notify.Notifier {
+	k := cfg.Consumers
+	var ns []notify.Notifier
+	if k.NotifySignal != 0 {
+		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
+	}
+	if len(k.OnChange) > 0 {
+		env := append(inheritedEnv(append(config.SecretEnv(), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
+		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
+	}
+	return ns
+}
+
+// inheritedEnv is tokend's environment without the named variables: its
+// own credentials, and those the caller sets afresh (a duplicate name
+// would leave the choice to each program's getenv).
+func inheritedEnv(drop []string) []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(drop, name)
+	})
+}
+
+// removeToken removes the token file.
+func removeToken(tokenFile string, log *slog.Logger) {
+	if err := os.Remove(tokenFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		log.Warn("--remove-on-exit: could not remove the token file", slog.String("error", err.Error()))
+		return
+	}
+	log.Info("removed the token file (--remove-on-exit)", slog.String("token_file", tokenFile))
+}

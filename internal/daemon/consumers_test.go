@@ -1,0 +1,144 @@
+package daemon_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/internal/refreshsock"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// encryptedWorld is a fake control plane that mints a new token per
+// exchange, and the environment of a tokend using it; dir holds the token.
+func encryptedWorld(tb testing.TB) (map[string]string, string) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(&fakeissuer.Issuer{Key: key, CacheFloor: -1})
+	tb.Cleanup(srv.Close)
+	dir := tb.TempDir()
+	return map[string]string{
+		"AMBIENT_CP_TOKEN_URL":        srv.URL + "/token",
+		"AMBIENT_CP_TOKEN_PUBLIC_KEY": base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		"SESSION_ID":                  "consumer-session-0001",
+		"TOKEND_TOKEN_FILE":           filepath.Join(dir, "token"),
+		"TOKEND_HEALTH_ADDR":          "",
+	}, dir
+}
+
+// onChangeEnv makes the test binary the --on-change program: it appends
+// the fingerprint of the token file to the file named in the variable,
+// then sends SIGUSR1 to the pid in TOKEND_TEST_PARENT.
+const onChangeEnv = "TOKEND_DAEMON_TEST_ON_CHANGE"
+
+func init() {
+	out := os.Getenv(onChangeEnv)
+	if out == "" {
+		return
+	}
+	data, _ := os.ReadFile(os.Getenv("TOKEND_TOKEN_FILE"))
+	f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		os.Exit(2)
+	}
+	fmt.Fprintln(f, secret.Fingerprint(string(data)))
+	f.Close()
+	parent, _ := strconv.Atoi(os.Getenv("TOKEND_TEST_PARENT"))
+	syscall.Kill(parent, syscall.SIGUSR1)
+	os.Exit(0)
+}
+
+// TestRunNotifiesOnARequestedRefresh: a refresh request through the socket
+// changes the token; the signal notifier (SIGUSR2 to the pid in the pid
+// file, this test) and the --on-change program (which reports SIGUSR1) both
+// run, once, and the metric counts them.
+func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
+	env, dir := encryptedWorld(t)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	pidFile, out, sock := filepath.Join(dir, "app.pid"), filepath.Join(t.TempDir(), "calls"), filepath.Join(dir, ".tokend.sock")
+	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
+	t.Setenv(onChangeEnv, out)
+	t.Setenv("TOKEND_TEST_PARENT", strconv.Itoa(os.Getpid()))
+	env["TOKEND_HEALTH_ADDR"] = "127.0.0.1:0"
+	cfg, err := config.Parse(config.CmdRun, []string{"--notify-signal", "USR2", "--notify-pid-file", pidFile,
+		"--on-change", `["` + os.Args[0] + `"]`, "--refresh-socket", sock}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &events{ch: make(chan string, 256)}
+	addr := make(chan net.Addr, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, cfg, daemon.Deps{Logger: slog.New(log), HealthListening: func(a net.Addr) { addr <- a }})
+	}()
+	await(t, log.ch, "the first token", func(l string) bool {
+		return strings.HasPrefix(l, "token refreshed") || strings.HasPrefix(l, "token stored") || strings.Contains(l, "fingerprint=")
+	})
+	resp, err := refreshsock.Request(t.Context(), sock)
+	if err != nil || !resp.Changed {
+		t.Fatalf("refresh: %+v, %v", resp, err)
+	}
+	got := map[os.Signal]int{}
+	for len(got) < 2 {
+		got[<-sigs]++
+	}
+	for range 2 {
+		await(t, log.ch, "both notifications counted", func(l string) bool { return strings.HasPrefix(l, "token change notified") })
+	}
+	data, _ := os.ReadFile(out)
+	if string(data) != resp.Fingerprint+"\n" {
+		t.Errorf("--on-change saw %q, want the refreshed token %s once", data, resp.Fingerprint)
+	}
+	metrics := get(t, "http://"+(<-addr).String()+"/metrics")
+	for _, want := range []string{`tokend_notifications_total{notifier="command",result="success"} 1`, `tokend_notifications_total{notifier="signal",result="success"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(sock); err == nil {
+		t.Error("socket left after Run returned")
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

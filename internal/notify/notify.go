@@ -1,0 +1,103 @@
+// Package notify tells processes that do not watch the token file that the
+// token changed: a signal to a process named in a pid file, or a command.
+//
+// A Runner owns one goroutine per Notifier. Changed never blocks the
+// refresh loop: it marks each notifier due and returns. A notifier that is
+// still busy when further changes arrive runs once more afterwards, for
+// all of them (changes coalesce to the latest). Each notification is
+// counted in tokend_notifications_total{notifier,result}, result being
+// "success" or "failure"; a failure is logged once, with the notifier's
+// setting, and never stops the Runner.
+package notify
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Notifier tells one consumer that the token changed.
+type Notifier interface {
+	// Name is the notifier's label in metrics and logs: "signal" or
+	// "command".
+	Name() string
+	// Notify delivers one notification; it returns when it is delivered,
+	// failed, or ctx ended.
+	Notify(ctx context.Context) error
+}
+
+// Runner delivers notifications in the background. Make one with
+// NewRunner; Changed is safe for concurrent use.
+type Runner struct {
+	notifiers []Notifier
+	due       []chan struct{} // one per notifier, buffer 1: the coalescing
+	log       *slog.Logger
+	total     *prometheus.CounterVec
+}
+
+// NewRunner returns a Runner for ns. It registers its counter with reg
+// when reg is not nil; a registration failure is returned.
+func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Runner{notifiers: ns, log: log, total: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokend_notifications_total",
+		Help: "Notifications of a token change, by notifier (signal, command) and result (success, failure).",
+	}, []string{"notifier", "result"})}
+	for _, n := range ns {
+		r.due = append(r.due, make(chan struct{}, 1))
+		for _, res := range []string{"success", "failure"} {
+			r.total.WithLabelValues(n.Name(), res)
+		}
+	}
+	if reg != nil {
+		if err := reg.Register(r.total); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Changed marks every notifier due. It never blocks.
+func (r *Runner) Changed() {
+	for _, d := range r.due {
+		select {
+		case d <- struct{}{}:
+		default: // already due: this change coalesces into that one
+		}
+	}
+}
+
+// Run delivers notifications until ctx ends, then returns nil once every
+// notification in progress has returned (each honours ctx).
+func (r *Runner) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i, n := range r.notifiers {
+		wg.Go(func() { r.serve(ctx, n, r.due[i]) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Runner) serve(ctx context.Context, n Notifier, due <-chan struct{}) {
+	for {
+		select {
+		case <-due:
+		case <-ctx.Done():
+			return
+		}
+		if err := n.Notify(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.total.WithLabelValues(n.Name(), "failure").Inc()
+			r.log.Warn("token change notification failed", slog.String("notifier", n.Name()), slog.String("error", err.Error()))
+			continue
+		}
+		r.total.WithLabelValues(n.Name(), "success").Inc()
+		r.log.Debug("token change notified", slog.String("notifier", n.Name()))
+	}
+}

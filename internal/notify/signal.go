@@ -1,0 +1,70 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Signal sends a signal to the process whose pid is in PIDFile. The file
+// is read again at each notification, so the consumer may restart and
+// write its new pid. Signalling another container's process needs a pod
+// with shareProcessNamespace: true, and the same user (or CAP_KILL).
+type Signal struct {
+	// PIDFile holds the consumer's pid in decimal (surrounding white space
+	// is ignored); --notify-pid-file.
+	PIDFile string
+	// Sig is the signal to send; --notify-signal.
+	Sig syscall.Signal
+}
+
+// Name returns "signal".
+func (s *Signal) Name() string { return "signal" }
+
+// Notify reads the pid file and signals that process. Its errors name the
+// setting and what to change.
+func (s *Signal) Notify(context.Context) error {
+	pid, err := s.pid()
+	if err != nil {
+		return err
+	}
+	err = syscall.Kill(pid, s.Sig)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ESRCH):
+		return fmt.Errorf("notify: process %d named in --notify-pid-file %s does not exist (or is in another process namespace): set shareProcessNamespace: true on the pod, and have the consumer rewrite the file when it restarts", pid, s.PIDFile)
+	case errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("notify: not permitted to send %s to process %d (--notify-pid-file %s): run tokend as the consumer's user, or add the KILL capability", s.Sig, pid, s.PIDFile)
+	}
+	return fmt.Errorf("notify: sending %s to process %d: %w", s.Sig, pid, err)
+}
+
+func (s *Signal) pid() (int, error) {
+	data, err := os.ReadFile(s.PIDFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("notify: --notify-pid-file %s does not exist: the consumer must write its pid there (for example `echo $$ > %s` before exec)", s.PIDFile, s.PIDFile)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("notify: reading --notify-pid-file: %w", err)
+	}
+	text := strings.TrimSpace(string(data))
+	pid, err := strconv.Atoi(text)
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("notify: --notify-pid-file %s holds %q, not a process id above 1: write the consumer's pid, in decimal", s.PIDFile, clip(text))
+	}
+	return pid, nil
+}
+
+// clip shortens what a malformed pid file holds, for an error message.
+func clip(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "..."
+	}
+	return s
+}

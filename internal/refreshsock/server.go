@@ -1,0 +1,158 @@
+// Package refreshsock serves refresh requests on a Unix socket in the
+// token's directory, for consumers in other containers of the pod that
+// cannot watch the file and share no process namespace with tokend, and is
+// the client that `tokend refresh` and tokenfile use.
+//
+// Wire protocol: HTTP/1.1 over the socket. POST /v1/refresh, empty body,
+// asks for an exchange now. Answers, all JSON (Response):
+//
+//   - 200: the exchange succeeded; "changed" says whether the token on
+//     disk changed, "fingerprint" names the token now held. Never the token.
+//   - 502: the exchange or the write failed; "error" says why.
+//   - 503: the refresher is not running (starting, or stopping).
+//   - 504: no answer within the request's deadline (30 s).
+//
+// Requests coalesce and are held to the refresher's 500 ms floor, so a
+// burst of requests costs the issuer one exchange.
+//
+// Security: the socket is given the token file's mode with write added
+// wherever read is granted (0640 gives 0660), since connecting needs write
+// permission. Whoever may connect may read the token already; what the
+// socket adds is the power to make tokend exchange now, which the floor
+// limits to two exchanges a second. It is not a TCP endpoint, so nothing
+// outside the pod's shared volume can reach it; the probe listener, which
+// binds every interface, gets no write endpoint.
+package refreshsock
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Name is the socket's conventional file name in the token's directory.
+const Name = ".tokend.sock"
+
+// requestTimeout bounds one refresh request on the server side.
+const requestTimeout = 30 * time.Second
+
+// DefaultPath returns the socket's conventional path for a token file.
+func DefaultPath(tokenFile string) string {
+	return filepath.Join(filepath.Dir(tokenFile), Name)
+}
+
+// Response is the JSON body of every answer.
+type Response struct {
+	Changed     bool   `json:"changed"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// RefreshFunc asks for an exchange now; ok is false when no refresher is
+// running. It must be safe for concurrent use.
+type RefreshFunc func(ctx context.Context) (changed bool, fingerprint string, err error)
+
+// ErrNotRunning is what a RefreshFunc returns when no refresher serves it.
+var ErrNotRunning = errors.New("refreshsock: refresher not running")
+
+// Listen creates the socket at path with mode, removing a stale socket a
+// crashed tokend left. It refuses to replace anything but a socket, or a
+// socket another process still serves. Closing the listener removes the
+// socket file.
+func Listen(path string, mode fs.FileMode) (*net.UnixListener, error) {
+	if len(path) > 107 {
+		return nil, fmt.Errorf("refreshsock: --refresh-socket %s is longer than the 107 bytes a socket path may have: choose a shorter path", path)
+	}
+	if err := clearStale(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("refreshsock: --refresh-socket: %w", err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("refreshsock: --refresh-socket: %w", err)
+	}
+	return ln, nil
+}
+
+// SocketMode is the socket mode for a token file mode: write added where
+// read is granted, since connecting to a socket needs write permission.
+func SocketMode(fileMode fs.FileMode) fs.FileMode {
+	return fileMode.Perm() | (fileMode.Perm()&0o444)>>1
+}
+
+func clearStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("refreshsock: --refresh-socket: %w", err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("refreshsock: --refresh-socket %s exists and is not a socket: remove it, or choose another path", path)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return fmt.Errorf("refreshsock: --refresh-socket %s is served by another process (a second tokend?): give each tokend its own token directory", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("refreshsock: removing the stale socket: %w", err)
+	}
+	return nil
+}
+
+// Serve answers refresh requests on ln with refresh until ctx ends, then
+// closes ln (removing the socket) and returns nil once the requests in
+// progress have ended. Other errors of the HTTP server are returned.
+func Serve(ctx context.Context, ln net.Listener, refresh RefreshFunc, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/refresh", handler(refresh, log))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("refreshsock: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	<-errc
+	return nil
+}
+
+func handler(refresh RefreshFunc, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		changed, fp, err := refresh(ctx)
+		code, resp := http.StatusOK, Response{Changed: changed, Fingerprint: fp}
+		switch {
+		case errors.Is(err, ErrNotRunning):
+			code, resp = http.StatusServiceUnavailable, Response{Error: "tokend is not refreshing yet (or is stopping): try again"}
+		case errors.Is(err, context.DeadlineExceeded):
+			code, resp = http.StatusGatewayTimeout, Response{Error: "no exchange finished within " + requestTimeout.String()}
+		case err != nil:
+			code, resp = http.StatusBadGateway, Response{Fingerprint: fp, Error: err.Error()}
+		}
+		log.Info("refresh requested", slog.Int("status", code), slog.Bool("changed", resp.Changed), slog.String("fingerprint", resp.Fingerprint))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(resp)
+	}
+}
