@@ -99,6 +99,7 @@ type rig struct {
 	logs  *syncBuffer
 	url   string // the proxy's base URL
 	addr  string // the proxy's host:port
+	stop  func() // stops the proxy and waits for Serve; idempotent
 }
 
 // start runs a proxy for upstream on 127.0.0.1:0 (or ln when given) until
@@ -132,21 +133,27 @@ func start(t *testing.T, upstream string, src *fakeSource, mod func(*Config), ln
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve returned %v, want nil", err)
 		}
+	})
+	t.Cleanup(func() {
+		stop()
 		if strings.Contains(logs.String(), "tok-") {
 			t.Errorf("a log line holds a token:\n%s", logs.String())
 		}
 	})
-	return &rig{proxy: p, src: src, reg: reg, logs: logs, url: "http://" + ln.Addr().String(), addr: ln.Addr().String()}
+	return &rig{proxy: p, src: src, reg: reg, logs: logs, url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), stop: stop}
 }
 
-// counter returns the value of the proxy counter name with the labels.
+// counter returns the value of the proxy counter name with the labels. It
+// stops the proxy first: the graceful shutdown waits for every handler, so
+// every request's metrics are recorded.
 func (r *rig) counter(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
+	r.stop()
 	mfs, err := r.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -211,4 +218,11 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// newUpstream starts an upstream with handler h and returns its URL.
+func newUpstream(t *testing.T, h http.HandlerFunc) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -140,10 +141,12 @@ func rawStatus(t *testing.T, addr, request string) int {
 // out on the unverified connection.
 func TestUpstreamTLS(t *testing.T) {
 	var hits atomic.Int32
-	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		fmt.Fprint(w, r.TLS != nil)
 	}))
+	up.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	up.StartTLS()
 	defer up.Close()
 	roots := x509.NewCertPool()
 	roots.AddCert(up.Certificate())
