@@ -78,6 +78,9 @@ func (p *Proxy) finish(r *http.Request, sw *statusWriter, st *state, start time.
 		at = p.cfg.Now()
 	}
 	p.metrics.observe(st.outcome, st.upstreamCode, at.Sub(start))
+	if !p.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		return
+	}
 	p.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "proxied request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", sw.code), slog.String("outcome", st.outcome),
