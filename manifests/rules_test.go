@@ -33,6 +33,7 @@ type layout struct {
 	shape   string // initSidecar or nativeSidecar
 	auth    string // encryptedSession or serviceAccount
 	keyFile bool   // the public key is a file from a Secret, not an env value
+	proxy   bool   // consumers reach the API through tokend's credential proxy, without the token
 }
 
 var layouts = []layout{
@@ -41,6 +42,7 @@ var layouts = []layout{
 	{dir: "overlays/native-sidecar", kind: "Job", shape: nativeSidecar, auth: encryptedSession},
 	{dir: "overlays/service-account", kind: "Job", shape: nativeSidecar, auth: serviceAccount},
 	{dir: "overlays/secret-key-file", kind: "Deployment", shape: initSidecar, auth: encryptedSession, keyFile: true},
+	{dir: "overlays/credential-proxy", kind: "Job", shape: nativeSidecar, auth: encryptedSession, proxy: true},
 }
 
 // workload is the rendered output of one layout, with its one pod template.
@@ -67,6 +69,7 @@ var rules = []struct {
 	{"auth settings", checkAuth},
 	{"references resolve", checkReferences},
 	{"images", checkImages},
+	{"credential proxy", checkProxy},
 }
 
 func TestRules(t *testing.T) {
