@@ -29,6 +29,7 @@ import (
 // both, able to keep 64 connections to each.
 type benchEnv struct {
 	upstream, proxied string
+	bare              string // a plain httputil.ReverseProxy to the upstream
 	client            *http.Client
 	gate              *gate
 	release           chan struct{} // the SSE handler ends its stream on a receive
@@ -59,6 +60,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: time.Minute}
 	b.Cleanup(tr.CloseIdleConnections)
 	e.upstream, e.proxied, e.client = up.URL, "http://"+ln.Addr().String(), &http.Client{Transport: tr}
+	e.bare = bareProxy(b, up.URL)
 	return e
 }
 
@@ -92,22 +94,35 @@ func (e *benchEnv) get(b *testing.B, base string) {
 	}
 }
 
-// BenchmarkAddedLatency: a small GET on loopback, direct and through the
-// proxy, interleaved; reports p50 and p99 of each and the difference.
+// BenchmarkAddedLatency: a small GET on loopback, direct, through the proxy
+// and through a bare httputil.ReverseProxy, interleaved; reports p50 and p99
+// of each and the differences.
 func BenchmarkAddedLatency(b *testing.B) {
 	e := newBenchEnv(b)
-	e.get(b, e.upstream)
-	e.get(b, e.proxied)
-	direct, proxied := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
+	timed := func(base string) time.Duration {
+		t0 := time.Now()
+		e.get(b, base)
+		return time.Since(t0)
+	}
+	interleave(b, e, timed)
+}
+
+// interleave measures timed against the direct, proxied and bare URLs in
+// turn, b.N times each, and reports the percentiles.
+func interleave(b *testing.B, e *benchEnv, timed func(base string) time.Duration) {
+	bases := []string{e.upstream, e.proxied, e.bare}
+	series := make([][]time.Duration, len(bases))
+	for i, base := range bases {
+		timed(base) // warm the connections
+		series[i] = make([]time.Duration, 0, b.N)
+	}
 	b.ResetTimer()
 	for range b.N {
-		t0 := time.Now()
-		e.get(b, e.upstream)
-		t1 := time.Now()
-		e.get(b, e.proxied)
-		direct, proxied = append(direct, t1.Sub(t0)), append(proxied, time.Since(t1))
+		for i, base := range bases {
+			series[i] = append(series[i], timed(base))
+		}
 	}
-	reportPercentiles(b, direct, proxied)
+	reportPercentiles(b, series[0], series[1], series[2])
 }
 
 // BenchmarkSSEFirstEvent: the time from sending a request to reading the
@@ -130,29 +145,24 @@ func BenchmarkSSEFirstEvent(b *testing.B) {
 		resp.Body.Close()
 		return d
 	}
-	first(e.upstream)
-	first(e.proxied)
-	direct, proxied := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		direct = append(direct, first(e.upstream))
-		proxied = append(proxied, first(e.proxied))
-	}
-	reportPercentiles(b, direct, proxied)
+	interleave(b, e, first)
 }
 
-func reportPercentiles(b *testing.B, direct, proxied []time.Duration) {
+// reportPercentiles reports p50 and p99 of each series, the proxy's added
+// time over direct, and the bare ReverseProxy's, for comparison.
+func reportPercentiles(b *testing.B, direct, proxied, bare []time.Duration) {
 	b.StopTimer()
-	slices.Sort(direct)
-	slices.Sort(proxied)
+	for _, s := range [][]time.Duration{direct, proxied, bare} {
+		slices.Sort(s)
+	}
 	for _, q := range []struct {
 		name string
 		f    float64
 	}{{"p50", .50}, {"p99", .99}} {
-		d, p := pct(direct, q.f), pct(proxied, q.f)
+		d, p, r := pct(direct, q.f), pct(proxied, q.f), pct(bare, q.f)
 		b.ReportMetric(us(d), "direct-"+q.name+"-µs")
-		b.ReportMetric(us(p), "proxy-"+q.name+"-µs")
 		b.ReportMetric(us(p-d), "added-"+q.name+"-µs")
+		b.ReportMetric(us(r-d), "bare-added-"+q.name+"-µs")
 		b.ReportMetric(float64(p)/float64(d), "proxy/direct-"+q.name)
 	}
 	b.ReportMetric(0, "ns/op")
@@ -168,7 +178,7 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // library sets). Reports requests per second and the ratios to direct.
 func BenchmarkThroughput64(b *testing.B) {
 	e := newBenchEnv(b)
-	bare := bareProxy(b, e.upstream)
+	bare := e.bare
 	const rounds = 8
 	per := max(b.N/rounds, 64)
 	run := func(base string) time.Duration {

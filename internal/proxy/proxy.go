@@ -88,6 +88,7 @@ func New(cfg Config, src Source) (*Proxy, error) {
 		Rewrite:       p.rewrite,
 		Transport:     &retryTransport{p: p, base: p.base},
 		FlushInterval: -1,
+		BufferPool:    newBufferPool(),
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      newErrorLog(cfg.Logger),
 	}
