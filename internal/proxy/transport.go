@@ -9,13 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 )
 
 // newTransport returns the upstream transport: TLS verified against
 // cfg.RootCAs, bounded idle connections and header wait, no environment
 // proxy (the upstream is reached directly).
 func newTransport(cfg Config) *http.Transport {
-	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: DefaultIdleConnTimeout / 3}
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,
