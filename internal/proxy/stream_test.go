@@ -170,4 +170,7 @@ func TestClientCancelCancelsUpstream(t *testing.T) {
 	if err := <-errc; err == nil {
 		t.Fatal("the canceled request succeeded")
 	}
+	if n := r.counter(t, "tokend_proxy_requests_total", map[string]string{"outcome": OutcomeCanceled, "code_class": "none"}); n != 1 {
+		t.Errorf("canceled = %v, want 1", n)
+	}
 }
