@@ -226,3 +226,27 @@ func newUpstream(t *testing.T, h http.HandlerFunc) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// result is the outcome of a request sent by async.
+type result struct {
+	code int
+	body string
+	err  error
+}
+
+// async sends req from another goroutine and delivers its status and whole
+// body on the returned channel.
+func async(req *http.Request) <-chan result {
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		res <- result{resp.StatusCode, string(b), err}
+	}()
+	return res
+}

@@ -184,24 +184,16 @@ func TestConcurrencyLimit(t *testing.T) {
 	src.set("tok-limit", noExpiry)
 	r := start(t, up.URL, src, func(c *Config) { c.MaxConcurrent = 1 }, nil)
 
-	held := make(chan int)
-	go func() {
-		resp, err := http.Get(r.url + "/hold")
-		if err != nil {
-			held <- 0
-			return
-		}
-		resp.Body.Close()
-		held <- resp.StatusCode
-	}()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, r.url+"/hold", nil)
+	held := async(req)
 	<-entered
 	code, h, body := r.do(t, http.MethodGet, "/other", "", nil)
 	if code != http.StatusServiceUnavailable || h.Get("Retry-After") != "1" || !strings.Contains(body, "too many") {
 		t.Errorf("over the limit: %d Retry-After %q %q, want 503 with Retry-After 1", code, h.Get("Retry-After"), body)
 	}
 	close(release)
-	if code := <-held; code != http.StatusOK {
-		t.Errorf("held request: %d, want 200", code)
+	if res := <-held; res.code != http.StatusOK {
+		t.Errorf("held request: %d %v, want 200", res.code, res.err)
 	}
 	if code, _, _ := r.do(t, http.MethodGet, "/other", "", nil); code != http.StatusOK {
 		t.Errorf("after the slot freed: %d, want 200", code)
@@ -221,5 +213,22 @@ func TestHeaderLimit(t *testing.T) {
 	}
 	if n := len(rec.all()); n != 0 {
 		t.Errorf("upstream got %d requests", n)
+	}
+}
+
+// TestConnectionHeaderCannotDropToken: a client naming Authorization in
+// Connection (a hop-by-hop header list) does not make the proxy drop the
+// token it sets: hop-by-hop headers go before Rewrite runs.
+func TestConnectionHeaderCannotDropToken(t *testing.T) {
+	up, rec := echoUpstream(t)
+	src := newSource()
+	src.set("tok-hop", noExpiry)
+	r := start(t, up.URL, src, nil, nil)
+	req := "GET /hop HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Authorization\r\nAuthorization: Bearer client\r\n\r\n"
+	if got := rawStatus(t, r.addr, req); got != http.StatusOK {
+		t.Fatalf("status %d, want 200", got)
+	}
+	if got := rec.all(); len(got) != 1 || got[0].header.Get("Authorization") != "Bearer tok-hop" {
+		t.Fatalf("upstream got %+v, want the proxy's token", got)
 	}
 }

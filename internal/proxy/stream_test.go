@@ -102,22 +102,7 @@ func TestUploadStreams(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, r.url+"/upload", pr)
-	type result struct {
-		code int
-		body string
-		err  error
-	}
-	res := make(chan result, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		res <- result{resp.StatusCode, string(b), err}
-	}()
+	res := async(req)
 	chunk := strings.Repeat("x", 256<<10) // larger than any buffer on the way
 	for i := range 4 {
 		if _, err := io.WriteString(pw, chunk); err != nil {
@@ -156,18 +141,11 @@ func TestClientCancelCancelsUpstream(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/slow", nil)
-	errc := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		errc <- err
-	}()
+	res := async(req)
 	<-entered
 	cancel()
 	<-canceled
-	if err := <-errc; err == nil {
+	if err := (<-res).err; err == nil {
 		t.Fatal("the canceled request succeeded")
 	}
 	if n := r.counter(t, "tokend_proxy_requests_total", map[string]string{"outcome": OutcomeCanceled, "code_class": "none"}); n != 1 {

@@ -109,20 +109,12 @@ func TestFirstTokenArrives(t *testing.T) {
 	src := newSource()
 	src.waiting = make(chan struct{}, 1)
 	r := start(t, up.URL, src, func(c *Config) { c.FirstTokenWait = time.Hour }, nil)
-	done := make(chan int)
-	go func() {
-		resp, err := http.Get(r.url + "/first")
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, r.url+"/first", nil)
+	done := async(req)
 	<-src.waiting // the request is waiting for the first token
 	src.set("tok-first", noExpiry)
-	if code := <-done; code != http.StatusOK {
-		t.Fatalf("status %d, want 200", code)
+	if res := <-done; res.code != http.StatusOK {
+		t.Fatalf("status %d %v, want 200", res.code, res.err)
 	}
 	if got := rec.all(); len(got) != 1 || got[0].header.Get("Authorization") != "Bearer tok-first" {
 		t.Fatalf("upstream got %+v", got)
