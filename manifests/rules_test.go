@@ -33,6 +33,7 @@ type layout struct {
 	shape   string // initSidecar or nativeSidecar
 	auth    string // encryptedSession or serviceAccount
 	keyFile bool   // the public key is a file from a Secret, not an env value
+	proxy   bool   // consumers reach the API through tokend's credential proxy, without the token
 }
 
 var layouts = []layout{
@@ -42,6 +43,7 @@ var layouts = []layout{
 	{dir: "overlays/service-account", kind: "Job", shape: nativeSidecar, auth: serviceAccount},
 	{dir: "overlays/secret-key-file", kind: "Deployment", shape: initSidecar, auth: encryptedSession, keyFile: true},
 	{dir: "overlays/notify-signal", kind: "Job", shape: nativeSidecar, auth: encryptedSession},
+	{dir: "overlays/credential-proxy", kind: "Job", shape: nativeSidecar, auth: encryptedSession, proxy: true},
 }
 
 // workload is the rendered output of one layout, with its one pod template.
@@ -69,6 +71,7 @@ var rules = []struct {
 	{"references resolve", checkReferences},
 	{"images", checkImages},
 	{"notify signal", checkNotify},
+	{"credential proxy", checkProxy},
 }
 
 func TestRules(t *testing.T) {

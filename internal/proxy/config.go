@@ -1,0 +1,177 @@
+package proxy
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for the zero values of Config's limits.
+const (
+	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultMaxConcurrent         = 256
+	DefaultMaxIdleConns          = 64
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultIdleTimeout           = 120 * time.Second
+	DefaultDialTimeout           = 10 * time.Second
+	DefaultResponseHeaderTimeout = 2 * time.Minute
+	DefaultFirstTokenWait        = 10 * time.Second
+	DefaultRefreshWait           = 5 * time.Second
+	DefaultMaxReplayBytes        = 64 << 10
+	DefaultMinRemaining          = time.Second
+	DefaultRetryAfter            = time.Second
+	DefaultShutdownTimeout       = 5 * time.Second
+)
+
+// Config configures a Proxy. Only Upstream is required; every zero limit
+// takes the Default of the same name.
+type Config struct {
+	// Listen is where Run listens: a loopback TCP host:port (127.0.0.1:PORT,
+	// [::1]:PORT, localhost:PORT) or "unix:PATH". Set from --proxy-listen.
+	// Serve ignores it. See Listen for the rules.
+	Listen string
+
+	// Upstream is the platform API server every request goes to, http or
+	// https, optionally with a path prefix that request paths are joined
+	// under. Set from --proxy-upstream, or AMBIENT_API_SERVER_URL; ParseUpstream
+	// checks a string.
+	Upstream *url.URL
+
+	// RootCAs verifies the upstream's TLS certificate: the same pool the
+	// exchange uses. Nil means the system roots.
+	RootCAs *x509.CertPool
+
+	// MaxHeaderBytes bounds a request's header block; a larger one gets 431.
+	MaxHeaderBytes int
+	// MaxConcurrent bounds requests in flight, streams included. A request
+	// beyond it is answered 503 with Retry-After at once, never queued.
+	MaxConcurrent int
+	// MaxIdleConns bounds idle keep-alive connections to the upstream.
+	MaxIdleConns int
+	// IdleConnTimeout closes an idle upstream connection after this long.
+	IdleConnTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a client's request header.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes an idle client keep-alive connection after this long.
+	IdleTimeout time.Duration
+	// DialTimeout bounds connecting to the upstream, TLS handshake included.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// header once the request is sent. Bodies and streams have no deadline:
+	// they end when either side ends them.
+	ResponseHeaderTimeout time.Duration
+	// FirstTokenWait is how long a request waits for the first token before
+	// it is answered 503.
+	FirstTokenWait time.Duration
+	// RefreshWait bounds one Source.Refresh made for a request (after a 401,
+	// or when the held token has expired).
+	RefreshWait time.Duration
+	// MaxReplayBytes is the largest request body, of declared length, held in
+	// memory so that it can be sent again after a 401. A longer body, or
+	// one of unknown length (chunked), streams and is never retried.
+	MaxReplayBytes int64
+	// MinRemaining: a token with less than this left before its expiry
+	// counts as expired, so that it does not expire on the way.
+	MinRemaining time.Duration
+	// RetryAfter is the Retry-After sent with a 503 (rounded up to seconds).
+	RetryAfter time.Duration
+	// ShutdownTimeout bounds the graceful shutdown when Serve's context
+	// ends; streams still open after it are cut.
+	ShutdownTimeout time.Duration
+
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Logger receives the proxy's log lines (request lines at debug only).
+	// Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the proxy's metrics. Nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// withDefaults returns c with every zero limit set to its default.
+func (c Config) withDefaults() Config {
+	setInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setInt(&c.MaxConcurrent, DefaultMaxConcurrent)
+	setInt(&c.MaxIdleConns, DefaultMaxIdleConns)
+	setInt(&c.MaxReplayBytes, DefaultMaxReplayBytes)
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{
+		{&c.IdleConnTimeout, DefaultIdleConnTimeout},
+		{&c.ReadHeaderTimeout, DefaultReadHeaderTimeout},
+		{&c.IdleTimeout, DefaultIdleTimeout},
+		{&c.DialTimeout, DefaultDialTimeout},
+		{&c.ResponseHeaderTimeout, DefaultResponseHeaderTimeout},
+		{&c.FirstTokenWait, DefaultFirstTokenWait},
+		{&c.RefreshWait, DefaultRefreshWait},
+		{&c.MinRemaining, DefaultMinRemaining},
+		{&c.RetryAfter, DefaultRetryAfter},
+		{&c.ShutdownTimeout, DefaultShutdownTimeout},
+	} {
+		setInt(d.p, d.v)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func setInt[T int | int64 | time.Duration](p *T, def T) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+// validate reports every problem with c at once.
+func (c Config) validate() error {
+	var errs []error
+	if c.Upstream == nil {
+		errs = append(errs, errors.New("proxy: no upstream: set --proxy-upstream or AMBIENT_API_SERVER_URL to the API server's URL"))
+	} else if err := checkUpstream(c.Upstream); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxIdleConns < 0 || c.MaxReplayBytes < 0 {
+		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseUpstream parses and checks the upstream URL given by --proxy-upstream
+// or AMBIENT_API_SERVER_URL: an absolute http or https URL with a host, no
+// user info, query or fragment. Its errors name the setting and the fix and
+// hold no user info.
+func ParseUpstream(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("proxy: --proxy-upstream (or AMBIENT_API_SERVER_URL) is not a URL: give the API server's URL, e.g. https://api.example:443")
+	}
+	if err := checkUpstream(u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func checkUpstream(u *url.URL) error {
+	const setting = "proxy: --proxy-upstream (or AMBIENT_API_SERVER_URL)"
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%s has scheme %q: use an http:// or https:// URL", setting, u.Scheme)
+	case u.Host == "":
+		return fmt.Errorf("%s has no host: give the API server's host, e.g. https://api.example", setting)
+	case u.User != nil:
+		return fmt.Errorf("%s carries user info: remove it; the proxy sends the token as the only credential", setting)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return fmt.Errorf("%s has a query or fragment: give the base URL only", setting)
+	}
+	return nil
+}

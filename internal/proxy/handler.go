@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// state is one request's record, shared by the handler, the rewrite and
+// the transport through the request's context. Only the request's own
+// goroutines touch it, one after another.
+type state struct {
+	token        secret.String // the token to send; the transport replaces it on a retry
+	outcome      string
+	upstreamCode int
+}
+
+type stateKey struct{}
+
+func stateOf(ctx context.Context) *state {
+	st, _ := ctx.Value(stateKey{}).(*state)
+	if st == nil {
+		return &state{} // a request that did not come through ServeHTTP
+	}
+	return st
+}
+
+// ServeHTTP proxies one request; see the package doc for the steps.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.cfg.Now()
+	sw := &statusWriter{ResponseWriter: w, now: p.cfg.Now}
+	st := &state{}
+	defer func() { p.finish(r, sw, st, start) }()
+
+	if code, reason := refuseTarget(r); code != 0 {
+		st.outcome = OutcomeRefused
+		plain(sw, code, reason, 0)
+		return
+	}
+	select {
+	case p.sem <- struct{}{}:
+		defer func() { <-p.sem }()
+	default:
+		st.outcome = OutcomeOverloaded
+		plain(sw, http.StatusServiceUnavailable, "tokend proxy: too many requests in flight; retry shortly", p.cfg.RetryAfter)
+		return
+	}
+	tok, err := p.token(r.Context())
+	if err != nil {
+		st.outcome = outcomeOf(err)
+		if r.Context().Err() == nil {
+			plain(sw, http.StatusServiceUnavailable, err.Error(), p.cfg.RetryAfter)
+		}
+		return
+	}
+	st.token = tok
+	// Let the upstream's response start while the request body is still
+	// streaming in (HTTP/1.1 otherwise stops reading it at the first write).
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	if st.outcome == "" {
+		st.outcome = OutcomeForwarded
+	}
+}
+
+// finish records the request's metrics and its debug line (no headers, no
+// query: either can hold a secret).
+func (p *Proxy) finish(r *http.Request, sw *statusWriter, st *state, start time.Time) {
+	at := sw.at
+	if at.IsZero() {
+		at = p.cfg.Now()
+	}
+	p.metrics.observe(st.outcome, st.upstreamCode, at.Sub(start))
+	if !p.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		return
+	}
+	p.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "proxied request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", sw.code), slog.String("outcome", st.outcome),
+		slog.Duration("header_after", at.Sub(start)))
+}
+
+// refuseTarget returns the status and reason for a request target that
+// could name another destination, or 0.
+func refuseTarget(r *http.Request) (int, string) {
+	switch {
+	case r.Method == http.MethodConnect:
+		return http.StatusMethodNotAllowed, "tokend proxy: CONNECT is refused; this proxy forwards to its configured upstream only"
+	case r.URL.IsAbs() || r.URL.Host != "":
+		return http.StatusBadRequest, "tokend proxy: absolute-form request targets are refused; send the path only (origin-form), it goes to the configured upstream"
+	case r.URL.Path == "" || r.URL.Path[0] != '/':
+		return http.StatusBadRequest, "tokend proxy: the request target must be a path starting with /"
+	}
+	return 0, ""
+}
+
+// upstreamError is the ReverseProxy's ErrorHandler: the upstream could not
+// be reached or did not answer. The error is logged without the request's
+// URL query or headers; it never holds the token.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r.Context())
+	if r.Context().Err() != nil {
+		st.outcome = OutcomeCanceled
+		return
+	}
+	st.outcome = OutcomeUpstreamError
+	code, reason := http.StatusBadGateway, "tokend proxy: the upstream could not be reached"
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		code, reason = http.StatusGatewayTimeout, "tokend proxy: the upstream did not answer in time"
+	}
+	p.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "proxy: upstream request failed",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	plain(w, code, reason, 0)
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// plain writes a short text/plain answer, with Retry-After when retry > 0.
+func plain(w http.ResponseWriter, code int, reason string, retry time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if retry > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(reason + "\n"))
+}
+
+// statusWriter records the status and the time the header was written. It
+// unwraps for http.ResponseController (flushes, full duplex, upgrades).
+type statusWriter struct {
+	http.ResponseWriter
+	now  func() time.Time
+	code int
+	at   time.Time
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.at.IsZero() && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.code, w.at = code, w.now()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.at.IsZero() {
+		w.code, w.at = http.StatusOK, w.now()
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// newErrorLog adapts l for net/http's *log.Logger hooks, at warn.
+func newErrorLog(l *slog.Logger) *log.Logger {
+	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
+}

@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"strings"
+)
+
+// socketMode is the Unix socket's permission: the owner and the pod's group
+// (fsGroup) may connect.
+const socketMode = 0o660
+
+// Listen opens the proxy's listener for addr, as given by --proxy-listen:
+//
+//   - "unix:PATH": a Unix socket at PATH, mode 0660. A socket left at PATH
+//     by an earlier run is removed first; any other file there is an error.
+//     The socket is removed when the listener closes.
+//   - "HOST:PORT": TCP, where HOST is a loopback address (127.0.0.0/8, ::1)
+//     or "localhost". Any other host, an empty one included, is refused:
+//     the proxy adds the token to every request it gets, so only this pod
+//     may reach it. PORT 0 picks a free port.
+//
+// Errors name --proxy-listen and say the fix.
+func Listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return listenUnix(path)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: --proxy-listen %q is neither HOST:PORT nor unix:PATH: use 127.0.0.1:PORT or unix:PATH", addr)
+	}
+	if !isLoopbackHost(host) {
+		return nil, fmt.Errorf("proxy: --proxy-listen %q is not a loopback address, and the proxy adds the token to every request it gets: use 127.0.0.1:PORT, [::1]:PORT or unix:PATH", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: --proxy-listen %q: %w: choose a free port", addr, err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		_ = ln.Close()
+		return nil, fmt.Errorf("proxy: --proxy-listen %q resolved to %s, not a loopback address: use 127.0.0.1:PORT", addr, ln.Addr())
+	}
+	return ln, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	if path == "" {
+		return nil, errors.New("proxy: --proxy-listen \"unix:\" has no path: use unix:PATH, e.g. unix:/var/run/tokend/proxy.sock")
+	}
+	switch fi, err := os.Lstat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: %w: choose a path in a writable directory", path, err)
+	case fi.Mode().Type() != fs.ModeSocket:
+		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: a file that is not a socket is in the way: remove it or choose another path", path)
+	default:
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: cannot remove the old socket: %w: remove it or choose another path", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: %w: choose a path in a writable directory", path, err)
+	}
+	if err := os.Chmod(path, socketMode); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: %w: choose a path in a directory tokend owns", path, err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,144 @@
+// Package proxy is tokend's credential proxy: a reverse proxy on a loopback
+// address or a Unix socket that attaches the current token to each request
+// and forwards it to one configured upstream, the platform API server. The
+// process that talks to it never holds the token.
+//
+// For each request, in order:
+//
+//  1. A target that is not origin-form (an absolute URL, "*", or CONNECT)
+//     is refused with 400 or 405: this is not a forward proxy, and nothing
+//     in a request changes where it goes. The Host header is ignored: the
+//     upstream's host is always sent.
+//  2. Beyond Config.MaxConcurrent requests in flight, 503 at once.
+//  3. The token: before the first one, the request waits up to
+//     Config.FirstTokenWait, then 503. A token known to have expired (or
+//     within Config.MinRemaining of it) is never sent: the proxy asks the
+//     Source for a fresh one (Config.RefreshWait) and answers 503 with
+//     Retry-After when none comes.
+//  4. The client's Authorization and Proxy-Authorization are dropped and
+//     "Authorization: Bearer <token>" is set; Forwarded and X-Forwarded-*
+//     are dropped; hop-by-hop headers are handled by httputil.ReverseProxy.
+//  5. Bodies stream both ways without buffering (responses are flushed as
+//     they arrive, so server-sent events pass one by one); a client that
+//     goes away cancels the upstream request.
+//  6. On a 401 from the upstream, the proxy asks the Source for a fresh
+//     token and sends the request once more, if the token changed and the
+//     body can be replayed: no body, or a declared length up to
+//     Config.MaxReplayBytes (buffered before sending). Otherwise the 401
+//     reaches the client.
+//
+// Logs never carry the token; request lines are logged at debug only.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// Source is where the proxy gets the token: the daemon that holds it. Its
+// methods are called from many goroutines at once and must be safe for
+// that.
+type Source interface {
+	// Token returns the current token and its expiry (the zero time when
+	// unknown); ok is false before the first token.
+	Token() (tok secret.String, expiry time.Time, ok bool)
+	// Refresh asks for an exchange now and returns when it finished, or
+	// when ctx ends. Callers may call it often and at once: the Source
+	// coalesces the calls and holds them to its minimum interval. An error
+	// means no fresh token came; Token still returns the best one held.
+	Refresh(ctx context.Context) error
+	// Ready returns a channel closed once the first token is held.
+	Ready() <-chan struct{}
+}
+
+// Proxy is the credential proxy. It is an http.Handler; Serve and Run run
+// it as a server. It is safe for concurrent use.
+type Proxy struct {
+	cfg     Config
+	src     Source
+	rp      *httputil.ReverseProxy
+	base    *http.Transport
+	sem     chan struct{} // one slot per request in flight
+	metrics *metrics
+}
+
+// New returns a Proxy forwarding to cfg.Upstream with tokens from src. Its
+// error lists every problem with cfg, each naming the setting and the fix.
+func New(cfg Config, src Source) (*Proxy, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if src == nil {
+		return nil, errors.New("proxy: no token source: pass the daemon's token holder to proxy.New")
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg, src: src, sem: make(chan struct{}, cfg.MaxConcurrent), metrics: m}
+	p.base = newTransport(cfg)
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:       p.rewrite,
+		Transport:     &retryTransport{p: p, base: p.base},
+		FlushInterval: -1,
+		BufferPool:    newBufferPool(),
+		ErrorHandler:  p.upstreamError,
+		ErrorLog:      newErrorLog(cfg.Logger),
+	}
+	return p, nil
+}
+
+// Run listens on Config.Listen (see Listen) and serves until ctx ends.
+func (p *Proxy) Run(ctx context.Context) error {
+	ln, err := Listen(p.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	return p.Serve(ctx, ln)
+}
+
+// Serve serves the proxy on ln until ctx ends, then shuts down gracefully:
+// it stops accepting, lets requests in flight finish for up to
+// Config.ShutdownTimeout, then cuts what is left (open streams). It closes
+// ln and returns nil when ctx ended, or the error that stopped the server.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           p,
+		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+		IdleTimeout:       p.cfg.IdleTimeout,
+		ErrorLog:          newErrorLog(p.cfg.Logger),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc // http.ErrServerClosed
+	p.base.CloseIdleConnections()
+	return nil
+}
+
+// rewrite pins the request to the upstream and sets the credential.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.cfg.Upstream)
+	h := pr.Out.Header
+	h.Del("Authorization")
+	h.Del("Proxy-Authorization")
+	h.Set("Authorization", "Bearer "+stateOf(pr.In.Context()).token.Reveal())
+}

@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// newTransport returns the upstream transport: TLS verified against
+// cfg.RootCAs, bounded idle connections and header wait, no environment
+// proxy (the upstream is reached directly).
+func newTransport(cfg Config) *http.Transport {
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		TLSClientConfig:        &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    cfg.DialTimeout,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           cfg.MaxIdleConns,
+		MaxIdleConnsPerHost:    cfg.MaxIdleConns,
+		IdleConnTimeout:        cfg.IdleConnTimeout,
+		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  DefaultRetryAfter,
+		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes),
+	}
+}
+
+// drainBytes is how much of a 401's body is read before closing it, so
+// that the connection can be reused for the retry.
+const drainBytes = 4 << 10
+
+// retryTransport sends a request once more, with a fresh token, after a
+// 401 (see the package doc for when).
+type retryTransport struct {
+	p    *Proxy
+	base http.RoundTripper
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req, replayable, err := t.replayable(req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
+		return t.record(req.Context(), resp, err)
+	}
+	st := stateOf(req.Context())
+	fresh, ok := t.p.refresh(req.Context(), st.token)
+	if !ok {
+		return t.record(req.Context(), resp, nil) // the 401 reaches the client
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
+	_ = resp.Body.Close()
+	retry := req.Clone(req.Context())
+	retry.Header.Set("Authorization", "Bearer "+fresh.Reveal())
+	if req.GetBody != nil {
+		if retry.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+	}
+	st.token = fresh
+	t.p.metrics.retries.Inc()
+	t.p.cfg.Logger.LogAttrs(req.Context(), slog.LevelDebug, "proxy: upstream answered 401; retrying with a fresh token",
+		slog.String("path", req.URL.Path), slog.String("token", fresh.Fingerprint()))
+	resp, err = t.base.RoundTrip(retry)
+	return t.record(req.Context(), resp, err)
+}
+
+// record notes the upstream's status for the metrics.
+func (t *retryTransport) record(ctx context.Context, resp *http.Response, err error) (*http.Response, error) {
+	if resp != nil {
+		stateOf(ctx).upstreamCode = resp.StatusCode
+	}
+	return resp, err
+}
+
+// replayable makes req's body replayable when it has none or a declared
+// length up to MaxReplayBytes, reading it into memory; a longer body or one
+// of unknown length is left to stream. It reports whether req can be sent
+// again.
+func (t *retryTransport) replayable(req *http.Request) (*http.Request, bool, error) {
+	switch {
+	case req.Body == nil || req.Body == http.NoBody:
+		return req, true, nil
+	case req.GetBody != nil:
+		return req, true, nil
+	case req.ContentLength <= 0 || req.ContentLength > t.p.cfg.MaxReplayBytes:
+		return req, false, nil
+	}
+	buf := make([]byte, req.ContentLength)
+	if _, err := io.ReadFull(req.Body, buf); err != nil {
+		return nil, false, fmt.Errorf("proxy: reading the request body: %w", err)
+	}
+	_ = req.Body.Close()
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(buf))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	return out, true, nil
+}
