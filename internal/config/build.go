@@ -79,6 +79,9 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 		p.add("allow-insecure-http", "must be true or false, not %q", get("allow-insecure-http"))
 	}
 	c.AllowInsecureHTTP = insecure
+	if command == CmdRun || command == CmdExec {
+		c.buildProxy(p, get) // see proxy.go
+	}
 	c.Auth = get("auth")
 	switch c.Auth {
 	case AuthEncryptedSession:

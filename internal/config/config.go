@@ -77,6 +77,8 @@ type Config struct {
 	Consumers      Consumers
 	Exec           Exec
 	RefreshTimeout time.Duration // refresh
+	// The credential proxy (run, exec; see proxy.go).
+	Proxy Proxy
 
 	// Logging (all commands).
 	LogFormat string

@@ -62,6 +62,7 @@ func specsFor(command string) []spec {
 		s = append(s, runSpecs...)
 		s = append(s, consumerSpecs...)
 		s = append(s, onChangeSpecs...)
+		s = append(s, proxySpecs...)
 	case CmdCheck:
 		s = append(s, checkSpecs...)
 	case CmdExec: // consumers: see exec.go
@@ -70,6 +71,7 @@ func specsFor(command string) []spec {
 		s = append(s, runSpecs...)
 		s = append(s, consumerSpecs...)
 		s = append(s, execSpecs...)
+		s = append(s, proxySpecs...)
 	case CmdRefresh:
 		s = append(s, refreshSpecs...)
 	default:

@@ -94,6 +94,9 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 		return err
 	}
 	defer cleanup()
+	if err := addProxy(ctx, g, cfg, r, mon); err != nil {
+		return err
+	}
 	if watch, err := newDirWatch(cfg.TokenFile); err != nil {
 		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead", slog.String("error", err.Error()))
 	} else {

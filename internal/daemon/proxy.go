@@ -1,0 +1,82 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/health"
+	"github.com/ambient-code/tokend/internal/proxy"
+	"github.com/ambient-code/tokend/internal/refresher"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// held is the proxy's Source: the token the refresher stored last, an
+// exchange on demand, and readiness. It is safe for concurrent use.
+type held struct {
+	tok   atomic.Pointer[exchange.Token]
+	ready chan struct{}
+	once  sync.Once
+	od    *refresher.OnDemand
+}
+
+func (h *held) Token() (secret.String, time.Time, bool) {
+	t := h.tok.Load()
+	if t == nil {
+		return secret.String{}, time.Time{}, false
+	}
+	return t.Value, t.Expiry, true
+}
+
+func (h *held) Ready() <-chan struct{} { return h.ready }
+
+func (h *held) Refresh(ctx context.Context) error {
+	res, err := h.od.Refresh(ctx)
+	if err != nil {
+		return err
+	}
+	return res.Err
+}
+
+// addProxy starts the credential proxy of cfg.Proxy, when it is set, on
+// the token r stores: it binds the listener now, so that a bad or taken
+// address stops the start, and serves in g until ctx ends.
+func addProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, r *refresher.Refresher, mon *health.Monitor) error {
+	if cfg.Proxy.Listen == "" {
+		return nil
+	}
+	roots, err := config.LoadRoots(cfg.CPCAFile, cfg.CAFile)
+	if err != nil {
+		return fmt.Errorf("credential proxy: loading CA roots: %w", err)
+	}
+	if r.OnDemand == nil {
+		r.OnDemand = refresher.NewOnDemand()
+	}
+	h := &held{ready: make(chan struct{}), od: r.OnDemand}
+	stored := r.Hooks.Stored
+	r.Hooks.Stored = func(tok exchange.Token, changed bool) {
+		if stored != nil {
+			stored(tok, changed)
+		}
+		h.tok.Store(&tok)
+		h.once.Do(func() { close(h.ready) })
+	}
+	p, err := proxy.New(proxy.Config{Upstream: cfg.Proxy.Upstream, RootCAs: roots, Logger: r.Logger, Registerer: mon.Registerer()}, h)
+	if err != nil {
+		return err
+	}
+	ln, err := proxy.Listen(cfg.Proxy.Listen)
+	if err != nil {
+		return err
+	}
+	r.Logger.Info("credential proxy listening", slog.String("addr", ln.Addr().String()), slog.String("upstream", exchange.SafeURL(cfg.Proxy.Upstream.String())))
+	g.Go(func() error { return p.Serve(ctx, ln) })
+	return nil
+}
