@@ -91,7 +91,7 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 	c.CPCAFile, c.CAFile = get("cp-ca-file"), get("ca-file")
 	for _, name := range []string{"cp-ca-file", "ca-file"} {
 		if path := get(name); path != "" {
-			if _, err := LoadRoots(path); err != nil {
+			if err := appendPEMFiles(x509.NewCertPool(), path); err != nil {
 				p.add(name, "%v", err)
 			}
 		}
@@ -224,23 +224,33 @@ func duration(p *problems, get func(string) string, name string, zeroOK bool) ti
 
 // LoadRoots returns the system roots plus the certificates in the PEM files
 // at paths; empty paths are skipped. The system roots honour SSL_CERT_FILE
-// and SSL_CERT_DIR.
+// and SSL_CERT_DIR. Loading them is most of a cold start's CPU, so call it
+// only for an https URL.
 func LoadRoots(paths ...string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
+	if err := appendPEMFiles(pool, paths...); err != nil {
+		return nil, err
+	}
+	return pool, nil
+}
+
+// appendPEMFiles adds the certificates of the PEM files at paths to pool;
+// empty paths are skipped.
+func appendPEMFiles(pool *x509.CertPool, paths ...string) error {
 	for _, path := range paths {
 		if path == "" {
 			continue
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+			return fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
 		}
 		if !pool.AppendCertsFromPEM(data) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", path)
+			return fmt.Errorf("%s holds no PEM certificate", path)
 		}
 	}
-	return pool, nil
+	return nil
 }

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,12 +187,17 @@ func intact(tf *filewriter.Writer, tok exchange.Token) error {
 	return nil
 }
 
-// NewExchanger builds the Exchanger that cfg describes. Both modes trust the
-// system roots plus AMBIENT_CP_CA_PATH and TOKEND_CA_FILE when set.
+// NewExchanger builds the Exchanger that cfg describes. Over https both
+// modes trust the system roots plus AMBIENT_CP_CA_PATH and TOKEND_CA_FILE
+// when set; a plain-http URL loads no roots at all (they are most of a
+// cold start's CPU).
 func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
-	roots, err := config.LoadRoots(cfg.CPCAFile, cfg.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading CA roots: %w", err)
+	var roots *x509.CertPool
+	if cfg.TokenURL.Scheme == "https" {
+		var err error
+		if roots, err = config.LoadRoots(cfg.CPCAFile, cfg.CAFile); err != nil {
+			return nil, fmt.Errorf("loading CA roots: %w", err)
+		}
 	}
 	switch cfg.Auth {
 	case config.AuthEncryptedSession:
