@@ -17,5 +17,5 @@ import (
 )
 
 func main() {
-	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr))
+	os.Exit(exitCode(runEnv(context.Background(), os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr), os.Stderr))
 }

@@ -28,10 +28,21 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-// run is tokend without the process: it parses args, runs one command and
-// returns its error. Signals end run and run alone, so that every deferred
-// cleanup happens before main exits.
+// run is runEnv for callers that cannot tell a variable set but empty from
+// an unset one: for getenv, empty means unset.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runEnv(ctx, args, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}, stdout, stderr)
+}
+
+// runEnv is tokend without the process: it parses args, runs one command
+// and returns its error. lookupenv has os.LookupEnv's semantics, so that
+// TOKEND_HEALTH_ADDR set but empty disables the health server. Signals end
+// runEnv and runEnv alone, so that every deferred cleanup happens before
+// main exits.
+func runEnv(ctx context.Context, args []string, lookupenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if len(args) == 0 {
@@ -46,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		config.Usage(stdout)
 		return nil
 	case config.CmdInit, config.CmdRun, config.CmdCheck:
-		cfg, err := config.Parse(cmd, args[1:], getenv, stderr)
+		cfg, err := config.ParseEnv(cmd, args[1:], lookupenv, stderr)
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

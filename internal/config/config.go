@@ -105,6 +105,17 @@ func (e *Error) Unwrap() []error { return e.Problems }
 // returns flag.ErrHelp when help was asked for, and an *Error when the
 // configuration is invalid.
 func Parse(command string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	return ParseEnv(command, args, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}, out)
+}
+
+// ParseEnv is Parse with os.LookupEnv semantics, so that a variable set
+// but empty is told apart from an unset one: TOKEND_HEALTH_ADDR= disables
+// the health server, while unset keeps its default. Other settings treat
+// an empty value as unset.
+func ParseEnv(command string, args []string, lookupenv func(string) (string, bool), out io.Writer) (*Config, error) {
 	specs := specsFor(command)
 	if specs == nil {
 		return nil, fmt.Errorf("unknown command %q", command)
@@ -115,7 +126,7 @@ func Parse(command string, args []string, getenv func(string) string, out io.Wri
 	vals := make(map[string]*string, len(specs))
 	for _, s := range specs {
 		v := s.def
-		if e := getenv(s.env); s.env != "" && e != "" {
+		if e, ok := lookupenv(s.env); s.env != "" && ok && (e != "" || s.emptyOK) {
 			v = e
 		}
 		vals[s.name] = &v

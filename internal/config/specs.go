@@ -14,6 +14,9 @@ type spec struct {
 	usage  string
 	isBool bool
 	secret bool // never print a value; a hint for readers of the table
+	// emptyOK: the variable set but empty is a value (not the default);
+	// any other empty variable counts as unset.
+	emptyOK bool
 }
 
 var (
@@ -37,7 +40,7 @@ var (
 	}
 	runSpecs = []spec{
 		{name: "refresh-interval", env: "TOKEND_REFRESH_INTERVAL", def: "5m", usage: "refresh cadence (sooner when the token expires sooner)"},
-		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":8081", usage: "listen address for /livez, /readyz, /startupz and /metrics; empty disables"},
+		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":8081", usage: "listen address for /livez, /readyz, /startupz and /metrics; empty disables", emptyOK: true},
 	}
 	checkSpecs = []spec{
 		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: "/var/run/ambient/token", usage: "token file to check"},
