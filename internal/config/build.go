@@ -36,11 +36,12 @@ func (p *problems) label(name string) string {
 	return "--" + name
 }
 
-func build(command string, get func(string) string, specs []spec) (*Config, error) {
+func build(command string, get func(string) string, specs, given []spec) (*Config, error) {
 	p := &problems{byName: map[string]spec{}}
 	for _, s := range specs {
 		p.byName[s.name] = s
 	}
+	checkGiven(p, get, given)
 	c := &Config{Command: command, TokenFile: get("token-file")}
 	c.LogFormat = get("log-format")
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -66,11 +67,7 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 			c.Warnings = append(c.Warnings, fmt.Sprintf("TOKEND_REFRESH_INTERVAL (--refresh-interval) %s is under 1s: every refresh is a request to the control plane", c.RefreshInterval))
 		}
 		c.HealthAddr = get("health-addr")
-		if c.HealthAddr != "" {
-			if _, _, err := net.SplitHostPort(c.HealthAddr); err != nil {
-				p.add("health-addr", "must be host:port or :port, not %q", c.HealthAddr)
-			}
-		}
+		healthAddr(p, c.HealthAddr)
 	}
 	insecure, err := strconv.ParseBool(get("allow-insecure-http"))
 	if err != nil {

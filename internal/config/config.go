@@ -4,7 +4,10 @@
 // Every setting is a flag with an environment fallback; a flag that is set
 // wins over the environment, which wins over the default. Parse reports every
 // problem at once, each naming the environment variable and the flag, and
-// never quoting a secret's value. Parse touches the network never and the
+// never quoting a secret's value. A command also checks the form of the
+// settings that only other commands read when it finds them in the
+// environment (an init container and its sidecar share one), so a typo
+// stops the pod at init. Parse touches the network never and the
 // filesystem only to read the key and CA files, to look for the
 // ServiceAccount token's directory, and to prove that the token's directory
 // is writable.
@@ -145,8 +148,12 @@ func ParseEnv(command string, args []string, lookupenv func(string) (string, boo
 	if fs.NArg() > 0 {
 		return nil, &Error{Problems: []error{fmt.Errorf("unexpected arguments: %q", fs.Args())}}
 	}
+	given, givenVals := givenElsewhere(command, lookupenv)
+	for name, v := range givenVals {
+		vals[name] = &v
+	}
 	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
-	return build(command, get, specs)
+	return build(command, get, specs, given)
 }
 
 // stringValue is a flag.Value over a string that Parse pre-filled from the

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +44,49 @@ func TestParseEnvSetButEmptyHealthAddr(t *testing.T) {
 	}
 	if c.RefreshInterval.String() != "5m0s" || c.FileMode != 0o640 {
 		t.Errorf("empty settings did not fall back to defaults: %v %v", c.RefreshInterval, c.FileMode)
+	}
+}
+
+// TestEveryCommandValidatesEverySettingGiven: an init container and its
+// sidecar share one environment, so init (and check) refuse a malformed
+// setting that only another command reads, naming it; a good one passes.
+func TestEveryCommandValidatesEverySettingGiven(t *testing.T) {
+	tests := []struct {
+		cmd, env, value string
+	}{
+		{CmdInit, "TOKEND_REFRESH_INTERVAL", "soon"},
+		{CmdInit, "TOKEND_REFRESH_INTERVAL", "-5m"},
+		{CmdInit, "TOKEND_HEALTH_ADDR", "8081"},
+		{CmdInit, "TOKEND_CHECK_MAX_AGE", "a while"},
+		{CmdRun, "TOKEND_CHECK_MAX_AGE", "10"},
+		{CmdCheck, "TOKEND_REFRESH_INTERVAL", "soon"},
+		{CmdCheck, "TOKEND_INIT_TIMEOUT", "1 minute"},
+		{CmdCheck, "TOKEND_MAX_BACKOFF", "0"},
+		{CmdCheck, "TOKEND_HEALTH_ADDR", "localhost"},
+		{CmdCheck, "TOKEND_FILE_MODE", "0666"},
+		{CmdCheck, "TOKEND_ALLOW_INSECURE_HTTP", "maybe"},
+		{CmdCheck, "TOKEND_AUTH", "service_account"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd+" "+tt.env+"="+tt.value, func(t *testing.T) {
+			_, err := ParseEnv(tt.cmd, nil, lookup(t, map[string]string{tt.env: tt.value}), &bytes.Buffer{})
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("%s accepted %s=%q (err %v)", tt.cmd, tt.env, tt.value, err)
+			}
+			if len(ce.Problems) != 1 || !strings.HasPrefix(ce.Problems[0].Error(), tt.env+" ") {
+				t.Errorf("problems do not name %s first: %v", tt.env, ce)
+			}
+		})
+	}
+	good := map[string]string{
+		"TOKEND_REFRESH_INTERVAL": "2m", "TOKEND_HEALTH_ADDR": ":9090", "TOKEND_CHECK_MAX_AGE": "10m",
+		"TOKEND_INIT_TIMEOUT": "30s", "TOKEND_MAX_BACKOFF": "10s", "TOKEND_FILE_MODE": "0600",
+		"TOKEND_ALLOW_INSECURE_HTTP": "false", "TOKEND_AUTH": AuthEncryptedSession,
+	}
+	for _, cmd := range []string{CmdInit, CmdRun, CmdCheck} {
+		if _, err := ParseEnv(cmd, nil, lookup(t, good), &bytes.Buffer{}); err != nil {
+			t.Errorf("%s refused good settings: %v", cmd, err)
+		}
 	}
 }
