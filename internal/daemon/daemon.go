@@ -86,20 +86,12 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	mon := health.New(cfg.TokenFile, d.Now)
 	r.Hooks = mon.Hooks()
 	g, ctx := errgroup.WithContext(ctx)
-	if watch, err := newDirWatch(cfg.TokenFile); err != nil {
-		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead", slog.String("error", err.Error()))
-	} else {
-		r.Recheck = watch.ch
-		store := r.Store
-		r.Store = func(tok exchange.Token) (bool, error) {
-			changed, err := store(tok)
-			if err == nil {
-				watch.rewatch()
-			}
-			return changed, err
-		}
-		g.Go(func() error { return watch.Run(ctx) })
+	watch := newDirWatch(cfg.TokenFile, nil)
+	if err := watch.install(); err != nil {
+		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead, and retrying the watch then", slog.String("error", err.Error()))
 	}
+	watch.attach(r, r.Logger)
+	g.Go(func() error { return watch.Run(ctx) })
 	if cfg.HealthAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HealthAddr)
 		if err != nil {
