@@ -32,6 +32,16 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
+// Timeouts of the probe server, so that no client holds one of its
+// MaxConns slots for long: a request's headers must arrive within
+// ReadHeaderTimeout, and a keep-alive connection is closed after
+// IdleTimeout without a request (the kubelet does not keep probe
+// connections alive; Prometheus reconnects at its next scrape).
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	IdleTimeout       = 15 * time.Second
+)
+
 // livenessGrace is how long the loop may spend between the end of a wait
 // and the start of the next one (an exchange, its retries inside one
 // attempt, and a write) before it counts as wedged.
@@ -152,17 +162,20 @@ func (m *Monitor) ready() error {
 	return nil
 }
 
-// Serve answers on ln until ctx ends, then shuts down gracefully. It returns
-// nil after a shutdown caused by ctx.
+// Serve answers on ln until ctx ends, then shuts down gracefully. It
+// serves at most MaxConns connections at a time, within ReadHeaderTimeout
+// and IdleTimeout, and request headers of at most 8 KiB. It returns nil
+// after a shutdown caused by ctx.
 func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           m.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    8 << 10,
 	}
+	ln = newLimitListener(ln, MaxConns)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
