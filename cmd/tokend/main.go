@@ -2,7 +2,7 @@
 // containers of a pod read.
 //
 //	tokend init    exchange once, write the token file, exit
-//	tokend run     keep the token file fresh (the sidecar)
+//	tokend run     keep the token file fresh (the sidecar); SIGHUP or SIGUSR1 refreshes now
 //	tokend check   exit 0 when the token file holds an unexpired token
 //	tokend version print the version
 //

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
@@ -83,7 +84,10 @@ func command(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout i
 	case config.CmdInit:
 		return daemon.Init(ctx, cfg, d)
 	case config.CmdRun:
+		d.OnDemand = refresher.NewOnDemand()
+		stop := onRefreshSignals(ctx, d.OnDemand, log)
 		err := daemon.Run(ctx, cfg, d)
+		stop()
 		if err == nil {
 			log.Info("stopped")
 		}

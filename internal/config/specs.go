@@ -72,7 +72,7 @@ func specsFor(command string) []spec {
 
 var summaries = map[string]string{
 	CmdInit:  "Exchange once (retrying transient failures until --init-timeout), write the token file, and exit.",
-	CmdRun:   "Exchange, write the token file, and keep it fresh until SIGTERM or SIGINT.",
+	CmdRun:   "Exchange, write the token file, and keep it fresh until SIGTERM or SIGINT; SIGHUP or SIGUSR1 refreshes now.",
 	CmdCheck: "Exit 0 when the token file exists, is non-empty and not expired; for exec probes.",
 }
 

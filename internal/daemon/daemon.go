@@ -38,6 +38,9 @@ type Deps struct {
 	// HealthListening, when set, learns the health server's address once
 	// it listens (tests listen on port 0).
 	HealthListening func(net.Addr)
+	// OnDemand, when set, carries requests for an exchange now to run's
+	// refresher (SIGHUP and SIGUSR1).
+	OnDemand *refresher.OnDemand
 }
 
 func (d Deps) now() time.Time {
@@ -82,6 +85,7 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 		return err
 	}
 	r.Interval = cfg.RefreshInterval
+	r.OnDemand = d.OnDemand
 	r.Verify = func(tok exchange.Token) error { return intact(tf, tok) }
 	mon := health.New(cfg.TokenFile, d.Now)
 	r.Hooks = mon.Hooks()
