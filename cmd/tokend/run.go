@@ -46,6 +46,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func runEnv(ctx context.Context, args []string, lookupenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// A reader of stdout or stderr that goes away (a log shipper
+	// restarting) must not end tokend at its next log line: with SIGPIPE
+	// ignored, such a write fails with EPIPE, which the log handler drops.
+	signal.Ignore(syscall.SIGPIPE)
 	if len(args) == 0 {
 		config.Usage(stderr)
 		return &exitError{code: 2, err: errors.New("no command given")}
@@ -125,16 +129,25 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // newLogger returns the configured handler: tint for people (colour only on
-// a terminal), JSON for log pipelines.
+// a terminal), JSON for log pipelines, with durations in seconds.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: durationSeconds}))
 	}
 	return slog.New(tint.NewHandler(w, &tint.Options{
 		Level:      cfg.LogLevel,
 		TimeFormat: time.RFC3339,
 		NoColor:    !isTerminal(w),
 	}))
+}
+
+// durationSeconds writes a duration as float seconds, the unit log
+// pipelines and Prometheus use, instead of slog's integer nanoseconds.
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+	}
+	return a
 }
 
 func isTerminal(w io.Writer) bool {

@@ -88,6 +88,7 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	r.OnDemand = d.OnDemand
 	r.Verify = func(tok exchange.Token) error { return intact(tf, tok) }
 	mon := health.New(cfg.TokenFile, d.Now)
+	mon.ErrorLog = slog.NewLogLogger(r.Logger.Handler(), slog.LevelWarn)
 	r.Hooks = mon.Hooks()
 	g, ctx := errgroup.WithContext(ctx)
 	watch := newDirWatch(cfg.TokenFile, nil)

@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -55,6 +56,12 @@ type stored struct {
 
 // Monitor tracks the refresher's state for probes and metrics.
 type Monitor struct {
+	// ErrorLog receives the HTTP server's own errors (failed accepts, bad
+	// connections); set it before Serve, e.g. with slog.NewLogLogger so
+	// that they go through tokend's handler. Nil: the log package's
+	// standard logger.
+	ErrorLog *log.Logger
+
 	tokenFile string
 	now       func() time.Time
 	metrics   *metrics
@@ -174,6 +181,7 @@ func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          m.ErrorLog,
 	}
 	ln = newLimitListener(ln, MaxConns)
 	done := make(chan struct{})
