@@ -2,7 +2,7 @@
 // containers of a pod read.
 //
 //	tokend init    exchange once, write the token file, exit
-//	tokend run     keep the token file fresh (the sidecar)
+//	tokend run     keep the token file fresh (the sidecar); SIGHUP or SIGUSR1 refreshes now
 //	tokend exec    keep it fresh and run a command that reads it: exec -- CMD
 //	tokend refresh ask the running tokend for an exchange now
 //	tokend check   exit 0 when the token file holds an unexpired token
@@ -19,5 +19,5 @@ import (
 )
 
 func main() {
-	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr))
+	os.Exit(exitCode(runEnv(context.Background(), os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr), os.Stderr))
 }

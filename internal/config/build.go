@@ -37,11 +37,12 @@ func (p *problems) label(name string) string {
 	return "--" + name
 }
 
-func build(command string, get func(string) string, specs []spec) (*Config, error) {
+func build(command string, get func(string) string, specs, given []spec) (*Config, error) {
 	p := &problems{byName: map[string]spec{}}
 	for _, s := range specs {
 		p.byName[s.name] = s
 	}
+	checkGiven(p, get, given)
 	c := &Config{Command: command, TokenFile: get("token-file")}
 	c.LogFormat = get("log-format")
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -55,7 +56,8 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 	}
 	if command == CmdCheck {
 		c.MaxAge = duration(p, get, "max-age", true)
-		c.HealthAddr = healthAddr(p, get)
+		c.HealthAddr = get("health-addr")
+		healthAddr(p, c.HealthAddr)
 		return c.result(p)
 	}
 	if command == CmdRefresh { // see exec.go
@@ -72,7 +74,8 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 		if c.RefreshInterval > 0 && c.RefreshInterval < time.Second {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("TOKEND_REFRESH_INTERVAL (--refresh-interval) %s is under 1s: every refresh is a request to the control plane", c.RefreshInterval))
 		}
-		c.HealthAddr = healthAddr(p, get)
+		c.HealthAddr = get("health-addr")
+		healthAddr(p, c.HealthAddr)
 	}
 	insecure, err := strconv.ParseBool(get("allow-insecure-http"))
 	if err != nil {
@@ -96,7 +99,7 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 	c.CPCAFile, c.CAFile = get("cp-ca-file"), get("ca-file")
 	for _, name := range []string{"cp-ca-file", "ca-file"} {
 		if path := get(name); path != "" {
-			if _, err := LoadRoots(path); err != nil {
+			if err := appendPEMFiles(x509.NewCertPool(), path); err != nil {
 				p.add(name, "%v", err)
 			}
 		}
@@ -113,17 +116,6 @@ func build(command string, get func(string) string, specs []spec) (*Config, erro
 		return nil, full // a runtime failure, not a configuration to fix
 	}
 	return c.result(p)
-}
-
-// healthAddr reads and checks the probe listener's address.
-func healthAddr(p *problems, get func(string) string) string {
-	addr := get("health-addr")
-	if addr != "" {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			p.add("health-addr", "must be host:port or :port (e.g. :12081), or empty to disable, not %q", addr)
-		}
-	}
-	return addr
 }
 
 // volumeFull reports whether err is the token volume running out of space
@@ -252,23 +244,33 @@ func duration(p *problems, get func(string) string, name string, zeroOK bool) ti
 
 // LoadRoots returns the system roots plus the certificates in the PEM files
 // at paths; empty paths are skipped. The system roots honour SSL_CERT_FILE
-// and SSL_CERT_DIR.
+// and SSL_CERT_DIR. Loading them is most of a cold start's CPU, so call it
+// only for an https URL.
 func LoadRoots(paths ...string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
+	if err := appendPEMFiles(pool, paths...); err != nil {
+		return nil, err
+	}
+	return pool, nil
+}
+
+// appendPEMFiles adds the certificates of the PEM files at paths to pool;
+// empty paths are skipped.
+func appendPEMFiles(pool *x509.CertPool, paths ...string) error {
 	for _, path := range paths {
 		if path == "" {
 			continue
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+			return fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
 		}
 		if !pool.AppendCertsFromPEM(data) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", path)
+			return fmt.Errorf("%s holds no PEM certificate", path)
 		}
 	}
-	return pool, nil
+	return nil
 }

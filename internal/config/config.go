@@ -4,7 +4,10 @@
 // Every setting is a flag with an environment fallback; a flag that is set
 // wins over the environment, which wins over the default. Parse reports every
 // problem at once, each naming the environment variable and the flag, and
-// never quoting a secret's value. Parse touches the network never and the
+// never quoting a secret's value. A command also checks the form of the
+// settings that only other commands read when it finds them in the
+// environment (an init container and its sidecar share one), so a typo
+// stops the pod at init. Parse touches the network never and the
 // filesystem only to read the key and CA files, to look for the
 // ServiceAccount token's directory, and to prove that the token's directory
 // is writable.
@@ -113,6 +116,17 @@ func (e *Error) Unwrap() []error { return e.Problems }
 // configuration is invalid, and any other error for a runtime failure found
 // while checking it (a token volume without free space or inodes).
 func Parse(command string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	return ParseEnv(command, args, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}, out)
+}
+
+// ParseEnv is Parse with os.LookupEnv semantics, so that a variable set
+// but empty is told apart from an unset one: TOKEND_HEALTH_ADDR= disables
+// the health server, while unset keeps its default. Other settings treat
+// an empty value as unset.
+func ParseEnv(command string, args []string, lookupenv func(string) (string, bool), out io.Writer) (*Config, error) {
 	specs := specsFor(command)
 	if specs == nil {
 		return nil, fmt.Errorf("unknown command %q", command)
@@ -123,7 +137,7 @@ func Parse(command string, args []string, getenv func(string) string, out io.Wri
 	vals := make(map[string]*string, len(specs))
 	for _, s := range specs {
 		v := s.def
-		if e := getenv(s.env); s.env != "" && e != "" {
+		if e, ok := lookupenv(s.env); s.env != "" && ok && (e != "" || s.emptyOK) {
 			v = e
 		}
 		vals[s.name] = &v
@@ -142,8 +156,12 @@ func Parse(command string, args []string, getenv func(string) string, out io.Wri
 	if fs.NArg() > 0 {
 		return nil, &Error{Problems: []error{fmt.Errorf("unexpected arguments: %q", fs.Args())}}
 	}
+	given, givenVals := givenElsewhere(command, lookupenv)
+	for name, v := range givenVals {
+		vals[name] = &v
+	}
 	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
-	return build(command, get, specs)
+	return build(command, get, specs, given)
 }
 
 // stringValue is a flag.Value over a string that Parse pre-filled from the

@@ -14,6 +14,9 @@ type spec struct {
 	usage  string
 	isBool bool
 	secret bool // never print a value; a hint for readers of the table
+	// emptyOK: the variable set but empty is a value (not the default);
+	// any other empty variable counts as unset.
+	emptyOK bool
 }
 
 var (
@@ -37,12 +40,12 @@ var (
 	}
 	runSpecs = []spec{
 		{name: "refresh-interval", env: "TOKEND_REFRESH_INTERVAL", def: "5m", usage: "refresh cadence (sooner when the token expires sooner)"},
-		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":12081", usage: "listen address for /livez, /readyz, /startupz and /metrics; empty disables"},
+		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":12081", usage: "listen address for /livez, /readyz, /startupz and /metrics; empty disables", emptyOK: true},
 	}
 	checkSpecs = []spec{
 		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: "/var/run/ambient/token", usage: "token file to check"},
 		{name: "max-age", env: "TOKEND_CHECK_MAX_AGE", def: "0s", usage: "also require a successful exchange within this long, as tokend run reports it (0 disables)"},
-		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":12081", usage: "probe listener of tokend run, asked for the token's expiry and last exchange; empty: judge the file alone"},
+		{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":12081", usage: "probe listener of tokend run, asked for the token's expiry and last exchange; empty: judge the file alone", emptyOK: true},
 	}
 	logSpecs = []spec{
 		{name: "log-format", env: "LOG_FORMAT", def: "text", usage: "text or json"},
@@ -82,7 +85,7 @@ func specsFor(command string) []spec {
 
 var summaries = map[string]string{
 	CmdInit:  "Exchange once (retrying transient failures until --init-timeout), write the token file, and exit.",
-	CmdRun:   "Exchange, write the token file, and keep it fresh until SIGTERM or SIGINT.",
+	CmdRun:   "Exchange, write the token file, and keep it fresh until SIGTERM or SIGINT; SIGHUP or SIGUSR1 refreshes now.",
 	CmdCheck: "Exit 0 when the token file exists, is non-empty and not expired; for exec probes.",
 }
 

@@ -40,8 +40,10 @@ func addConsumers(ctx context.Context, g *errgroup.Group, cfg *config.Config, d 
 			return nil, err
 		}
 		log.Info("refresh socket listening", slog.String("path", k.RefreshSocket))
-		od := refresher.NewOnDemand()
-		r.OnDemand = od
+		if r.OnDemand == nil {
+			r.OnDemand = refresher.NewOnDemand()
+		}
+		od := r.OnDemand
 		g.Go(func() error { return refreshsock.Serve(ctx, ln, onDemand(od), log) })
 	}
 	var observers []func()

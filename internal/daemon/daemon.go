@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,9 @@ type Deps struct {
 	HealthListening func(net.Addr)
 
 	exec *execHooks // set by Exec (consumers.go)
+	// OnDemand, when set, carries requests for an exchange now to run's
+	// refresher (SIGHUP and SIGUSR1).
+	OnDemand *refresher.OnDemand
 }
 
 func (d Deps) now() time.Time {
@@ -83,8 +87,10 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 		return err
 	}
 	r.Interval = cfg.RefreshInterval
+	r.OnDemand = d.OnDemand
 	r.Verify = func(tok exchange.Token) error { return intact(tf, tok) }
 	mon := health.New(cfg.TokenFile, d.Now)
+	mon.ErrorLog = slog.NewLogLogger(r.Logger.Handler(), slog.LevelWarn)
 	r.Hooks = mon.Hooks()
 	g, ctx := errgroup.WithContext(ctx)
 	// Consumers that cannot watch the file: notifiers, exec, the refresh
@@ -97,20 +103,12 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	if err := addProxy(ctx, g, cfg, r, mon); err != nil {
 		return err
 	}
-	if watch, err := newDirWatch(cfg.TokenFile); err != nil {
-		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead", slog.String("error", err.Error()))
-	} else {
-		r.Recheck = watch.ch
-		store := r.Store
-		r.Store = func(tok exchange.Token) (bool, error) {
-			changed, err := store(tok)
-			if err == nil {
-				watch.rewatch()
-			}
-			return changed, err
-		}
-		g.Go(func() error { return watch.Run(ctx) })
+	watch := newDirWatch(cfg.TokenFile, nil)
+	if err := watch.install(); err != nil {
+		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead, and retrying the watch then", slog.String("error", err.Error()))
 	}
+	watch.attach(r, r.Logger)
+	g.Go(func() error { return watch.Run(ctx) })
 	if cfg.HealthAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HealthAddr)
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -192,12 +190,17 @@ func intact(tf *filewriter.Writer, tok exchange.Token) error {
 	return nil
 }
 
-// NewExchanger builds the Exchanger that cfg describes. Both modes trust the
-// system roots plus AMBIENT_CP_CA_PATH and TOKEND_CA_FILE when set.
+// NewExchanger builds the Exchanger that cfg describes. Over https both
+// modes trust the system roots plus AMBIENT_CP_CA_PATH and TOKEND_CA_FILE
+// when set; a plain-http URL loads no roots at all (they are most of a
+// cold start's CPU).
 func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
-	roots, err := config.LoadRoots(cfg.CPCAFile, cfg.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading CA roots: %w", err)
+	var roots *x509.CertPool
+	if cfg.TokenURL.Scheme == "https" {
+		var err error
+		if roots, err = config.LoadRoots(cfg.CPCAFile, cfg.CAFile); err != nil {
+			return nil, fmt.Errorf("loading CA roots: %w", err)
+		}
 	}
 	switch cfg.Auth {
 	case config.AuthEncryptedSession:

@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,16 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// Timeouts of the probe server, so that no client holds one of its
+// MaxConns slots for long: a request's headers must arrive within
+// ReadHeaderTimeout, and a keep-alive connection is closed after
+// IdleTimeout without a request (the kubelet does not keep probe
+// connections alive; Prometheus reconnects at its next scrape).
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	IdleTimeout       = 15 * time.Second
 )
 
 // livenessGrace is how long the loop may spend between the end of a wait
@@ -46,6 +57,12 @@ type stored struct {
 
 // Monitor tracks the refresher's state for probes and metrics.
 type Monitor struct {
+	// ErrorLog receives the HTTP server's own errors (failed accepts, bad
+	// connections); set it before Serve, e.g. with slog.NewLogLogger so
+	// that they go through tokend's handler. Nil: the log package's
+	// standard logger.
+	ErrorLog *log.Logger
+
 	tokenFile string
 	now       func() time.Time
 	metrics   *metrics
@@ -155,17 +172,21 @@ func (m *Monitor) ready() error {
 	return nil
 }
 
-// Serve answers on ln until ctx ends, then shuts down gracefully. It returns
-// nil after a shutdown caused by ctx.
+// Serve answers on ln until ctx ends, then shuts down gracefully. It
+// serves at most MaxConns connections at a time, within ReadHeaderTimeout
+// and IdleTimeout, and request headers of at most 8 KiB. It returns nil
+// after a shutdown caused by ctx.
 func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           m.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          m.ErrorLog,
 	}
+	ln = newLimitListener(ln, MaxConns)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// TestProcessRunRestoresTheTokenUnderAConnectionFlood: with a low
+// descriptor limit, a flood of probe connections must not take the
+// descriptors the token writes need. tokend runs under `ulimit -n 40`,
+// 100 clients connect to its health port and stay, and the token file is
+// removed: tokend must write it again. (Without the cap, whether the
+// flood has taken every descriptor by the time of the write is a race, so
+// this fails most runs, not all; TestServeCapsConnections in
+// internal/health proves the cap deterministically.)
+func TestProcessRunRestoresTheTokenUnderAConnectionFlood(t *testing.T) {
+	h := newHarness(t)
+	h.env["LOG_FORMAT"] = "json"
+	exchanges := observeExchanges(t, h)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("/bin/sh", "-c", `ulimit -n 40 && exec "$0" run`, binary(t))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range h.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = io.Discard, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	p := &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	var addr string
+	lines := bufio.NewScanner(r)
+	for addr == "" && lines.Scan() {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "health server listening" {
+			addr = line.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no health address logged (%v)", lines.Err())
+	}
+	go func() { // keep the rest of the log, for failures
+		for lines.Scan() {
+			p.stderr.Write(append(lines.Bytes(), '\n'))
+		}
+	}()
+	awaitExchange(t, p, exchanges, "start")
+
+	// The flood: 100 connections, each asking for /metrics and staying.
+	answered := make(chan struct{}, 100)
+	for range 100 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: tokend\r\n\r\n")
+		go func() {
+			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+				resp.Body.Close()
+				answered <- struct{}{}
+			}
+		}()
+	}
+	for range 16 { // the flood holds tokend's connections now
+		<-answered
+	}
+
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	if err := fw.Add(h.dir); err != nil {
+		t.Fatal(err)
+	}
+	want := h.token()
+	if err := os.Remove(h.file); err != nil {
+		t.Fatal(err)
+	}
+	for h.token() != want {
+		select {
+		case <-fw.Events:
+		case err := <-fw.Errors:
+			t.Fatal(err)
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("tokend ended: %v\n%s", err, p.stderr.String())
+		case <-time.After(60 * time.Second): // bounds a hang only
+			t.Fatalf("token file not written again under the flood\n%s", p.stderr.String())
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// signalExchanger hands out one fixed token and reports each call.
+type signalExchanger struct{ called chan struct{} }
+
+func (e signalExchanger) Exchange(context.Context) (exchange.Token, error) {
+	select {
+	case e.called <- struct{}{}:
+	default:
+	}
+	return exchange.Token{Value: secret.New("opaque-token-for-health-addr-test")}, nil
+}
+
+// TestRunWithoutHealthAddr: TOKEND_HEALTH_ADDR set but empty means no
+// health server at all. The listen decision is made before the first
+// exchange, so once the exchanger is called, a listener that was never
+// announced was never opened.
+func TestRunWithoutHealthAddr(t *testing.T) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	env := map[string]string{
+		"AMBIENT_CP_TOKEN_URL":        "http://ambient-control-plane.ns.svc:8080/token",
+		"AMBIENT_CP_TOKEN_PUBLIC_KEY": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		"SESSION_ID":                  "session-health-addr-test",
+		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
+		"TOKEND_HEALTH_ADDR":          "",
+	}
+	cfg, err := config.ParseEnv(config.CmdRun, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := signalExchanger{called: make(chan struct{}, 1)}
+	var logs bytes.Buffer
+	d := daemon.Deps{
+		Logger:          slog.New(slog.NewTextHandler(&logs, nil)),
+		Exchanger:       ex,
+		HealthListening: func(a net.Addr) { t.Errorf("health server listening on %v", a) },
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- daemon.Run(ctx, cfg, d) }()
+	select {
+	case <-ex.called:
+	case err := <-done:
+		t.Fatalf("Run ended before exchanging: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(logs.Bytes(), []byte("health server listening")) {
+		t.Error("log announces a health server")
+	}
+}
