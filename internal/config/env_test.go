@@ -35,8 +35,8 @@ func TestParseEnvSetButEmptyHealthAddr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HealthAddr != ":8081" {
-		t.Errorf("unset TOKEND_HEALTH_ADDR gives %q, want the default :8081", c.HealthAddr)
+	if c.HealthAddr != ":12081" {
+		t.Errorf("unset TOKEND_HEALTH_ADDR gives %q, want the default :12081", c.HealthAddr)
 	}
 	c, err = ParseEnv(CmdRun, nil, lookup(t, map[string]string{"TOKEND_REFRESH_INTERVAL": "", "TOKEND_FILE_MODE": ""}), &bytes.Buffer{})
 	if err != nil {
