@@ -143,6 +143,8 @@ type Refresher struct {
 	window      time.Duration   // learned reuse window (rule 2); 0 unknown
 	life        time.Duration   // the held token's remaining life on arrival
 	aimed       bool            // the next exchange is at the refresh-ahead point
+	aimAt       time.Time       // the refresh-ahead point of the held token
+	aimFor      time.Time       // the expiry aimAt was drawn for
 	firstWait   bool            // the next wait follows the first token stored
 	lastStart   time.Time       // when the last exchange started (monotonic)
 	lastChanged bool            // whether the last attempt changed the token

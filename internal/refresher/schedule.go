@@ -64,6 +64,7 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 	}
 	delay := jittered(interval, r.rand())
 	floor := r.floor()
+	redraw := r.aimed
 	r.aimed = false
 	if tok.Expiry.IsZero() {
 		if r.firstWait {
@@ -73,7 +74,14 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 		return max(delay, floor), time.Time{}
 	}
 	now := r.now().Round(0)
-	ahead := tok.Expiry.Add(-r.margin(tok.Expiry.Sub(now))).Sub(now)
+	// The refresh-ahead point is drawn once per token, and again only
+	// after an exchange there (or a later one) still left this token
+	// held: interval steps then lead to one fixed point.
+	if redraw || !r.aimFor.Equal(tok.Expiry) || !r.aimAt.After(now) {
+		r.aimFor = tok.Expiry
+		r.aimAt = tok.Expiry.Add(-r.margin(tok.Expiry.Sub(now)))
+	}
+	ahead := r.aimAt.Sub(now)
 	if ahead > interval {
 		// The interval bounds the gap between exchanges. Place the steps
 		// back from the refresh-ahead point, one jittered interval apart,
