@@ -37,6 +37,11 @@ type Deps struct {
 	// HealthListening, when set, learns the health server's address once
 	// it listens (tests listen on port 0).
 	HealthListening func(net.Addr)
+	// Observe, when set, receives every step of Init and Run as an Event,
+	// in order, on the goroutine that takes the step (the refresher's, or
+	// Run's for HealthListening). It must not block. Tests wait on it
+	// instead of polling files and clocks.
+	Observe func(Event)
 }
 
 func (d Deps) now() time.Time {
@@ -53,6 +58,7 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 	if err != nil {
 		return err
 	}
+	r.Hooks = d.observed(r.Hooks)
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)
@@ -83,8 +89,22 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	r.Interval = cfg.RefreshInterval
 	r.Verify = func(tok exchange.Token) error { return intact(tf, tok) }
 	mon := health.New(cfg.TokenFile, d.Now)
-	r.Hooks = mon.Hooks()
+	r.Hooks = d.observed(mon.Hooks())
 	g, ctx := errgroup.WithContext(ctx)
+	// Listen before starting the watch: a taken port returns here, before
+	// any goroutine starts that only g.Wait would end.
+	if cfg.HealthAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HealthAddr)
+		if err != nil {
+			return fmt.Errorf("health server: %w", err)
+		}
+		r.Logger.Info("health server listening", slog.String("addr", ln.Addr().String()))
+		if d.HealthListening != nil {
+			d.HealthListening(ln.Addr())
+		}
+		d.emit(Event{Kind: HealthListening, Addr: ln.Addr()})
+		g.Go(func() error { return mon.Serve(ctx, ln) })
+	}
 	if watch, err := newDirWatch(cfg.TokenFile); err != nil {
 		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead", slog.String("error", err.Error()))
 	} else {
@@ -98,17 +118,6 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 			return changed, err
 		}
 		g.Go(func() error { return watch.Run(ctx) })
-	}
-	if cfg.HealthAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HealthAddr)
-		if err != nil {
-			return fmt.Errorf("health server: %w", err)
-		}
-		r.Logger.Info("health server listening", slog.String("addr", ln.Addr().String()))
-		if d.HealthListening != nil {
-			d.HealthListening(ln.Addr())
-		}
-		g.Go(func() error { return mon.Serve(ctx, ln) })
 	}
 	g.Go(func() error { return r.Run(ctx) })
 	return g.Wait()

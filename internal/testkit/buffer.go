@@ -92,3 +92,11 @@ func (s *Buffer) WaitForText(t testing.TB, text string, stop <-chan error) strin
 	t.Helper()
 	return s.WaitFor(t, "output containing "+text, stop, func(out string) bool { return strings.Contains(out, text) })
 }
+
+// Len returns the length of the content, a mark for waits on what is
+// written after it.
+func (s *Buffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
