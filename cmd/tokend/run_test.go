@@ -214,4 +214,3 @@ func TestCheckFailures(t *testing.T) {
 	}
 	h.assertNoSecrets(expired)
 }
-
