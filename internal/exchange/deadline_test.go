@@ -180,3 +180,48 @@ func TestServiceAccountTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestEncryptedSessionTimingFaults: a body that trickles past the
+// per-request timeout fails at the timeout exactly, and a Retry-After in
+// seconds or as an HTTP date becomes the delay it names.
+func TestEncryptedSessionTimingFaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func() fakeissuer.Fault // built inside the bubble
+		took  time.Duration
+		want  string
+		after time.Duration
+	}{
+		{name: "slow body past the timeout", fault: func() fakeissuer.Fault {
+			return fakeissuer.SlowBody(`{"token":"`+testkit.JWTExpiring(time.Now().Add(time.Hour))+`"}`, 8, 200*time.Millisecond)
+		}, took: 400 * time.Millisecond, want: "context deadline exceeded"},
+		{name: "Retry-After seconds", fault: func() fakeissuer.Fault { return fakeissuer.Status(429, "Retry-After", "1") }, want: "429", after: time.Second},
+		{name: "Retry-After date", fault: func() fakeissuer.Fault {
+			return fakeissuer.Status(503, "Retry-After", time.Now().Add(2*time.Second).UTC().Format(http.TimeFormat))
+		}, want: "503", after: 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				iss := &fakeissuer.Issuer{Key: testkit.RSAKey()}
+				iss.Push(tt.fault())
+				l := testkit.PipeServer(t, iss, nil)
+				ex := newSession(t, "http://cp.example.com")
+				ex.Client = testkit.PipeClient(ex.Client, l, true)
+				t.Cleanup(ex.Client.CloseIdleConnections)
+				ex.Timeout = 400 * time.Millisecond
+				start := time.Now()
+				_, err := ex.Exchange(t.Context())
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !exchange.Retryable(err) {
+					t.Fatalf("err = %v, want a retryable failure with %q", err, tt.want)
+				}
+				if took := time.Since(start); took != tt.took {
+					t.Errorf("failed after %v, want %v", took, tt.took)
+				}
+				if after, _ := exchange.RetryAfter(err); after != tt.after {
+					t.Errorf("RetryAfter = %v, want %v", after, tt.after)
+				}
+			})
+		})
+	}
+}
