@@ -6,6 +6,12 @@
 #   scripts/fuzz.sh          # 5s per target (CI)
 #   scripts/fuzz.sh 300      # 5 minutes per target
 #   FUZZ_PARALLEL=1 scripts/fuzz.sh 300   # one fuzzing worker
+#   FUZZ_CACHE_DIR=$(mktemp -d) scripts/fuzz.sh   # a fresh fuzz cache
+#
+# FUZZ_CACHE_DIR, when set, holds the inputs fuzzing finds interesting
+# (one subdirectory per package) instead of the Go build cache's fuzz
+# cache, which other runs and other modules share: an empty directory
+# makes a run start from the seed corpora alone.
 #
 # A failing input is written to testdata/fuzz/<FuzzName>/ by go test; the
 # script stops at the first failure with go test's exit status. The last
@@ -26,7 +32,10 @@ while read -r pkg fuzz; do
 	[ -n "$fuzz" ] || continue
 	echo "== $pkg $fuzz (${secs}s)"
 	set +e
-	go test -run '^$' -fuzz "^${fuzz}\$" -fuzztime "${secs}s" "${parallel[@]}" "$pkg" >/tmp/fuzz.$$.log 2>&1
+	cachedir=()
+	# go test passes its own -test.fuzzcachedir first; the last one wins.
+	[ -n "${FUZZ_CACHE_DIR:-}" ] && cachedir=(-args "-test.fuzzcachedir=$FUZZ_CACHE_DIR/$pkg")
+	go test -run '^$' -fuzz "^${fuzz}\$" -fuzztime "${secs}s" "${parallel[@]}" "$pkg" "${cachedir[@]}" >/tmp/fuzz.$$.log 2>&1
 	status=$?
 	set -e
 	grep -E '^(fuzz: elapsed|--- FAIL|    |ok|FAIL|PASS)' /tmp/fuzz.$$.log | tail -n 4
