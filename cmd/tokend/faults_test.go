@@ -234,7 +234,15 @@ func TestInitIssuerDown(t *testing.T) {
 		}
 		h := newFaultHarness(t)
 		h.env["TOKEND_MAX_BACKOFF"] = "100ms"
-		h.env["TOKEND_INIT_TIMEOUT"] = "900ms"
+		// Long enough that the first answer arrives before the deadline
+		// however loaded the machine; a Retry-After far beyond it.
+		h.env["TOKEND_INIT_TIMEOUT"] = "3s"
+		switch f.name {
+		case "429 Retry-After seconds":
+			f.fault = fakeissuer.Status(429, "Retry-After", "60")
+		case "503 Retry-After date":
+			f.fault = retryAfterDate(503, time.Minute)
+		}
 		h.out.Start(f.fault)
 		err := h.start(t.Context(), config.CmdInit, f)
 		if exitOf(err) != 1 || !strings.Contains(err.Error(), "no token before the deadline") || !matches(t, f.want, err.Error()) {
