@@ -105,20 +105,27 @@ func PipeClient(c *http.Client, l *PipeListener, plain bool) *http.Client {
 // they come, until the connection fails. Read deadlines are not kept.
 type readAhead struct {
 	net.Conn
-	in   chan []byte
-	rest []byte
-	err  error // set before in is closed
+	in     chan []byte
+	rest   []byte
+	err    error         // set before in is closed
+	closed chan struct{} // closed by Close, which ends the goroutine
+	once   sync.Once
 }
 
 func newReadAhead(c net.Conn) *readAhead {
-	r := &readAhead{Conn: c, in: make(chan []byte, 64)}
+	r := &readAhead{Conn: c, in: make(chan []byte, 64), closed: make(chan struct{})}
 	go func() {
 		defer close(r.in)
 		for {
 			buf := make([]byte, 16<<10)
 			n, err := c.Read(buf)
 			if n > 0 {
-				r.in <- buf[:n]
+				select {
+				case r.in <- buf[:n]:
+				case <-r.closed:
+					r.err = net.ErrClosed
+					return
+				}
 			}
 			if err != nil {
 				r.err = err
@@ -127,6 +134,12 @@ func newReadAhead(c net.Conn) *readAhead {
 		}
 	}()
 	return r
+}
+
+// Close closes the connection and ends the reading goroutine.
+func (r *readAhead) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return r.Conn.Close()
 }
 
 func (r *readAhead) Read(p []byte) (int, error) {
