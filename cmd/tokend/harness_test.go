@@ -40,6 +40,9 @@ type harness struct {
 	stderr testkit.Buffer
 	// events records what the in-process daemon did (see daemon).
 	events testkit.Log[daemon.Event]
+	// observe, when set before the daemon starts, also sees every event,
+	// on the daemon's goroutine: a snapshot taken there is exact.
+	observe func(daemon.Event)
 }
 
 func newHarness(t *testing.T) *harness {
@@ -73,7 +76,12 @@ func (h *harness) daemon(ctx context.Context, cmd string, tweak func(exchange.Ex
 		return err
 	}
 	log := newLogger(cfg, &h.stderr)
-	d := daemon.Deps{Logger: log, Observe: h.events.Add}
+	d := daemon.Deps{Logger: log, Observe: func(e daemon.Event) {
+		if h.observe != nil {
+			h.observe(e) // first: a test woken by the event sees its effect
+		}
+		h.events.Add(e)
+	}}
 	if tweak != nil {
 		if d.Exchanger, err = daemon.NewExchanger(cfg); err != nil {
 			return err
