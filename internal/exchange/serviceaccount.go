@@ -62,7 +62,10 @@ var ErrInsecureURL = errors.New("exchange: service-account mode sends its creden
 //  4. Read the answer through a 16 KiB limit and validate the token.
 //  5. On a failure that retryableWithin accepts, pause (100 ms, doubling,
 //     or the server's Retry-After) and go back to step 2, unless the pause
-//     would outlast the deadline; otherwise return the last error.
+//     would outlast the deadline; otherwise return the last error. When
+//     the deadline cut the last attempt short, the error wraps the attempt
+//     before it too, so that Retryable, StatusCode and the message see why
+//     there is no token rather than only the deadline.
 //
 // A ServiceAccount is safe for concurrent use once constructed; its fields
 // must not change afterwards.
