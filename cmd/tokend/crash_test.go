@@ -60,6 +60,7 @@ func TestProcessSurvivesSIGKILL(t *testing.T) {
 		case <-p.exited:
 			t.Fatalf("kill %d: tokend exited by itself (%v)\n%s", i, p.err, p.stderr.String())
 		}
+		moment.Stop()
 		p.cmd.Process.Kill()
 		<-p.exited
 		if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
