@@ -1,23 +1,22 @@
 package tokenfile
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // deadline bounds every wait in these tests. Nothing sleeps: tests wait on
-// channels, and fail if this passes first.
-const deadline = 10 * time.Second
+// channels, and fail if this passes first; it is no claim about speed.
+const deadline = testkit.Patience
 
 // harness runs a Watcher for one test and records what it does.
 type harness struct {
@@ -26,7 +25,7 @@ type harness struct {
 	changes chan string           // every token passed to the callback, in order
 	reloads chan Snapshot         // the result of every reload
 	armed   chan chan<- time.Time // settle timers, when the test drives them
-	logs    *syncBuffer
+	logs    *testkit.Buffer
 }
 
 type harnessOpt func(*harness, *hooks)
@@ -49,7 +48,7 @@ func newHarness(t *testing.T, path string, ho ...harnessOpt) *harness {
 		changes: make(chan string, 4096),
 		reloads: make(chan Snapshot, 4096),
 		armed:   make(chan chan<- time.Time, 64),
-		logs:    &syncBuffer{},
+		logs:    &testkit.Buffer{},
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w, err := New(path, WithLogger(log), WithOnChange(func(tok string) { h.changes <- tok }))
@@ -211,22 +210,4 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

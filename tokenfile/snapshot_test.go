@@ -2,7 +2,6 @@ package tokenfile
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 func TestParseToken(t *testing.T) {
@@ -47,12 +48,6 @@ func TestParseToken(t *testing.T) {
 	}
 }
 
-// jwt returns an unsigned JWT whose payload is claims.
-func jwt(claims string) string {
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(`{"alg":"none"}`)) + "." + enc.EncodeToString([]byte(claims)) + ".sig"
-}
-
 func TestSnapshotExpiry(t *testing.T) {
 	loaded := time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
 	exp := time.Unix(1795900000, 0).UTC()
@@ -62,10 +57,10 @@ func TestSnapshotExpiry(t *testing.T) {
 		wantExpiry time.Time
 		expiredAt  map[time.Time]bool
 	}{
-		{"jwt with exp", jwt(`{"exp":1795900000}`), exp, map[time.Time]bool{
+		{"jwt with exp", testkit.JWT(`{"exp":1795900000}`), exp, map[time.Time]bool{
 			exp.Add(-time.Second): false, exp: true, exp.Add(time.Second): true,
 		}},
-		{"jwt without exp", jwt(`{"sub":"x"}`), time.Time{}, map[time.Time]bool{exp: false}},
+		{"jwt without exp", testkit.JWT(`{"sub":"x"}`), time.Time{}, map[time.Time]bool{exp: false}},
 		{"opaque", "opaque-token", time.Time{}, map[time.Time]bool{exp.Add(1e6 * time.Hour): false}},
 	}
 	for _, tt := range tests {
@@ -90,7 +85,7 @@ func TestSnapshotExpiry(t *testing.T) {
 // TestSnapshotRedacts formats and logs a Snapshot every way and checks the
 // token never shows.
 func TestSnapshotRedacts(t *testing.T) {
-	tok := jwt(`{"exp":1795900000}`)
+	tok := testkit.JWT(`{"exp":1795900000}`)
 	s := Snapshot{Token: tok, Expiry: time.Unix(1795900000, 0), LoadedAt: time.Now(), Err: ErrMissing}
 	var outs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {

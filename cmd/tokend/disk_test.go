@@ -1,18 +1,17 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/ambient-code/tokend/internal/refresher"
+	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // diskFault is something that happens to the token's volume under a
@@ -42,63 +41,51 @@ func newRotatingHarness(t *testing.T) *harness {
 
 // diskWorld is what a disk-fault test sees of one running daemon.
 type diskWorld struct {
-	h      *harness
-	path   string // the token file, as the test reaches it
-	addr   string // the health server
-	exited func() error
-	logs   func() string
+	path string // the token file, as the test reaches it
+	addr string // the health server
+	// stop fails a wait when the daemon has ended.
+	stop <-chan error
+	// logs is the daemon's log; its lines are the events waited on.
+	logs *testkit.Buffer
 }
 
 // runDiskFault drives one fault: with tokend rotating, make the fault and
 // expect readiness to go false with a clear error while the old token
 // stays (where the fault allows), run to stay up, and, once the fault is
 // cured, the daemon to write a new token and be ready again by itself.
+// Each step waits for the log line that follows the state it checks: the
+// refresher updates the probes first, then logs.
 func runDiskFault(t *testing.T, w diskWorld, f diskFault) {
 	t.Helper()
 	read := func() string { b, _ := os.ReadFile(w.path); return string(b) }
-	check := func(deadline time.Time) {
-		t.Helper()
-		if err := w.exited(); err != nil {
-			t.Fatalf("run exited: %v\n%s", err, w.logs())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out\n%s", w.logs())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for code, _ := get(w.addr, "/readyz"); code != 200 || read() == ""; code, _ = get(w.addr, "/readyz") {
-		check(deadline)
-	}
-	f.inject(t)
+	w.logs.WaitForText(t, "token updated", w.stop)
+	mustGet(t, w.addr, "/readyz", 200)
 	old := read()
-	for {
-		code, body := get(w.addr, "/readyz")
-		if f.keepsOld && read() != old {
-			t.Fatalf("the token file changed under the fault")
-		}
-		// The refresher logs the failure just after readiness learns of it.
-		if code == 503 && strings.Contains(body, "writing the token file failed") && strings.Contains(body, f.want) && strings.Contains(w.logs(), f.want) {
-			break
-		}
-		check(deadline)
+	mark := w.logs.Len()
+	f.inject(t)
+	w.logs.WaitFor(t, "a logged write failure with "+f.want, w.stop, after(mark, f.want))
+	if f.keepsOld && read() != old {
+		t.Fatalf("the token file changed under the fault")
 	}
-	_, metrics := get(w.addr, "/metrics")
+	body := mustGet(t, w.addr, "/readyz", 503)
+	if !strings.Contains(body, "writing the token file failed") || !strings.Contains(body, f.want) {
+		t.Errorf("/readyz does not say the write failed with %q: %s", f.want, body)
+	}
+	metrics := mustGet(t, w.addr, "/metrics", 200)
 	if strings.Contains(metrics, `tokend_file_writes_total{result="failed"} 0`) {
 		t.Errorf("the failed write is not counted")
 	}
-	if _, ready := get(w.addr, "/readyz"); old != "" && strings.Contains(ready+metrics, old) {
+	if old != "" && strings.Contains(body+metrics, old) {
 		t.Fatalf("a probe or the metrics show the token")
 	}
-	if code, _ := get(w.addr, "/livez"); code != 200 {
-		t.Errorf("/livez %d: a disk fault is not a reason to restart", code)
-	}
+	mustGet(t, w.addr, "/livez", 200) // a disk fault is not a reason to restart
+	mark = w.logs.Len()
 	f.heal(t)
-	for code, _ := get(w.addr, "/readyz"); code != 200 || read() == old; code, _ = get(w.addr, "/readyz") {
-		check(deadline)
-	}
-	if got := read(); !validJWT(got) {
-		t.Fatalf("after recovery the token file does not hold an issued token")
+	// A new token (the issuer mints one per request) written and logged.
+	w.logs.WaitFor(t, "a new token after the cure", w.stop, after(mark, "token updated"))
+	mustGet(t, w.addr, "/readyz", 200)
+	if got := read(); got == old || !validJWT(got) {
+		t.Fatalf("after recovery the token file does not hold a new issued token")
 	}
 }
 
@@ -154,23 +141,9 @@ func inProcessDiskFault(t *testing.T, name string) {
 			want: "is a symlink",
 		},
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- h.run(ctx, "run") }()
-	var exitErr error
-	exited := func() error {
-		select {
-		case err := <-done:
-			exitErr = fmt.Errorf("returned %v", err)
-		default:
-		}
-		return exitErr
-	}
-	runDiskFault(t, diskWorld{h: h, path: h.file, addr: h.healthAddr(done), exited: exited, logs: h.stderr.String}, faults[name])
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run after cancel: %v", err)
-	}
+	r := h.startRun(nil)
+	runDiskFault(t, diskWorld{path: h.file, addr: r.addr, stop: r.done, logs: &h.stderr}, faults[name])
+	r.stop()
 	if b, _ := os.ReadFile(decoy); string(b) != "decoy" {
 		t.Errorf("the symlink's target was written through")
 	}
@@ -202,38 +175,34 @@ func must(t *testing.T, err error) {
 // TestRunRestoresARemovedTokenFile: a consumer deletes the token file
 // between two refreshes of a long interval. run sees the event, says so, and
 // writes the token it holds again at once: no exchange is needed, so this
-// works while the issuer is down too.
+// works while the issuer is down too. (That the directory watch, not the
+// one-minute fallback check, drives it is proven by TestDirWatchSignals
+// and the refresher's TestRecheckVerifiesAtOnce.)
 func TestRunRestoresARemovedTokenFile(t *testing.T) {
 	t.Parallel() // mostly waiting; overlaps the other slow test
 	h := newHarness(t)
 	h.env["TOKEND_REFRESH_INTERVAL"] = "1h"
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- h.run(ctx, "run") }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	addr := h.healthAddr(done)
-	first := h.waitFile(done, func(s string) bool { return s != "" })
+	r := h.startRun(nil)
+	r.next("the first token", storedNew)
+	first := h.token()
 	requests := h.iss.Requests()
 	for range 3 {
 		must(t, os.Remove(h.file))
-		removed := time.Now()
-		if got := h.waitFile(done, func(s string) bool { return s != "" }); got != first || !validJWT(got) {
-			t.Fatalf("the token file came back with another content")
+		e, skipped := r.events.Next(t, "the token written again", is(daemon.TokenStored))
+		for _, s := range skipped {
+			if s.Kind != daemon.WaitStarted {
+				t.Errorf("%v before the restore, want only waits", s)
+			}
 		}
-		// Event-driven: far sooner than the one-minute fallback check.
-		if took := time.Since(removed); took > refresher.DefaultVerifyEvery/2 {
-			t.Errorf("restored after %v, want well within the %v fallback period", took, refresher.DefaultVerifyEvery)
+		if got := h.token(); got != first || !validJWT(got) || e.Fingerprint != secret.Fingerprint(first) {
+			t.Fatalf("the token file came back with another content")
 		}
 	}
 	if got := h.iss.Requests(); got != requests {
 		t.Errorf("%d exchanges to restore the file, want none", got-requests)
 	}
-	waitUntil(t, 10*time.Second, func() bool { code, _ := get(addr, "/readyz"); return code == 200 })
+	mustGet(t, r.addr, "/readyz", 200)
+	r.stop()
 	if !strings.Contains(h.stderr.String(), "token file lost, wrote the stored token again") {
 		t.Errorf("the loss was not logged")
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,7 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 var (
@@ -54,8 +54,10 @@ func TestMain(m *testing.M) {
 // process is tokend running as a real child process.
 type process struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan error
+	stderr *testkit.Buffer
+	// exited is closed once the process has exited and err is set.
+	exited chan error
+	err    error
 }
 
 func start(t *testing.T, h *harness, args ...string) *process {
@@ -65,79 +67,48 @@ func start(t *testing.T, h *harness, args ...string) *process {
 	for k, v := range h.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, stderr: &testkit.Buffer{}, exited: make(chan error)}
 	cmd.Stdout, cmd.Stderr = io.Discard, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-p.done
+		<-p.exited
 	})
 	return p
 }
 
 // exit waits for the process and returns its exit status.
-func (p *process) exit(t *testing.T, within time.Duration) int {
+func (p *process) exit(t *testing.T) int {
 	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(within):
-		t.Fatalf("process still running after %v\n%s", within, p.stderr.String())
-		return -1
+	testkit.Await(t, "tokend to exit", p.exited)
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if p.err != nil {
+		t.Fatal(p.err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// waitHTTP polls url until it answers want, or fails the test.
-func waitHTTP(t *testing.T, url string, want int) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return string(body)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered %d (last: %v)", url, want, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return 0
 }
 
 func TestProcessRunStopsCleanlyOnSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			h := newHarness(t)
-			addr := freeAddr(t)
-			h.env["TOKEND_HEALTH_ADDR"] = addr
 			h.env["LOG_FORMAT"] = "json"
 			p := start(t, h, "run")
-			waitHTTP(t, "http://"+addr+"/startupz", 200)
-			waitHTTP(t, "http://"+addr+"/readyz", 200)
-			metrics := waitHTTP(t, "http://"+addr+"/metrics", 200)
+			addr := healthAddrIn(t, p.stderr, p.exited)
+			// The probes learn of the token before the line is logged.
+			p.stderr.WaitForText(t, `"msg":"token updated"`, p.exited)
+			mustGet(t, addr, "/startupz", 200)
+			mustGet(t, addr, "/readyz", 200)
+			metrics := mustGet(t, addr, "/metrics", 200)
 			for _, m := range []string{`tokend_exchanges_total{code="200",result="success"} 1`, `tokend_file_writes_total{result="written"} 1`, "tokend_token_expiry_timestamp_seconds", "tokend_build_info{"} {
 				if !strings.Contains(metrics, m) {
 					t.Errorf("metrics lack %q", m)
@@ -149,7 +120,7 @@ func TestProcessRunStopsCleanlyOnSignals(t *testing.T) {
 			if err := p.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			if code := p.exit(t, 10*time.Second); code != 0 {
+			if code := p.exit(t); code != 0 {
 				t.Fatalf("exit %d after %v, want 0\n%s", code, sig, p.stderr.String())
 			}
 			if !strings.Contains(p.stderr.String(), `"msg":"stopped"`) {
@@ -197,7 +168,7 @@ func TestProcessExitCodes(t *testing.T) {
 				}
 			}()
 			p := start(t, h, tt.args...)
-			if code := p.exit(t, 30*time.Second); code != tt.code {
+			if code := p.exit(t); code != tt.code {
 				t.Fatalf("exit %d, want %d\n%s", code, tt.code, p.stderr.String())
 			}
 			if !strings.Contains(p.stderr.String(), tt.want) {

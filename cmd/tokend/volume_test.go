@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // The volume faults (full, read-only) need a volume of their own: a
@@ -89,7 +91,7 @@ type volume struct {
 	stdin   io.WriteCloser
 	replies *bufio.Scanner
 	root    string // the tmpfs, as the test reaches it
-	stderr  *syncBuffer
+	stderr  *testkit.Buffer
 	done    chan error
 }
 
@@ -113,7 +115,7 @@ func startOnVolume(t *testing.T, h *harness, size string, args ...string) *volum
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Setpgid: true}
-	v := &volume{helper: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	v := &volume{helper: cmd, stderr: &testkit.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = v.stderr
 	v.stdin, _ = cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
@@ -147,18 +149,13 @@ func (v *volume) remount(t *testing.T, mode string) {
 func (v *volume) stop(t *testing.T) int {
 	t.Helper()
 	v.stdin.Close()
-	select {
-	case err := <-v.done:
-		v.done <- err
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		return 0
-	case <-time.After(15 * time.Second):
-		t.Fatalf("tokend did not stop\n%s", v.stderr.String())
-		return -1
+	err := testkit.Await(t, "tokend to stop", v.done)
+	v.done <- err
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
 	}
+	return 0
 }
 
 // TestRunVolumeFaults: a full volume and a read-only one, under `tokend
@@ -173,8 +170,6 @@ func TestRunVolumeFaults(t *testing.T) {
 
 func volumeFault(t *testing.T, name string) {
 	h := newRotatingHarness(t)
-	addr := freeAddr(t)
-	h.env["TOKEND_HEALTH_ADDR"] = addr
 	h.env["TOKEND_REFRESH_INTERVAL"] = "100ms" // the refresher's 500 ms floor
 	h.env["TOKEND_MAX_BACKOFF"] = "150ms"
 	v := startOnVolume(t, h, "256k", "run")
@@ -193,27 +188,24 @@ func volumeFault(t *testing.T, name string) {
 	}
 	f := faults[name]
 	f.keepsOld = true
-	var exitErr error
-	exited := func() error {
-		select {
-		case err := <-v.done:
-			exitErr = fmt.Errorf("exited: %v", err)
-		default:
-		}
-		return exitErr
+	// The helper's exit ends every wait; a helper that could not mount
+	// skips the test.
+	exited := make(chan error)
+	go func() {
+		err := <-v.done
+		v.done <- err
+		close(exited)
+	}()
+	const mountFailed = "mount helper: mounting tmpfs"
+	out := v.stderr.WaitFor(t, "the health server's address", exited, func(s string) bool {
+		return strings.Contains(s, mountFailed) || healthAddrRE.MatchString(s)
+	})
+	if strings.Contains(out, mountFailed) {
+		t.Skipf("skipped: cannot mount a tmpfs here:\n%s", out)
 	}
+	addr := healthAddrRE.FindStringSubmatch(out)[1]
 	path := filepath.Join(v.root, "token")
-	deadline := time.Now().Add(20 * time.Second)
-	for _, err := os.Stat(path); err != nil; _, err = os.Stat(path) {
-		if exited() != nil && strings.Contains(v.stderr.String(), "mount helper: mounting tmpfs") {
-			t.Skipf("skipped: cannot mount a tmpfs here:\n%s", v.stderr.String())
-		}
-		if exited() != nil || time.Now().After(deadline) {
-			t.Fatalf("no token on the volume: %v\n%s", exited(), v.stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	runDiskFault(t, diskWorld{h: h, path: path, addr: addr, exited: exited, logs: v.stderr.String}, f)
+	runDiskFault(t, diskWorld{path: path, addr: addr, stop: exited, logs: v.stderr}, f)
 	last, _ := os.ReadFile(path)
 	if code := v.stop(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM\n%s", code, v.stderr.String())

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,9 +16,10 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
-const deadline = 10 * time.Second
+const deadline = testkit.Patience // bounds waits; no claim about speed
 
 // TestMain lets the test binary stand in for tokenwatch itself, so that the
 // process tests run the real main without a separate build.
@@ -85,12 +84,10 @@ func TestParse(t *testing.T) {
 func TestRun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
 	exp := time.Now().Add(time.Hour).Truncate(time.Second).UTC()
-	jwt := "eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString(
-		[]byte(`{"exp":`+strconv.FormatInt(exp.Unix(), 10)+`}`)) + ".sig"
-	tokens := []string{jwt, "opaque-token-2"}
+	tokens := []string{testkit.JWTExpiring(exp), "opaque-token-2"}
 
 	lines := newLineWriter()
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"--token-file", path}, noEnv, lines, &stderr) }()
@@ -217,24 +214,6 @@ func (w *lineWriter) next(t *testing.T) string {
 		t.Fatalf("no line printed within %v", deadline)
 		return ""
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // writeRename replaces the file at path the way tokend does.

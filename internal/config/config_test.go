@@ -2,39 +2,22 @@ package config
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 const sessionID = "sess-secret-42"
 
-var (
-	keyOnce sync.Once
-	keyPEM  string
-)
-
-func pubPEM(t *testing.T) string {
-	keyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
-		keyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	})
-	return keyPEM
-}
+// pubPEM returns the test kit's RSA public key as PEM.
+func pubPEM(testing.TB) string { return testkit.PublicKeyPEM() }
 
 func env(t *testing.T, over map[string]string) func(string) string {
 	m := map[string]string{

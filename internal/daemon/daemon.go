@@ -43,6 +43,11 @@ type Deps struct {
 	// OnDemand, when set, carries requests for an exchange now to run's
 	// refresher (SIGHUP and SIGUSR1).
 	OnDemand *refresher.OnDemand
+	// Observe, when set, receives every step of Init and Run as an Event,
+	// in order, on the goroutine that takes the step (the refresher's, or
+	// Run's for HealthListening). It must not block. Tests wait on it
+	// instead of polling files and clocks.
+	Observe func(Event)
 }
 
 func (d Deps) now() time.Time {
@@ -59,6 +64,7 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 	if err != nil {
 		return err
 	}
+	r.Hooks = d.observed(r.Hooks)
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)
@@ -91,8 +97,25 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	r.Verify = func(tok exchange.Token) error { return intact(tf, tok) }
 	mon := health.New(cfg.TokenFile, d.Now)
 	mon.ErrorLog = slog.NewLogLogger(r.Logger.Handler(), slog.LevelWarn)
-	r.Hooks = mon.Hooks()
+	r.Hooks = d.observed(mon.Hooks())
 	g, ctx := errgroup.WithContext(ctx)
+	// Listen before starting anything: a taken port returns here, before
+	// any goroutine starts that only g.Wait would end.
+	var health net.Listener
+	if cfg.HealthAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HealthAddr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
+		} else if err != nil {
+			return fmt.Errorf("health server: %w", err)
+		}
+		health = ln
+		defer func() {
+			if health != nil { // not served: Run failed before the end
+				health.Close()
+			}
+		}()
+	}
 	// Consumers that cannot watch the file: notifiers, exec, the refresh
 	// socket, --remove-on-exit (consumers.go).
 	cleanup, err := addConsumers(ctx, g, cfg, d, r, mon)
@@ -109,17 +132,13 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	}
 	watch.attach(r, r.Logger)
 	g.Go(func() error { return watch.Run(ctx) })
-	if cfg.HealthAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HealthAddr)
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
-		} else if err != nil {
-			return fmt.Errorf("health server: %w", err)
-		}
+	if ln := health; ln != nil {
+		health = nil
 		r.Logger.Info("health server listening", slog.String("addr", ln.Addr().String()))
 		if d.HealthListening != nil {
 			d.HealthListening(ln.Addr())
 		}
+		d.emit(Event{Kind: HealthListening, Addr: ln.Addr()})
 		g.Go(func() error { return mon.Serve(ctx, ln) })
 	}
 	g.Go(func() error { return r.Run(ctx) })

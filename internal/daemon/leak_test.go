@@ -2,11 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +19,7 @@ import (
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // leakIssuer answers every request with a new opaque JWT (no credential
@@ -53,9 +49,8 @@ func (s *leakIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fakeissuer.Body("<html>proxy error</html>")(w, r)
 	default:
 		s.minted.Add(1)
-		e := base64.RawURLEncoding
 		claims := fmt.Sprintf(`{"jti":"%d","exp":%d}`, n, time.Now().Add(15*time.Minute).Unix())
-		fakeissuer.Body(`{"token":"`+e.EncodeToString([]byte(`{"alg":"RS256"}`))+"."+e.EncodeToString([]byte(claims))+`.c2ln"}`)(w, r)
+		fakeissuer.Body(`{"token":"`+testkit.JWT(claims)+`"}`)(w, r)
 	}
 }
 
@@ -94,14 +89,9 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	iss := &leakIssuer{held: make(chan struct{})}
 	srv := httptest.NewServer(iss)
 	defer srv.Close()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
 	env := map[string]string{
 		"AMBIENT_CP_TOKEN_URL":        srv.URL + "/token",
-		"AMBIENT_CP_TOKEN_PUBLIC_KEY": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		"AMBIENT_CP_TOKEN_PUBLIC_KEY": testkit.PublicKeyPEM(),
 		"SESSION_ID":                  "leak-test-session-0001",
 		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
 		"TOKEND_MAX_BACKOFF":          "1ms",
@@ -117,6 +107,17 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	}
 	ex.(*exchange.EncryptedSession).Timeout = 5 * time.Second
 	addr := make(chan net.Addr, 1)
+	// stored wakes the test after each store; a log of events would grow
+	// the heap this test measures.
+	stored := make(chan struct{}, 1)
+	observe := func(e daemon.Event) {
+		if e.Kind == daemon.TokenStored {
+			select {
+			case stored <- struct{}{}:
+			default:
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -125,6 +126,7 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 			Exchanger:       ex,
 			Now:             func() time.Time { return time.Now().Add(1000 * time.Hour) },
 			HealthListening: func(a net.Addr) { addr <- a },
+			Observe:         observe,
 		})
 	}()
 	defer func() {
@@ -134,7 +136,7 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 		}
 	}()
 	probes := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	health := "http://" + (<-addr).String()
+	health := "http://" + testkit.Await(t, "the health server", addr).String()
 	scrape := func() {
 		for _, p := range []string{"/readyz", "/livez", "/metrics"} {
 			resp, err := probes.Get(health + p)
@@ -153,7 +155,9 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 			select {
 			case err := <-done:
 				t.Fatalf("run returned: %v", err)
-			case <-time.After(time.Millisecond):
+			case <-stored:
+			case <-time.After(testkit.Patience):
+				t.Fatalf("no token stored in %v", testkit.Patience)
 			}
 			if c := iss.n.Load(); c-scraped >= 50 {
 				scraped = c

@@ -3,8 +3,6 @@ package daemon_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -22,6 +20,7 @@ import (
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/fakeissuer"
 	"github.com/ambient-code/tokend/internal/filewriter"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 const refreshCredential = "refresh-cred-daemon-test"
@@ -63,11 +62,7 @@ func (e *events) String() string {
 // TLS stand-in: it waits for a ServiceAccount token that is not projected
 // yet, then follows the kubelet's rotation of it.
 func TestRunServiceAccount(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := &fakeissuer.ServiceAccountIssuer{Key: key, Lifetime: 2 * time.Second}
+	iss := &fakeissuer.ServiceAccountIssuer{Key: testkit.RSAKey(), Lifetime: 2 * time.Second}
 	bearers := make(chan string, 64)
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -151,10 +146,10 @@ func TestRunServiceAccount(t *testing.T) {
 	}
 }
 
-// await reads ch until ok accepts a value, failing after 10 s.
+// await reads ch until ok accepts a value, failing after testkit.Patience.
 func await(t *testing.T, ch <-chan string, what string, ok func(string) bool) {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(testkit.Patience)
 	for {
 		select {
 		case v := <-ch:

@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 func pemOf(t *testing.T, typ string, der []byte) string {
@@ -17,7 +19,7 @@ func pemOf(t *testing.T, typ string, der []byte) string {
 }
 
 func TestParsePublicKey(t *testing.T) {
-	k2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	k2048 := testkit.RSAKey()
 	k1024, _ := rsa.GenerateKey(rand.Reader, 1024)
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pkix := func(pub any) []byte {

@@ -1,16 +1,12 @@
 package exchange
 
 import (
-	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
-)
 
-func jwt(claims string) string {
-	e := base64.RawURLEncoding
-	return e.EncodeToString([]byte(`{"alg":"RS256"}`)) + "." + e.EncodeToString([]byte(claims)) + ".c2ln"
-}
+	"github.com/ambient-code/tokend/internal/testkit"
+)
 
 func TestParseBody(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
@@ -29,11 +25,11 @@ func TestParseBody(t *testing.T) {
 		{name: "expires_at seconds", body: `{"token":"x","expires_at":1800000600}`, token: "x", expiry: time.Unix(1_800_000_600, 0), source: "expires_at"},
 		{name: "expires_at string seconds", body: `{"token":"x","expires_at":"1800000600"}`, token: "x", expiry: time.Unix(1_800_000_600, 0), source: "expires_at"},
 		{name: "expires_at rfc3339", body: `{"token":"x","expires_at":"2027-01-16T08:00:00Z"}`, token: "x", expiry: time.Date(2027, 1, 16, 8, 0, 0, 0, time.UTC), source: "expires_at"},
-		{name: "expires_at wins over jwt", body: `{"token":"` + jwt(`{"exp":1800000900}`) + `","expires_at":1800000600}`, token: jwt(`{"exp":1800000900}`), expiry: time.Unix(1_800_000_600, 0), source: "expires_at"},
-		{name: "jwt exp", body: `{"token":"` + jwt(`{"exp":1800000900}`) + `"}`, token: jwt(`{"exp":1800000900}`), expiry: time.Unix(1_800_000_900, 0), source: "jwt"},
-		{name: "jwt without exp is opaque", body: `{"token":"` + jwt(`{"sub":"x"}`) + `"}`, token: jwt(`{"sub":"x"}`)},
+		{name: "expires_at wins over jwt", body: `{"token":"` + testkit.JWT(`{"exp":1800000900}`) + `","expires_at":1800000600}`, token: testkit.JWT(`{"exp":1800000900}`), expiry: time.Unix(1_800_000_600, 0), source: "expires_at"},
+		{name: "jwt exp", body: `{"token":"` + testkit.JWT(`{"exp":1800000900}`) + `"}`, token: testkit.JWT(`{"exp":1800000900}`), expiry: time.Unix(1_800_000_900, 0), source: "jwt"},
+		{name: "jwt without exp is opaque", body: `{"token":"` + testkit.JWT(`{"sub":"x"}`) + `"}`, token: testkit.JWT(`{"sub":"x"}`)},
 		{name: "null expires_at", body: `{"token":"x","expires_at":null}`, token: "x"},
-		{name: "expired jwt", body: `{"token":"` + jwt(`{"exp":1700000000}`) + `"}`, wantErr: ErrExpired},
+		{name: "expired jwt", body: `{"token":"` + testkit.JWT(`{"exp":1700000000}`) + `"}`, wantErr: ErrExpired},
 		{name: "expired expires_at", body: `{"token":"x","expires_at":1800000000}`, wantErr: ErrExpired},
 		{name: "bad expires_at", body: `{"token":"x","expires_at":true}`, wantErr: ErrInvalidResponse},
 		{name: "not json", body: `token=x`, wantErr: ErrInvalidResponse},

@@ -63,7 +63,10 @@ var ErrInsecureURL = errors.New("exchange: service-account mode sends its creden
 //  4. Read the answer through a 16 KiB limit and validate the token.
 //  5. On a failure that retryableWithin accepts, pause (100 ms, doubling,
 //     or the server's Retry-After) and go back to step 2, unless the pause
-//     would outlast the deadline; otherwise return the last error.
+//     would outlast the deadline; otherwise return the last error. When
+//     the deadline cut the last attempt short, the error wraps the attempt
+//     before it too, so that Retryable, StatusCode and the message see why
+//     there is no token rather than only the deadline.
 //
 // A ServiceAccount is safe for concurrent use once constructed; its fields
 // must not change afterwards.
@@ -102,37 +105,45 @@ func (e *ServiceAccount) Exchange(ctx context.Context) (Token, error) {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 	delay := firstRetryDelay
+	var prev error
 	for attempt := 1; ; attempt++ {
 		tok, err := e.attempt(ctx, &client)
 		if err == nil {
 			return tok, nil
 		}
 		if !retryableWithin(err) {
-			return Token{}, giveUp(err, attempt, timeout)
+			return Token{}, giveUp(err, prev, attempt, timeout)
 		}
 		pause := delay
 		if after, ok := RetryAfter(err); ok {
 			pause = after
 		}
 		if dl, _ := ctx.Deadline(); time.Until(dl) <= pause {
-			return Token{}, giveUp(err, attempt, timeout)
+			return Token{}, giveUp(err, prev, attempt, timeout)
 		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return Token{}, giveUp(err, attempt, timeout)
+			return Token{}, giveUp(err, prev, attempt, timeout)
 		case <-t.C:
 		}
 		delay *= 2
+		prev = err
 	}
 }
 
 // giveUp returns the last attempt's error, saying how many attempts the
 // deadline saw when there was more than one or the deadline cut one short.
-func giveUp(err error, attempts int, timeout time.Duration) error {
-	if attempts == 1 && !errors.Is(err, context.DeadlineExceeded) {
+// When the deadline cut the last attempt short, the attempt before it (prev,
+// when there was one) says why there is no token, so it is kept as well.
+func giveUp(err, prev error, attempts int, timeout time.Duration) error {
+	cut := errors.Is(err, context.DeadlineExceeded)
+	switch {
+	case attempts == 1 && !cut:
 		return err
+	case cut && prev != nil:
+		return fmt.Errorf("%w (%d attempts within the %s deadline; the attempt before: %w)", err, attempts, timeout, prev)
 	}
 	return fmt.Errorf("%w (%d attempts within the %s deadline)", err, attempts, timeout)
 }

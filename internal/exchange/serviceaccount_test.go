@@ -2,12 +2,9 @@ package exchange_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +17,7 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/fakeissuer"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 const refreshCredential = "refresh-cred-0123456789"
@@ -64,7 +62,7 @@ type saFixture struct {
 
 func newSAFixture(t *testing.T) *saFixture {
 	t.Helper()
-	iss := &fakeissuer.ServiceAccountIssuer{Key: key(t)}
+	iss := &fakeissuer.ServiceAccountIssuer{Key: testkit.RSAKey()}
 	rec := &saRecorder{next: iss}
 	srv := httptest.NewTLSServer(rec)
 	t.Cleanup(srv.Close)
@@ -115,6 +113,7 @@ func TestServiceAccountWire(t *testing.T) {
 	for i := range 2 {
 		sa := f.rotate(t) // rotated between the two exchanges
 		bearers = append(bearers, sa)
+		before := time.Now().Truncate(time.Second) // expires_at is in whole seconds
 		tok, err := f.ex.Exchange(t.Context())
 		if err != nil {
 			t.Fatalf("exchange %d: %v", i, err)
@@ -122,8 +121,9 @@ func TestServiceAccountWire(t *testing.T) {
 		if tok.Value.Reveal() != f.iss.Current() || tok.ExpirySource != "expires_at" {
 			t.Errorf("exchange %d: token %s (expiry from %q), want the issued one from expires_at", i, tok.Value.Fingerprint(), tok.ExpirySource)
 		}
-		if d := time.Until(tok.Expiry); d < 110*time.Second || d > 2*time.Minute {
-			t.Errorf("exchange %d: expires in %v, want about two minutes", i, d)
+		// Minted during the exchange, to live two minutes.
+		if tok.Expiry.Before(before.Add(2*time.Minute)) || tok.Expiry.After(time.Now().Add(2*time.Minute)) {
+			t.Errorf("exchange %d: expires at %v, want two minutes after it was minted", i, tok.Expiry)
 		}
 	}
 	if bearers[0] == bearers[1] {
@@ -170,7 +170,7 @@ func TestServiceAccountOmitsUnsetRefreshHeader(t *testing.T) {
 }
 
 func TestServiceAccountRefusesPlainHTTP(t *testing.T) {
-	iss := &fakeissuer.ServiceAccountIssuer{Key: key(t)}
+	iss := &fakeissuer.ServiceAccountIssuer{Key: testkit.RSAKey()}
 	srv := httptest.NewServer(iss)
 	defer srv.Close()
 	f := newSAFixture(t)
@@ -316,73 +316,6 @@ func TestServiceAccountDoesNotRetryInside(t *testing.T) {
 	}
 }
 
-func TestServiceAccount401Hint(t *testing.T) {
-	f := newSAFixture(t)
-	ex := *f.ex
-	ex.Timeout = 300 * time.Millisecond
-	// A token for another audience: the control plane answers 401 to every
-	// attempt until the deadline.
-	sa, _ := f.iss.MintServiceAccountToken("kubernetes", time.Hour)
-	os.WriteFile(f.path, []byte(sa), 0o600)
-	_, err := ex.Exchange(t.Context())
-	if exchange.StatusCode(err) != 401 || exchange.Retryable(err) {
-		t.Fatalf("err = %v, want a permanent 401", err)
-	}
-	for _, w := range []string{"ServiceAccount token rejected", "audience ambient-control-plane-tokenserver", "attempts within the 300ms deadline"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q lacks %q", err, w)
-		}
-	}
-	if n := f.iss.Requests(); n < 2 {
-		t.Errorf("%d requests: 401 not retried inside the deadline", n)
-	}
-	noSecrets(t, err, sa)
-}
-
-func TestServiceAccountDeadline(t *testing.T) {
-	f := newSAFixture(t)
-	f.rotate(t)
-	release := make(chan struct{})
-	defer close(release)
-	hang := func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}
-	f.iss.Push(hang, hang)
-	ex := *f.ex
-	ex.Timeout = 200 * time.Millisecond
-	start := time.Now()
-	_, err := ex.Exchange(t.Context())
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("Exchange took %v with a 200ms deadline", took)
-	}
-	if !errors.Is(err, context.DeadlineExceeded) || !exchange.Retryable(err) || !strings.Contains(err.Error(), "200ms deadline") {
-		t.Errorf("err = %v, want a retryable deadline error naming the deadline", err)
-	}
-}
-
-func TestServiceAccountDefaultDeadlineIsFiveSeconds(t *testing.T) {
-	if exchange.ServiceAccountTimeout != 5*time.Second {
-		t.Fatalf("ServiceAccountTimeout = %v", exchange.ServiceAccountTimeout)
-	}
-	f := newSAFixture(t)
-	f.rotate(t)
-	var left time.Duration
-	ex := *f.ex
-	ex.Client = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		dl, _ := r.Context().Deadline()
-		left = time.Until(dl)
-		return &http.Response{StatusCode: 400, Body: http.NoBody, Header: http.Header{}}, nil
-	})}
-	start := time.Now()
-	ex.Exchange(t.Context())
-	if want := 5*time.Second - time.Since(start); left > 5*time.Second || left < want-time.Second {
-		t.Errorf("request deadline %v away, want 5s from the start of Exchange", left)
-	}
-}
-
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
@@ -429,41 +362,6 @@ func TestServiceAccountIdentityFileProblems(t *testing.T) {
 				t.Errorf("%d requests sent without a ServiceAccount token", n)
 			}
 			noSecrets(t, err, "eyJhbGc", "bGc.x.y")
-		})
-	}
-}
-
-func TestServiceAccountTLS(t *testing.T) {
-	old := httptest.NewUnstartedServer(http.NotFoundHandler())
-	old.TLS = &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}
-	old.Config.ErrorLog = log.New(io.Discard, "", 0)
-	old.StartTLS()
-	defer old.Close()
-	untrusted := httptest.NewUnstartedServer(http.NotFoundHandler())
-	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0)
-	untrusted.StartTLS()
-	defer untrusted.Close()
-	f := newSAFixture(t)
-	f.rotate(t)
-	tests := []struct {
-		name  string
-		srv   *httptest.Server
-		roots *x509.CertPool
-		want  string
-	}{
-		{name: "TLS 1.1 only", srv: old, roots: trusting(old), want: "version"},
-		{name: "unknown CA", srv: untrusted, roots: x509.NewCertPool(), want: "certificate"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ex := *f.ex
-			ex.URL = tt.srv.URL + "/token"
-			ex.Client = exchange.NewHTTPClient(tt.roots)
-			ex.Timeout = 500 * time.Millisecond
-			_, err := ex.Exchange(t.Context())
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want a TLS failure mentioning %q", err, tt.want)
-			}
 		})
 	}
 }

@@ -17,25 +17,10 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/fakeissuer"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 const sessionID = "sess-0123456789abcdef"
-
-var (
-	keyOnce sync.Once
-	testKey *rsa.PrivateKey
-)
-
-func key(t testing.TB) *rsa.PrivateKey {
-	keyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		testKey = k
-	})
-	return testKey
-}
 
 // recorder wraps the fake control plane and keeps every request's headers.
 type recorder struct {
@@ -54,7 +39,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func newSession(t testing.TB, url string) *exchange.EncryptedSession {
 	return &exchange.EncryptedSession{
 		URL:       url + "/token",
-		PublicKey: &key(t).PublicKey,
+		PublicKey: &testkit.RSAKey().PublicKey,
 		SessionID: secret.New(sessionID),
 		Client:    exchange.NewHTTPClient(nil),
 		UserAgent: "tokend/test",
@@ -62,7 +47,7 @@ func newSession(t testing.TB, url string) *exchange.EncryptedSession {
 }
 
 func TestEncryptedSessionWireCompatible(t *testing.T) {
-	iss := &fakeissuer.Issuer{Key: key(t)}
+	iss := &fakeissuer.Issuer{Key: testkit.RSAKey()}
 	rec := &recorder{next: iss}
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
@@ -102,7 +87,7 @@ func TestEncryptedSessionWireCompatible(t *testing.T) {
 		if err != nil {
 			t.Fatalf("credential is not padded standard base64: %v", err)
 		}
-		pt, err := rsa.DecryptOAEP(sha256.New(), nil, key(t), raw, nil)
+		pt, err := rsa.DecryptOAEP(sha256.New(), nil, testkit.RSAKey(), raw, nil)
 		if err != nil || string(pt) != sessionID {
 			t.Fatalf("credential does not decrypt to the session id (err %v)", err)
 		}
@@ -116,7 +101,7 @@ func TestEncryptedSessionWireCompatible(t *testing.T) {
 // TestControlPlaneRejectsVariants proves the stand-in rejects each credential
 // the control plane rejects, so that passing the test above means something.
 func TestControlPlaneRejectsVariants(t *testing.T) {
-	k := key(t)
+	k := testkit.RSAKey()
 	srv := httptest.NewServer(&fakeissuer.Issuer{Key: k})
 	defer srv.Close()
 	enc := func(sid string) []byte {
@@ -126,10 +111,7 @@ func TestControlPlaneRejectsVariants(t *testing.T) {
 		}
 		return ct
 	}
-	other, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := testkit.OtherRSAKey()
 	wrongKey, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, &other.PublicKey, []byte(sessionID), nil)
 	labelled, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, &k.PublicKey, []byte(sessionID), []byte("label"))
 	good := enc(sessionID)
@@ -205,7 +187,7 @@ func TestEncryptedSessionErrors(t *testing.T) {
 		{name: "expired", fault: fakeissuer.Body(`{"token":"abcdefgh","expires_at":1000}`), retryable: true},
 		{name: "bad expires_at", fault: fakeissuer.Body(`{"token":"abcdefgh","expires_at":"tomorrow"}`), retryable: true, invalid: true},
 	}
-	iss := &fakeissuer.Issuer{Key: key(t)}
+	iss := &fakeissuer.Issuer{Key: testkit.RSAKey()}
 	srv := httptest.NewServer(iss)
 	defer srv.Close()
 	ex := newSession(t, srv.URL)
@@ -255,7 +237,7 @@ func TestEncryptedSessionTransportErrors(t *testing.T) {
 }
 
 func BenchmarkEncryptedSessionExchange(b *testing.B) {
-	srv := httptest.NewServer(&fakeissuer.Issuer{Key: key(b)})
+	srv := httptest.NewServer(&fakeissuer.Issuer{Key: testkit.RSAKey()})
 	defer srv.Close()
 	ex := newSession(b, srv.URL)
 	b.ReportAllocs()

@@ -88,13 +88,14 @@ func SlowBody(body string, n int, every time.Duration) Fault {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(http.StatusOK)
-		for len(body) > 0 {
-			k := min(n, len(body))
-			if _, err := io.WriteString(w, body[:k]); err != nil {
+		// Each request sends the whole body: rest is its own.
+		for rest := body; len(rest) > 0; {
+			k := min(n, len(rest))
+			if _, err := io.WriteString(w, rest[:k]); err != nil {
 				return
 			}
 			_ = rc.Flush()
-			body = body[k:]
+			rest = rest[k:]
 			select {
 			case <-r.Context().Done():
 				return

@@ -1,11 +1,12 @@
 package jwtexp
 
 import (
-	"encoding/base64"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // FuzzExpiry feeds Expiry arbitrary tokens. It must not panic, and an
@@ -33,8 +34,7 @@ func FuzzExpiry(f *testing.F) {
 // exactly; anything else must not panic.
 func FuzzExpiryClaim(f *testing.F) {
 	f.Fuzz(func(t *testing.T, claim string) {
-		e := base64.RawURLEncoding
-		token := e.EncodeToString([]byte(`{"alg":"RS256"}`)) + "." + e.EncodeToString([]byte(`{"exp":`+claim+`}`)) + ".c2ln"
+		token := testkit.JWT(`{"exp":` + claim + `}`)
 		exp, ok := Expiry(token)
 		c := strings.Trim(claim, " \t\r\n") // JSON whitespace only
 		n, err := strconv.ParseInt(c, 10, 64)

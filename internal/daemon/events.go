@@ -1,0 +1,117 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/refresher"
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The kinds of Event, in the order a healthy run first sees them.
+const (
+	// HealthListening: the health server's socket is bound (Addr); it
+	// accepts connections from then on.
+	HealthListening EventKind = iota + 1
+	// ExchangeFailed: an exchange attempt failed (Err).
+	ExchangeFailed
+	// TokenStored: a token was written to the token file, after an
+	// exchange or to restore a lost file (Fingerprint, Changed).
+	TokenStored
+	// StoreFailed: writing the token file failed (Err).
+	StoreFailed
+	// WaitStarted: the refresher waits until Until before its next
+	// exchange; every step before it has finished.
+	WaitStarted
+)
+
+var kindNames = map[EventKind]string{
+	HealthListening: "HealthListening", ExchangeFailed: "ExchangeFailed",
+	TokenStored: "TokenStored", StoreFailed: "StoreFailed", WaitStarted: "WaitStarted",
+}
+
+func (k EventKind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is one step of Init or Run, as Deps.Observe receives it. Only the
+// fields its Kind names are set. An Event never holds a token: Fingerprint
+// names it.
+type Event struct {
+	Kind EventKind
+	// Err is why an ExchangeFailed or StoreFailed step failed.
+	Err error
+	// Fingerprint is secret.Fingerprint of a TokenStored token.
+	Fingerprint string
+	// Changed reports whether a TokenStored token differs from the one
+	// the file held before.
+	Changed bool
+	// Until is when a WaitStarted wait ends (with a monotonic reading).
+	Until time.Time
+	// Addr is a HealthListening server's address.
+	Addr net.Addr
+}
+
+func (e Event) String() string {
+	switch e.Kind {
+	case ExchangeFailed, StoreFailed:
+		return fmt.Sprintf("%v(%v)", e.Kind, e.Err)
+	case TokenStored:
+		return fmt.Sprintf("%v(%s changed=%v)", e.Kind, e.Fingerprint, e.Changed)
+	case HealthListening:
+		return fmt.Sprintf("%v(%v)", e.Kind, e.Addr)
+	}
+	return e.Kind.String()
+}
+
+// emit hands e to d.Observe, when set.
+func (d Deps) emit(e Event) {
+	if d.Observe != nil {
+		d.Observe(e)
+	}
+}
+
+// observed returns h with each hook also reporting to d.Observe; h runs
+// first, so an observer that sees an event also sees its effect on the
+// health server.
+func (d Deps) observed(h refresher.Hooks) refresher.Hooks {
+	if d.Observe == nil {
+		return h
+	}
+	exchanged, stored, storeFailed, waiting := h.Exchanged, h.Stored, h.StoreFailed, h.Waiting
+	return refresher.Hooks{
+		Exchanged: func(took time.Duration, err error) {
+			if exchanged != nil {
+				exchanged(took, err)
+			}
+			if err != nil {
+				d.emit(Event{Kind: ExchangeFailed, Err: err})
+			}
+		},
+		Stored: func(tok exchange.Token, changed bool) {
+			if stored != nil {
+				stored(tok, changed)
+			}
+			d.emit(Event{Kind: TokenStored, Fingerprint: tok.Value.Fingerprint(), Changed: changed})
+		},
+		StoreFailed: func(err error) {
+			if storeFailed != nil {
+				storeFailed(err)
+			}
+			d.emit(Event{Kind: StoreFailed, Err: err})
+		},
+		Waiting: func(until time.Time) {
+			if waiting != nil {
+				waiting(until)
+			}
+			d.emit(Event{Kind: WaitStarted, Until: until})
+		},
+	}
+}

@@ -1,0 +1,54 @@
+package daemon_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/testkit"
+)
+
+// TestRunTakenHealthPortStartsNothing: when the health port is taken, Run
+// returns at once with an error naming it, and leaves no goroutine of its
+// own running (it once left the directory watch behind).
+func TestRunTakenHealthPortStartsNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	env := map[string]string{
+		"AMBIENT_CP_TOKEN_URL":        "http://127.0.0.1:1/token",
+		"AMBIENT_CP_TOKEN_PUBLIC_KEY": testkit.PublicKeyPEM(),
+		"SESSION_ID":                  "taken-port-session-0001",
+		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
+		"TOKEND_HEALTH_ADDR":          taken.Addr().String(),
+	}
+	cfg, err := config.Parse(config.CmdRun, nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events testkit.Log[daemon.Event]
+	err = daemon.Run(t.Context(), cfg, daemon.Deps{Logger: slog.New(slog.DiscardHandler), Observe: events.Add})
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "health server") {
+		t.Fatalf("Run: %v, want a health server error for the taken port", err)
+	}
+	if got := events.All(); len(got) != 0 {
+		t.Errorf("events %v, want none: nothing may start", got)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, own := range []string{"errgroup.(*Group).Go", "tokend/internal/daemon.Run", "tokend/internal/daemon.(", "fsnotify"} {
+		if strings.Contains(stacks, own) {
+			t.Fatalf("Run returned and left goroutines running (%s):\n%s", own, stacks)
+		}
+	}
+}

@@ -1,0 +1,21 @@
+package testkit
+
+import (
+	"encoding/base64"
+	"strconv"
+	"time"
+)
+
+// JWT returns an unsigned JWT (header {"alg":"none"}, signature "sig")
+// carrying claims, a JSON object given verbatim. tokend reads a JWT's exp
+// claim without verifying it, so this is all its tests need.
+func JWT(claims string) string {
+	e := base64.RawURLEncoding
+	return e.EncodeToString([]byte(`{"alg":"none"}`)) + "." + e.EncodeToString([]byte(claims)) + ".sig"
+}
+
+// JWTExpiring returns an unsigned JWT whose only claim is exp, in whole
+// Unix seconds.
+func JWTExpiring(exp time.Time) string {
+	return JWT(`{"exp":` + strconv.FormatInt(exp.Unix(), 10) + `}`)
+}
