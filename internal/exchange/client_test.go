@@ -10,6 +10,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // TestResponseHeadersAreBounded: an issuer (or something in front of it)
@@ -17,7 +18,7 @@ import (
 // exchange.MaxResponseHeaderBytes, as an oversized body is, and no token
 // comes back.
 func TestResponseHeadersAreBounded(t *testing.T) {
-	iss := &fakeissuer.Issuer{Key: key(t)}
+	iss := &fakeissuer.Issuer{Key: testkit.RSAKey()}
 	srv := httptest.NewServer(iss)
 	defer srv.Close()
 	huge := strings.Repeat("x", 8<<10)

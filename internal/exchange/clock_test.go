@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // answer serves body with the given Date header from a real server and
@@ -46,7 +48,7 @@ func TestIssuerClockSkew(t *testing.T) {
 		wantErr          error
 	}{
 		{"behind, expires_at", issuer.Format(http.TimeFormat), fmt.Sprintf(`{"token":"t","expires_at":%d}`, exp.Unix()), now.Add(2 * time.Minute), -5 * time.Minute, nil},
-		{"behind, jwt", issuer.Format(http.TimeFormat), fmt.Sprintf(`{"token":%q}`, jwt(fmt.Sprintf(`{"exp":%d}`, exp.Unix()))), now.Add(2 * time.Minute), -5 * time.Minute, nil},
+		{"behind, jwt", issuer.Format(http.TimeFormat), fmt.Sprintf(`{"token":%q}`, testkit.JWT(fmt.Sprintf(`{"exp":%d}`, exp.Unix()))), now.Add(2 * time.Minute), -5 * time.Minute, nil},
 		{"ahead", now.Add(time.Hour).Format(http.TimeFormat), fmt.Sprintf(`{"token":"t","expires_at":%d}`, now.Add(time.Hour+2*time.Minute).Unix()), now.Add(2 * time.Minute), time.Hour, nil},
 		{"within a second", now.Add(time.Second).Format(http.TimeFormat), fmt.Sprintf(`{"token":"t","expires_at":%d}`, now.Add(2*time.Minute).Unix()), now.Add(2 * time.Minute), 0, nil},
 		{"no Date header", "", fmt.Sprintf(`{"token":"t","expires_at":%d}`, exp.Unix()), time.Time{}, 0, ErrExpired},
@@ -79,7 +81,7 @@ func TestExpiryOutOfRangeIsUnknown(t *testing.T) {
 	for name, body := range map[string]string{
 		"expires_at 999999999999":   `{"token":"t","expires_at":999999999999}`,
 		"expires_at year 9999":      `{"token":"t","expires_at":"9999-12-31T23:59:59Z"}`,
-		"jwt exp 999999999999":      fmt.Sprintf(`{"token":%q}`, jwt(`{"exp":999999999999}`)),
+		"jwt exp 999999999999":      fmt.Sprintf(`{"token":%q}`, testkit.JWT(`{"exp":999999999999}`)),
 		"expires_at in three years": fmt.Sprintf(`{"token":"t","expires_at":%d}`, now.AddDate(3, 0, 0).Unix()),
 	} {
 		t.Run(name, func(t *testing.T) {
