@@ -14,7 +14,7 @@ import (
 )
 
 // testDir returns a token directory in a fresh temporary directory.
-func testDir(t *testing.T) *tokendir.Dir {
+func testDir(t testing.TB) *tokendir.Dir {
 	return tokendir.New(tokendir.Options{TokenFile: filepath.Join(t.TempDir(), "token"), Mode: 0o640})
 }
 
