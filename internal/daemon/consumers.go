@@ -78,7 +78,7 @@ func addConsumers(ctx context.Context, g *errgroup.Group, cfg *config.Config, d 
 // the same token is no change). The functions must not block. It is a
 // refresher.Observer, for the refresher's goroutine only.
 type changes struct {
-	refresher.Unobserved
+	refresher.NopObserver
 	first     func()
 	observers []func()
 	last      string // the fingerprint of the token stored last

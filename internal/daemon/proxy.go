@@ -22,7 +22,7 @@ import (
 // observes the refresher), an exchange on demand, and readiness. It is
 // safe for concurrent use.
 type held struct {
-	refresher.Unobserved
+	refresher.NopObserver
 	tok   atomic.Pointer[exchange.Token]
 	ready chan struct{}
 	once  sync.Once

@@ -71,7 +71,7 @@ type Monitor struct {
 	// standard logger.
 	ErrorLog *log.Logger
 
-	refresher.Unobserved
+	refresher.NopObserver
 	outputs Outputs
 	now     func() time.Time
 	metrics *metrics

@@ -26,7 +26,7 @@ type Sink interface {
 // Observer is told what the refresher does, for health, metrics and the
 // consumers of token changes. Its methods run on the refresher's
 // goroutine, in the order of the list, and must not block. Embed
-// Unobserved to implement only some of them.
+// NopObserver to implement only some of them.
 type Observer interface {
 	// Exchanged follows every exchange attempt, with its duration.
 	Exchanged(took time.Duration, err error)
@@ -40,13 +40,13 @@ type Observer interface {
 	Waiting(until time.Time)
 }
 
-// Unobserved implements every Observer method as a no-op, for embedding.
-type Unobserved struct{}
+// NopObserver implements every Observer method as a no-op, for embedding.
+type NopObserver struct{}
 
-func (Unobserved) Exchanged(time.Duration, error) {}
-func (Unobserved) Stored(exchange.Token, bool)    {}
-func (Unobserved) StoreFailed(error)              {}
-func (Unobserved) Waiting(time.Time)              {}
+func (NopObserver) Exchanged(time.Duration, error) {}
+func (NopObserver) Stored(exchange.Token, bool)    {}
+func (NopObserver) StoreFailed(error)              {}
+func (NopObserver) Waiting(time.Time)              {}
 
 // exchanged, stored, storeFailed and waiting tell every observer.
 func (r *Refresher) exchanged(took time.Duration, err error) {

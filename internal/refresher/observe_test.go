@@ -30,9 +30,9 @@ func (o *recorder) Stored(tok exchange.Token, changed bool) {
 func (o *recorder) StoreFailed(err error) { o.add(fmt.Sprintf("storeFailed(%v)", err)) }
 func (o *recorder) Waiting(time.Time)     { o.add("waiting") }
 
-// storedOnly implements one method and embeds Unobserved for the others.
+// storedOnly implements one method and embeds NopObserver for the others.
 type storedOnly struct {
-	Unobserved
+	NopObserver
 	n int
 }
 
@@ -40,7 +40,7 @@ func (o *storedOnly) Stored(exchange.Token, bool) { o.n++ }
 
 // TestObserversSeeEveryStep: every observer in the list is told of each
 // exchange, store, failed store and wait, in order; one that embeds
-// Unobserved implements only what it needs.
+// NopObserver implements only what it needs.
 func TestObserversSeeEveryStep(t *testing.T) {
 	s := &script{steps: []func(int) (exchange.Token, error){opaque, fail(errors.New("refused")), opaque}}
 	m := &memStore{}
