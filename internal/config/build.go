@@ -68,6 +68,7 @@ func build(command string, get func(string) string, specs, given []spec) (*Confi
 	c.FileMode = fileMode(p, get("file-mode"))
 	c.InitTimeout = duration(p, get, "init-timeout", false)
 	c.MaxBackoff = duration(p, get, "max-backoff", false)
+	c.buildOutputs(p, get) // see output.go
 	if command == CmdRun || command == CmdExec {
 		c.buildConsumers(p, get) // see exec.go
 		c.RefreshInterval = duration(p, get, "refresh-interval", false)

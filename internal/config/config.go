@@ -82,6 +82,8 @@ type Config struct {
 	RefreshTimeout time.Duration // refresh
 	// The credential proxy (run, exec; see proxy.go).
 	Proxy Proxy
+	// Outputs besides the token file (init, run, exec; see output.go).
+	Outputs Outputs
 
 	// Logging (all commands).
 	LogFormat string

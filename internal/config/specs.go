@@ -37,6 +37,7 @@ var (
 	fileSpecs = []spec{
 		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: "/var/run/ambient/token", usage: "token file to write"},
 		{name: "file-mode", env: "TOKEND_FILE_MODE", def: "0640", usage: "token file permissions, octal"},
+		jsonFileSpec, // see output.go
 	}
 	runSpecs = []spec{
 		{name: "refresh-interval", env: "TOKEND_REFRESH_INTERVAL", def: "5m", usage: "refresh cadence (sooner when the token expires sooner)"},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/ambient-code/tokend/internal/notify"
 	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/refreshsock"
+	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
 // execHooks connects Run to the child of Exec: ready is closed when the
@@ -31,7 +31,7 @@ type execHooks struct {
 // file into r (run and exec): the notifiers, the exec child's hooks and
 // the refresh socket. Their goroutines join g. It returns the cleanup Run
 // defers: --remove-on-exit.
-func addConsumers(ctx context.Context, g *errgroup.Group, cfg *config.Config, d Deps, r *refresher.Refresher, mon *health.Monitor) (func(), error) {
+func addConsumers(ctx context.Context, g *errgroup.Group, cfg *config.Config, d Deps, r *refresher.Refresher, mon *health.Monitor, dir *tokendir.Dir) (func(), error) {
 	k := cfg.Consumers
 	log := r.Logger
 	if k.RefreshSocket != "" { // first: the one step here that can fail
@@ -65,36 +65,38 @@ func addConsumers(ctx context.Context, g *errgroup.Group, cfg *config.Config, d 
 			}
 		})
 	}
-	observeChanges(r, first, observers)
+	r.Observers = append(r.Observers, &changes{first: first, observers: observers})
 	return func() {
 		if k.RemoveOnExit {
-			removeToken(cfg.TokenFile, log)
+			removeOutputs(dir, log)
 		}
 	}, nil
 }
 
-// observeChanges calls first on the first token stored, and each observer
-// on every later store of a different token (a lost file written again
-// with the same token is no change). The observers must not block.
-func observeChanges(r *refresher.Refresher, first func(), observers []func()) {
-	stored, last := r.Hooks.Stored, ""
-	r.Hooks.Stored = func(tok exchange.Token, changed bool) {
-		if stored != nil {
-			stored(tok, changed)
+// changes calls first on the first token stored, and each observer on
+// every later store of a different token (a lost file written again with
+// the same token is no change). The functions must not block. It is a
+// refresher.Observer, for the refresher's goroutine only.
+type changes struct {
+	refresher.NopObserver
+	first     func()
+	observers []func()
+	last      string // the fingerprint of the token stored last
+}
+
+func (c *changes) Stored(tok exchange.Token, _ bool) {
+	fp := tok.Value.Fingerprint()
+	switch {
+	case fp == c.last:
+	case c.last == "":
+		c.last = fp
+		if c.first != nil {
+			c.first()
 		}
-		fp := tok.Value.Fingerprint()
-		switch {
-		case fp == last:
-		case last == "":
-			last = fp
-			if first != nil {
-				first()
-			}
-		default:
-			last = fp
-			for _, o := range observers {
-				o()
-			}
+	default:
+		c.last = fp
+		for _, o := range c.observers {
+			o()
 		}
 	}
 }
@@ -135,11 +137,11 @@ func inheritedEnv(drop []string) []string {
 	})
 }
 
-// removeToken removes the token file.
-func removeToken(tokenFile string, log *slog.Logger) {
-	if err := os.Remove(tokenFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// removeOutputs removes the token file and the other outputs.
+func removeOutputs(dir *tokendir.Dir, log *slog.Logger) {
+	if err := dir.Remove(); err != nil {
 		log.Warn("--remove-on-exit: could not remove the token file", slog.String("error", err.Error()))
 		return
 	}
-	log.Info("removed the token file (--remove-on-exit)", slog.String("token_file", tokenFile))
+	log.Info("removed the token file (--remove-on-exit)", slog.String("token_file", dir.TokenFile()))
 }

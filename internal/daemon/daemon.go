@@ -23,6 +23,7 @@ import (
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokendir"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
@@ -60,23 +61,19 @@ func (d Deps) now() time.Time {
 // Init obtains one token within cfg.InitTimeout, writes it, reads it back
 // and returns. A permanent refusal returns at once.
 func Init(ctx context.Context, cfg *config.Config, d Deps) error {
-	tf, r, err := prepare(cfg, d)
+	dir, r, err := prepare(cfg, d)
 	if err != nil {
 		return err
 	}
-	r.Hooks = d.observed(r.Hooks)
+	r.Observers = append(r.Observers, d.observer())
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	got, err := tf.Read()
-	if err != nil {
-		return fmt.Errorf("init: reading the token file back: %w", err)
-	}
-	if string(got) != tok.Value.Reveal() {
-		return fmt.Errorf("init: token file %s does not hold the token just written", cfg.TokenFile)
+	if err := dir.Verify(tok); err != nil {
+		return fmt.Errorf("init: reading the token back: %w", err)
 	}
 	return nil
 }
@@ -88,16 +85,15 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 // progress has finished. It returns an error only when it cannot start or
 // the health server fails.
 func Run(ctx context.Context, cfg *config.Config, d Deps) error {
-	tf, r, err := prepare(cfg, d)
+	dir, r, err := prepare(cfg, d)
 	if err != nil {
 		return err
 	}
 	r.Interval = cfg.RefreshInterval
 	r.OnDemand = d.OnDemand
-	r.Verify = func(tok exchange.Token) error { return intact(tf, tok) }
-	mon := health.New(cfg.TokenFile, d.Now)
+	mon := health.New(dir, d.Now)
 	mon.ErrorLog = slog.NewLogLogger(r.Logger.Handler(), slog.LevelWarn)
-	r.Hooks = d.observed(mon.Hooks())
+	r.Observers = append(r.Observers, mon)
 	g, ctx := errgroup.WithContext(ctx)
 	// Listen before starting anything: a taken port returns here, before
 	// any goroutine starts that only g.Wait would end.
@@ -118,7 +114,7 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	}
 	// Consumers that cannot watch the file: notifiers, exec, the refresh
 	// socket, --remove-on-exit (consumers.go).
-	cleanup, err := addConsumers(ctx, g, cfg, d, r, mon)
+	cleanup, err := addConsumers(ctx, g, cfg, d, r, mon, dir)
 	if err != nil {
 		return err
 	}
@@ -126,12 +122,10 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	if err := addProxy(ctx, g, cfg, r, mon); err != nil {
 		return err
 	}
-	watch := newDirWatch(cfg.TokenFile, nil)
-	if err := watch.install(); err != nil {
+	if err := dir.Watch(); err != nil {
 		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead, and retrying the watch then", slog.String("error", err.Error()))
 	}
-	watch.attach(r, r.Logger)
-	g.Go(func() error { return watch.Run(ctx) })
+	g.Go(func() error { return dir.Run(ctx) })
 	if ln := health; ln != nil {
 		health = nil
 		r.Logger.Info("health server listening", slog.String("addr", ln.Addr().String()))
@@ -141,13 +135,14 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 		d.emit(Event{Kind: HealthListening, Addr: ln.Addr()})
 		g.Go(func() error { return mon.Serve(ctx, ln) })
 	}
+	r.Observers = append(r.Observers, d.observer()) // last: see observer
 	g.Go(func() error { return r.Run(ctx) })
 	return g.Wait()
 }
 
-// prepare builds the token file writer and the refresher, and removes
+// prepare builds the token directory and the refresher, and removes
 // temporary files left by a crashed run.
-func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresher, error) {
+func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, *refresher.Refresher, error) {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -162,15 +157,15 @@ func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresh
 			return nil, nil, err
 		}
 	}
-	tf := filewriter.New(cfg.TokenFile, cfg.FileMode)
-	if n, err := tf.CleanTemp(); err != nil {
+	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outputs(cfg), Logger: log, Now: d.Now})
+	if n, err := dir.CleanTemp(); err != nil {
 		log.Warn("could not remove leftover temporary files", slog.String("error", err.Error()))
 	} else if n > 0 {
 		log.Info("removed leftover temporary files", slog.Int("count", n))
 	}
 	r := &refresher.Refresher{
 		Exchanger:  ex,
-		Store:      storeFunc(tf),
+		Sink:       dir,
 		MaxBackoff: cfg.MaxBackoff,
 		Logger:     log,
 		Now:        d.Now,
@@ -182,31 +177,19 @@ func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresh
 	}
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
-	return tf, r, nil
+	return dir, r, nil
 }
 
-// storeFunc writes a token to the token file, and nothing else: the shared
-// directory holds only what consumers read, and an unchanged token is not
-// rewritten, so watchers see an event only when the token changes. What
-// `check` needs besides the file, the running daemon serves on its probe
-// listener (health.StatusPath).
-func storeFunc(tf *filewriter.Writer) func(exchange.Token) (bool, error) {
-	return func(tok exchange.Token) (bool, error) {
-		return tf.Write([]byte(tok.Value.Reveal()))
+// outputs are the token directory's outputs besides the token file. The
+// shared directory holds only what consumers read: what `check` needs
+// besides the file, the running daemon serves on its probe listener
+// (health.StatusPath).
+func outputs(cfg *config.Config) []tokendir.Output {
+	var outs []tokendir.Output
+	if cfg.Outputs.JSONFile != "" {
+		outs = append(outs, tokendir.JSON(cfg.Outputs.JSONFile))
 	}
-}
-
-// intact reports whether the token file still holds tok: a consumer may
-// delete it, or its directory may be emptied, between two refreshes.
-func intact(tf *filewriter.Writer, tok exchange.Token) error {
-	data, err := tf.Read()
-	if err != nil {
-		return err
-	}
-	if string(data) != tok.Value.Reveal() {
-		return fmt.Errorf("token file %s holds %s, not the token stored", tf.Path(), secret.Fingerprint(string(data)))
-	}
-	return nil
+	return outs
 }
 
 // NewExchanger builds the Exchanger that cfg describes. Over https both

@@ -78,40 +78,23 @@ func (d Deps) emit(e Event) {
 	}
 }
 
-// observed returns h with each hook also reporting to d.Observe; h runs
-// first, so an observer that sees an event also sees its effect on the
-// health server.
-func (d Deps) observed(h refresher.Hooks) refresher.Hooks {
-	if d.Observe == nil {
-		return h
-	}
-	exchanged, stored, storeFailed, waiting := h.Exchanged, h.Stored, h.StoreFailed, h.Waiting
-	return refresher.Hooks{
-		Exchanged: func(took time.Duration, err error) {
-			if exchanged != nil {
-				exchanged(took, err)
-			}
-			if err != nil {
-				d.emit(Event{Kind: ExchangeFailed, Err: err})
-			}
-		},
-		Stored: func(tok exchange.Token, changed bool) {
-			if stored != nil {
-				stored(tok, changed)
-			}
-			d.emit(Event{Kind: TokenStored, Fingerprint: tok.Value.Fingerprint(), Changed: changed})
-		},
-		StoreFailed: func(err error) {
-			if storeFailed != nil {
-				storeFailed(err)
-			}
-			d.emit(Event{Kind: StoreFailed, Err: err})
-		},
-		Waiting: func(until time.Time) {
-			if waiting != nil {
-				waiting(until)
-			}
-			d.emit(Event{Kind: WaitStarted, Until: until})
-		},
+// observer reports each step of the refresher to d.Observe. Run and Init
+// put it last in the refresher's list of observers, so that a test woken by
+// an event also sees its effect on health and the consumers.
+func (d Deps) observer() refresher.Observer { return eventObserver{d: d} }
+
+type eventObserver struct{ d Deps }
+
+func (o eventObserver) Exchanged(_ time.Duration, err error) {
+	if err != nil {
+		o.d.emit(Event{Kind: ExchangeFailed, Err: err})
 	}
 }
+
+func (o eventObserver) Stored(tok exchange.Token, changed bool) {
+	o.d.emit(Event{Kind: TokenStored, Fingerprint: tok.Value.Fingerprint(), Changed: changed})
+}
+
+func (o eventObserver) StoreFailed(err error) { o.d.emit(Event{Kind: StoreFailed, Err: err}) }
+
+func (o eventObserver) Waiting(until time.Time) { o.d.emit(Event{Kind: WaitStarted, Until: until}) }

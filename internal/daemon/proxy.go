@@ -18,9 +18,11 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// held is the proxy's Source: the token the refresher stored last, an
-// exchange on demand, and readiness. It is safe for concurrent use.
+// held is the proxy's Source: the token the refresher stored last (it
+// observes the refresher), an exchange on demand, and readiness. It is
+// safe for concurrent use.
 type held struct {
+	refresher.NopObserver
 	tok   atomic.Pointer[exchange.Token]
 	ready chan struct{}
 	once  sync.Once
@@ -36,6 +38,12 @@ func (h *held) Token() (secret.String, time.Time, bool) {
 }
 
 func (h *held) Ready() <-chan struct{} { return h.ready }
+
+// Stored holds tok (refresher.Observer).
+func (h *held) Stored(tok exchange.Token, _ bool) {
+	h.tok.Store(&tok)
+	h.once.Do(func() { close(h.ready) })
+}
 
 func (h *held) Refresh(ctx context.Context) error {
 	res, err := h.od.Refresh(ctx)
@@ -60,14 +68,7 @@ func addProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, r *ref
 		r.OnDemand = refresher.NewOnDemand()
 	}
 	h := &held{ready: make(chan struct{}), od: r.OnDemand}
-	stored := r.Hooks.Stored
-	r.Hooks.Stored = func(tok exchange.Token, changed bool) {
-		if stored != nil {
-			stored(tok, changed)
-		}
-		h.tok.Store(&tok)
-		h.once.Do(func() { close(h.ready) })
-	}
+	r.Observers = append(r.Observers, h)
 	p, err := proxy.New(proxy.Config{Upstream: cfg.Proxy.Upstream, RootCAs: roots, Logger: r.Logger, Registerer: mon.Registerer()}, h)
 	if err != nil {
 		return err

@@ -77,7 +77,9 @@ type pod struct {
 	same    int
 }
 
-func (p *pod) store(tok exchange.Token) (bool, error) {
+// Store records tok; pods are refresher Sinks whose token is always in
+// place.
+func (p *pod) Store(tok exchange.Token) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
@@ -94,6 +96,9 @@ func (p *pod) store(tok exchange.Token) (bool, error) {
 	p.held = tok
 	return changed, nil
 }
+
+func (p *pod) Verify(exchange.Token) error { return nil }
+func (p *pod) Attention() <-chan struct{}  { return nil }
 
 // Run simulates f against an issuer following m and returns what it
 // measured. Call it inside a synctest bubble.
@@ -120,7 +125,7 @@ func Run(m Model, f Fleet) Report {
 			}
 			r := &refresher.Refresher{
 				Exchanger: is,
-				Store:     p.store,
+				Sink:      p,
 				Logger:    slog.New(slog.DiscardHandler),
 				Rand:      podRand.Float64,
 			}
@@ -141,7 +146,7 @@ func Run(m Model, f Fleet) Report {
 func blind(ctx context.Context, is *Issuer, p *pod, period time.Duration) {
 	for {
 		if tok, err := is.Exchange(ctx); err == nil {
-			p.store(tok)
+			p.Store(tok)
 		}
 		select {
 		case <-time.After(period):

@@ -1,20 +1,22 @@
 // Package health serves tokend's probes and metrics.
 //
-// A Monitor follows the refresher through its Hooks and answers:
+// A Monitor observes the refresher (it is a refresher.Observer) and the
+// token directory's verdict (Outputs), and answers:
 //
 //   - /livez: the refresh loop is alive. It fails when the loop has not come
 //     back from an exchange or a write for more than a minute after its last
 //     wait ended, which means it is wedged and a restart is the cure.
-//   - /readyz: the last attempt to write the token file succeeded, the file
-//     holds the token tokend last stored, and that token has not expired
-//     (when its expiry is known). A failed write (a full or read-only
+//   - /readyz: the last attempt to write the token file succeeded, the
+//     token directory's last verification found the token tokend last
+//     stored in place (the probe itself reads no file), and that token has
+//     not expired (when its expiry is known). A failed write (a full or read-only
 //     volume, a directory in the token's place) makes it fail even while the
 //     old token is intact, until a write succeeds again.
 //   - /startupz: the first token has been written.
 //   - /metrics: Prometheus metrics from a private registry.
 //
-// All methods are safe for concurrent use; probes read atomics and the token
-// file, and never block on the refresher.
+// All methods are safe for concurrent use; probes read atomics, and never
+// block on the refresher or touch the disk.
 package health
 
 import (
@@ -24,13 +26,11 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/refresher"
-	"github.com/ambient-code/tokend/internal/secret"
 )
 
 // Timeouts of the probe server, so that no client holds one of its
@@ -55,7 +55,15 @@ type stored struct {
 	at          time.Time // when it was stored
 }
 
-// Monitor tracks the refresher's state for probes and metrics.
+// Outputs is the token directory as readiness sees it (tokendir.Dir).
+type Outputs interface {
+	// Verified returns the verdict of the directory's last verification
+	// (nil: every output holds the token stored last). It must not block.
+	Verified() error
+}
+
+// Monitor tracks the refresher's state for probes and metrics. It is a
+// refresher.Observer: list it in the refresher's Observers.
 type Monitor struct {
 	// ErrorLog receives the HTTP server's own errors (failed accepts, bad
 	// connections); set it before Serve, e.g. with slog.NewLogLogger so
@@ -63,9 +71,10 @@ type Monitor struct {
 	// standard logger.
 	ErrorLog *log.Logger
 
-	tokenFile string
-	now       func() time.Time
-	metrics   *metrics
+	refresher.NopObserver
+	outputs Outputs
+	now     func() time.Time
+	metrics *metrics
 
 	current   atomic.Pointer[stored]
 	writeErr  atomic.Pointer[string] // the last failed store's error; nil after a success
@@ -73,42 +82,44 @@ type Monitor struct {
 	waitUntil atomic.Int64           // end of the refresher's wait, monotonic ns since start
 }
 
-// New returns a Monitor for the token file at path. now is the clock; nil
-// means time.Now.
-func New(path string, now func() time.Time) *Monitor {
+// New returns a Monitor whose readiness follows out's verdict. now is the
+// clock; nil means time.Now.
+func New(out Outputs, now func() time.Time) *Monitor {
 	if now == nil {
 		now = time.Now
 	}
-	m := &Monitor{tokenFile: path, now: now, metrics: newMetrics()}
+	m := &Monitor{outputs: out, now: now, metrics: newMetrics()}
 	m.start = time.Now()
 	return m
 }
 
-// Hooks returns the refresher hooks that feed m.
-func (m *Monitor) Hooks() refresher.Hooks {
-	return refresher.Hooks{
-		Exchanged: func(d time.Duration, err error) {
-			m.metrics.exchanged(d, err, m.now())
-		},
-		Stored: func(tok exchange.Token, changed bool) {
-			m.current.Store(&stored{
-				fingerprint: tok.Value.Fingerprint(),
-				expiry:      tok.Expiry,
-				at:          m.now(),
-			})
-			m.writeErr.Store(nil)
-			m.metrics.stored(tok, changed)
-		},
-		StoreFailed: func(err error) {
-			msg := err.Error()
-			m.writeErr.Store(&msg)
-			m.metrics.storeFailed()
-		},
-		Waiting: func(until time.Time) {
-			// until carries a monotonic reading; keep it monotonic.
-			m.waitUntil.Store(int64(until.Sub(m.start)))
-		},
-	}
+// Exchanged records an exchange attempt (refresher.Observer).
+func (m *Monitor) Exchanged(d time.Duration, err error) {
+	m.metrics.exchanged(d, err, m.now())
+}
+
+// Stored records a stored token (refresher.Observer).
+func (m *Monitor) Stored(tok exchange.Token, changed bool) {
+	m.current.Store(&stored{
+		fingerprint: tok.Value.Fingerprint(),
+		expiry:      tok.Expiry,
+		at:          m.now(),
+	})
+	m.writeErr.Store(nil)
+	m.metrics.stored(tok, changed)
+}
+
+// StoreFailed records a failed store (refresher.Observer).
+func (m *Monitor) StoreFailed(err error) {
+	msg := err.Error()
+	m.writeErr.Store(&msg)
+	m.metrics.storeFailed()
+}
+
+// Waiting records when the refresher's wait ends (refresher.Observer).
+func (m *Monitor) Waiting(until time.Time) {
+	// until carries a monotonic reading; keep it monotonic.
+	m.waitUntil.Store(int64(until.Sub(m.start)))
 }
 
 // Handler returns the HTTP handler for the probe and metrics paths.
@@ -162,14 +173,7 @@ func (m *Monitor) ready() error {
 	if !cur.expiry.IsZero() && !m.now().Before(cur.expiry) {
 		return fmt.Errorf("token %s expired at %s", cur.fingerprint, cur.expiry.Format(time.RFC3339))
 	}
-	data, err := os.ReadFile(m.tokenFile)
-	if err != nil {
-		return fmt.Errorf("token file unreadable: %v", err)
-	}
-	if fp := secret.Fingerprint(string(data)); fp != cur.fingerprint {
-		return fmt.Errorf("token file holds %s, not the token written (%s)", fp, cur.fingerprint)
-	}
-	return nil
+	return m.outputs.Verified()
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully. It

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -16,10 +15,9 @@ func TestLiveIgnoresWallClockJumps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var offset atomic.Int64
 		wall := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-		m := New(filepath.Join(t.TempDir(), "token"), wall)
-		h := m.Hooks()
+		m := New(testDir(t), wall)
 
-		h.Waiting(time.Now().Add(5 * time.Minute))
+		m.Waiting(time.Now().Add(5 * time.Minute))
 		time.Sleep(time.Minute)
 		offset.Store(int64(10 * time.Minute))
 		if err := m.live(); err != nil {
@@ -32,7 +30,7 @@ func TestLiveIgnoresWallClockJumps(t *testing.T) {
 		if err := m.live(); err == nil {
 			t.Fatal("a loop overdue by more than the grace is live because the wall clock went back")
 		}
-		h.Waiting(time.Now().Add(time.Second))
+		m.Waiting(time.Now().Add(time.Second))
 		if err := m.live(); err != nil {
 			t.Fatalf("after the loop came back: %v", err)
 		}

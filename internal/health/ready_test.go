@@ -10,16 +10,23 @@ import (
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
+// testDir returns a token directory in a fresh temporary directory.
+func testDir(t testing.TB) *tokendir.Dir {
+	return tokendir.New(tokendir.Options{TokenFile: filepath.Join(t.TempDir(), "token"), Mode: 0o640})
+}
+
 // TestReadyFollowsWrites: readiness needs a token on disk that tokend
-// wrote, unexpired, and no failed write since; it comes back with the next
-// successful write.
+// wrote, as the token directory last verified it, unexpired, and no failed
+// write since; it comes back with the next successful write.
 func TestReadyFollowsWrites(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "token")
+	dir := testDir(t)
+	path := dir.TokenFile()
 	now := time.Unix(1_800_000_000, 0)
-	m := New(path, func() time.Time { return now })
-	h := m.Hooks()
+	m := New(dir, func() time.Time { return now })
+	h := m
 	tok := exchange.Token{Value: secret.New("tok-1"), Expiry: now.Add(time.Hour)}
 
 	step := func(name, want string) {
@@ -36,7 +43,7 @@ func TestReadyFollowsWrites(t *testing.T) {
 		}
 	}
 	step("start", "no token written yet")
-	if err := os.WriteFile(path, []byte("tok-1"), 0o640); err != nil {
+	if _, err := dir.Store(tok); err != nil {
 		t.Fatal(err)
 	}
 	h.Stored(tok, true)
@@ -48,10 +55,15 @@ func TestReadyFollowsWrites(t *testing.T) {
 	if err := os.WriteFile(path, []byte("other"), 0o640); err != nil {
 		t.Fatal(err)
 	}
+	step("file replaced, not yet verified", "")
+	dir.Verify(tok)
 	step("file replaced", "not the token written")
 	os.Remove(path)
+	dir.Verify(tok)
 	step("file removed", "token file unreadable")
 	os.WriteFile(path, []byte("tok-1"), 0o640)
+	dir.Verify(tok)
+	step("file back", "")
 	now = now.Add(2 * time.Hour)
 	step("expired", "expired at")
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -93,7 +92,7 @@ func get(t *testing.T, c net.Conn, path string) int {
 // tokend's descriptors) until one closes.
 func TestServeCapsConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := serve(t, New(filepath.Join(t.TempDir(), "token"), nil))
+		ln := serve(t, New(testDir(t), nil))
 		var open []net.Conn
 		for range MaxConns {
 			c := ln.Dial()
@@ -139,7 +138,7 @@ func TestServeCapsConnections(t *testing.T) {
 // headers after ReadHeaderTimeout, so neither holds a slot for long.
 func TestServeClosesIdleConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := serve(t, New(filepath.Join(t.TempDir(), "token"), nil))
+		ln := serve(t, New(testDir(t), nil))
 		idle := ln.Dial()
 		if code := get(t, idle, "/livez"); code != http.StatusOK {
 			t.Fatalf("/livez = %d", code)

@@ -41,9 +41,9 @@
 //     not stall or rush them; a token's expiry is wall time, so while one is
 //     known the wait is also checked against the wall clock at least once a
 //     minute, which catches a node that was suspended.
-//  6. While waiting after a success, Verify (when set) checks that the
-//     stored token is still in place: every VerifyEvery, and at once on each
-//     signal from Recheck (a filesystem event). When it is not (the file
+//  6. While waiting after a success, the Sink verifies that the stored
+//     token is still in place: every VerifyEvery, and at once on each
+//     signal from its Attention channel (a filesystem event). When it is not (the file
 //     removed or replaced), the stored token is written again, without an
 //     exchange; only if that write fails does the next exchange happen at
 //     once. A lost token file is thus restored within moments, even while
@@ -72,29 +72,14 @@ const (
 	maxRetryAfter     = 5 * time.Minute
 	intervalJitter    = 0.1
 	wallCheck         = time.Minute
-	// DefaultVerifyEvery is the period of Verify when VerifyEvery is zero;
-	// Recheck makes it a fallback for missed filesystem events.
+	// DefaultVerifyEvery is the period of Sink.Verify when VerifyEvery is
+	// zero; Sink.Attention makes it a fallback for missed events.
 	DefaultVerifyEvery = time.Minute
 )
 
 // ShortLivedMargin is the MinMargin tokend sets for the two-minute tokens of
 // the service-account exchange.
 const ShortLivedMargin = time.Minute
-
-// Hooks lets the caller observe the refresher, for health and metrics. Any
-// field may be nil. Hooks run on the refresher's goroutine and must not
-// block.
-type Hooks struct {
-	// Exchanged follows every exchange attempt, with its duration.
-	Exchanged func(d time.Duration, err error)
-	// Stored follows every successful store; changed reports whether the
-	// token on disk changed.
-	Stored func(tok exchange.Token, changed bool)
-	// StoreFailed follows a store that failed after a good exchange.
-	StoreFailed func(err error)
-	// Waiting is called before each wait with the time the wait ends.
-	Waiting func(until time.Time)
-}
 
 // ErrStore is wrapped by the error of an attempt whose exchange succeeded
 // but whose token could not be stored; the token is kept and stored again
@@ -107,9 +92,8 @@ var ErrStore = errors.New("storing the token")
 type Refresher struct {
 	// Exchanger obtains tokens. Required.
 	Exchanger exchange.Exchanger
-	// Store persists a token; changed reports whether it differs from the
-	// one already stored. Required.
-	Store func(tok exchange.Token) (changed bool, err error)
+	// Sink stores tokens and verifies them (rule 6). Required.
+	Sink Sink
 	// Interval is the refresh cadence; DefaultInterval when zero.
 	Interval time.Duration
 	// MaxBackoff caps the delay between failed attempts; DefaultMaxBackoff
@@ -120,20 +104,15 @@ type Refresher struct {
 	MinMargin time.Duration
 	// Logger receives one line per event; slog.Default() when nil.
 	Logger *slog.Logger
-	// Hooks observe the refresher.
-	Hooks Hooks
+	// Observers are told of every exchange, store and wait, in order.
+	Observers []Observer
 	// Now is the wall clock used for expiry; time.Now when nil.
 	Now func() time.Time
 	// Rand returns a number in [0, 1) for jitter; math/rand when nil.
 	Rand func() float64
-	// Verify, when set, reports whether tok, the token stored last, is
-	// still in place (rule 6); its error says what became of it.
-	Verify func(tok exchange.Token) error
-	// VerifyEvery is the period of Verify; DefaultVerifyEvery when zero.
+	// VerifyEvery is the period of Sink.Verify; DefaultVerifyEvery when
+	// zero.
 	VerifyEvery time.Duration
-	// Recheck, when set, asks a waiting Run to call Verify now, e.g. on a
-	// filesystem event in the token's directory. Sends may be coalesced.
-	Recheck <-chan struct{}
 	// OnDemand, when set, carries requests for an exchange now (rule 7).
 	OnDemand *OnDemand
 
@@ -230,9 +209,7 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	start := time.Now()
 	r.lastStart = start
 	tok, err := r.Exchanger.Exchange(ctx)
-	if h := r.Hooks.Exchanged; h != nil {
-		h(time.Since(start), err)
-	}
+	r.exchanged(time.Since(start), err)
 	if err != nil {
 		return exchange.Token{}, err
 	}
@@ -244,12 +221,10 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 // store stores tok, obtained when the held token had left to live, and
 // learns from it (rule 2).
 func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Token, error) {
-	changed, err := r.Store(tok)
+	changed, err := r.Sink.Store(tok)
 	if err != nil {
 		r.unstored = &tok
-		if h := r.Hooks.StoreFailed; h != nil {
-			h(err)
-		}
+		r.storeFailed(err)
 		return exchange.Token{}, fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	r.unstored = nil
@@ -266,9 +241,7 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 			r.life = tok.Expiry.Sub(r.now())
 		}
 	}
-	if h := r.Hooks.Stored; h != nil {
-		h(tok, changed)
-	}
+	r.stored(tok, changed)
 	r.logSuccess(tok, changed)
 	r.held = tok
 	r.lastChanged = changed

@@ -59,12 +59,34 @@ func fail(err error) func(int) (exchange.Token, error) {
 	return func(int) (exchange.Token, error) { return exchange.Token{}, err }
 }
 
+// memStore is a Sink in memory; verify and attention, when set, are its
+// Verify and Attention.
 type memStore struct {
-	mu     sync.Mutex
-	tokens []string
-	fail   atomic.Int32 // fail this many stores
-	calls  atomic.Int32 // stores attempted
+	mu        sync.Mutex
+	tokens    []string
+	fail      atomic.Int32 // fail this many stores
+	calls     atomic.Int32 // stores attempted
+	verify    func(exchange.Token) error
+	attention chan struct{}
 }
+
+func (m *memStore) Store(tok exchange.Token) (bool, error) { return m.store(tok) }
+
+func (m *memStore) Verify(tok exchange.Token) error {
+	if m.verify == nil {
+		return nil
+	}
+	return m.verify(tok)
+}
+
+func (m *memStore) Attention() <-chan struct{} { return m.attention }
+
+// storeOnly is a Sink whose tokens are always in place.
+type storeOnly func(exchange.Token) (bool, error)
+
+func (f storeOnly) Store(tok exchange.Token) (bool, error) { return f(tok) }
+func (storeOnly) Verify(exchange.Token) error              { return nil }
+func (storeOnly) Attention() <-chan struct{}               { return nil }
 
 func (m *memStore) store(tok exchange.Token) (bool, error) {
 	m.calls.Add(1)
@@ -104,7 +126,7 @@ func runFor(t *testing.T, r *Refresher, s *script, d time.Duration) []time.Durat
 func newRefresher(s *script, m *memStore) *Refresher {
 	return &Refresher{
 		Exchanger: s,
-		Store:     m.store,
+		Sink:      m,
 		Logger:    slog.New(slog.DiscardHandler),
 		Rand:      func() float64 { return 0 },
 	}

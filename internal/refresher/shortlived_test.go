@@ -97,13 +97,13 @@ func TestShortLivedTokensAreReplacedWellBeforeExpiry(t *testing.T) {
 				r.Exchanger = x
 				r.MinMargin = ShortLivedMargin
 				r.Rand = nil // real jitter: the bounds must hold whatever it draws
-				r.Store = func(tok exchange.Token) (bool, error) {
+				r.Sink = storeOnly(func(tok exchange.Token) (bool, error) {
 					if !held.IsZero() {
 						margins = append(margins, held.Sub(time.Now()))
 					}
 					held = tok.Expiry
 					return true, nil
-				}
+				})
 				ctx, cancel := context.WithCancel(t.Context())
 				done := make(chan error)
 				go func() { done <- r.Run(ctx) }()

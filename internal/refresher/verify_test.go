@@ -36,7 +36,7 @@ func TestRunRestoresALostTokenFile(t *testing.T) {
 	r.Interval = time.Hour
 	r.VerifyEvery = 5 * time.Second
 	var checks atomic.Int32
-	r.Verify = lossAt(s, 12*time.Second, &checks)
+	m.verify = lossAt(s, 12*time.Second, &checks)
 	var buf bytes.Buffer
 	r.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	got := runFor(t, r, s, 30*time.Second)
@@ -63,7 +63,7 @@ func TestRunRefreshesWhenRestoreFails(t *testing.T) {
 	r.VerifyEvery = 5 * time.Second
 	var checks atomic.Int32
 	verify := lossAt(s, 12*time.Second, &checks)
-	r.Verify = func(tok exchange.Token) error {
+	m.verify = func(tok exchange.Token) error {
 		err := verify(tok)
 		if err != nil {
 			m.fail.Store(1)
@@ -74,19 +74,19 @@ func TestRunRefreshesWhenRestoreFails(t *testing.T) {
 	assertOffsets(t, got, []time.Duration{0, 15 * time.Second}, 0)
 }
 
-// TestRecheckVerifiesAtOnce: a Recheck signal (a filesystem event) runs
-// Verify immediately instead of at the next period.
+// TestRecheckVerifiesAtOnce: a signal on the Sink's Attention channel (a
+// filesystem event) runs Verify immediately instead of at the next period.
 func TestRecheckVerifiesAtOnce(t *testing.T) {
 	s := &script{steps: []func(int) (exchange.Token, error){opaque}}
 	m := &memStore{}
 	r := newRefresher(s, m)
 	r.Interval = time.Hour
 	var checks atomic.Int32
-	r.Verify = lossAt(s, 0, &checks)
+	m.verify = lossAt(s, 0, &checks)
 	synctest.Test(t, func(t *testing.T) {
 		// A channel the bubble blocks on must be made inside it.
 		recheck := make(chan struct{}, 1)
-		r.Recheck = recheck
+		m.attention = recheck
 		s.start = time.Now()
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()

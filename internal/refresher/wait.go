@@ -11,15 +11,14 @@ import (
 // wait applies rules 5, 6 and 7 (the latter when stored is the token just
 // stored). It reports false when ctx ended first.
 func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.Time, stored *exchange.Token) bool {
-	verify := stored != nil && r.Verify != nil
+	verify := stored != nil
 	every := r.VerifyEvery
 	if every <= 0 {
 		every = DefaultVerifyEvery
 	}
 	deadline := time.Now().Add(delay)
-	if h := r.Hooks.Waiting; h != nil {
-		h(deadline)
-	}
+	r.waiting(deadline)
+	attention := r.Sink.Attention()
 	for {
 		remaining := time.Until(deadline)
 		if !wallDue.IsZero() {
@@ -40,7 +39,7 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 			t.Stop()
 			return false
 		case <-t.C:
-		case <-r.Recheck:
+		case <-attention:
 			t.Stop()
 		case req := <-r.onDemand():
 			t.Stop()
@@ -64,21 +63,17 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 // restore applies rule 6 to tok, the token stored last: it reports whether
 // tok is in place, writing it again when Verify finds it gone.
 func (r *Refresher) restore(tok exchange.Token) bool {
-	lost := r.Verify(tok)
+	lost := r.Sink.Verify(tok)
 	if lost == nil {
 		return true
 	}
 	log := r.logger().With(slog.String("fingerprint", tok.Value.Fingerprint()), slog.String("reason", lost.Error()))
-	if _, err := r.Store(tok); err != nil {
-		if h := r.Hooks.StoreFailed; h != nil {
-			h(err)
-		}
+	if _, err := r.Sink.Store(tok); err != nil {
+		r.storeFailed(err)
 		log.Warn("token file lost and could not be written again, refreshing now", slog.String("error", err.Error()))
 		return false
 	}
-	if h := r.Hooks.Stored; h != nil {
-		h(tok, true)
-	}
+	r.stored(tok, true)
 	log.Warn("token file lost, wrote the stored token again")
 	return true
 }

@@ -1,0 +1,42 @@
+package config
+
+import (
+	"path/filepath"
+
+	"github.com/ambient-code/tokend/internal/filewriter"
+)
+
+// Outputs are the files written besides the token file (init, run, exec),
+// each off while its path is empty.
+type Outputs struct {
+	// JSONFile is where the token and its expiry are written as one JSON
+	// document (tokendir.JSON), with the token file's mode.
+	JSONFile string
+}
+
+// jsonFileSpec is listed among fileSpecs: every command that writes the
+// token file takes it.
+var jsonFileSpec = spec{name: "json-file", env: "TOKEND_JSON_FILE",
+	usage: "also write the token with its expiry as a JSON document to this file (empty disables)"}
+
+// buildOutputs reads the outputs' settings. A path follows the token
+// file's rules: its directory exists and is writable, and the file is
+// regular or absent (a full volume is found when writing); it must not be
+// the token file.
+func (c *Config) buildOutputs(p *problems, get func(string) string) {
+	path := get("json-file")
+	if path == "" {
+		return
+	}
+	if c.TokenFile != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
+		p.add("json-file", "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
+		return
+	}
+	if c.FileMode != 0 {
+		if err := filewriter.New(path, c.FileMode).Check(); err != nil && !volumeFull(err) {
+			p.add("json-file", "%v", err)
+			return
+		}
+	}
+	c.Outputs.JSONFile = path
+}

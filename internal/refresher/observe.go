@@ -1,0 +1,74 @@
+package refresher
+
+import (
+	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+)
+
+// Sink is where the refresher puts its tokens: in tokend, the token
+// directory (internal/tokendir). The refresher calls it from its own
+// goroutine only.
+type Sink interface {
+	// Store persists tok; changed reports whether what was stored before
+	// differs. Storing the token already stored must write nothing.
+	Store(tok exchange.Token) (changed bool, err error)
+	// Verify reports whether tok, the token stored last, is still in
+	// place (rule 6); its error says what became of it. The refresher
+	// calls it every VerifyEvery while it waits after a success, and at
+	// each signal from Attention.
+	Verify(tok exchange.Token) error
+	// Attention returns a channel that asks for a Verify now (a
+	// filesystem event); sends may be coalesced. Nil means never.
+	Attention() <-chan struct{}
+}
+
+// Observer is told what the refresher does, for health, metrics and the
+// consumers of token changes. Its methods run on the refresher's
+// goroutine, in the order of the list, and must not block. Embed
+// NopObserver to implement only some of them.
+type Observer interface {
+	// Exchanged follows every exchange attempt, with its duration.
+	Exchanged(took time.Duration, err error)
+	// Stored follows every successful store, also of a lost token file
+	// written again; changed reports whether the token on disk changed.
+	Stored(tok exchange.Token, changed bool)
+	// StoreFailed follows a store that failed.
+	StoreFailed(err error)
+	// Waiting precedes each wait, with the time it ends (with a monotonic
+	// reading).
+	Waiting(until time.Time)
+}
+
+// NopObserver implements every Observer method as a no-op, for embedding.
+type NopObserver struct{}
+
+func (NopObserver) Exchanged(time.Duration, error) {}
+func (NopObserver) Stored(exchange.Token, bool)    {}
+func (NopObserver) StoreFailed(error)              {}
+func (NopObserver) Waiting(time.Time)              {}
+
+// exchanged, stored, storeFailed and waiting tell every observer.
+func (r *Refresher) exchanged(took time.Duration, err error) {
+	for _, o := range r.Observers {
+		o.Exchanged(took, err)
+	}
+}
+
+func (r *Refresher) stored(tok exchange.Token, changed bool) {
+	for _, o := range r.Observers {
+		o.Stored(tok, changed)
+	}
+}
+
+func (r *Refresher) storeFailed(err error) {
+	for _, o := range r.Observers {
+		o.StoreFailed(err)
+	}
+}
+
+func (r *Refresher) waiting(until time.Time) {
+	for _, o := range r.Observers {
+		o.Waiting(until)
+	}
+}

@@ -1,0 +1,51 @@
+package tokendir
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+)
+
+// JSON returns the output that writes the token with its expiry as one
+// JSON object at path (--json-file), for consumers that refresh ahead of
+// the expiry or monitor it:
+//
+//	{"token": "…", "expires_at": "2026-11-29T12:30:00Z", "fingerprint": "…", "written_at": "2026-11-29T12:25:00Z"}
+//
+// expires_at (RFC 3339, UTC, whole seconds) is omitted when the expiry is
+// unknown; fingerprint is the token's short name as tokend's logs and
+// /statusz give it; written_at is when tokend first wrote this token with
+// this expiry. The document is rewritten only when the token or its expiry
+// changes, also across restarts of tokend.
+func JSON(path string) Output { return jsonFile(path) }
+
+type jsonFile string
+
+// document is the JSON output's content.
+type document struct {
+	Token       string `json:"token"`
+	ExpiresAt   string `json:"expires_at,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+	WrittenAt   string `json:"written_at"`
+}
+
+func (p jsonFile) Path() string     { return string(p) }
+func (p jsonFile) Describe() string { return "JSON file" }
+
+func (p jsonFile) Render(tok exchange.Token, prev []byte, now time.Time) ([]byte, error) {
+	doc := document{Token: tok.Value.Reveal(), Fingerprint: tok.Value.Fingerprint()}
+	if !tok.Expiry.IsZero() {
+		doc.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
+	}
+	var old document
+	if json.Unmarshal(prev, &old) == nil && old.Token == doc.Token && old.ExpiresAt == doc.ExpiresAt && old.WrittenAt != "" {
+		return prev, nil // the same token and expiry: keep the file as it is
+	}
+	doc.WrittenAt = now.UTC().Format(time.RFC3339)
+	data, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
