@@ -7,7 +7,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -156,11 +155,7 @@ func prepare(cfg *config.Config, d Deps) (*filewriter.Writer, *refresher.Refresh
 		Logger:     log,
 		Now:        d.Now,
 	}
-	if cfg.Auth == config.AuthServiceAccount {
-		// Two-minute tokens: replace each after a minute, keeping a minute
-		// for failed exchanges.
-		r.MinMargin = refresher.ShortLivedMargin
-	}
+	r.MinMargin = cfg.MinMargin // the mode's (service-account: two-minute tokens)
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
 	return tf, r, nil
@@ -190,37 +185,11 @@ func intact(tf *filewriter.Writer, tok exchange.Token) error {
 	return nil
 }
 
-// NewExchanger builds the Exchanger that cfg describes. Over https both
-// modes trust the system roots plus AMBIENT_CP_CA_PATH and TOKEND_CA_FILE
-// when set; a plain-http URL loads no roots at all (they are most of a
-// cold start's CPU).
+// NewExchanger builds the Exchanger of cfg's mode (config's mode table),
+// trusting cfg.Roots over https: the system roots plus the CA file, parsed
+// once by config; nil over plain http, which needs none.
 func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
-	var roots *x509.CertPool
-	if cfg.TokenURL.Scheme == "https" {
-		var err error
-		if roots, err = config.LoadRoots(cfg.CPCAFile, cfg.CAFile); err != nil {
-			return nil, fmt.Errorf("loading CA roots: %w", err)
-		}
-	}
-	switch cfg.Auth {
-	case config.AuthEncryptedSession:
-		return &exchange.EncryptedSession{
-			URL:       cfg.TokenURL.String(),
-			PublicKey: cfg.PublicKey,
-			SessionID: cfg.SessionID,
-			Client:    exchange.NewHTTPClient(roots),
-			UserAgent: version.UserAgent(),
-		}, nil
-	case config.AuthServiceAccount:
-		return &exchange.ServiceAccount{
-			URL:               cfg.TokenURL.String(),
-			IdentityPath:      cfg.IdentityPath,
-			RefreshCredential: cfg.RefreshCredential,
-			Client:            exchange.NewHTTPClient(roots),
-			UserAgent:         version.UserAgent(),
-		}, nil
-	}
-	return nil, fmt.Errorf("unknown auth mode %q", cfg.Auth)
+	return cfg.Exchanger(exchange.NewHTTPClient(cfg.Roots)), nil
 }
 
 // ErrCheck is wrapped by every reason Check finds the token unfit.
