@@ -104,6 +104,9 @@ func (m *Monitor) Hooks() refresher.Hooks {
 			m.writeErr.Store(&msg)
 			m.metrics.storeFailed()
 		},
+		Failed: func(_ error, consecutive int) {
+			m.metrics.failed(consecutive)
+		},
 		Waiting: func(until time.Time) {
 			// until carries a monotonic reading; keep it monotonic.
 			m.waitUntil.Store(int64(until.Sub(m.start)))

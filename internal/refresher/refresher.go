@@ -94,6 +94,12 @@ type Hooks struct {
 	StoreFailed func(err error)
 	// Waiting is called before each wait with the time the wait ends.
 	Waiting func(until time.Time)
+	// Failed follows every failed attempt (an exchange, a store, or the
+	// rewrite of a lost token file) with the number of failures since the
+	// last successful store, this one included. The count is the
+	// refresher's own, the one its log lines carry: observers mirror it
+	// rather than count again.
+	Failed func(err error, consecutive int)
 }
 
 // ErrStore is wrapped by the error of an attempt whose exchange succeeded
@@ -215,9 +221,27 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 	}
 }
 
-// attempt stores the token whose store failed last time, while it is
-// unexpired, or else runs one exchange and stores its token.
+// attempt is try, counting a failure.
 func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
+	tok, err := r.try(ctx)
+	if err != nil {
+		r.fail(err)
+	}
+	return tok, err
+}
+
+// fail counts a failure, in the one count of consecutive failures, and
+// reports it to Hooks.Failed.
+func (r *Refresher) fail(err error) {
+	r.failures++
+	if h := r.Hooks.Failed; h != nil {
+		h(err, r.failures)
+	}
+}
+
+// try stores the token whose store failed last time, while it is
+// unexpired, or else runs one exchange and stores its token.
+func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	r.lastChanged = false
 	if u := r.unstored; u != nil && (u.Expiry.IsZero() || r.now().Before(u.Expiry)) {
 		return r.store(*u, 0)

@@ -73,12 +73,14 @@ func (r *Refresher) restore(tok exchange.Token) bool {
 		if h := r.Hooks.StoreFailed; h != nil {
 			h(err)
 		}
+		r.fail(err)
 		log.Warn("token file lost and could not be written again, refreshing now", slog.String("error", err.Error()))
 		return false
 	}
 	if h := r.Hooks.Stored; h != nil {
 		h(tok, true)
 	}
+	r.failures = 0
 	log.Warn("token file lost, wrote the stored token again")
 	return true
 }
