@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
 // mode is one exchange mode. Each lives in one file, mode_<name>.go, that
@@ -75,5 +77,17 @@ func (c *Config) warnIgnored(p *problems, m *mode) {
 	}
 	if len(set) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignored in %s mode", strings.Join(set, ", "), c.Auth))
+	}
+}
+
+// checkHeaderValue judges a credential that a mode sends in an HTTP header
+// by the rule for a token's bytes (package tokenbytes), naming the offset
+// of a bad byte, never the value.
+func checkHeaderValue(p *problems, s *setting, v string) {
+	var be *tokenbytes.ByteError
+	if err := tokenbytes.Check(v); errors.As(err, &be) {
+		p.add(s, "has a whitespace, control or non-ASCII character at offset %d (it is sent as an HTTP header)", be.Offset)
+	} else if err != nil {
+		p.add(s, "is %v (it is sent as an HTTP header)", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
@@ -39,12 +38,7 @@ func buildBearer(c *Config, p *problems) func(*http.Client) exchange.Exchanger {
 	case value == "" && ex.CredentialFile == "":
 		p.add(credential, "required in %s mode (or TOKEND_CREDENTIAL_FILE)", AuthBearer)
 	case value != "":
-		var be *tokenbytes.ByteError
-		if err := tokenbytes.Check(value); errors.As(err, &be) {
-			p.add(credential, "has a whitespace, control or non-ASCII character at offset %d (it is sent as an HTTP header)", be.Offset)
-		} else if err != nil {
-			p.add(credential, "is %v (it is sent as an HTTP header)", err)
-		}
+		checkHeaderValue(p, credential, value)
 		ex.Credential = secret.New(value)
 	default:
 		if fi, err := os.Stat(ex.CredentialFile); err == nil && fi.IsDir() {

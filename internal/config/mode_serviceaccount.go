@@ -11,7 +11,6 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
@@ -50,12 +49,7 @@ func buildServiceAccount(c *Config, p *problems) func(*http.Client) exchange.Exc
 		c.checkIdentityPath(p, ex.IdentityPath)
 	}
 	if rc := c.get(refreshCredentialSetting); rc != "" {
-		var be *tokenbytes.ByteError
-		if err := tokenbytes.Check(rc); errors.As(err, &be) {
-			p.add(refreshCredentialSetting, "has a whitespace, control or non-ASCII character at offset %d (it is sent as an HTTP header)", be.Offset)
-		} else if err != nil {
-			p.add(refreshCredentialSetting, "is %v (it is sent as an HTTP header)", err)
-		}
+		checkHeaderValue(p, refreshCredentialSetting, rc)
 		ex.RefreshCredential = secret.New(rc)
 	}
 	return func(client *http.Client) exchange.Exchanger {

@@ -3,7 +3,6 @@ package exchange
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -72,23 +71,10 @@ func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
 			return Token{}, err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL, nil)
-	if err != nil {
-		return Token{}, fmt.Errorf("exchange: building request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+cred.Reveal())
-	req.Header.Set("Accept", "application/json")
-	if e.UserAgent != "" {
-		req.Header.Set("User-Agent", e.UserAgent)
-	}
 	client := *e.Client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := client.Do(req)
-	if err != nil {
-		return Token{}, requestError("GET", e.URL, err)
-	}
-	defer resp.Body.Close()
-	return readResponse(resp, bearerBodyLimit, now(e.Now), bearerHint)
+	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, limit: bearerBodyLimit, hint: bearerHint}
+	return req.do(ctx, &client, now(e.Now))
 }
 
 func (e *Bearer) file() credentialFile {
