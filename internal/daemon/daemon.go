@@ -22,6 +22,7 @@ import (
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
@@ -211,20 +212,24 @@ func Check(cfg *config.Config, d Deps) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrCheck, err)
 	}
-	if len(data) == 0 {
+	// The rule every reader of the file follows (tokenfile's).
+	tok, err := tokenbytes.FromFile(data)
+	switch {
+	case errors.Is(err, tokenbytes.ErrEmpty):
 		return "", fmt.Errorf("%w: token file %s is empty", ErrCheck, cfg.TokenFile)
+	case errors.Is(err, tokenbytes.ErrTooLong):
+		return "", fmt.Errorf("%w: token file %s is %w", ErrCheck, cfg.TokenFile, err)
+	case err != nil:
+		return "", fmt.Errorf("%w: token file %s has %w (it holds the token and optionally line feeds, nothing else)", ErrCheck, cfg.TokenFile, err)
 	}
-	if err := exchange.CheckToken(string(data)); err != nil {
-		return "", fmt.Errorf("%w: token file %s: %w", ErrCheck, cfg.TokenFile, err)
-	}
-	fp := secret.Fingerprint(string(data))
+	fp := secret.Fingerprint(tok)
 	now := d.now()
 	var st health.Status
 	stErr := errors.New("the health listener is disabled (TOKEND_HEALTH_ADDR is empty)")
 	if cfg.HealthAddr != "" {
 		st, stErr = health.FetchStatus(context.Background(), cfg.HealthAddr, statusTimeout)
 	}
-	exp, source := tokenExpiry(string(data), st, stErr)
+	exp, source := tokenExpiry(tok, st, stErr)
 	if !exp.IsZero() && !now.Before(exp) {
 		return "", fmt.Errorf("%w: token %s expired at %s (%s)", ErrCheck, fp, exp.Format(time.RFC3339), source)
 	}
