@@ -136,9 +136,9 @@ func TestCASettingIsOne(t *testing.T) {
 		{name: "two variables agree", over: with("TOKEND_CA_FILE", a, "AMBIENT_CP_CA_CERT_FILE", a), want: a},
 		{name: "a flag over the variables", over: with("TOKEND_CA_FILE", a, "AMBIENT_CP_CA_PATH", b), args: []string{"--cp-ca-file", b}, want: b},
 		{name: "two variables differ", over: with("TOKEND_CA_FILE", a, "AMBIENT_CP_CA_PATH", b),
-			want: "TOKEND_CA_FILE (--ca-file): and AMBIENT_CP_CA_PATH (--cp-ca-file) are one setting but differ"},
+			want: "TOKEND_CA_FILE (--ca-file): " + a + " differs from AMBIENT_CP_CA_PATH (--cp-ca-file) " + b + ", and they are one setting"},
 		{name: "two flags differ", over: https, args: []string{"--ca-file", a, "--cp-ca-file", b},
-			want: "TOKEND_CA_FILE (--ca-file): and AMBIENT_CP_CA_PATH (--cp-ca-file) are one setting but differ"},
+			want: "TOKEND_CA_FILE (--ca-file): " + a + " differs from AMBIENT_CP_CA_PATH (--cp-ca-file) " + b + ", and they are one setting"},
 		{name: "bad file named by its source", over: with("AMBIENT_CP_CA_CERT_FILE", "/nonexistent/ca.pem"), want: "AMBIENT_CP_CA_CERT_FILE: cannot read /nonexistent/ca.pem"},
 	}
 	for _, tt := range tests {

@@ -110,6 +110,8 @@ type Config struct {
 
 // Exchanger returns the exchanger of the configured mode, sending its
 // requests with client (exchange.NewHTTPClient(c.Roots) in production).
+// c must be the configuration of a command that exchanges (init, run,
+// exec); each call returns a new Exchanger.
 func (c *Config) Exchanger(client *http.Client) exchange.Exchanger {
 	return c.exchanger(client)
 }

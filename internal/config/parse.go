@@ -88,8 +88,8 @@ func (c *Config) read(p *problems, s *setting, flags map[string]*capture, lookup
 	}
 	for i := 1; i < len(got); i++ {
 		if g := got[i]; strings.TrimSpace(g.text) != text {
-			p.add(s, "and %s are one setting but differ (%s, %s): set only one of them%s",
-				g.src.label(), text, strings.TrimSpace(g.text), s.conflictFix)
+			p.add(s, "%s differs from %s %s, and they are one setting: set only one of them%s",
+				text, g.src.label(), strings.TrimSpace(g.text), s.conflictFix)
 		}
 	}
 	if c.text == nil {
