@@ -89,6 +89,30 @@ func serviceAccount(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoint,
 	}, nil
 }
 
+// bearer writes the TLS CA and a capability, and serves the successor
+// control plane's token endpoint as implemented (GET with the capability)
+// over TLS.
+func bearer(o options, log *slog.Logger) (endpoint, error) {
+	caPEM, cert, err := newServerTLS()
+	if err != nil {
+		return endpoint{}, fmt.Errorf("generating the TLS certificates: %w", err)
+	}
+	if _, err := filewriter.New(o.caOut, 0o644).Write(caPEM); err != nil {
+		return endpoint{}, err
+	}
+	log.Info("CA written", "path", o.caOut)
+	capability := "cap." + serial().Text(36)
+	if _, err := filewriter.New(o.credentialOut, 0o600).Write([]byte(capability)); err != nil {
+		return endpoint{}, err
+	}
+	log.Info("capability written", "path", o.credentialOut, "fingerprint", secret.Fingerprint(capability))
+	iss := &fakeissuer.BearerIssuer{Capability: capability, Lifetime: o.lifetime}
+	return endpoint{
+		handler: logged(iss, iss.Issued, log),
+		tls:     &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+	}, nil
+}
+
 // newServerTLS generates a CA and a server certificate it signs for
 // 127.0.0.1, ::1 and localhost, both valid for a day. It returns the CA as
 // PEM.
