@@ -8,6 +8,8 @@
 #   DEMO_SECONDS=20 scripts/local-run.sh         # stop by itself after 20 s
 #   AUTH=service-account scripts/local-run.sh    # the successor exchange:
 #       POST over TLS with a rotating ServiceAccount token
+#   AUTH=bearer scripts/local-run.sh             # the successor as served:
+#       GET over TLS with a capability from a file
 #
 # Tokens are shown only as fingerprints; the token itself is in
 # .tokend-dev/token, as a pod's containers would read it.
@@ -28,7 +30,7 @@ cp_port=${CP_PORT:-18080}
 health_port=${HEALTH_PORT:-18081}
 mkdir -p "$dir" bin
 auth=${AUTH:-encrypted-session}
-rm -f "$dir/cp.pub" "$dir/ca.pem" "$dir/sa-token" "$dir/token"
+rm -f "$dir/cp.pub" "$dir/ca.pem" "$dir/sa-token" "$dir/capability" "$dir/token"
 
 echo "building tokend, fakecp and tokenwatch into ./bin ..."
 go build -o bin/ ./cmd/tokend ./cmd/fakecp ./cmd/tokenwatch
@@ -109,8 +111,16 @@ service-account)
 	export TOKEND_AUTH=service-account AMBIENT_CP_TOKEN_URL="https://127.0.0.1:$cp_port/token" \
 		AMBIENT_CP_CA_PATH="$dir/ca.pem" AMBIENT_WORKLOAD_IDENTITY_PATH="$dir/sa-token"
 	;;
+bearer)
+	# TLS with a CA fakecp generates, and the capability it accepts in
+	# $dir/capability. Tokens live 30 s here (five minutes in the real one).
+	bin/fakecp --auth bearer --addr "127.0.0.1:$cp_port" --lifetime 30s \
+		--ca-out "$dir/ca.pem" --credential-out "$dir/capability" &
+	export TOKEND_AUTH=bearer AMBIENT_CP_TOKEN_URL="https://127.0.0.1:$cp_port/token" \
+		AMBIENT_CP_CA_CERT_FILE="$dir/ca.pem" TOKEND_CREDENTIAL_FILE="$dir/capability"
+	;;
 *)
-	echo "AUTH must be encrypted-session or service-account, not $auth" >&2
+	echo "AUTH must be encrypted-session, service-account or bearer, not $auth" >&2
 	exit 2
 	;;
 esac

@@ -6,11 +6,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
 // MaxTokenLen is the size, in bytes, of the largest token file: the token
 // and any line feeds after it.
-const MaxTokenLen = 16 << 10
+const MaxTokenLen = tokenbytes.MaxLen
 
 // readAttempts bounds how often readToken re-reads a file that changed while
 // it was being read.
@@ -81,25 +83,19 @@ func statError(err error) error {
 	return fmt.Errorf("tokenfile: %w", err)
 }
 
-// parseToken applies the rule for a token file stated in the package doc:
-// printable ASCII (0x21 to 0x7E), then optionally line feeds, which are
-// removed; at most MaxTokenLen bytes in all. Errors name the problem
-// and an offset, never the content.
+// parseToken applies the rule for a token file stated in the package doc
+// (tokenbytes.FromFile): printable ASCII (0x21 to 0x7E), then optionally
+// line feeds, which are removed; at most MaxTokenLen bytes in all. Errors
+// name the problem and an offset, never the content.
 func parseToken(b []byte) (string, error) {
-	if len(b) > MaxTokenLen {
-		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
-	}
-	for n := len(b); n > 0 && b[n-1] == '\n'; n-- {
-		b = b[:n-1]
-	}
-	if len(b) == 0 {
+	tok, err := tokenbytes.FromFile(b)
+	switch {
+	case err == nil:
+		return tok, nil
+	case errors.Is(err, tokenbytes.ErrEmpty):
 		return "", ErrEmpty
+	case errors.Is(err, tokenbytes.ErrTooLong):
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	for i, c := range b {
-		if c <= ' ' || c >= 0x7f {
-			return "", fmt.Errorf("%w: whitespace, control or non-ASCII byte at offset %d "+
-				"(a token file holds the token and optionally line feeds, nothing else)", ErrInvalid, i)
-		}
-	}
-	return string(b), nil
+	return "", fmt.Errorf("%w: %w (a token file holds the token and optionally line feeds, nothing else)", ErrInvalid, err)
 }

@@ -44,6 +44,7 @@ import (
 const (
 	authEncryptedSession = "encrypted-session"
 	authServiceAccount   = "service-account"
+	authBearer           = "bearer"
 )
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 type options struct {
 	auth, addr                  string
 	keyOut, caOut, identityOut  string
+	credentialOut               string
 	bits                        int
 	lifetime, floor, identities time.Duration
 }
@@ -84,9 +86,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, listening func(ne
 		return err
 	}
 	var ep endpoint
-	if o.auth == authServiceAccount {
+	switch o.auth {
+	case authServiceAccount:
 		ep, err = serviceAccount(o, key, log)
-	} else {
+	case authBearer:
+		ep, err = bearer(o, log)
+	default:
 		ep, err = encryptedSession(o, key, log)
 	}
 	if err != nil {
@@ -115,14 +120,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("fakecp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.auth, "auth", authEncryptedSession, "exchange to serve: "+authEncryptedSession+" or "+authServiceAccount)
+	fs.StringVar(&o.auth, "auth", authEncryptedSession, "exchange to serve: "+authEncryptedSession+", "+authServiceAccount+" or "+authBearer)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (loopback)")
 	fs.StringVar(&o.keyOut, "public-key-out", "", "write the public key PEM here (required for "+authEncryptedSession+")")
-	fs.StringVar(&o.caOut, "ca-out", "", "write the TLS CA PEM here (required for "+authServiceAccount+")")
+	fs.StringVar(&o.caOut, "ca-out", "", "write the TLS CA PEM here (required for "+authServiceAccount+" and "+authBearer+")")
+	fs.StringVar(&o.credentialOut, "credential-out", "", "write the capability "+authBearer+" accepts here (required for "+authBearer+")")
 	fs.StringVar(&o.identityOut, "identity-out", "", "write and rotate a ServiceAccount token here (required for "+authServiceAccount+")")
 	fs.DurationVar(&o.identities, "identity-lifetime", 10*time.Minute, "lifetime of the ServiceAccount tokens; each is replaced at half its life")
 	fs.IntVar(&o.bits, "key-bits", 2048, "RSA key size; the control plane uses 4096")
-	fs.DurationVar(&o.lifetime, "lifetime", 0, "lifetime of minted tokens (0: 40s, or 2m with --auth "+authServiceAccount+")")
+	fs.DurationVar(&o.lifetime, "lifetime", 0, "lifetime of minted tokens (0: 40s, 2m with --auth "+authServiceAccount+", 5m with --auth "+authBearer+")")
 	fs.DurationVar(&o.floor, "cache-floor", 30*time.Second, "hand out the cached token until fewer than this remain ("+authEncryptedSession+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -132,15 +138,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--public-key-out is required")
 	case o.auth == authServiceAccount && (o.caOut == "" || o.identityOut == ""):
 		return o, errors.New("--ca-out and --identity-out are required with --auth " + authServiceAccount)
-	case o.auth != authEncryptedSession && o.auth != authServiceAccount:
-		return o, fmt.Errorf("--auth must be %s or %s", authEncryptedSession, authServiceAccount)
+	case o.auth == authBearer && (o.caOut == "" || o.credentialOut == ""):
+		return o, errors.New("--ca-out and --credential-out are required with --auth " + authBearer)
+	case o.auth != authEncryptedSession && o.auth != authServiceAccount && o.auth != authBearer:
+		return o, fmt.Errorf("--auth must be %s, %s or %s", authEncryptedSession, authServiceAccount, authBearer)
 	case o.identities < 2*time.Second:
 		return o, errors.New("--identity-lifetime must be at least 2s")
 	}
 	if o.lifetime == 0 {
 		o.lifetime = 40 * time.Second
-		if o.auth == authServiceAccount {
+		switch o.auth {
+		case authServiceAccount:
 			o.lifetime = 2 * time.Minute
+		case authBearer:
+			o.lifetime = 5 * time.Minute
 		}
 	}
 	return o, nil

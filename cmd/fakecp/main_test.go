@@ -105,6 +105,31 @@ func TestServiceAccountModeRefusesOtherCAs(t *testing.T) {
 	}
 }
 
+// TestBearerMode: fakecp serves the successor's GET /token over TLS with
+// the capability it wrote, and tokend's bearer exchanger takes a
+// five-minute token from it; a wrong capability is refused.
+func TestBearerMode(t *testing.T) {
+	dir := t.TempDir()
+	ca, capability := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "capability")
+	addr := start(t, "--auth", "bearer", "--ca-out", ca, "--credential-out", capability)
+	roots, err := config.LoadRoots(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := &exchange.Bearer{URL: "https://" + addr.String() + "/token", CredentialFile: capability, Client: exchange.NewHTTPClient(roots)}
+	tok, err := ex.Exchange(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(tok.Expiry); tok.ExpirySource != "expires_at" || d < 4*time.Minute || d > 5*time.Minute {
+		t.Errorf("token lives %v from %q, want the default five minutes from expires_at", d, tok.ExpirySource)
+	}
+	ex.CredentialFile, ex.Credential = "", secret.New("cap.forged")
+	if _, err := ex.Exchange(t.Context()); exchange.StatusCode(err) != 401 {
+		t.Errorf("a forged capability: %v, want 401", err)
+	}
+}
+
 func TestEncryptedSessionModeIsTheDefault(t *testing.T) {
 	keyOut := filepath.Join(t.TempDir(), "cp.pub")
 	addr := start(t, "--public-key-out", keyOut, "--lifetime", "1m")
@@ -128,6 +153,7 @@ func TestFlagsRequiredPerMode(t *testing.T) {
 		{"--auth", "service-account", "--ca-out", "x"},
 		{"--auth", "service-account", "--identity-out", "x"},
 		{"--auth", "magic", "--public-key-out", "x"},
+		{"--auth", "bearer", "--ca-out", "x"},
 	} {
 		if err := run(t.Context(), args, io.Discard, nil); err == nil {
 			t.Errorf("run %q succeeded", args)

@@ -40,14 +40,10 @@ func encryptedSession(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoin
 // serves the successor exchange over TLS while it replaces the
 // ServiceAccount token at half its lifetime, as the kubelet does.
 func serviceAccount(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoint, error) {
-	caPEM, cert, err := newServerTLS()
+	tlsConfig, err := writeCA(o.caOut, log)
 	if err != nil {
-		return endpoint{}, fmt.Errorf("generating the TLS certificates: %w", err)
-	}
-	if _, err := filewriter.New(o.caOut, 0o644).Write(caPEM); err != nil {
 		return endpoint{}, err
 	}
-	log.Info("CA written", "path", o.caOut)
 	cluster, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return endpoint{}, err
@@ -84,9 +80,43 @@ func serviceAccount(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoint,
 	}
 	return endpoint{
 		handler:    logged(iss, iss.Issued, log),
-		tls:        &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+		tls:        tlsConfig,
 		background: rotate,
 	}, nil
+}
+
+// bearer writes the TLS CA and a capability, and serves the successor
+// control plane's token endpoint as implemented (GET with the capability)
+// over TLS.
+func bearer(o options, log *slog.Logger) (endpoint, error) {
+	tlsConfig, err := writeCA(o.caOut, log)
+	if err != nil {
+		return endpoint{}, err
+	}
+	capability := "cap." + serial().Text(36)
+	if _, err := filewriter.New(o.credentialOut, 0o600).Write([]byte(capability)); err != nil {
+		return endpoint{}, err
+	}
+	log.Info("capability written", "path", o.credentialOut, "fingerprint", secret.Fingerprint(capability))
+	iss := &fakeissuer.BearerIssuer{Capability: capability, Lifetime: o.lifetime}
+	return endpoint{
+		handler: logged(iss, iss.Issued, log),
+		tls:     tlsConfig,
+	}, nil
+}
+
+// writeCA generates the TLS certificates, writes the CA to path, and
+// returns the server's TLS configuration.
+func writeCA(path string, log *slog.Logger) (*tls.Config, error) {
+	caPEM, cert, err := newServerTLS()
+	if err != nil {
+		return nil, fmt.Errorf("generating the TLS certificates: %w", err)
+	}
+	if _, err := filewriter.New(path, 0o644).Write(caPEM); err != nil {
+		return nil, err
+	}
+	log.Info("CA written", "path", path)
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
 
 // newServerTLS generates a CA and a server certificate it signs for

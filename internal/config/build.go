@@ -1,116 +1,111 @@
 package config
 
 import (
-	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
 
-	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/filewriter"
-	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// problems collects validation failures, each prefixed with the setting.
-type problems struct {
-	byName map[string]spec
-	errs   []error
-}
+const defaultTokenFile = "/var/run/ambient/token"
 
-func (p *problems) add(name, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf("%s: %s", p.label(name), fmt.Sprintf(format, args...)))
-}
+var (
+	tokenURL = &setting{name: "token-url", env: "AMBIENT_CP_TOKEN_URL",
+		usage: "control plane token endpoint URL (required; https in " + AuthServiceAccount + " mode)"}
+	allowInsecureHTTP = &setting{name: "allow-insecure-http", env: "TOKEND_ALLOW_INSECURE_HTTP", def: "false", shared: true,
+		usage: "allow plain http to hosts other than loopback and *.svc cluster names",
+		value: func(c *Config) flag.Value { return boolVar(&c.AllowInsecureHTTP) }, bad: badBool}
+	initTimeout = &setting{name: "init-timeout", env: "TOKEND_INIT_TIMEOUT", def: "60s", shared: true,
+		usage: "how long the first exchange may take, retries included",
+		value: func(c *Config) flag.Value { return durationVar(&c.InitTimeout) }, bad: badDuration,
+		form: positive(func(c *Config) time.Duration { return c.InitTimeout })}
+	maxBackoff = &setting{name: "max-backoff", env: "TOKEND_MAX_BACKOFF", def: "30s", shared: true,
+		usage: "longest delay between failed attempts",
+		value: func(c *Config) flag.Value { return durationVar(&c.MaxBackoff) }, bad: badDuration,
+		form: positive(func(c *Config) time.Duration { return c.MaxBackoff })}
 
-// label names a setting as messages do: "ENV (--flag)", or "--flag".
-func (p *problems) label(name string) string {
-	if s := p.byName[name]; s.env != "" {
-		return s.env + " (--" + name + ")"
-	}
-	return "--" + name
-}
+	tokenFile = &setting{name: "token-file", env: "TOKEND_TOKEN_FILE", def: defaultTokenFile, usage: "token file to write",
+		value: func(c *Config) flag.Value { return stringVar(&c.TokenFile) }}
+	fileMode = &setting{name: "file-mode", env: "TOKEND_FILE_MODE", def: "0640", shared: true, usage: "token file permissions, octal",
+		value: func(c *Config) flag.Value { return funcVar(func(s string) error { return c.setFileMode(s) }) },
+		bad:   "must be an octal mode such as 0640, not %q", form: fileModeForm}
+	fileSpecs = []*setting{tokenFile, fileMode, jsonFile}
 
-func build(command string, get func(string) string, specs, given []spec) (*Config, error) {
-	p := &problems{byName: map[string]spec{}}
-	for _, s := range specs {
-		p.byName[s.name] = s
-	}
-	checkGiven(p, get, given)
-	c := &Config{Command: command, TokenFile: get("token-file")}
-	c.LogFormat = get("log-format")
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		p.add("log-format", "must be text or json, not %q", c.LogFormat)
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {
-		p.add("log-level", "must be debug, info, warn or error, not %q", get("log-level"))
-	}
-	if c.TokenFile == "" {
-		p.add("token-file", "required")
-	}
-	if command == CmdCheck {
-		c.MaxAge = duration(p, get, "max-age", true)
-		c.HealthAddr = get("health-addr")
-		healthAddr(p, c.HealthAddr)
-		return c.result(p)
-	}
-	if command == CmdRefresh { // see exec.go
-		c.buildRefresh(p, get)
-		return c.result(p)
-	}
+	refreshInterval = &setting{name: "refresh-interval", env: "TOKEND_REFRESH_INTERVAL", def: "5m", shared: true,
+		usage: "refresh cadence (sooner when the token expires sooner)",
+		value: func(c *Config) flag.Value { return durationVar(&c.RefreshInterval) }, bad: badDuration,
+		form: positive(func(c *Config) time.Duration { return c.RefreshInterval })}
+	healthAddr = &setting{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":12081", emptyOK: true, shared: true,
+		usage: "listen address for /livez, /readyz, /startupz and /metrics; empty disables",
+		value: func(c *Config) flag.Value { return stringVar(&c.HealthAddr) }, form: healthAddrForm}
+	runSpecs = []*setting{refreshInterval, healthAddr}
 
-	c.FileMode = fileMode(p, get("file-mode"))
-	c.InitTimeout = duration(p, get, "init-timeout", false)
-	c.MaxBackoff = duration(p, get, "max-backoff", false)
-	c.buildOutputs(p, get) // see output.go
-	if command == CmdRun || command == CmdExec {
-		c.buildConsumers(p, get) // see exec.go
-		c.RefreshInterval = duration(p, get, "refresh-interval", false)
-		if c.RefreshInterval > 0 && c.RefreshInterval < time.Second {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("TOKEND_REFRESH_INTERVAL (--refresh-interval) %s is under 1s: every refresh is a request to the control plane", c.RefreshInterval))
-		}
-		c.HealthAddr = get("health-addr")
-		healthAddr(p, c.HealthAddr)
-	}
-	insecure, err := strconv.ParseBool(get("allow-insecure-http"))
-	if err != nil {
-		p.add("allow-insecure-http", "must be true or false, not %q", get("allow-insecure-http"))
-	}
-	c.AllowInsecureHTTP = insecure
-	if command == CmdRun || command == CmdExec {
-		c.buildProxy(p, get) // see proxy.go
-	}
-	c.Auth = get("auth")
-	switch c.Auth {
-	case AuthEncryptedSession:
-		c.buildEncryptedSession(p, get)
-		c.warnIgnored(p, get, "identity-path", "refresh-credential")
-	case AuthServiceAccount:
-		c.buildServiceAccount(p, get)
-		c.warnIgnored(p, get, "public-key", "public-key-file", "session-id")
-	default:
-		p.add("auth", "must be %s or %s, not %q", AuthEncryptedSession, AuthServiceAccount, c.Auth)
-	}
-	c.CPCAFile, c.CAFile = get("cp-ca-file"), get("ca-file")
-	for _, name := range []string{"cp-ca-file", "ca-file"} {
-		if path := get(name); path != "" {
-			if err := appendPEMFiles(x509.NewCertPool(), path); err != nil {
-				p.add(name, "%v", err)
+	checkTokenFile = &setting{name: "token-file", env: "TOKEND_TOKEN_FILE", def: defaultTokenFile, usage: "token file to check",
+		value: func(c *Config) flag.Value { return stringVar(&c.TokenFile) }}
+	maxAge = &setting{name: "max-age", env: "TOKEND_CHECK_MAX_AGE", def: "0s", shared: true,
+		usage: "also require a successful exchange within this long, as tokend run reports it (0 disables)",
+		value: func(c *Config) flag.Value { return durationVar(&c.MaxAge) }, bad: badDuration,
+		form: func(c *Config, raw string) string {
+			if c.MaxAge < 0 {
+				return "must be positive, not " + raw
 			}
-		}
+			return ""
+		}}
+	checkHealthAddr = &setting{name: "health-addr", env: "TOKEND_HEALTH_ADDR", def: ":12081", emptyOK: true, shared: true,
+		usage: "probe listener of tokend run, asked for the token's expiry and last exchange; empty: judge the file alone",
+		value: func(c *Config) flag.Value { return stringVar(&c.HealthAddr) }, form: healthAddrForm}
+	checkSpecs = []*setting{checkTokenFile, maxAge, checkHealthAddr}
+)
+
+// exchangeSettings returns the settings of the commands that exchange:
+// the mode, the token URL, every mode's own settings, and the rest.
+func exchangeSettings() []*setting {
+	s := []*setting{auth, tokenURL}
+	for _, name := range modeNames() {
+		s = append(s, modes[name].settings...)
 	}
+	return append(s, caBundle, allowInsecureHTTP, initTimeout, maxBackoff)
+}
+
+// build completes c once every setting is read: it checks what depends on
+// more than one setting, builds the mode's exchanger, and loads the roots.
+func build(c *Config, p *problems) (*Config, error) {
+	if c.TokenFile == "" {
+		p.add(tokenFile, "required")
+	}
+	switch c.Command {
+	case CmdCheck:
+		return c.result(p)
+	case CmdRefresh: // see exec.go
+		return c.result(p)
+	}
+	if c.Command == CmdRun || c.Command == CmdExec {
+		c.buildConsumers(p) // see exec.go
+		if c.RefreshInterval > 0 && c.RefreshInterval < time.Second {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s %s is under 1s: every refresh is a request to the control plane", p.label(refreshInterval), c.RefreshInterval))
+		}
+		c.buildProxy(p) // see proxy.go
+	}
+	if m := modes[c.Auth]; m != nil {
+		c.exchanger = m.build(c, p)
+		c.warnIgnored(p, m)
+	}
+	c.loadRoots(p)    // see roots.go
+	c.buildOutputs(p) // see output.go
 	var full error
 	if c.TokenFile != "" && c.FileMode != 0 {
 		if err := filewriter.New(c.TokenFile, c.FileMode).Check(); volumeFull(err) {
-			full = fmt.Errorf("%s: %w", p.label("token-file"), err)
+			full = fmt.Errorf("%s: %w", p.label(tokenFile), err)
 		} else if err != nil {
-			p.add("token-file", "%v", err)
+			p.add(tokenFile, "%v", err)
 		}
 	}
 	if full != nil && len(p.errs) == 0 {
@@ -132,67 +127,28 @@ func (c *Config) result(p *problems) (*Config, error) {
 	return c, nil
 }
 
-func (c *Config) buildEncryptedSession(p *problems, get func(string) string) {
-	c.TokenURL = tokenURL(p, get("token-url"), c.AllowInsecureHTTP)
-	keyText, keyFile := get("public-key"), get("public-key-file")
-	switch {
-	case keyText != "" && keyFile != "":
-		p.add("public-key", "set either AMBIENT_CP_TOKEN_PUBLIC_KEY or TOKEND_PUBLIC_KEY_FILE, not both")
-	case keyText == "" && keyFile == "":
-		p.add("public-key", "required (or TOKEND_PUBLIC_KEY_FILE)")
-	case keyFile != "":
-		data, err := os.ReadFile(keyFile)
-		if err != nil {
-			p.add("public-key-file", "cannot read %s: %v", keyFile, errors.Unwrap(err))
-			break
-		}
-		key, err := exchange.ParsePublicKey(string(data))
-		if err != nil {
-			p.add("public-key-file", "%s: %v", keyFile, err)
-		}
-		c.PublicKey = key
-	default:
-		key, err := exchange.ParsePublicKey(keyText)
-		if err != nil {
-			p.add("public-key", "%v", err)
-		}
-		c.PublicKey = key
-	}
-	sid := get("session-id")
-	switch {
-	case sid == "":
-		p.add("session-id", "required")
-	case len(sid) < 8:
-		p.add("session-id", "must be at least 8 characters (the control plane rejects shorter ids)")
-	case strings.IndexFunc(sid, unicode.IsSpace) >= 0:
-		p.add("session-id", "must not contain whitespace (the control plane rejects it)")
-	case c.PublicKey != nil && len(sid) > c.PublicKey.Size()-2*32-2:
-		p.add("session-id", "is %d bytes, more than the %d a %d-bit key can encrypt", len(sid), c.PublicKey.Size()-2*32-2, c.PublicKey.N.BitLen())
-	}
-	c.SessionID = secret.New(sid)
-}
-
-// tokenURL validates the token endpoint URL and the plain-http policy:
-// http is for loopback and in-cluster service names only, unless allowed.
-func tokenURL(p *problems, raw string, allowHTTP bool) *url.URL {
+// parseTokenURL validates the token endpoint URL and the plain-http
+// policy: http is for loopback and in-cluster service names only, unless
+// allowed.
+func parseTokenURL(p *problems, raw string, allowHTTP bool) *url.URL {
 	if raw == "" {
-		p.add("token-url", "required")
+		p.add(tokenURL, "required")
 		return nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		p.add("token-url", "not a URL")
+		p.add(tokenURL, "not a URL")
 		return nil
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		p.add("token-url", "scheme must be http or https, not %q", u.Scheme)
+		p.add(tokenURL, "scheme must be http or https, not %q", u.Scheme)
 	case u.User != nil:
-		p.add("token-url", "must not carry credentials (user info)")
+		p.add(tokenURL, "must not carry credentials (user info)")
 	case u.Hostname() == "":
-		p.add("token-url", "has no host")
+		p.add(tokenURL, "has no host")
 	case u.Scheme == "http" && !allowHTTP && !internalHost(u.Hostname()):
-		p.add("token-url", "plain http to %s is refused: use https, an in-cluster *.svc name, or --allow-insecure-http", u.Hostname())
+		p.add(tokenURL, "plain http to %s is refused: use https, an in-cluster *.svc name, or --allow-insecure-http", u.Hostname())
 	default:
 		return u
 	}
@@ -212,66 +168,29 @@ func internalHost(host string) bool {
 	return strings.HasSuffix(host, ".svc") || strings.HasSuffix(host, ".svc.cluster.local")
 }
 
-func fileMode(p *problems, raw string) fs.FileMode {
+// setFileMode parses an octal mode; fileModeForm judges its bits.
+func (c *Config) setFileMode(raw string) error {
 	m, err := strconv.ParseUint(raw, 8, 32)
-	switch {
-	case err != nil:
-		p.add("file-mode", "must be an octal mode such as 0640, not %q", raw)
-	case m > 0o777:
-		p.add("file-mode", "%s has bits beyond 0777", raw)
-	case m&0o400 == 0:
-		p.add("file-mode", "%s does not let the owner read the file", raw)
-	case m&0o022 != 0:
-		p.add("file-mode", "%s lets group or others write the token", raw)
-	default:
-		return fs.FileMode(m)
+	if err != nil {
+		return err
 	}
-	return 0
-}
-
-func duration(p *problems, get func(string) string, name string, zeroOK bool) time.Duration {
-	raw := get(name)
-	d, err := time.ParseDuration(raw)
-	switch {
-	case err != nil:
-		p.add(name, "must be a Go duration such as 30s or 5m, not %q", raw)
-	case d < 0 || (d == 0 && !zeroOK):
-		p.add(name, "must be positive, not %s", raw)
-	default:
-		return d
-	}
-	return 0
-}
-
-// LoadRoots returns the system roots plus the certificates in the PEM files
-// at paths; empty paths are skipped. The system roots honour SSL_CERT_FILE
-// and SSL_CERT_DIR. Loading them is most of a cold start's CPU, so call it
-// only for an https URL.
-func LoadRoots(paths ...string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if err := appendPEMFiles(pool, paths...); err != nil {
-		return nil, err
-	}
-	return pool, nil
-}
-
-// appendPEMFiles adds the certificates of the PEM files at paths to pool;
-// empty paths are skipped.
-func appendPEMFiles(pool *x509.CertPool, paths ...string) error {
-	for _, path := range paths {
-		if path == "" {
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
-		}
-		if !pool.AppendCertsFromPEM(data) {
-			return fmt.Errorf("%s holds no PEM certificate", path)
-		}
-	}
+	c.FileMode = fs.FileMode(m)
 	return nil
+}
+
+func fileModeForm(c *Config, raw string) string {
+	m := c.FileMode
+	msg := ""
+	switch {
+	case m > 0o777:
+		msg = "has bits beyond 0777"
+	case m&0o400 == 0:
+		msg = "does not let the owner read the file"
+	case m&0o022 != 0:
+		msg = "lets group or others write the token"
+	default:
+		return ""
+	}
+	c.FileMode = 0
+	return raw + " " + msg
 }

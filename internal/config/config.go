@@ -12,25 +12,29 @@
 // ServiceAccount token's directory, and to prove that the token's directory
 // is writable.
 //
-// Which settings are required depends on the auth mode: encrypted-session
-// needs the public key and the session id; service-account needs an https
-// token URL and the ServiceAccount token path. Settings of the other mode
-// are ignored with a warning.
+// Settings are typed: each is a package variable (settings.go) whose text
+// is parsed by flag's own typed values (DurationVar, BoolVar, TextVar,
+// Func) into a field of Config, so code names a setting by identifier and
+// a misspelt one does not compile.
+//
+// Which settings are required depends on the auth mode. The modes form a
+// table: each lives in one file, mode_<name>.go, holding its settings,
+// their validation and the exchanger it builds, and registers itself.
+// Adding a mode is adding such a file (and, for a new wire protocol, its
+// Exchanger in package exchange). Settings of the other modes are ignored
+// with a warning.
 package config
 
 import (
-	"crypto/rsa"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
+	"crypto/x509"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/exchange"
 )
 
 // Commands that take configuration.
@@ -45,9 +49,12 @@ const (
 	// AuthEncryptedSession is the deployed exchange: the session id
 	// encrypted to the control plane's public key.
 	AuthEncryptedSession = "encrypted-session"
-	// AuthServiceAccount is its successor: POST with the pod's projected
-	// ServiceAccount token, over https only.
+	// AuthServiceAccount is its announced successor: POST with the pod's
+	// projected ServiceAccount token, over https only.
 	AuthServiceAccount = "service-account"
+	// AuthBearer sends a static credential with GET, as the successor
+	// control plane serves it so far.
+	AuthBearer = "bearer"
 )
 
 // Config is the validated configuration of one tokend command.
@@ -55,14 +62,18 @@ type Config struct {
 	Command string
 
 	// Exchange (init, run).
-	Auth              string
-	TokenURL          *url.URL
-	PublicKey         *rsa.PublicKey
-	SessionID         secret.String
-	IdentityPath      string
-	RefreshCredential secret.String
-	CPCAFile          string
-	CAFile            string
+	Auth     string
+	TokenURL *url.URL
+	// CAFile is the PEM bundle trusted besides the system roots (caBundle
+	// in roots.go says which variables feed it).
+	CAFile string
+	// Roots are the system roots plus CAFile's certificates, parsed once;
+	// nil when neither the token URL nor the proxy's upstream is https
+	// (loading the system roots is most of a cold start's CPU).
+	Roots *x509.CertPool
+	// MinMargin is the mode's least refresh-ahead margin (refresher's
+	// MinMargin); zero for none.
+	MinMargin         time.Duration
 	AllowInsecureHTTP bool
 	RefreshInterval   time.Duration
 	InitTimeout       time.Duration
@@ -91,7 +102,24 @@ type Config struct {
 
 	// Warnings are non-fatal remarks on the configuration, for the log.
 	Warnings []string
+
+	// text holds each setting's text, after trimming; settings without a
+	// typed value are read from here (Config.get).
+	text map[*setting]string
+	// exchanger builds the mode's Exchanger (Exchanger).
+	exchanger func(client *http.Client) exchange.Exchanger
 }
+
+// Exchanger returns the exchanger of the configured mode, sending its
+// requests with client (exchange.NewHTTPClient(c.Roots) in production).
+// c must be the configuration of a command that exchanges (init, run,
+// exec); each call returns a new Exchanger.
+func (c *Config) Exchanger(client *http.Client) exchange.Exchanger {
+	return c.exchanger(client)
+}
+
+// get returns the text of setting s.
+func (c *Config) get(s *setting) string { return c.text[s] }
 
 // Error reports invalid configuration: one or more problems, each naming
 // the setting. Commands exit with status 2 on it.
@@ -111,70 +139,3 @@ func (e *Error) Error() string {
 
 // Unwrap returns the problems, for errors.Is and errors.As.
 func (e *Error) Unwrap() []error { return e.Problems }
-
-// Parse reads the configuration of command from args (the arguments after
-// the command name) and getenv. Help output and usage errors go to out. It
-// returns flag.ErrHelp when help was asked for, an *Error when the
-// configuration is invalid, and any other error for a runtime failure found
-// while checking it (a token volume without free space or inodes).
-func Parse(command string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
-	return ParseEnv(command, args, func(k string) (string, bool) {
-		v := getenv(k)
-		return v, v != ""
-	}, out)
-}
-
-// ParseEnv is Parse with os.LookupEnv semantics, so that a variable set
-// but empty is told apart from an unset one: TOKEND_HEALTH_ADDR= disables
-// the health server, while unset keeps its default. Other settings treat
-// an empty value as unset.
-func ParseEnv(command string, args []string, lookupenv func(string) (string, bool), out io.Writer) (*Config, error) {
-	specs := specsFor(command)
-	if specs == nil {
-		return nil, fmt.Errorf("unknown command %q", command)
-	}
-	fs := flag.NewFlagSet("tokend "+command, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() { usage(out, command, specs) }
-	vals := make(map[string]*string, len(specs))
-	for _, s := range specs {
-		v := s.def
-		if e, ok := lookupenv(s.env); s.env != "" && ok && (e != "" || s.emptyOK) {
-			v = e
-		}
-		vals[s.name] = &v
-		if s.isBool {
-			fs.Var(boolValue{&v}, s.name, s.usage)
-		} else {
-			fs.Var(stringValue{&v}, s.name, s.usage)
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, flag.ErrHelp
-		}
-		return nil, &Error{Problems: []error{err}}
-	}
-	if fs.NArg() > 0 {
-		return nil, &Error{Problems: []error{fmt.Errorf("unexpected arguments: %q", fs.Args())}}
-	}
-	given, givenVals := givenElsewhere(command, lookupenv)
-	for name, v := range givenVals {
-		vals[name] = &v
-	}
-	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
-	return build(command, get, specs, given)
-}
-
-// stringValue is a flag.Value over a string that Parse pre-filled from the
-// environment. Its String is empty so that flag never prints a secret.
-type stringValue struct{ p *string }
-
-func (v stringValue) String() string     { return "" }
-func (v stringValue) Set(s string) error { *v.p = s; return nil }
-
-type boolValue struct{ p *string }
-
-func (v boolValue) String() string     { return "" }
-func (v boolValue) Set(s string) error { *v.p = s; return nil }
-func (v boolValue) IsBoolFlag() bool   { return true }

@@ -41,7 +41,7 @@ func TestParseDefaultsAndFlagsWin(t *testing.T) {
 		c.MaxBackoff != 30*time.Second || c.HealthAddr != ":12081" || c.LogFormat != "text" || c.Auth != AuthEncryptedSession {
 		t.Errorf("defaults: %+v", c)
 	}
-	if c.SessionID.Reveal() != sessionID || c.PublicKey == nil || c.TokenURL.Host != "ambient-control-plane.ns.svc:8080" {
+	if session(c).SessionID.Reveal() != sessionID || session(c).PublicKey == nil || c.TokenURL.Host != "ambient-control-plane.ns.svc:8080" {
 		t.Errorf("environment not read")
 	}
 	c, err = Parse(CmdRun, []string{"--refresh-interval=2m", "--file-mode", "0600", "--health-addr="}, env(t, map[string]string{"TOKEND_REFRESH_INTERVAL": "9m"}), &bytes.Buffer{})
@@ -60,7 +60,7 @@ func TestParseKeyForms(t *testing.T) {
 		"base64":   {"AMBIENT_CP_TOKEN_PUBLIC_KEY": base64.StdEncoding.EncodeToString([]byte(pubPEM(t)))},
 		"key file": {"AMBIENT_CP_TOKEN_PUBLIC_KEY": "", "TOKEND_PUBLIC_KEY_FILE": keyFile},
 	} {
-		if c, err := Parse(CmdInit, nil, env(t, over), &bytes.Buffer{}); err != nil || c.PublicKey == nil {
+		if c, err := Parse(CmdInit, nil, env(t, over), &bytes.Buffer{}); err != nil || session(c).PublicKey == nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

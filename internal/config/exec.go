@@ -55,28 +55,56 @@ type Exec struct {
 }
 
 var (
-	consumerSpecs = []spec{
-		{name: "notify-signal", env: "TOKEND_NOTIFY_SIGNAL", usage: "signal sent to the process in --notify-pid-file on each token change, e.g. SIGHUP"},
-		{name: "notify-pid-file", env: "TOKEND_NOTIFY_PID_FILE", usage: "file holding the pid to signal, re-read each time (needs shareProcessNamespace)"},
-		{name: "refresh-socket", env: "TOKEND_REFRESH_SOCKET", usage: "serve refresh requests on this Unix socket, e.g. <token dir>/" + ".tokend.sock; empty disables"},
-		{name: "remove-on-exit", env: "TOKEND_REMOVE_ON_EXIT", def: "false", isBool: true, usage: "remove the token file when tokend stops"},
-	}
-	onChangeSpecs = []spec{
-		{name: "on-change", env: "TOKEND_ON_CHANGE", usage: `command run without a shell on each token change: words split at spaces, or a JSON array ["prog","arg"]`},
-		{name: "on-change-timeout", env: "TOKEND_ON_CHANGE_TIMEOUT", def: "30s", usage: "how long --on-change may run before it is killed"},
-	}
-	execSpecs = []spec{
-		{name: "token-file-env", env: "TOKEND_EXEC_TOKEN_FILE_ENV", def: "TOKEND_TOKEN_FILE", usage: "variable that gives the child the token file's path"},
-		{name: "token-env", env: "TOKEND_EXEC_TOKEN_ENV", usage: "variable that gives the child the token itself, read once at its start; empty: none"},
-		{name: "change-policy", env: "TOKEND_EXEC_CHANGE_POLICY", def: "none", usage: "on a token change: none, signal (--reload-signal) or restart (--stop-signal, --grace-period)"},
-		{name: "reload-signal", env: "TOKEND_EXEC_RELOAD_SIGNAL", def: "SIGHUP", usage: "signal sent to the child by --change-policy signal"},
-		{name: "stop-signal", env: "TOKEND_EXEC_STOP_SIGNAL", def: "SIGTERM", usage: "signal that stops the child for a restart"},
-		{name: "grace-period", env: "TOKEND_EXEC_GRACE_PERIOD", def: "10s", usage: "how long a stopping child has before SIGKILL"},
-	}
-	refreshSpecs = []spec{
-		{name: "refresh-socket", env: "TOKEND_REFRESH_SOCKET", usage: "socket of the running tokend (default <dir of --token-file>/.tokend.sock)"},
-		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: "/var/run/ambient/token", usage: "token file, whose directory holds the socket"},
-		{name: "timeout", env: "TOKEND_REFRESH_TIMEOUT", def: "30s", usage: "how long to wait for the answer"},
+	notifySignal = &setting{name: "notify-signal", env: "TOKEND_NOTIFY_SIGNAL",
+		usage: "signal sent to the process in --notify-pid-file on each token change, e.g. SIGHUP"}
+	notifyPIDFile = &setting{name: "notify-pid-file", env: "TOKEND_NOTIFY_PID_FILE",
+		usage: "file holding the pid to signal, re-read each time (needs shareProcessNamespace)"}
+	refreshSocket = &setting{name: "refresh-socket", env: "TOKEND_REFRESH_SOCKET",
+		usage: "serve refresh requests on this Unix socket, e.g. <token dir>/" + ".tokend.sock; empty disables",
+		value: func(c *Config) flag.Value { return stringVar(&c.Consumers.RefreshSocket) }}
+	removeOnExit = &setting{name: "remove-on-exit", env: "TOKEND_REMOVE_ON_EXIT", def: "false", usage: "remove the token file when tokend stops",
+		value: func(c *Config) flag.Value { return boolVar(&c.Consumers.RemoveOnExit) }, bad: badBool}
+	consumerSpecs = []*setting{notifySignal, notifyPIDFile, refreshSocket, removeOnExit}
+
+	onChange = &setting{name: "on-change", env: "TOKEND_ON_CHANGE",
+		usage: `command run without a shell on each token change: words split at spaces, or a JSON array ["prog","arg"]`}
+	onChangeTimeout = &setting{name: "on-change-timeout", env: "TOKEND_ON_CHANGE_TIMEOUT", def: "30s", usage: "how long --on-change may run before it is killed",
+		value: func(c *Config) flag.Value { return durationVar(&c.Consumers.OnChangeTimeout) }, bad: badDuration,
+		form: positive(func(c *Config) time.Duration { return c.Consumers.OnChangeTimeout })}
+	onChangeSpecs = []*setting{onChange, onChangeTimeout}
+
+	tokenFileEnv = &setting{name: "token-file-env", env: "TOKEND_EXEC_TOKEN_FILE_ENV", def: "TOKEND_TOKEN_FILE", usage: "variable that gives the child the token file's path",
+		value: func(c *Config) flag.Value { return stringVar(&c.Exec.TokenFileEnv) }, form: envNameForm}
+	tokenEnv = &setting{name: "token-env", env: "TOKEND_EXEC_TOKEN_ENV", usage: "variable that gives the child the token itself, read once at its start; empty: none",
+		value: func(c *Config) flag.Value { return stringVar(&c.Exec.TokenEnv) }, form: envNameForm}
+	changePolicy = &setting{name: "change-policy", env: "TOKEND_EXEC_CHANGE_POLICY", def: "none", usage: "on a token change: none, signal (--reload-signal) or restart (--stop-signal, --grace-period)",
+		value: func(c *Config) flag.Value {
+			return funcVar(func(s string) error {
+				c.Exec.Policy = child.Policy(s)
+				if !slices.Contains([]child.Policy{child.PolicyNone, child.PolicySignal, child.PolicyRestart}, c.Exec.Policy) {
+					return fmt.Errorf("must be none, signal or restart, not %q", s)
+				}
+				return nil
+			})
+		}}
+	reloadSignal = &setting{name: "reload-signal", env: "TOKEND_EXEC_RELOAD_SIGNAL", def: "SIGHUP", usage: "signal sent to the child by --change-policy signal",
+		value: func(c *Config) flag.Value { return signalVar(&c.Exec.ReloadSignal) }}
+	stopSignal = &setting{name: "stop-signal", env: "TOKEND_EXEC_STOP_SIGNAL", def: "SIGTERM", usage: "signal that stops the child for a restart",
+		value: func(c *Config) flag.Value { return signalVar(&c.Exec.StopSignal) }}
+	gracePeriod = &setting{name: "grace-period", env: "TOKEND_EXEC_GRACE_PERIOD", def: "10s", usage: "how long a stopping child has before SIGKILL",
+		value: func(c *Config) flag.Value { return durationVar(&c.Exec.Grace) }, bad: badDuration,
+		form: positive(func(c *Config) time.Duration { return c.Exec.Grace })}
+	execSpecs = []*setting{tokenFileEnv, tokenEnv, changePolicy, reloadSignal, stopSignal, gracePeriod}
+
+	refreshTimeout = &setting{name: "timeout", env: "TOKEND_REFRESH_TIMEOUT", def: "30s", usage: "how long to wait for the answer",
+		value: func(c *Config) flag.Value { return durationVar(&c.RefreshTimeout) }, bad: badDuration,
+		form: positive(func(c *Config) time.Duration { return c.RefreshTimeout })}
+	refreshSpecs = []*setting{
+		{name: "refresh-socket", env: "TOKEND_REFRESH_SOCKET", usage: "socket of the running tokend (default <dir of --token-file>/.tokend.sock)",
+			value: func(c *Config) flag.Value { return stringVar(&c.Consumers.RefreshSocket) }},
+		{name: "token-file", env: "TOKEND_TOKEN_FILE", def: defaultTokenFile, usage: "token file, whose directory holds the socket",
+			value: func(c *Config) flag.Value { return stringVar(&c.TokenFile) }},
+		refreshTimeout,
 	}
 )
 
@@ -106,56 +134,30 @@ func ParseExec(args []string, getenv func(string) string, out io.Writer) (*Confi
 	return c, nil
 }
 
-// buildConsumers reads the settings of consumerSpecs, onChangeSpecs (run)
-// and execSpecs (exec).
-func (c *Config) buildConsumers(p *problems, get func(string) string) {
+// buildConsumers checks the settings of consumerSpecs and onChangeSpecs
+// (run) that depend on one another.
+func (c *Config) buildConsumers(p *problems) {
 	k := &c.Consumers
-	k.RefreshSocket = get("refresh-socket")
-	k.RemoveOnExit = boolean(p, get, "remove-on-exit")
-	sig, pidFile := get("notify-signal"), get("notify-pid-file")
+	sig, pidFile := c.get(notifySignal), c.get(notifyPIDFile)
 	switch {
 	case sig != "" && pidFile == "":
-		p.add("notify-pid-file", "required with --notify-signal: the file the consumer writes its pid to")
+		p.add(notifyPIDFile, "required with --notify-signal: the file the consumer writes its pid to")
 	case sig == "" && pidFile != "":
-		p.add("notify-signal", "required with --notify-pid-file: the signal the consumer reloads on, e.g. SIGHUP")
+		p.add(notifySignal, "required with --notify-pid-file: the signal the consumer reloads on, e.g. SIGHUP")
 	case sig != "":
-		k.NotifySignal, k.NotifyPIDFile = parseSignal(p, "notify-signal", sig), pidFile
-	}
-	if c.Command == CmdRun {
-		if raw := get("on-change"); raw != "" {
-			argv, err := notify.ParseArgv(raw)
-			if err != nil {
-				p.add("on-change", "%v", err)
-			}
-			k.OnChange = argv
+		var err error
+		if k.NotifySignal, err = parseSignal(sig); err != nil {
+			p.add(notifySignal, "%v", err)
 		}
-		k.OnChangeTimeout = duration(p, get, "on-change-timeout", false)
-		return
+		k.NotifyPIDFile = pidFile
 	}
-	c.buildExec(p, get)
-}
-
-func (c *Config) buildExec(p *problems, get func(string) string) {
-	e := &c.Exec
-	e.TokenFileEnv, e.TokenEnv = get("token-file-env"), get("token-env")
-	for _, name := range []string{"token-file-env", "token-env"} {
-		if v := get(name); v != "" && !envName(v) {
-			p.add(name, "%q is not a variable name: use letters, digits and _, not starting with a digit", v)
+	if raw := c.get(onChange); c.Command == CmdRun && raw != "" {
+		argv, err := notify.ParseArgv(raw)
+		if err != nil {
+			p.add(onChange, "%v", err)
 		}
+		k.OnChange = argv
 	}
-	e.Policy = child.Policy(get("change-policy"))
-	if !slices.Contains([]child.Policy{child.PolicyNone, child.PolicySignal, child.PolicyRestart}, e.Policy) {
-		p.add("change-policy", "must be none, signal or restart, not %q", e.Policy)
-	}
-	e.ReloadSignal = parseSignal(p, "reload-signal", get("reload-signal"))
-	e.StopSignal = parseSignal(p, "stop-signal", get("stop-signal"))
-	e.Grace = duration(p, get, "grace-period", false)
-}
-
-// buildRefresh reads the settings of tokend refresh.
-func (c *Config) buildRefresh(p *problems, get func(string) string) {
-	c.Consumers.RefreshSocket = get("refresh-socket")
-	c.RefreshTimeout = duration(p, get, "timeout", false)
 }
 
 var signals = map[string]syscall.Signal{
@@ -164,24 +166,31 @@ var signals = map[string]syscall.Signal{
 }
 
 // parseSignal parses a signal name (SIGHUP, HUP, hup) or number.
-func parseSignal(p *problems, name, raw string) syscall.Signal {
+func parseSignal(raw string) (syscall.Signal, error) {
 	up := strings.TrimPrefix(strings.ToUpper(raw), "SIG")
 	if s, ok := signals[up]; ok {
-		return s
+		return s, nil
 	}
 	if n, err := strconv.Atoi(raw); err == nil && n > 0 && n < 65 && n != int(syscall.SIGKILL) && n != int(syscall.SIGSTOP) {
-		return syscall.Signal(n)
+		return syscall.Signal(n), nil
 	}
-	p.add(name, "%q is not a signal tokend sends: use HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM or a number", raw)
-	return 0
+	return 0, fmt.Errorf("%q is not a signal tokend sends: use HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM or a number", raw)
 }
 
-func boolean(p *problems, get func(string) string, name string) bool {
-	b, err := strconv.ParseBool(get(name))
-	if err != nil {
-		p.add(name, "must be true or false, not %q", get(name))
+// signalVar is a flag.Func value that parses a signal into p.
+func signalVar(p *syscall.Signal) flag.Value {
+	return funcVar(func(s string) (err error) {
+		*p, err = parseSignal(s)
+		return err
+	})
+}
+
+// envNameForm checks a variable name; empty is fine.
+func envNameForm(_ *Config, v string) string {
+	if v != "" && !envName(v) {
+		return fmt.Sprintf("%q is not a variable name: use letters, digits and _, not starting with a digit", v)
 	}
-	return b
+	return ""
 }
 
 func envName(s string) bool {
@@ -197,9 +206,11 @@ func envName(s string) bool {
 // credentials, which processes tokend starts must not inherit.
 func SecretEnv() []string {
 	var names []string
-	for _, s := range exchangeSpecs {
-		if s.secret && s.env != "" {
-			names = append(names, s.env)
+	for _, s := range exchangeSettings() {
+		for _, src := range s.sources() {
+			if s.secret && src.env != "" {
+				names = append(names, src.env)
+			}
 		}
 	}
 	return names

@@ -103,8 +103,8 @@ func checkConfig(t *testing.T, c *Config) {
 		}
 	}
 	if c.Auth == AuthEncryptedSession {
-		sid := c.SessionID.Reveal()
-		if len(sid) < 8 || strings.ContainsAny(sid, " \t\r\n") || c.PublicKey == nil || c.PublicKey.N.BitLen() < 2048 {
+		sid, key := session(c).SessionID.Reveal(), session(c).PublicKey
+		if len(sid) < 8 || strings.ContainsAny(sid, " \t\r\n") || key == nil || key.N.BitLen() < 2048 {
 			t.Fatalf("encrypted-session config with a bad session id or key accepted")
 		}
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"path/filepath"
 
 	"github.com/ambient-code/tokend/internal/filewriter"
@@ -14,29 +15,30 @@ type Outputs struct {
 	JSONFile string
 }
 
-// jsonFileSpec is listed among fileSpecs: every command that writes the
-// token file takes it.
-var jsonFileSpec = spec{name: "json-file", env: "TOKEND_JSON_FILE",
-	usage: "also write the token with its expiry as a JSON document to this file (empty disables)"}
+// jsonFile is listed among fileSpecs: every command that writes the token
+// file takes it.
+var jsonFile = &setting{name: "json-file", env: "TOKEND_JSON_FILE",
+	usage: "also write the token with its expiry as a JSON document to this file (empty disables)",
+	value: func(c *Config) flag.Value { return stringVar(&c.Outputs.JSONFile) }}
 
 // buildOutputs reads the outputs' settings. A path follows the token
 // file's rules: its directory exists and is writable, and the file is
 // regular or absent (a full volume is found when writing); it must not be
 // the token file.
-func (c *Config) buildOutputs(p *problems, get func(string) string) {
-	path := get("json-file")
+func (c *Config) buildOutputs(p *problems) {
+	path := c.Outputs.JSONFile
 	if path == "" {
 		return
 	}
 	if c.TokenFile != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
-		p.add("json-file", "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
+		p.add(jsonFile, "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
+		c.Outputs.JSONFile = ""
 		return
 	}
 	if c.FileMode != 0 {
 		if err := filewriter.New(path, c.FileMode).Check(); err != nil && !volumeFull(err) {
-			p.add("json-file", "%v", err)
-			return
+			p.add(jsonFile, "%v", err)
+			c.Outputs.JSONFile = ""
 		}
 	}
-	c.Outputs.JSONFile = path
 }

@@ -81,8 +81,8 @@ func TestParseServiceAccount(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if c.Auth != AuthServiceAccount || c.TokenURL.Scheme != "https" || c.IdentityPath == "" ||
-				c.RefreshCredential.Reveal() != refreshCredential || c.PublicKey != nil || !c.SessionID.IsZero() {
+			if c.Auth != AuthServiceAccount || c.TokenURL.Scheme != "https" || serviceAccount(c).IdentityPath == "" ||
+				serviceAccount(c).RefreshCredential.Reveal() != refreshCredential || session(c) != nil {
 				t.Errorf("config %+v", c)
 			}
 			all := strings.Join(c.Warnings, "\n")
@@ -95,7 +95,7 @@ func TestParseServiceAccount(t *testing.T) {
 				}
 			}
 			for _, s := range []string{refreshCredential, sessionID, "BEGIN PUBLIC KEY"} {
-				if strings.Contains(all, s) || strings.Contains(c.RefreshCredential.String(), s) {
+				if strings.Contains(all, s) || strings.Contains(serviceAccount(c).RefreshCredential.String(), s) {
 					t.Errorf("a warning or String() quotes a secret")
 				}
 			}
@@ -113,8 +113,8 @@ func TestParseEncryptedSessionIgnoresServiceAccountSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "AMBIENT_WORKLOAD_IDENTITY_PATH (--identity-path), AMBIENT_CAPABILITY_REFRESH_CREDENTIAL (--refresh-credential): ignored in encrypted-session mode"
-	if len(c.Warnings) != 1 || c.Warnings[0] != want || c.CPCAFile == "" {
-		t.Errorf("warnings %q, CA %q; want %q and the CA kept", c.Warnings, c.CPCAFile, want)
+	if len(c.Warnings) != 1 || c.Warnings[0] != want || c.CAFile == "" {
+		t.Errorf("warnings %q, CA %q; want %q and the CA kept", c.Warnings, c.CAFile, want)
 	}
 }
 

@@ -7,7 +7,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/internal/tokendir"
 	"github.com/ambient-code/tokend/internal/version"
 )
@@ -170,11 +170,7 @@ func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, *refresher.Refresher, e
 		Logger:     log,
 		Now:        d.Now,
 	}
-	if cfg.Auth == config.AuthServiceAccount {
-		// Two-minute tokens: replace each after a minute, keeping a minute
-		// for failed exchanges.
-		r.MinMargin = refresher.ShortLivedMargin
-	}
+	r.MinMargin = cfg.MinMargin // the mode's (service-account: two-minute tokens)
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
 	return dir, r, nil
@@ -192,37 +188,11 @@ func outputs(cfg *config.Config) []tokendir.Output {
 	return outs
 }
 
-// NewExchanger builds the Exchanger that cfg describes. Over https both
-// modes trust the system roots plus AMBIENT_CP_CA_PATH and TOKEND_CA_FILE
-// when set; a plain-http URL loads no roots at all (they are most of a
-// cold start's CPU).
+// NewExchanger builds the Exchanger of cfg's mode (config's mode table),
+// trusting cfg.Roots over https: the system roots plus the CA file, parsed
+// once by config; nil over plain http, which needs none.
 func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
-	var roots *x509.CertPool
-	if cfg.TokenURL.Scheme == "https" {
-		var err error
-		if roots, err = config.LoadRoots(cfg.CPCAFile, cfg.CAFile); err != nil {
-			return nil, fmt.Errorf("loading CA roots: %w", err)
-		}
-	}
-	switch cfg.Auth {
-	case config.AuthEncryptedSession:
-		return &exchange.EncryptedSession{
-			URL:       cfg.TokenURL.String(),
-			PublicKey: cfg.PublicKey,
-			SessionID: cfg.SessionID,
-			Client:    exchange.NewHTTPClient(roots),
-			UserAgent: version.UserAgent(),
-		}, nil
-	case config.AuthServiceAccount:
-		return &exchange.ServiceAccount{
-			URL:               cfg.TokenURL.String(),
-			IdentityPath:      cfg.IdentityPath,
-			RefreshCredential: cfg.RefreshCredential,
-			Client:            exchange.NewHTTPClient(roots),
-			UserAgent:         version.UserAgent(),
-		}, nil
-	}
-	return nil, fmt.Errorf("unknown auth mode %q", cfg.Auth)
+	return cfg.Exchanger(exchange.NewHTTPClient(cfg.Roots)), nil
 }
 
 // ErrCheck is wrapped by every reason Check finds the token unfit.
@@ -244,20 +214,24 @@ func Check(cfg *config.Config, d Deps) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrCheck, err)
 	}
-	if len(data) == 0 {
+	// The rule every reader of the file follows (tokenfile's).
+	tok, err := tokenbytes.FromFile(data)
+	switch {
+	case errors.Is(err, tokenbytes.ErrEmpty):
 		return "", fmt.Errorf("%w: token file %s is empty", ErrCheck, cfg.TokenFile)
+	case errors.Is(err, tokenbytes.ErrTooLong):
+		return "", fmt.Errorf("%w: token file %s is %w", ErrCheck, cfg.TokenFile, err)
+	case err != nil:
+		return "", fmt.Errorf("%w: token file %s has %w (it holds the token and optionally line feeds, nothing else)", ErrCheck, cfg.TokenFile, err)
 	}
-	if err := exchange.CheckToken(string(data)); err != nil {
-		return "", fmt.Errorf("%w: token file %s: %w", ErrCheck, cfg.TokenFile, err)
-	}
-	fp := secret.Fingerprint(string(data))
+	fp := secret.Fingerprint(tok)
 	now := d.now()
 	var st health.Status
 	stErr := errors.New("the health listener is disabled (TOKEND_HEALTH_ADDR is empty)")
 	if cfg.HealthAddr != "" {
 		st, stErr = health.FetchStatus(context.Background(), cfg.HealthAddr, statusTimeout)
 	}
-	exp, source := tokenExpiry(string(data), st, stErr)
+	exp, source := tokenExpiry(tok, st, stErr)
 	if !exp.IsZero() && !now.Before(exp) {
 		return "", fmt.Errorf("%w: token %s expired at %s (%s)", ErrCheck, fp, exp.Format(time.RFC3339), source)
 	}

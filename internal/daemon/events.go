@@ -83,7 +83,10 @@ func (d Deps) emit(e Event) {
 // an event also sees its effect on health and the consumers.
 func (d Deps) observer() refresher.Observer { return eventObserver{d: d} }
 
-type eventObserver struct{ d Deps }
+type eventObserver struct {
+	refresher.NopObserver
+	d Deps
+}
 
 func (o eventObserver) Exchanged(_ time.Duration, err error) {
 	if err != nil {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -60,16 +59,12 @@ func addProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, r *ref
 	if cfg.Proxy.Listen == "" {
 		return nil
 	}
-	roots, err := config.LoadRoots(cfg.CPCAFile, cfg.CAFile)
-	if err != nil {
-		return fmt.Errorf("credential proxy: loading CA roots: %w", err)
-	}
 	if r.OnDemand == nil {
 		r.OnDemand = refresher.NewOnDemand()
 	}
 	h := &held{ready: make(chan struct{}), od: r.OnDemand}
 	r.Observers = append(r.Observers, h)
-	p, err := proxy.New(proxy.Config{Upstream: cfg.Proxy.Upstream, RootCAs: roots, Logger: r.Logger, Registerer: mon.Registerer()}, h)
+	p, err := proxy.New(proxy.Config{Upstream: cfg.Proxy.Upstream, RootCAs: cfg.Roots, Logger: r.Logger, Registerer: mon.Registerer()}, h)
 	if err != nil {
 		return err
 	}

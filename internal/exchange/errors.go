@@ -44,8 +44,8 @@ func requestError(method, rawURL string, err error) error {
 	var ua x509.UnknownAuthorityError
 	if errors.As(err, &ua) {
 		hint = "; the server's certificate is signed by a CA tokend does not trust: " +
-			"give tokend that CA's PEM certificate with --cp-ca-file (AMBIENT_CP_CA_PATH) for the control plane's CA, " +
-			"or --ca-file (TOKEND_CA_FILE) for another (a proxy's, a company's)"
+			"give tokend that CA's PEM certificate (the control plane's, a proxy's or a company's; several in one bundle) " +
+			"with --ca-file (TOKEND_CA_FILE) or --cp-ca-file (AMBIENT_CP_CA_PATH), one setting also read from AMBIENT_CP_CA_CERT_FILE"
 	}
 	return fmt.Errorf("exchange: %s %s: %w%s", method, SafeURL(rawURL), cause(err), hint)
 }

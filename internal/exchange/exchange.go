@@ -1,8 +1,10 @@
 // Package exchange obtains API tokens from the control plane's token endpoint.
 //
 // An Exchanger performs one exchange: one credential sent, one token back.
-// Two implementations speak the control plane's two protocols:
-// EncryptedSession (deployed today) and ServiceAccount (its successor). An
+// Three implementations speak the control plane's protocols:
+// EncryptedSession (deployed today), ServiceAccount (the announced
+// successor) and Bearer (a static credential, as the successor serves it
+// so far). An
 // Exchanger may retry inside its own deadline when its protocol says so
 // (ServiceAccount does), but never across exchanges and never schedules
 // anything; the caller decides when to call again, using Retryable and
@@ -11,7 +13,7 @@
 // written out.
 //
 // Errors never contain the token, the session id, the ServiceAccount token,
-// the refresh credential or key material.
+// the bearer or refresh credential, or key material.
 package exchange
 
 import (
@@ -84,45 +86,59 @@ func (e *StatusError) Error() string {
 }
 
 // Retryable reports whether an exchange that failed with err may succeed if
-// tried again later. It is the one place where failures are classified:
-//
-//   - 408, 429 and every 5xx status: retryable (the issuer is busy or failing).
-//   - every other status, redirects included: permanent (configuration or
-//     credential problem; trying again sends the same request).
-//   - an invalid 200 answer or an already-expired token: retryable (a proxy's
-//     page, a passing glitch in the issuer).
-//   - ErrIdentity: retryable (the kubelet may not have projected the
-//     ServiceAccount token yet).
-//   - ErrInsecureURL: not retryable (the URL will not change).
-//   - a server certificate that does not verify (unknown authority, wrong
-//     host name, expired): not retryable (the trusted roots are read once;
-//     the CA file or the URL must change).
-//   - a cancelled context: not retryable (the caller is stopping).
-//   - anything else (connection refused, reset, timeout, DNS): retryable.
-//
-// Inside one service-account exchange a narrower rule applies; see
-// ServiceAccount.
+// tried again later, by the caller. It reads classify, the one place where
+// failures are classified.
 func Retryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, ErrInsecureURL) {
-		return false
-	}
-	var ce *tls.CertificateVerificationError
-	if errors.As(err, &ce) {
-		return false
-	}
+	later, _ := classify(err)
+	return later
+}
+
+// classify is the one place where failures are classified. later says
+// whether the caller may try again in a later exchange; now whether an
+// Exchanger whose protocol retries inside its own deadline (ServiceAccount)
+// tries again at once.
+//
+//   - 429, 502, 503, 504: both (the issuer is busy or failing).
+//   - 408, 500 and other 5xx statuses: later only (the contract retries
+//     only the statuses above inside the deadline).
+//   - 401: now only. The service-account contract retries it inside the
+//     deadline, since the kubelet may have just replaced the token and the
+//     next attempt re-reads the file; once the deadline is spent it is a
+//     credential problem that trying again later does not fix.
+//   - every other status, redirects included: neither (configuration or
+//     credential problem; trying again sends the same request).
+//   - an invalid 200 answer or an already-expired token: later only (a
+//     proxy's page, a passing glitch in the issuer).
+//   - ErrIdentity, ErrCredential: later only (the kubelet may not have
+//     projected the ServiceAccount token yet; a mounted secret may not be
+//     in place yet).
+//   - ErrInsecureURL: neither (the URL will not change).
+//   - a server certificate that does not verify (unknown authority, wrong
+//     host name, expired): neither (the trusted roots are read once; the
+//     CA file or the URL must change).
+//   - a cancelled context: neither (the caller is stopping).
+//   - the exchange's deadline: later only.
+//   - anything else (connection refused, reset, DNS): both.
+func classify(err error) (later, now bool) {
 	var se *StatusError
-	if errors.As(err, &se) {
-		switch c := se.StatusCode; {
-		case c == http.StatusRequestTimeout, c == http.StatusTooManyRequests, c >= 500:
-			return true
+	var ce *tls.CertificateVerificationError
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, ErrInsecureURL), errors.As(err, &ce):
+		return false, false
+	case errors.As(err, &se):
+		switch c := se.StatusCode; c {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true, true
+		case http.StatusUnauthorized:
+			return false, true
 		default:
-			return false
+			return c == http.StatusRequestTimeout || c >= 500, false
 		}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrInvalidResponse), errors.Is(err, ErrExpired),
+		errors.Is(err, ErrIdentity), errors.Is(err, ErrCredential):
+		return true, false
 	}
-	return true
+	return true, true
 }
 
 // RetryAfter returns the delay the server asked for, if err carries one.

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/jwtexp"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
 // readResponse turns an HTTP answer into a validated Token. The body is read
@@ -119,26 +121,23 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 	return tok, nil
 }
 
-// maxTokenLen bounds a token's length; real tokens are a few KiB at most.
-const maxTokenLen = 16 << 10
-
-// CheckToken reports whether v is usable as a bearer token: non-empty, at
-// most 16 KiB, and only printable ASCII without whitespace (so a reader that
-// pastes it into a header cannot be made to inject another). The error names
-// the problem and a byte offset, never the value.
+// CheckToken reports whether v is usable as a bearer token by the rule of
+// package tokenbytes: non-empty, at most tokenbytes.MaxLen bytes, and only
+// printable ASCII without whitespace (so a reader that pastes it into a
+// header cannot be made to inject another). The error wraps
+// ErrInvalidResponse and names the problem and a byte offset, never the
+// value.
 func CheckToken(v string) error {
-	if v == "" {
+	switch err := tokenbytes.Check(v); {
+	case err == nil:
+		return nil
+	case errors.Is(err, tokenbytes.ErrEmpty):
 		return fmt.Errorf("%w: empty token", ErrInvalidResponse)
+	case errors.Is(err, tokenbytes.ErrTooLong):
+		return fmt.Errorf("%w: token %w", ErrInvalidResponse, err)
+	default:
+		return fmt.Errorf("%w: token has %w", ErrInvalidResponse, err)
 	}
-	if len(v) > maxTokenLen {
-		return fmt.Errorf("%w: token longer than %d bytes", ErrInvalidResponse, maxTokenLen)
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c <= ' ' || c >= 0x7f {
-			return fmt.Errorf("%w: token has a whitespace, control or non-ASCII byte at offset %d", ErrInvalidResponse, i)
-		}
-	}
-	return nil
 }
 
 func parseExpiresAt(raw json.RawMessage) (time.Time, error) {

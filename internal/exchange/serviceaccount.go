@@ -2,16 +2,14 @@ package exchange
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/ambient-code/tokend/internal/secret"
 )
@@ -31,10 +29,11 @@ const ServiceAccountAudience = "ambient-control-plane-tokenserver"
 const serviceAccountBody = `{"grant":"runtime-only"}`
 
 const (
-	// serviceAccountBodyLimit bounds the response body of this mode.
+	// serviceAccountBodyLimit bounds the response body of this mode, as
+	// the contract fixes it.
 	serviceAccountBodyLimit = 16 << 10
 	// firstRetryDelay is the first pause between attempts inside one
-	// exchange; it doubles after each attempt.
+	// exchange, before jitter; it doubles after each attempt.
 	firstRetryDelay = 100 * time.Millisecond
 )
 
@@ -61,12 +60,12 @@ var ErrInsecureURL = errors.New("exchange: service-account mode sends its creden
 //     refresh credential in the x-ambient-capability-refresh header.
 //     Redirects are never followed.
 //  4. Read the answer through a 16 KiB limit and validate the token.
-//  5. On a failure that retryableWithin accepts, pause (100 ms, doubling,
-//     or the server's Retry-After) and go back to step 2, unless the pause
-//     would outlast the deadline; otherwise return the last error. When
-//     the deadline cut the last attempt short, the error wraps the attempt
-//     before it too, so that Retryable, StatusCode and the message see why
-//     there is no token rather than only the deadline.
+//  5. On a failure that the protocol retries at once (see Retryable),
+//     pause (about 100 ms, doubling, jittered; or the server's Retry-After)
+//     and go back to step 2, unless the pause would outlast the deadline;
+//     otherwise return the last error. When the deadline cut the last
+//     attempt short, the error wraps the attempt before it too, so that
+//     Retryable, StatusCode and the message see why there is no token.
 //
 // A ServiceAccount is safe for concurrent use once constructed; its fields
 // must not change afterwards.
@@ -104,17 +103,17 @@ func (e *ServiceAccount) Exchange(ctx context.Context) (Token, error) {
 	client := *e.Client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-	delay := firstRetryDelay
+	b := newInnerBackoff(timeout)
 	var prev error
 	for attempt := 1; ; attempt++ {
 		tok, err := e.attempt(ctx, &client)
 		if err == nil {
 			return tok, nil
 		}
-		if !retryableWithin(err) {
+		if _, now := classify(err); !now {
 			return Token{}, giveUp(err, prev, attempt, timeout)
 		}
-		pause := delay
+		pause := b.NextBackOff()
 		if after, ok := RetryAfter(err); ok {
 			pause = after
 		}
@@ -128,9 +127,21 @@ func (e *ServiceAccount) Exchange(ctx context.Context) (Token, error) {
 			return Token{}, giveUp(err, prev, attempt, timeout)
 		case <-t.C:
 		}
-		delay *= 2
 		prev = err
 	}
+}
+
+// newInnerBackoff returns the pauses between attempts inside one exchange
+// of the given deadline: about 100 ms, doubling, with jitter so that pods
+// refused together do not come back together.
+func newInnerBackoff(deadline time.Duration) *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(firstRetryDelay),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.5),
+		backoff.WithMaxInterval(deadline),
+		backoff.WithMaxElapsedTime(0), // the context's deadline ends the loop
+	)
 }
 
 // giveUp returns the last attempt's error, saying how many attempts the
@@ -150,7 +161,7 @@ func giveUp(err, prev error, attempts int, timeout time.Duration) error {
 
 // attempt sends one request with the ServiceAccount token as it is now.
 func (e *ServiceAccount) attempt(ctx context.Context, client *http.Client) (Token, error) {
-	sa, err := readIdentity(e.IdentityPath)
+	sa, err := identityFile(e.IdentityPath).read()
 	if err != nil {
 		return Token{}, err
 	}
@@ -175,69 +186,15 @@ func (e *ServiceAccount) attempt(ctx context.Context, client *http.Client) (Toke
 	return readResponse(resp, serviceAccountBodyLimit, now(e.Now), serviceAccountHint)
 }
 
-// retryableWithin reports whether a service-account attempt that failed
-// with err is tried again inside the same exchange deadline. The contract
-// retries only transport errors and 401, 429, 502, 503 and 504 there (a 401
-// may come from a ServiceAccount token the kubelet has just replaced, and
-// the next attempt re-reads the file). Everything else ends the exchange
-// and is left to the caller, which reads it with Retryable: other statuses,
-// an invalid answer, a ServiceAccount token file problem, an ended context,
-// and a certificate that does not verify (the same certificate would come
-// back).
-func retryableWithin(err error) bool {
-	var se *StatusError
-	if errors.As(err, &se) {
-		switch se.StatusCode {
-		case http.StatusUnauthorized, http.StatusTooManyRequests,
-			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return true
-		}
-		return false
+// identityFile is the ServiceAccount token file at path.
+func identityFile(path string) credentialFile {
+	return credentialFile{
+		path:   path,
+		err:    ErrIdentity,
+		absent: "the kubelet may not have projected it yet",
+		denied: "set the pod's securityContext.fsGroup (the kubelet then makes the projected token group-readable), " +
+			"or run tokend as the user the other containers run as",
 	}
-	var cv *tls.CertificateVerificationError
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, ErrInvalidResponse), errors.Is(err, ErrExpired),
-		errors.Is(err, ErrIdentity), errors.Is(err, ErrInsecureURL),
-		errors.As(err, &cv):
-		return false
-	}
-	return true
-}
-
-// readIdentity reads the ServiceAccount token file, dropping one trailing
-// newline. Errors name the path and the cause, never the content.
-func readIdentity(path string) (secret.String, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return secret.String{}, fmt.Errorf("%w: %s: %w (the kubelet may not have projected it yet)", ErrIdentity, path, cause(err))
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			return secret.String{}, fmt.Errorf("%w: %s exists but tokend may not read it: %w%s: set the pod's securityContext.fsGroup "+
-				"(the kubelet then makes the projected token group-readable), or run tokend as the user the other containers run as",
-				ErrIdentity, path, cause(err), fileAccessHint(path, err))
-		}
-		return secret.String{}, fmt.Errorf("%w: %s: %w", ErrIdentity, path, cause(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxTokenLen+2))
-	if err != nil {
-		return secret.String{}, fmt.Errorf("%w: reading %s: %w", ErrIdentity, path, cause(err))
-	}
-	v := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
-	switch {
-	case v == "":
-		return secret.String{}, fmt.Errorf("%w: %s is empty (the kubelet may not have projected it yet)", ErrIdentity, path)
-	case len(v) > maxTokenLen:
-		return secret.String{}, fmt.Errorf("%w: %s is longer than %d bytes", ErrIdentity, path, maxTokenLen)
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c <= ' ' || c >= 0x7f {
-			return secret.String{}, fmt.Errorf("%w: %s has a whitespace, control or non-ASCII byte at offset %d", ErrIdentity, path, i)
-		}
-	}
-	return secret.New(v), nil
 }
 
 func serviceAccountHint(code int) string {

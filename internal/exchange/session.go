@@ -65,21 +65,36 @@ func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 		// The error from EncryptOAEP names sizes, never the plaintext.
 		return Token{}, fmt.Errorf("exchange: encrypting the session id: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL, nil)
+	req := bearerGet{url: e.URL, credential: base64.StdEncoding.EncodeToString(ct), userAgent: e.UserAgent,
+		limit: sessionBodyLimit, hint: sessionHint}
+	return req.do(ctx, e.Client, now(e.Now))
+}
+
+// bearerGet is the GET both the encrypted-session and the bearer modes
+// send: the credential in "Authorization: Bearer", no body, and the answer
+// read through limit bytes.
+type bearerGet struct {
+	url, credential, userAgent string
+	limit                      int64
+	hint                       func(int) string
+}
+
+func (g bearerGet) do(ctx context.Context, client *http.Client, now time.Time) (Token, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url, nil)
 	if err != nil {
 		return Token{}, fmt.Errorf("exchange: building request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+base64.StdEncoding.EncodeToString(ct))
+	req.Header.Set("Authorization", "Bearer "+g.credential)
 	req.Header.Set("Accept", "application/json")
-	if e.UserAgent != "" {
-		req.Header.Set("User-Agent", e.UserAgent)
+	if g.userAgent != "" {
+		req.Header.Set("User-Agent", g.userAgent)
 	}
-	resp, err := e.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return Token{}, requestError("GET", e.URL, err)
+		return Token{}, requestError("GET", g.url, err)
 	}
 	defer resp.Body.Close()
-	return readResponse(resp, sessionBodyLimit, now(e.Now), sessionHint)
+	return readResponse(resp, g.limit, now, g.hint)
 }
 
 func sessionHint(code int) string {

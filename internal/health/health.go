@@ -116,6 +116,12 @@ func (m *Monitor) StoreFailed(err error) {
 	m.metrics.storeFailed()
 }
 
+// Failed mirrors the refresher's count of consecutive failures
+// (refresher.Observer).
+func (m *Monitor) Failed(_ error, consecutive int) {
+	m.metrics.failed(consecutive)
+}
+
 // Waiting records when the refresher's wait ends (refresher.Observer).
 func (m *Monitor) Waiting(until time.Time) {
 	// until carries a monotonic reading; keep it monotonic.

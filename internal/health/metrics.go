@@ -25,7 +25,6 @@ type metrics struct {
 	failures    prometheus.Gauge
 	writes      *prometheus.CounterVec
 	skew        prometheus.Gauge
-	consecutive int64 // only touched from refresher hooks, one goroutine
 }
 
 func newMetrics() *metrics {
@@ -88,8 +87,11 @@ func (m *metrics) exchanged(d time.Duration, err error, now time.Time) {
 		return
 	}
 	m.exchanges.WithLabelValues(failureKind(err), code).Inc()
-	m.consecutive++
-	m.failures.Set(float64(m.consecutive))
+}
+
+// failed mirrors the refresher's count of consecutive failures.
+func (m *metrics) failed(consecutive int) {
+	m.failures.Set(float64(consecutive))
 }
 
 func (m *metrics) stored(tok exchange.Token, changed bool) {
@@ -98,7 +100,6 @@ func (m *metrics) stored(tok exchange.Token, changed bool) {
 		result = "written"
 	}
 	m.writes.WithLabelValues(result).Inc()
-	m.consecutive = 0
 	m.failures.Set(0)
 	m.lastSuccess.SetToCurrentTime()
 	m.skew.Set(tok.Skew.Seconds())
@@ -111,8 +112,6 @@ func (m *metrics) stored(tok exchange.Token, changed bool) {
 
 func (m *metrics) storeFailed() {
 	m.writes.WithLabelValues("failed").Inc()
-	m.consecutive++
-	m.failures.Set(float64(m.consecutive))
 }
 
 // failureKind names a failed exchange for the result label.

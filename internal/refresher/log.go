@@ -29,10 +29,9 @@ func (r *Refresher) logSuccess(tok exchange.Token, changed bool) {
 	}
 }
 
-// logFailure counts and logs a failed attempt with the delay before the
-// next one.
+// logFailure logs a failed attempt, counted by fail, with the delay
+// before the next one.
 func (r *Refresher) logFailure(err error, delay time.Duration) {
-	r.failures++
 	attrs := []any{
 		slog.String("error", err.Error()),
 		slog.Int("consecutive_failures", r.failures),

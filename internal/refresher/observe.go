@@ -38,6 +38,12 @@ type Observer interface {
 	// Waiting precedes each wait, with the time it ends (with a monotonic
 	// reading).
 	Waiting(until time.Time)
+	// Failed follows every failed attempt (an exchange, a store, or the
+	// rewrite of a lost token file) with the number of failures since the
+	// last successful store, this one included. The count is the
+	// refresher's own, the one its log lines carry: observers mirror it
+	// rather than count again.
+	Failed(err error, consecutive int)
 }
 
 // NopObserver implements every Observer method as a no-op, for embedding.
@@ -47,6 +53,7 @@ func (NopObserver) Exchanged(time.Duration, error) {}
 func (NopObserver) Stored(exchange.Token, bool)    {}
 func (NopObserver) StoreFailed(error)              {}
 func (NopObserver) Waiting(time.Time)              {}
+func (NopObserver) Failed(error, int)              {}
 
 // exchanged, stored, storeFailed and waiting tell every observer.
 func (r *Refresher) exchanged(took time.Duration, err error) {

@@ -29,6 +29,7 @@ func (o *recorder) Stored(tok exchange.Token, changed bool) {
 }
 func (o *recorder) StoreFailed(err error) { o.add(fmt.Sprintf("storeFailed(%v)", err)) }
 func (o *recorder) Waiting(time.Time)     { o.add("waiting") }
+func (o *recorder) Failed(_ error, n int) { o.add(fmt.Sprintf("failed(%d)", n)) }
 
 // storedOnly implements one method and embeds NopObserver for the others.
 type storedOnly struct {
@@ -50,7 +51,7 @@ func TestObserversSeeEveryStep(t *testing.T) {
 	a, b, c := &recorder{}, &recorder{}, &storedOnly{}
 	r.Observers = []Observer{a, c, b}
 	runFor(t, r, s, 90*time.Second)
-	want := []string{"exchanged(<nil>)", "storeFailed(disk full)", "waiting", "stored(tok-1,true)", "waiting", "exchanged(refused)", "waiting", "exchanged(<nil>)", "stored(tok-3,true)", "waiting"}
+	want := []string{"exchanged(<nil>)", "storeFailed(disk full)", "failed(1)", "waiting", "stored(tok-1,true)", "waiting", "exchanged(refused)", "failed(1)", "waiting", "exchanged(<nil>)", "stored(tok-3,true)", "waiting"}
 	if !slices.Equal(a.calls, want) || !slices.Equal(b.calls, want) {
 		t.Errorf("observers saw\n%v\n%v\nwant %v", a.calls, b.calls, want)
 	}

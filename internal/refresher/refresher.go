@@ -194,9 +194,27 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 	}
 }
 
-// attempt stores the token whose store failed last time, while it is
-// unexpired, or else runs one exchange and stores its token.
+// attempt is try, counting a failure.
 func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
+	tok, err := r.try(ctx)
+	if err != nil {
+		r.fail(err)
+	}
+	return tok, err
+}
+
+// fail counts a failure, in the one count of consecutive failures, and
+// reports it to every Observer's Failed.
+func (r *Refresher) fail(err error) {
+	r.failures++
+	for _, o := range r.Observers {
+		o.Failed(err, r.failures)
+	}
+}
+
+// try stores the token whose store failed last time, while it is
+// unexpired, or else runs one exchange and stores its token.
+func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	r.lastChanged = false
 	if u := r.unstored; u != nil && (u.Expiry.IsZero() || r.now().Before(u.Expiry)) {
 		return r.store(*u, 0)

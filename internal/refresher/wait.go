@@ -70,10 +70,12 @@ func (r *Refresher) restore(tok exchange.Token) bool {
 	log := r.logger().With(slog.String("fingerprint", tok.Value.Fingerprint()), slog.String("reason", lost.Error()))
 	if _, err := r.Sink.Store(tok); err != nil {
 		r.storeFailed(err)
+		r.fail(err)
 		log.Warn("token file lost and could not be written again, refreshing now", slog.String("error", err.Error()))
 		return false
 	}
 	r.stored(tok, true)
+	r.failures = 0
 	log.Warn("token file lost, wrote the stored token again")
 	return true
 }

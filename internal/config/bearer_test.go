@@ -1,0 +1,158 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+)
+
+const capability = "capability-secret-0123"
+
+func bearerEnv(t *testing.T, over map[string]string) func(string) string {
+	m := map[string]string{
+		"TOKEND_AUTH":                 AuthBearer,
+		"AMBIENT_CP_TOKEN_URL":        "https://ambient-control-plane.ns.svc:8443/token",
+		"SESSION_ID":                  "",
+		"AMBIENT_CP_TOKEN_PUBLIC_KEY": "",
+	}
+	for k, v := range over {
+		m[k] = v
+	}
+	return env(t, m)
+}
+
+func TestParseBearer(t *testing.T) {
+	credFile := filepath.Join(t.TempDir(), "capability")
+	tests := []struct {
+		name     string
+		over     map[string]string
+		args     []string
+		file     string
+		value    string
+		warnings []string
+	}{
+		{name: "value", over: map[string]string{"TOKEND_CREDENTIAL": capability}, value: capability},
+		{name: "file not there yet", over: map[string]string{"TOKEND_CREDENTIAL_FILE": credFile}, file: credFile},
+		{name: "flags", args: []string{"--credential-file", credFile}, file: credFile},
+		{name: "other modes' settings", over: map[string]string{"TOKEND_CREDENTIAL": capability, "SESSION_ID": "sess-secret-42"}, value: capability,
+			warnings: []string{"SESSION_ID (--session-id): ignored in bearer mode"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(CmdRun, tt.args, bearerEnv(t, tt.over), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ex, ok := c.Exchanger(nil).(*exchange.Bearer)
+			if !ok || ex.CredentialFile != tt.file || ex.Credential.Reveal() != tt.value || ex.URL != "https://ambient-control-plane.ns.svc:8443/token" {
+				t.Fatalf("exchanger %T for %q, file %q", c.Exchanger(nil), ex.URL, ex.CredentialFile)
+			}
+			if c.Roots == nil {
+				t.Errorf("no roots for an https token URL")
+			}
+			if !slices.Equal(c.Warnings, tt.warnings) {
+				t.Errorf("warnings %q, want %q", c.Warnings, tt.warnings)
+			}
+			if strings.Contains(strings.Join(c.Warnings, " "), capability) {
+				t.Errorf("a warning quotes the credential")
+			}
+		})
+	}
+}
+
+func TestParseBearerRejects(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		over map[string]string
+		want []string
+	}{
+		{name: "no credential", want: []string{"TOKEND_CREDENTIAL (--credential): required in bearer mode (or TOKEND_CREDENTIAL_FILE)"}},
+		{name: "both", over: map[string]string{"TOKEND_CREDENTIAL": capability, "TOKEND_CREDENTIAL_FILE": filepath.Join(dir, "c")}, want: []string{"TOKEND_CREDENTIAL (--credential): set either"}},
+		{name: "spaced", over: map[string]string{"TOKEND_CREDENTIAL": "capability secret"}, want: []string{"TOKEND_CREDENTIAL (--credential): has a whitespace", "offset 10", "HTTP header"}},
+		{name: "file is a directory", over: map[string]string{"TOKEND_CREDENTIAL_FILE": dir}, want: []string{"TOKEND_CREDENTIAL_FILE (--credential-file): " + dir + " is a directory"}},
+		{name: "plain http outside the cluster", over: map[string]string{"TOKEND_CREDENTIAL": capability, "AMBIENT_CP_TOKEN_URL": "http://example.com/token"},
+			want: []string{"AMBIENT_CP_TOKEN_URL (--token-url): plain http to example.com is refused"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(CmdInit, nil, bearerEnv(t, tt.over), &bytes.Buffer{})
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want *Error", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error quotes the credential:\n%v", err)
+			}
+		})
+	}
+}
+
+// TestBearerPlainHTTPInCluster: the bearer mode follows the token URL
+// rule of the encrypted-session mode, and plain http loads no roots.
+func TestBearerPlainHTTPInCluster(t *testing.T) {
+	c, err := Parse(CmdInit, nil, bearerEnv(t, map[string]string{"TOKEND_CREDENTIAL": capability,
+		"AMBIENT_CP_TOKEN_URL": "http://ambient-control-plane.ns.svc:8080/token"}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Roots != nil {
+		t.Errorf("roots loaded for a plain-http token URL")
+	}
+}
+
+func TestCASettingIsOne(t *testing.T) {
+	a, b := caFile(t), caFile(t)
+	https := map[string]string{"AMBIENT_CP_TOKEN_URL": "https://cp.ns.svc:8443/token"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range https {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		over map[string]string
+		args []string
+		want string // CAFile, or the start of the problem
+	}{
+		{name: "TOKEND_CA_FILE", over: with("TOKEND_CA_FILE", a), want: a},
+		{name: "AMBIENT_CP_CA_PATH", over: with("AMBIENT_CP_CA_PATH", a), want: a},
+		{name: "AMBIENT_CP_CA_CERT_FILE", over: with("AMBIENT_CP_CA_CERT_FILE", a), want: a},
+		{name: "two variables agree", over: with("TOKEND_CA_FILE", a, "AMBIENT_CP_CA_CERT_FILE", a), want: a},
+		{name: "a flag over the variables", over: with("TOKEND_CA_FILE", a, "AMBIENT_CP_CA_PATH", b), args: []string{"--cp-ca-file", b}, want: b},
+		{name: "two variables differ", over: with("TOKEND_CA_FILE", a, "AMBIENT_CP_CA_PATH", b),
+			want: "TOKEND_CA_FILE (--ca-file): " + a + " differs from AMBIENT_CP_CA_PATH (--cp-ca-file) " + b + ", and they are one setting"},
+		{name: "two flags differ", over: https, args: []string{"--ca-file", a, "--cp-ca-file", b},
+			want: "TOKEND_CA_FILE (--ca-file): " + a + " differs from AMBIENT_CP_CA_PATH (--cp-ca-file) " + b + ", and they are one setting"},
+		{name: "bad file named by its source", over: with("AMBIENT_CP_CA_CERT_FILE", "/nonexistent/ca.pem"), want: "AMBIENT_CP_CA_CERT_FILE: cannot read /nonexistent/ca.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(CmdInit, tt.args, env(t, tt.over), &bytes.Buffer{})
+			if strings.HasPrefix(tt.want, "/") {
+				if err != nil || c.CAFile != tt.want || c.Roots == nil {
+					t.Fatalf("err %v; want CA file %s and roots", err, tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

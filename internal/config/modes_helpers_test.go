@@ -1,0 +1,20 @@
+package config
+
+import "github.com/ambient-code/tokend/internal/exchange"
+
+// session returns the encrypted-session exchanger c builds, or nil in
+// another mode.
+func session(c *Config) *exchange.EncryptedSession {
+	e, _ := c.Exchanger(nil).(*exchange.EncryptedSession)
+	return e
+}
+
+// serviceAccount returns the service-account exchanger c builds, or nil
+// in another mode.
+func serviceAccount(c *Config) *exchange.ServiceAccount {
+	e, _ := c.Exchanger(nil).(*exchange.ServiceAccount)
+	if e == nil {
+		return &exchange.ServiceAccount{}
+	}
+	return e
+}

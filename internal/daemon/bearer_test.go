@@ -1,0 +1,63 @@
+package daemon_test
+
+import (
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/daemon"
+)
+
+// TestInitBearer runs init in bearer mode against a TLS stand-in for the
+// successor control plane as served (GET /token with a capability, the
+// token and its expiry back), trusting its CA through
+// AMBIENT_CP_CA_CERT_FILE: the configuration's one CA setting and its
+// roots reach the exchange, and the token reaches the file.
+func TestInitBearer(t *testing.T) {
+	const capability = "run-capability-daemon-test"
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/token" || r.Header.Get("Authorization") != "Bearer "+capability || r.ContentLength > 0 {
+			http.Error(w, "unexpected request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(map[string]any{"token": "api-token-from-capability", "expires_at": time.Now().Add(5 * time.Minute).Unix()})
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	caPath := filepath.Join(dir, "cp-ca.pem")
+	os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	credPath := filepath.Join(dir, "capability")
+	os.WriteFile(credPath, []byte(capability+"\n"), 0o600)
+	tokenFile := filepath.Join(dir, "token")
+	env := map[string]string{
+		"TOKEND_AUTH":             config.AuthBearer,
+		"AMBIENT_CP_TOKEN_URL":    srv.URL + "/token",
+		"TOKEND_CREDENTIAL_FILE":  credPath,
+		"AMBIENT_CP_CA_CERT_FILE": caPath,
+		"TOKEND_TOKEN_FILE":       tokenFile,
+	}
+	cfg, err := config.Parse(config.CmdInit, nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &events{ch: make(chan string, 64)}
+	if err := daemon.Init(t.Context(), cfg, daemon.Deps{Logger: slog.New(log)}); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	if got, _ := os.ReadFile(tokenFile); string(got) != "api-token-from-capability" {
+		t.Errorf("token file holds %d bytes, not the issued token", len(got))
+	}
+	if out := log.String(); strings.Contains(out, capability) {
+		t.Errorf("logs quote the capability:\n%s", out)
+	}
+}

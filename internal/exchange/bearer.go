@@ -1,0 +1,99 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/secret"
+)
+
+// BearerTimeout bounds one bearer exchange, from dial to the last byte of
+// the body.
+const BearerTimeout = 10 * time.Second
+
+// bearerBodyLimit bounds the response body of the bearer mode.
+const bearerBodyLimit = 64 << 10
+
+// ErrCredential is wrapped by errors about the bearer credential file:
+// missing, unreadable, empty, too long, or holding bytes a header cannot
+// carry. The error names the file, never its content. Retryable reports it
+// as retryable, since a mounted secret may not be in place yet.
+var ErrCredential = errors.New("exchange: bearer credential unavailable")
+
+// Bearer sends a static credential as it is: GET with "Authorization:
+// Bearer <credential>" and no body, the answer a JSON object with "token"
+// and "expires_at". It is what the successor control plane serves today
+// (protocol.md section 3), with a control-plane-signed capability as the
+// credential. Each Exchange takes these steps within one deadline of
+// Timeout:
+//
+//  1. Read the credential: from CredentialFile when set, re-read every
+//     time (its owner may rotate it), else Credential.
+//  2. GET URL with the credential; redirects are never followed.
+//  3. Read the answer through a 64 KiB limit and validate the token.
+//
+// Bearer does not judge the URL's scheme: the configuration applies the
+// rule for plain http. A Bearer is safe for concurrent use once
+// constructed; its fields must not change afterwards.
+type Bearer struct {
+	// URL is the token endpoint, e.g. https://ambient-control-plane.ns.svc:8443/token.
+	URL string
+	// CredentialFile, when not empty, holds the credential (the token
+	// file rule: the credential, then optionally line feeds).
+	CredentialFile string
+	// Credential is sent when CredentialFile is empty.
+	Credential secret.String
+	// Client sends the request; use NewHTTPClient.
+	Client *http.Client
+	// UserAgent is sent as the User-Agent header.
+	UserAgent string
+	// Timeout bounds one exchange; BearerTimeout when zero.
+	Timeout time.Duration
+	// Now returns the wall time used to judge expiry; time.Now when nil.
+	Now func() time.Time
+}
+
+// Exchange implements Exchanger. Besides the errors Exchanger lists, it
+// returns errors wrapping ErrCredential.
+func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
+	timeout := e.Timeout
+	if timeout <= 0 {
+		timeout = BearerTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cred := e.Credential
+	if e.CredentialFile != "" {
+		var err error
+		if cred, err = e.file().read(); err != nil {
+			return Token{}, err
+		}
+	}
+	client := *e.Client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, limit: bearerBodyLimit, hint: bearerHint}
+	return req.do(ctx, &client, now(e.Now))
+}
+
+func (e *Bearer) file() credentialFile {
+	return credentialFile{
+		path:   e.CredentialFile,
+		err:    ErrCredential,
+		absent: "is the secret that holds it mounted?",
+		denied: "make the file readable by the user tokend runs as (the pod's securityContext.fsGroup, or the secret volume's defaultMode)",
+	}
+}
+
+func bearerHint(code int) string {
+	switch code {
+	case http.StatusUnauthorized:
+		return "credential rejected (check TOKEND_CREDENTIAL_FILE or TOKEND_CREDENTIAL: is it this run's capability, and unexpired?)"
+	case http.StatusForbidden:
+		return "this credential may not obtain a token (check TOKEND_CREDENTIAL_FILE or TOKEND_CREDENTIAL)"
+	case http.StatusMethodNotAllowed:
+		return "the endpoint does not take GET: is AMBIENT_CP_TOKEN_URL a service-account endpoint (TOKEND_AUTH=service-account)?"
+	}
+	return commonHint(code)
+}

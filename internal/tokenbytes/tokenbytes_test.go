@@ -1,0 +1,59 @@
+package tokenbytes
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestCheckAndFromFile(t *testing.T) {
+	long := strings.Repeat("a", MaxLen)
+	tests := []struct {
+		name, in    string
+		check, file error // nil, ErrEmpty, ErrTooLong, or a *ByteError
+		offset      int
+		token       string
+	}{
+		{name: "token", in: "eyJ.x-y_z~", token: "eyJ.x-y_z~"},
+		{name: "longest", in: long, token: long},
+		{name: "empty", in: "", check: ErrEmpty, file: ErrEmpty},
+		{name: "too long", in: long + "a", check: ErrTooLong, file: ErrTooLong},
+		{name: "longest with a line feed", in: long + "\n", check: ErrTooLong, file: ErrTooLong},
+		{name: "line feeds", in: "tok\n\n", check: &ByteError{}, offset: 3, token: "tok"},
+		{name: "only line feeds", in: "\n\n", check: &ByteError{}, file: ErrEmpty},
+		{name: "carriage return", in: "tok\r\n", check: &ByteError{}, file: &ByteError{}, offset: 3},
+		{name: "space", in: "to k", check: &ByteError{}, file: &ByteError{}, offset: 2},
+		{name: "non-ASCII", in: "tö", check: &ByteError{}, file: &ByteError{}, offset: 1},
+		{name: "DEL", in: "t\x7f", check: &ByteError{}, file: &ByteError{}, offset: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			same(t, "Check", Check(tt.in), tt.check, tt.offset)
+			same(t, "Check([]byte)", Check([]byte(tt.in)), tt.check, tt.offset)
+			got, err := FromFile([]byte(tt.in))
+			same(t, "FromFile", err, tt.file, tt.offset)
+			if err == nil && got != tt.token {
+				t.Errorf("FromFile = %d bytes, want %d", len(got), len(tt.token))
+			}
+			if err != nil && strings.Contains(err.Error(), "tok") {
+				t.Errorf("error %q quotes the token", err)
+			}
+		})
+	}
+}
+
+func same(t *testing.T, what string, err, want error, offset int) {
+	t.Helper()
+	var be *ByteError
+	switch {
+	case want == nil && err != nil:
+		t.Errorf("%s: %v, want nil", what, err)
+	case want == nil:
+	case errors.As(want, &be):
+		if !errors.As(err, &be) || be.Offset != offset {
+			t.Errorf("%s: %v, want a byte error at offset %d", what, err, offset)
+		}
+	case !errors.Is(err, want):
+		t.Errorf("%s: %v, want %v", what, err, want)
+	}
+}
