@@ -88,6 +88,9 @@ type Dir struct {
 	log   *slog.Logger
 	now   func() time.Time
 	watch *watch
+	// watching is set by Watch: only a Dir that Run serves retries its
+	// watch (init, which never watches, must not leave a watcher behind).
+	watching atomic.Bool
 
 	verdict atomic.Pointer[error] // the last verification; nil before any
 }
@@ -212,16 +215,19 @@ func (d *Dir) setVerdict(err error) { d.verdict.Store(&err) }
 // are coalesced; the channel is never closed.
 func (d *Dir) Attention() <-chan struct{} { return d.watch.ch }
 
-// Watch installs the directory watch. On an error (inotify instances or
-// watches exhausted) every Verify tries again.
-func (d *Dir) Watch() error { return d.watch.install() }
+// Watch installs the directory watch; call Run too, which closes it. On an
+// error (inotify instances or watches exhausted) every Verify tries again.
+func (d *Dir) Watch() error {
+	d.watching.Store(true)
+	return d.watch.install()
+}
 
 // Run forwards the watch's events to Attention until ctx ends, then closes
 // the watcher and returns nil.
 func (d *Dir) Run(ctx context.Context) error { return d.watch.run(ctx) }
 
 func (d *Dir) retryWatch() {
-	if d.watch.installed() {
+	if !d.watching.Load() || d.watch.installed() {
 		return
 	}
 	if err := d.watch.install(); err != nil {
