@@ -149,15 +149,9 @@ func TestCheckNeverBlocks(t *testing.T) {
 func TestCheckAsksTheRunningDaemon(t *testing.T) {
 	h := newHarness(t)
 	h.iss.Push(fakeissuer.Body(fmt.Sprintf(`{"token":"opaque-token-2","expires_at":%d}`, time.Now().Add(time.Hour).Unix())))
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- h.run(ctx, "run") }()
-	addr := h.healthAddr(done)
-	h.waitFile(done, func(s string) bool { return s != "" })
-	for code, _ := get(addr, "/startupz"); code != 200; code, _ = get(addr, "/startupz") {
-		h.alive(done, deadlineIn(t))
-	}
-	h.env["TOKEND_HEALTH_ADDR"] = addr
+	run := h.startRun(nil)
+	run.next("the first token stored", storedNew)
+	h.env["TOKEND_HEALTH_ADDR"] = run.addr
 	h.stdout.Reset()
 	if err := h.run(t.Context(), "check", "--max-age=1h"); err != nil {
 		t.Fatalf("check --max-age against a running daemon: %v", err)
@@ -165,18 +159,11 @@ func TestCheckAsksTheRunningDaemon(t *testing.T) {
 	if out := h.stdout.String(); !strings.Contains(out, "expires in") {
 		t.Errorf("check did not learn the opaque token's expiry: %q", out)
 	}
-	cancel()
-	<-done
+	run.stop()
 }
 
 // fakeJWTExp is an unsigned JWT whose exp claim is the literal exp.
 func fakeJWTExp(exp string) string {
 	e := base64.RawURLEncoding
 	return e.EncodeToString([]byte(`{"alg":"none"}`)) + "." + e.EncodeToString([]byte(`{"exp":`+exp+`}`)) + ".sig"
-}
-
-// deadlineIn is the time limit of a wait that only a broken tokend misses.
-func deadlineIn(t *testing.T) time.Time {
-	t.Helper()
-	return time.Now().Add(20 * time.Second)
 }

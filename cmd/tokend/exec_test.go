@@ -16,6 +16,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // childEnv switches the test binary into the child that tokend exec runs:
@@ -61,12 +62,13 @@ func startExec(t *testing.T, h *harness, flags ...string) *execProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &execProcess{process: &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}, events: make(chan []string, 16)}
-	cmd.Stdout, cmd.Stderr = w, p.stderr
+	stderr := &testkit.Buffer{}
+	cmd.Stdout, cmd.Stderr = w, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
+	p := &execProcess{process: watchProcess(t, cmd, stderr), events: make(chan []string, 16)}
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
@@ -74,11 +76,6 @@ func startExec(t *testing.T, h *harness, flags ...string) *execProcess {
 		}
 		r.Close()
 	}()
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
 	return p
 }
 
@@ -90,8 +87,8 @@ func (p *execProcess) next(t *testing.T, kind string) []string {
 			t.Fatalf("child event %q, want %s\n%s", ev, kind, p.stderr.String())
 		}
 		return ev
-	case err := <-p.done:
-		t.Fatalf("tokend exited (%v) before the child's %s event\n%s", err, kind, p.stderr.String())
+	case <-p.exited:
+		t.Fatalf("tokend exited (%v) before the child's %s event\n%s", p.err, kind, p.stderr.String())
 	case <-time.After(time.Minute): // deadlock guard only
 		t.Fatalf("no %s event\n%s", kind, p.stderr.String())
 	}
@@ -139,7 +136,7 @@ func TestExecRestartsOnRefreshRequestAndExitsWithTheChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.next(t, "signal")
-	if code := p.exit(t, time.Minute); code != 64+int(syscall.SIGINT) {
+	if code := p.exit(t); code != 64+int(syscall.SIGINT) {
 		t.Errorf("tokend exec exited %d, want the child's %d\n%s", code, 64+int(syscall.SIGINT), p.stderr.String())
 	}
 	for _, path := range []string{h.file, sock} {

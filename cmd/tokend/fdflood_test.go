@@ -41,12 +41,7 @@ func TestProcessRunRestoresTheTokenUnderAConnectionFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	p := &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
+	p := watchProcess(t, cmd, nil)
 	var addr string
 	lines := bufio.NewScanner(r)
 	for addr == "" && lines.Scan() {
@@ -102,8 +97,8 @@ func TestProcessRunRestoresTheTokenUnderAConnectionFlood(t *testing.T) {
 		case <-fw.Events:
 		case err := <-fw.Errors:
 			t.Fatal(err)
-		case err := <-p.done:
-			p.done <- err
+		case <-p.exited:
+			err := p.err
 			t.Fatalf("tokend ended: %v\n%s", err, p.stderr.String())
 		case <-time.After(60 * time.Second): // bounds a hang only
 			t.Fatalf("token file not written again under the flood\n%s", p.stderr.String())

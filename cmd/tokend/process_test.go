@@ -67,11 +67,22 @@ func start(t *testing.T, h *harness, args ...string) *process {
 	for k, v := range h.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &process{cmd: cmd, stderr: &testkit.Buffer{}, exited: make(chan error)}
-	cmd.Stdout, cmd.Stderr = io.Discard, p.stderr
+	stderr := &testkit.Buffer{}
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return watchProcess(t, cmd, stderr)
+}
+
+// watchProcess follows cmd, already started, until it exits; stderr is
+// what the test reads of its log (nil when the test reads it otherwise).
+// The test's cleanup kills it.
+func watchProcess(t *testing.T, cmd *exec.Cmd, stderr *testkit.Buffer) *process {
+	if stderr == nil {
+		stderr = &testkit.Buffer{}
+	}
+	p := &process{cmd: cmd, stderr: stderr, exited: make(chan error)}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"testing"
-	"time"
 )
 
 var proxyAddrRE = regexp.MustCompile(`credential proxy listening.*addr=(\S+)`)
@@ -26,13 +25,8 @@ func TestRunServesTheCredentialProxy(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- h.run(ctx, "run") }()
-	var addr string
-	for deadline := time.Now().Add(20 * time.Second); addr == ""; {
-		if m := proxyAddrRE.FindStringSubmatch(h.stderr.String()); m != nil {
-			addr = m[1]
-		}
-		h.alive(done, deadline)
-	}
+	log := h.stderr.WaitFor(t, "the proxy's address", done, proxyAddrRE.MatchString)
+	addr := proxyAddrRE.FindStringSubmatch(log)[1]
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/v1/sessions", nil)
 	req.Header.Set("Authorization", "Bearer client-supplied")
 	resp, err := http.DefaultClient.Do(req)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
 
 // rootsFIFO points SSL_CERT_FILE at a FIFO that nobody writes, so that a
@@ -56,13 +57,12 @@ func TestProcessInitLoadsRootsOnlyForHTTPS(t *testing.T) {
 		select {
 		case <-opened:
 			t.Fatal("init over plain http opened SSL_CERT_FILE")
-		case err := <-p.done:
-			p.done <- err
+		case <-p.exited:
 		case <-time.After(60 * time.Second):
 			// Bounds a hang only: on the bug, init blocks in open(2).
 			t.Fatalf("init blocked: it is reading SSL_CERT_FILE for a plain-http URL\n%s", p.stderr.String())
 		}
-		if code := p.exit(t, time.Second); code != 0 {
+		if code := p.exit(t); code != 0 {
 			t.Fatalf("init exit %d\n%s", code, p.stderr.String())
 		}
 	})
@@ -78,11 +78,10 @@ func TestProcessInitLoadsRootsOnlyForHTTPS(t *testing.T) {
 		p := start(t, h, "init")
 		select {
 		case <-opened:
-		case err := <-p.done:
-			p.done <- err
+		case <-p.exited:
 			t.Fatalf("init over https ended without loading the system roots\n%s", p.stderr.String())
 		}
-		if code := p.exit(t, 60*time.Second); code != 0 {
+		if code := p.exit(t); code != 0 {
 			t.Fatalf("init exit %d\n%s", code, p.stderr.String())
 		}
 	})
@@ -99,7 +98,7 @@ func BenchmarkProcessInit(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	k, pub := testKey()
+	k, pub := testkit.RSAKey(), testkit.PublicKeyPEM()
 	iss := &fakeissuer.Issuer{Key: k}
 	plain := httptest.NewServer(iss)
 	defer plain.Close()

@@ -31,8 +31,8 @@ func awaitExchange(t *testing.T, p *process, exchanges <-chan struct{}, what str
 	t.Helper()
 	select {
 	case <-exchanges:
-	case err := <-p.done:
-		p.done <- err
+	case <-p.exited:
+		err := p.err
 		t.Fatalf("%s: tokend ended (%v) before exchanging\n%s", what, err, p.stderr.String())
 	case <-time.After(60 * time.Second): // bounds a hang only
 		t.Fatalf("%s: no exchange\n%s", what, p.stderr.String())
@@ -56,7 +56,7 @@ func TestProcessRunRefreshesOnSIGHUPAndSIGUSR1(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.exit(t, 30*time.Second); code != 0 {
+	if code := p.exit(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, p.stderr.String())
 	}
 	if n := h.iss.Requests(); n != 4 {

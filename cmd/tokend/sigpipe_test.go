@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestProcessRunSurvivesAClosedStderr: the reader of tokend's stderr (a
@@ -33,12 +32,7 @@ func TestProcessRunSurvivesAClosedStderr(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close() // the child holds the only writing end
-	p := &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
+	p := watchProcess(t, cmd, nil)
 
 	// Learn the health address from the log, then stop reading for good.
 	var addr string
@@ -71,7 +65,7 @@ func TestProcessRunSurvivesAClosedStderr(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.exit(t, 30*time.Second); code != 0 {
+	if code := p.exit(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM with stderr closed, want 0 (%v)", code, cmd.ProcessState)
 	}
 }
