@@ -40,20 +40,7 @@ type BearerIssuer struct {
 func (s *BearerIssuer) Issued() int64 { return s.seq.Load() }
 
 func (s *BearerIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.serveFault(w, r) {
-		return
-	}
-	switch r.URL.Path {
-	case "/healthz":
-		plain(w, http.StatusOK, "ok")
-		return
-	case "/token":
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet {
-		plain(w, http.StatusMethodNotAllowed, "method not allowed")
+	if s.front(w, r, http.MethodGet) {
 		return
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -89,20 +89,7 @@ func (s *Issuer) Rotate() {
 }
 
 func (s *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.serveFault(w, r) {
-		return
-	}
-	switch r.URL.Path {
-	case "/healthz":
-		plain(w, http.StatusOK, "ok")
-		return
-	case "/token":
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet {
-		plain(w, http.StatusMethodNotAllowed, "method not allowed")
+	if s.front(w, r, http.MethodGet) {
 		return
 	}
 	sid, status := s.decryptSession(r.Header.Get("Authorization"))

@@ -39,3 +39,27 @@ func (s *script) serveFault(w http.ResponseWriter, r *http.Request) bool {
 	f(w, r)
 	return true
 }
+
+// front answers what every issuer answers alike: a queued fault, GET
+// /healthz, 404 for any path but /token, and 405 for a method other than
+// method (none checked when method is empty). It reports whether it
+// answered; the caller serves /token otherwise.
+func (s *script) front(w http.ResponseWriter, r *http.Request, method string) bool {
+	if s.serveFault(w, r) {
+		return true
+	}
+	switch r.URL.Path {
+	case "/healthz":
+		plain(w, http.StatusOK, "ok")
+		return true
+	case "/token":
+	default:
+		http.NotFound(w, r)
+		return true
+	}
+	if method != "" && r.Method != method {
+		plain(w, http.StatusMethodNotAllowed, "method not allowed")
+		return true
+	}
+	return false
+}

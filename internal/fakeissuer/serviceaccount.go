@@ -100,16 +100,7 @@ func (s *ServiceAccountIssuer) MintServiceAccountToken(aud string, ttl time.Dura
 }
 
 func (s *ServiceAccountIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.serveFault(w, r) {
-		return
-	}
-	switch r.URL.Path {
-	case "/healthz":
-		plain(w, http.StatusOK, "ok")
-		return
-	case "/token":
-	default:
-		http.NotFound(w, r)
+	if s.front(w, r, "") { // POST is checked by check, in its documented order
 		return
 	}
 	if status := s.check(r); status != http.StatusOK {
