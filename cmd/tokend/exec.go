@@ -18,8 +18,8 @@ import (
 
 // execCommand runs `tokend exec [flags] -- CMD [ARGS...]` and exits with
 // the command's status.
-func execCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := config.ParseExec(args, getenv, stderr)
+func execCommand(ctx context.Context, args []string, lookupenv func(string) (string, bool), stderr io.Writer) error {
+	cfg, err := config.ParseExecEnv(args, lookupenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}

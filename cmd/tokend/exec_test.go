@@ -150,3 +150,23 @@ func TestExecRestartsOnRefreshRequestAndExitsWithTheChild(t *testing.T) {
 		t.Errorf("refresh without tokend: %d %q", code, out)
 	}
 }
+
+// TestExecEmptyHealthAddrDisablesProbes: TOKEND_HEALTH_ADDR set but empty
+// disables the health server of exec, as it does for run, instead of
+// falling back to the default port.
+func TestExecEmptyHealthAddrDisablesProbes(t *testing.T) {
+	h := newHarness(t)
+	h.env["TOKEND_HEALTH_ADDR"] = ""
+	p := startExec(t, h)
+	p.next(t, "start")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.next(t, "signal")
+	if code := p.exit(t); code != 64+int(syscall.SIGTERM) {
+		t.Errorf("tokend exec exited %d, want the child's %d\n%s", code, 64+int(syscall.SIGTERM), p.stderr.String())
+	}
+	if out := p.stderr.String(); strings.Contains(out, "health server") {
+		t.Errorf("TOKEND_HEALTH_ADDR= did not disable the health server:\n%s", out)
+	}
+}
