@@ -13,13 +13,14 @@ import (
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 )
 
 // execCommand runs `tokend exec [flags] -- CMD [ARGS...]` and exits with
 // the command's status.
-func execCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := config.ParseExec(args, getenv, stderr)
+func execCommand(ctx context.Context, args []string, lookupenv func(string) (string, bool), stderr io.Writer) error {
+	cfg, err := config.ParseExecEnv(args, lookupenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -32,7 +33,12 @@ func execCommand(ctx context.Context, args []string, getenv func(string) string,
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	code, err := daemon.Exec(ctx, cfg, daemon.Deps{Logger: log}, daemon.ExecDeps{Signals: sigs})
+	// SIGHUP and SIGUSR1 ask for an exchange now, as they do for run;
+	// unhandled, SIGHUP would end tokend and leave the command running.
+	d := daemon.Deps{Logger: log, OnDemand: refresher.NewOnDemand()}
+	stop := onRefreshSignals(ctx, d.OnDemand, log)
+	defer stop()
+	code, err := daemon.Exec(ctx, cfg, d, daemon.ExecDeps{Signals: sigs})
 	if err != nil {
 		log.Error("exec failed", slog.String("error", err.Error()))
 		return &exitError{code: max(code, 1), err: err}

@@ -150,3 +150,48 @@ func TestExecRestartsOnRefreshRequestAndExitsWithTheChild(t *testing.T) {
 		t.Errorf("refresh without tokend: %d %q", code, out)
 	}
 }
+
+// TestExecEmptyHealthAddrDisablesProbes: TOKEND_HEALTH_ADDR set but empty
+// disables the health server of exec, as it does for run, instead of
+// falling back to the default port.
+func TestExecEmptyHealthAddrDisablesProbes(t *testing.T) {
+	h := newHarness(t)
+	h.env["TOKEND_HEALTH_ADDR"] = ""
+	p := startExec(t, h)
+	p.next(t, "start")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.next(t, "signal")
+	if code := p.exit(t); code != 64+int(syscall.SIGTERM) {
+		t.Errorf("tokend exec exited %d, want the child's %d\n%s", code, 64+int(syscall.SIGTERM), p.stderr.String())
+	}
+	if out := p.stderr.String(); strings.Contains(out, "health server") {
+		t.Errorf("TOKEND_HEALTH_ADDR= did not disable the health server:\n%s", out)
+	}
+}
+
+// TestExecRefreshesOnSIGHUP: SIGHUP asks tokend exec for an exchange now,
+// as it asks tokend run, instead of killing tokend (its default action)
+// and leaving the command running without it.
+func TestExecRefreshesOnSIGHUP(t *testing.T) {
+	h := newRotatingHarness(t) // a new token at every exchange
+	p := startExec(t, h, "--change-policy", "restart", "--token-env", "API_TOKEN")
+	first := p.next(t, "start")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if ev := p.next(t, "signal"); ev[1] != "terminated" {
+		t.Fatalf("child got %q, want the restart's SIGTERM", ev)
+	}
+	if ev := p.next(t, "start"); ev[1] == first[1] {
+		t.Errorf("restarted child has the old token %s", ev[1])
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.next(t, "signal")
+	if code := p.exit(t); code != 64+int(syscall.SIGTERM) {
+		t.Errorf("tokend exec exited %d, want the child's %d\n%s", code, 64+int(syscall.SIGTERM), p.stderr.String())
+	}
+}

@@ -61,17 +61,23 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-// run runs tokend in-process exactly as main does.
+// run runs tokend in-process exactly as main does: a key of h.env set to
+// "" is a variable set but empty (TOKEND_HEALTH_ADDR= disables the health
+// server, instead of binding its default port).
 func (h *harness) run(ctx context.Context, args ...string) error {
-	return run(ctx, args, func(k string) string { return h.env[k] }, &h.stdout, &h.stderr)
+	return runEnv(ctx, args, h.lookupenv, &h.stdout, &h.stderr)
+}
+
+func (h *harness) lookupenv(k string) (string, bool) {
+	v, ok := h.env[k]
+	return v, ok
 }
 
 // daemon runs init or run in-process as run does, but with Deps that feed
 // h.events, and with tweak (when not nil) applied to the exchanger built
 // from the configuration. Errors carry the exit status as run's do.
 func (h *harness) daemon(ctx context.Context, cmd string, tweak func(exchange.Exchanger) error) error {
-	getenv := func(k string) string { return h.env[k] }
-	cfg, err := config.Parse(cmd, nil, getenv, &h.stderr)
+	cfg, err := config.ParseEnv(cmd, nil, h.lookupenv, &h.stderr)
 	if err != nil {
 		return err
 	}

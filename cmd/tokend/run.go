@@ -83,7 +83,7 @@ func runEnv(ctx context.Context, args []string, lookupenv func(string) (string, 
 		}
 		return nil
 	case config.CmdExec: // exec.go
-		return execCommand(ctx, args[1:], getenvOf(lookupenv), stderr)
+		return execCommand(ctx, args[1:], lookupenv, stderr)
 	case config.CmdRefresh: // exec.go
 		return refreshCommand(ctx, args[1:], getenvOf(lookupenv), stdout, stderr)
 	default:

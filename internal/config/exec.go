@@ -115,18 +115,27 @@ func init() {
 
 // ParseExec parses `tokend exec [flags] -- CMD [ARGS...]` as Parse does.
 func ParseExec(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	return ParseExecEnv(args, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}, out)
+}
+
+// ParseExecEnv is ParseExec with os.LookupEnv semantics, as ParseEnv is
+// Parse's: TOKEND_HEALTH_ADDR set but empty disables the health server.
+func ParseExecEnv(args []string, lookupenv func(string) (string, bool), out io.Writer) (*Config, error) {
 	i := slices.Index(args, "--")
 	if i < 0 || i == len(args)-1 {
 		flags := args
 		if i >= 0 {
 			flags = args[:i]
 		}
-		if _, err := Parse(CmdExec, flags, getenv, out); errors.Is(err, flag.ErrHelp) {
+		if _, err := ParseEnv(CmdExec, flags, lookupenv, out); errors.Is(err, flag.ErrHelp) {
 			return nil, err // -h asked for the flags, not for a command
 		}
 		return nil, &Error{Problems: []error{fmt.Errorf("the command to run is missing: tokend exec [flags] -- CMD [ARGS...]")}}
 	}
-	c, err := Parse(CmdExec, args[:i], getenv, out)
+	c, err := ParseEnv(CmdExec, args[:i], lookupenv, out)
 	if err != nil {
 		return nil, err
 	}

@@ -139,8 +139,8 @@ func startExec(b *testing.B, policy child.Policy) (*config.Config, *timed, <-cha
 	env, dir := encryptedWorld(b)
 	os.Setenv(benchChildEnv, "1") // the child inherits tokend's environment
 	b.Cleanup(func() { os.Unsetenv(benchChildEnv) })
-	cfg, err := config.ParseExec([]string{"--change-policy", string(policy), "--refresh-socket", filepath.Join(dir, ".tokend.sock"), "--", os.Args[0]},
-		func(k string) string { return env[k] }, io.Discard)
+	cfg, err := config.ParseExecEnv([]string{"--change-policy", string(policy), "--refresh-socket", filepath.Join(dir, ".tokend.sock"), "--", os.Args[0]},
+		func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -60,7 +60,9 @@ func TestJSONOutput(t *testing.T) {
 	}
 	readDoc(t, env["TOKEND_JSON_FILE"], env["TOKEND_TOKEN_FILE"])
 
-	cfg, _ = config.Parse(config.CmdRun, nil, get, io.Discard)
+	// Set but empty, TOKEND_HEALTH_ADDR disables the health server (no
+	// fixed port): ParseEnv tells it from unset.
+	cfg, _ = config.ParseEnv(config.CmdRun, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
 	log := &events{ch: make(chan string, 256)}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

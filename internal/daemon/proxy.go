@@ -14,6 +14,7 @@ import (
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/proxy"
 	"github.com/ambient-code/tokend/internal/refresher"
+	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
@@ -68,7 +69,9 @@ func addProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, r *ref
 	if err != nil {
 		return err
 	}
-	ln, err := proxy.Listen(cfg.Proxy.Listen)
+	// A socket reaches the token as the file does: whoever may read the
+	// file may connect, and no one else.
+	ln, err := proxy.ListenMode(cfg.Proxy.Listen, refreshsock.SocketMode(cfg.FileMode))
 	if err != nil {
 		return err
 	}

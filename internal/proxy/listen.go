@@ -9,14 +9,16 @@ import (
 	"strings"
 )
 
-// socketMode is the Unix socket's permission: the owner and the pod's group
-// (fsGroup) may connect.
-const socketMode = 0o660
+// DefaultSocketMode is the Unix socket's permission under Listen: the
+// owner and the pod's group (fsGroup) may connect. ListenMode takes
+// another, e.g. the token file's.
+const DefaultSocketMode fs.FileMode = 0o660
 
 // Listen opens the proxy's listener for addr, as given by --proxy-listen:
 //
-//   - "unix:PATH": a Unix socket at PATH, mode 0660. A socket left at PATH
-//     by an earlier run is removed first; any other file there is an error.
+//   - "unix:PATH": a Unix socket at PATH, mode 0660 (DefaultSocketMode).
+//     A socket left at PATH by an earlier run is removed first; any other
+//     file there is an error.
 //     The socket is removed when the listener closes.
 //   - "HOST:PORT": TCP, where HOST is a loopback address (127.0.0.0/8, ::1)
 //     or "localhost". Any other host, an empty one included, is refused:
@@ -25,8 +27,14 @@ const socketMode = 0o660
 //
 // Errors name --proxy-listen and say the fix.
 func Listen(addr string) (net.Listener, error) {
+	return ListenMode(addr, DefaultSocketMode)
+}
+
+// ListenMode is Listen with mode for a Unix socket instead of
+// DefaultSocketMode; connecting needs write permission.
+func ListenMode(addr string, mode fs.FileMode) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		return listenUnix(path)
+		return listenUnix(path, mode)
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -54,7 +62,7 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func listenUnix(path string) (net.Listener, error) {
+func listenUnix(path string, mode fs.FileMode) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("proxy: --proxy-listen \"unix:\" has no path: use unix:PATH, e.g. unix:/var/run/tokend/proxy.sock")
 	}
@@ -73,7 +81,7 @@ func listenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: %w: choose a path in a writable directory", path, err)
 	}
-	if err := os.Chmod(path, socketMode); err != nil {
+	if err := os.Chmod(path, mode); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: %w: choose a path in a directory tokend owns", path, err)
 	}

@@ -29,8 +29,8 @@ func TestUnixSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != socketMode {
-		t.Fatalf("socket file: %v %v, want a socket with mode %o", fi.Mode(), err, socketMode)
+	if err != nil || fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != DefaultSocketMode {
+		t.Fatalf("socket file: %v %v, want a socket with mode %o", fi.Mode(), err, DefaultSocketMode)
 	}
 	src := newSource()
 	src.set("tok-unix", noExpiry)

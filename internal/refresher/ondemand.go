@@ -3,6 +3,7 @@ package refresher
 import (
 	"context"
 	"errors"
+	"sync"
 )
 
 // Result is the outcome of one exchange and store, as an on-demand
@@ -17,37 +18,54 @@ type Result struct {
 	Err error
 }
 
-// ErrNotRunning is returned by OnDemand.Refresh when no Run serves it: Run
-// has not started yet, or its context ended.
+// ErrNotRunning is returned by OnDemand.Refresh once a Run that served it
+// has ended (a request made before Run starts waits for it).
 var ErrNotRunning = errors.New("refresher: not running")
 
 // OnDemand carries requests for an exchange now, from other goroutines to a
 // Refresher's Run (rule 5 of the package doc). The zero value is not usable;
 // make one with NewOnDemand. It is safe for concurrent use.
+// One OnDemand serves one Run: once that Run ends, every request, the ones
+// it took but had not answered included, ends with ErrNotRunning.
 type OnDemand struct {
-	reqs chan chan<- Result
+	reqs    chan chan<- Result
+	ended   chan struct{} // closed when the Run that served reqs ended
+	endOnce sync.Once
 }
 
 // NewOnDemand returns an OnDemand for Refresher.OnDemand.
 func NewOnDemand() *OnDemand {
-	return &OnDemand{reqs: make(chan chan<- Result)}
+	return &OnDemand{reqs: make(chan chan<- Result), ended: make(chan struct{})}
 }
+
+// end marks the Run that served o as ended.
+func (o *OnDemand) end() { o.endOnce.Do(func() { close(o.ended) }) }
 
 // Refresh asks Run for an exchange now and waits for it. Requests that
 // arrive while one is pending share its exchange; Run holds exchanges to
 // its floor (500 ms apart by default), so a burst of requests costs the
-// issuer one exchange. It returns the exchange's Result, or ctx's error when
-// ctx ends first (the exchange may still happen).
+// issuer one exchange. It returns the exchange's Result, ErrNotRunning
+// when Run ended first, or ctx's error when ctx ends first (the exchange
+// may still happen).
 func (o *OnDemand) Refresh(ctx context.Context) (Result, error) {
 	reply := make(chan Result, 1)
 	select {
 	case o.reqs <- reply:
+	case <-o.ended:
+		return Result{}, ErrNotRunning
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
 	select {
 	case res := <-reply:
 		return res, nil
+	case <-o.ended:
+		select {
+		case res := <-reply: // answered as Run ended
+			return res, nil
+		default:
+			return Result{}, ErrNotRunning
+		}
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}

@@ -60,11 +60,41 @@ func TestOnDemandExchangesNowHeldToTheFloor(t *testing.T) {
 		cancel()
 		<-done
 
-		// With Run gone, a request ends with its context.
-		short, stop := context.WithTimeout(t.Context(), time.Second)
-		defer stop()
-		if _, err := r.OnDemand.Refresh(short); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Refresh after Run ended: %v, want the context's deadline", err)
+		// With Run gone, a request ends at once with ErrNotRunning.
+		if _, err := r.OnDemand.Refresh(context.Background()); !errors.Is(err, ErrNotRunning) {
+			t.Fatalf("Refresh after Run ended: %v, want ErrNotRunning", err)
+		}
+	})
+}
+
+// TestOnDemandPendingWhenRunEnds: a request that Run took but had not yet
+// answered (it waited for the floor) ends with ErrNotRunning when Run
+// ends, instead of holding its caller (the refresh socket's shutdown) until
+// the caller's own deadline.
+func TestOnDemandPendingWhenRunEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{steps: []func(int) (exchange.Token, error){opaque}, start: time.Now()}
+		r := newRefresher(s, &memStore{})
+		r.Interval = time.Hour
+		r.OnDemand = NewOnDemand()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait() // first exchange done, waiting an hour
+
+		errc := make(chan error, 1)
+		go func() {
+			_, err := r.OnDemand.Refresh(context.Background())
+			errc <- err
+		}()
+		synctest.Wait() // taken by Run, which waits for the 500 ms floor
+		cancel()
+		<-done
+		if err := <-errc; !errors.Is(err, ErrNotRunning) {
+			t.Fatalf("pending Refresh when Run ended: %v, want ErrNotRunning", err)
+		}
+		if got := s.offsets(); len(got) != 1 {
+			t.Fatalf("exchanges at %v, want only the first", got)
 		}
 	})
 }

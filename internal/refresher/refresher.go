@@ -134,6 +134,9 @@ type Refresher struct {
 // Run keeps the token fresh until ctx ends, then returns nil. It never
 // returns because exchanges or stores fail: it logs and retries.
 func (r *Refresher) Run(ctx context.Context) error {
+	if r.OnDemand != nil {
+		defer r.OnDemand.end()
+	}
 	b := r.newBackoff()
 	for {
 		tok, err := r.attempt(ctx)
