@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -24,35 +23,10 @@ import (
 // internal/health proves the cap deterministically.)
 func TestProcessRunRestoresTheTokenUnderAConnectionFlood(t *testing.T) {
 	h := newHarness(t)
-	h.env["LOG_FORMAT"] = "json"
 	exchanges := observeExchanges(t, h)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	cmd := exec.Command("/bin/sh", "-c", `ulimit -n 40 && exec "$0" run`, binary(t))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	for k, v := range h.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = io.Discard, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	p := watchProcess(t, cmd, nil)
-	var addr string
-	lines := bufio.NewScanner(r)
-	for addr == "" && lines.Scan() {
-		var line struct{ Msg, Addr string }
-		if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "health server listening" {
-			addr = line.Addr
-		}
-	}
-	if addr == "" {
-		t.Fatalf("no health address logged (%v)", lines.Err())
-	}
+	p, addr, lines, r := startPiped(t, h, cmd)
+	defer r.Close()
 	go func() { // keep the rest of the log, for failures
 		for lines.Scan() {
 			p.stderr.Write(append(lines.Bytes(), '\n'))

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +94,41 @@ func watchProcess(t *testing.T, cmd *exec.Cmd, stderr *testkit.Buffer) *process 
 		<-p.exited
 	})
 	return p
+}
+
+// startPiped starts cmd (tokend run, perhaps behind a shell) with h's
+// environment and JSON logs on a pipe the test holds, and reads the log up
+// to the health server's address. It returns the process, that address,
+// and the log's reader, positioned after that line; the test closes r.
+func startPiped(t *testing.T, h *harness, cmd *exec.Cmd) (p *process, addr string, lines *bufio.Scanner, r *os.File) {
+	t.Helper()
+	h.env["LOG_FORMAT"] = "json"
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range h.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = io.Discard, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the child holds the only writing end
+	p = watchProcess(t, cmd, nil)
+	lines = bufio.NewScanner(r)
+	for addr == "" && lines.Scan() {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "health server listening" {
+			addr = line.Addr
+		}
+	}
+	if addr == "" {
+		r.Close()
+		t.Fatalf("no health address logged (%v)", lines.Err())
+	}
+	return p, addr, lines, r
 }
 
 // exit waits for the process and returns its exit status.

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
-	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -16,36 +12,10 @@ import (
 // must fail quietly, not end the sidecar with SIGPIPE.
 func TestProcessRunSurvivesAClosedStderr(t *testing.T) {
 	h := newHarness(t)
-	h.env["LOG_FORMAT"] = "json"
 	exchanges := observeExchanges(t, h)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary(t), "run")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	for k, v := range h.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = io.Discard, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close() // the child holds the only writing end
-	p := watchProcess(t, cmd, nil)
-
 	// Learn the health address from the log, then stop reading for good.
-	var addr string
-	lines := bufio.NewScanner(r)
-	for addr == "" && lines.Scan() {
-		var line struct{ Msg, Addr string }
-		if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "health server listening" {
-			addr = line.Addr
-		}
-	}
-	if addr == "" {
-		t.Fatalf("no health address logged (%v)", lines.Err())
-	}
+	cmd := exec.Command(binary(t), "run")
+	p, addr, _, r := startPiped(t, h, cmd)
 	awaitExchange(t, p, exchanges, "start")
 	r.Close()
 
