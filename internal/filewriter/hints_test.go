@@ -5,29 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/ambient-code/tokend/internal/ostest"
+	"github.com/ambient-code/tokend/internal/testkit"
 )
-
-// wantHint fails the test unless err contains every part, and never the
-// package's name.
-func wantHint(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatal("no error")
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error does not say %q:\n%v", p, err)
-		}
-	}
-	if strings.Contains(err.Error(), "filewriter") {
-		t.Errorf("error names the internal package:\n%v", err)
-	}
-}
 
 // sharedDir returns a directory that other users may enter but not write,
 // inside a parent they may enter too (t.TempDir's parent is private).
@@ -57,7 +40,7 @@ func TestCheckNotWritableSaysWhoAndTheFix(t *testing.T) {
 		t.Fatal(serr)
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	wantHint(t, err,
+	testkit.WantHint(t, err,
 		"cannot create a file in directory "+dir,
 		"permission denied",
 		fmt.Sprintf("tokend runs as uid %d, gid %d", uid, gid),
@@ -85,7 +68,7 @@ func TestWriteOntoAMountPointSaysMountTheDirectory(t *testing.T) {
 		}
 		return err
 	})
-	wantHint(t, err, "renaming into "+path, "is a mount point", "subPath", "mount the directory instead")
+	testkit.WantHint(t, err, "renaming into "+path, "is a mount point", "subPath", "mount the directory instead")
 	leftovers, _ := filepath.Glob(filepath.Join(dir, ".token"+tempInfix+"*"))
 	if len(leftovers) > 0 {
 		t.Errorf("temporary files left behind: %v", leftovers)
@@ -121,7 +104,7 @@ func TestFullVolumeSaysSo(t *testing.T) {
 				}
 				return err
 			})
-			wantHint(t, err, "no space left on device", "is full (no free space or no free inodes)", "sizeLimit")
+			testkit.WantHint(t, err, "no space left on device", "is full (no free space or no free inodes)", "sizeLimit")
 		})
 	}
 }
