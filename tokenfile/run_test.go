@@ -80,16 +80,13 @@ func TestWatchRebuilt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
 	writeRename(t, path, "rb-1")
 	tick := make(chan time.Time)
+	// Each watcher is handed over once the rebuild has installed its
+	// watches, not when it is created: the test closes it and inspects
+	// its watch list, and must not race the rebuild that fills it.
 	built := make(chan *fsnotify.Watcher, 8)
 	h := newHarness(t, path, func(_ *harness, k *hooks) {
 		k.tick = tick
-		k.newNotify = func() (*fsnotify.Watcher, error) {
-			n, err := fsnotify.NewWatcher()
-			if err == nil {
-				built <- n
-			}
-			return n, err
-		}
+		k.watching = func(n *fsnotify.Watcher) { built <- n }
 	})
 	h.start("rb-1", "rb-2", "rb-3")
 	h.expect("rb-1")

@@ -44,6 +44,7 @@ type Watcher struct {
 // real thing.
 type hooks struct {
 	newNotify func() (*fsnotify.Watcher, error)    // creates the fsnotify watcher
+	watching  func(*fsnotify.Watcher)              // told each rebuilt watcher once its watches are installed
 	after     func(time.Duration) <-chan time.Time // the settle timer
 	tick      <-chan time.Time                     // the poll ticker
 	reloaded  func(Snapshot)                       // told the result of each reload

@@ -32,6 +32,9 @@ func (l *loop) rebuild() {
 	}
 	l.n, l.addErr, l.buildErr = n, "", ""
 	l.sync()
+	if l.w.hooks.watching != nil {
+		l.w.hooks.watching(n)
+	}
 }
 
 func (l *loop) closeNotify() {
