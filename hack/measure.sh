@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # measure.sh measures tokend's footprint as a sidecar, for sizing the
 # resource requests and limits in manifests/. It runs the release build of
-# `tokend run` against cmd/fakecp (a 4096-bit key, as the control plane uses,
+# `tokend run` against test/fakecp (a 4096-bit key, as the control plane uses,
 # and 20s tokens, so tokend refreshes every few seconds: busier than real)
 # on loopback, probes /livez and /readyz and scrapes /metrics every second
 # (busier than a kubelet and Prometheus), and reports resident memory and
@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 OUT=$tmp/tokend hack/build.sh
-go build -o "$tmp/fakecp" ./cmd/fakecp
+go build -o "$tmp/fakecp" ./test/fakecp
 mkdir "$tmp/token"
 
 "$tmp/fakecp" --addr "127.0.0.1:$cp_port" --public-key-out "$tmp/cp.pub" \

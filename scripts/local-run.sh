@@ -33,7 +33,7 @@ auth=${AUTH:-encrypted-session}
 rm -f "$dir/cp.pub" "$dir/ca.pem" "$dir/sa-token" "$dir/capability" "$dir/token"
 
 echo "building tokend, fakecp and tokenwatch into ./bin ..."
-go build -o bin/ ./cmd/tokend ./cmd/fakecp ./cmd/tokenwatch
+go build -o bin/ ./cmd/tokend ./test/fakecp ./examples/tokenwatch
 
 # http_status PORT PATH prints the status code of GET PATH on loopback PORT,
 # or nothing when nothing answers HTTP there. It needs no curl: a plain

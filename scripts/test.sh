@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== gofmt"
-unformatted=$(gofmt -l cmd internal tokenfile hack manifests 2>/dev/null || true)
+unformatted=$(gofmt -l cmd internal tokenfile hack manifests test examples 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change: $unformatted" >&2
 	exit 1
@@ -37,8 +37,8 @@ FUZZ_CACHE_DIR=$fuzzcache scripts/fuzz.sh "$fuzztime"
 # Go that go.mod's go line admits (the toolchain is fetched as a module).
 oldest=go$(sed -n 's/^go //p' go.mod)
 echo "== tokenfile with $oldest"
-GOTOOLCHAIN=$oldest go vet ./tokenfile ./cmd/tokenwatch
-GOTOOLCHAIN=$oldest go test -count=1 ./tokenfile ./cmd/tokenwatch
+GOTOOLCHAIN=$oldest go vet ./tokenfile ./examples/tokenwatch
+GOTOOLCHAIN=$oldest go test -count=1 ./tokenfile ./examples/tokenwatch
 
 echo "== go test -race"
 go test -race -count=1 ./...

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // deadline bounds every wait in these tests. Nothing sleeps: tests wait on

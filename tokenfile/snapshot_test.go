@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 func TestParseToken(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/ostest"
+	"github.com/ambient-code/tokend/test/ostest"
 )
 
 // TestAskedForHelpGoesToStdout: help that was asked for, in any form, goes

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/test/fakeissuer"
 )
 
 // countRequests serves the harness's issuer behind a handler that reports

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // childEnv switches the test binary into the child that tokend exec runs:

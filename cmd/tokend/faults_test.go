@@ -17,9 +17,9 @@ import (
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // Bad token values the faults hand out. They must never reach the token

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/fakeissuer"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/fakeissuer"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // rootsFIFO points SSL_CERT_FILE at a FIFO that nobody writes, so that a

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/daemon"
-	"github.com/ambient-code/tokend/internal/fakeissuer"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/fakeissuer"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 func TestInitWritesToken(t *testing.T) {

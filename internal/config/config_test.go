@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 const sessionID = "sess-secret-42"

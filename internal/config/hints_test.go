@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/ostest"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/ostest"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // openDir returns a new directory that other users may enter (t.TempDir's

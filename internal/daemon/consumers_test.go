@@ -23,7 +23,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
-	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/internal/secret"
 )

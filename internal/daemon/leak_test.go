@@ -18,8 +18,8 @@ import (
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/fakeissuer"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/fakeissuer"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // leakIssuer answers every request with a new opaque JWT (no credential

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/fakeissuer"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/fakeissuer"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // TestResponseHeadersAreBounded: an issuer (or something in front of it)

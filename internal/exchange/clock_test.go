@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // answer serves body with the given Date header from a real server and

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/fakeissuer"
+	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // The tests here judge deadlines and pauses, so they run in a synctest

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/ostest"
+	"github.com/ambient-code/tokend/test/ostest"
 )
 
 // TestUnknownAuthorityNamesTheCASettings: in both modes, a server whose

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 func pemOf(t *testing.T, typ string, der []byte) string {

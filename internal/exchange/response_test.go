@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 func TestParseBody(t *testing.T) {

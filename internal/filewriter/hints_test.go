@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/ostest"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/ostest"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // sharedDir returns a directory that other users may enter but not write,

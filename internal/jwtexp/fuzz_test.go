@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // FuzzExpiry feeds Expiry arbitrary tokens. It must not panic, and an

@@ -104,7 +104,7 @@ func TestFleetHasNoHerd(t *testing.T) {
 // for the figures in the README): a benchmark in all but name, since a
 // synctest bubble needs a *testing.T.
 //
-//	TOKEND_FLEET_PODS=10000 go test -run TestFleetTable -v ./internal/fleetsim
+//	TOKEND_FLEET_PODS=10000 go test -run TestFleetTable -v ./test/fleetsim
 func TestFleetTable(t *testing.T) {
 	pods, _ := strconv.Atoi(os.Getenv("TOKEND_FLEET_PODS"))
 	if pods <= 0 {

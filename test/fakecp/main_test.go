@@ -16,7 +16,7 @@ import (
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // start runs fakecp with args until the test ends and returns its address.

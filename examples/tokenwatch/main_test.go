@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/testkit"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 const deadline = testkit.Patience // bounds waits; no claim about speed
