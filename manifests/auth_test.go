@@ -1,8 +1,6 @@
 package manifests
 
 import (
-	"net/url"
-	"path"
 	"slices"
 	"sync"
 	"testing"
@@ -13,8 +11,7 @@ import (
 )
 
 // checkAuth: how each auth mode gets its settings. The public key and the
-// session id reach tokend only, never the consumer; in service-account mode
-// there is neither.
+// session id reach tokend only, never the consumer.
 func checkAuth(t *testing.T, w workload) {
 	for _, c := range w.containers() {
 		if len(c.EnvFrom) > 0 {
@@ -31,9 +28,7 @@ func checkAuth(t *testing.T, w workload) {
 		if _, ok := env(c, "AMBIENT_CP_TOKEN_URL"); !ok {
 			t.Errorf("%s: no AMBIENT_CP_TOKEN_URL", c.Name)
 		}
-		if w.auth == serviceAccount {
-			checkServiceAccountAuth(t, w, c)
-		} else {
+		if w.auth == encryptedSession {
 			checkSessionAuth(t, w, c)
 		}
 	}
@@ -56,37 +51,6 @@ func checkSessionAuth(t *testing.T, w workload, c *corev1.Container) {
 		if m == nil || !m.ReadOnly || m.SubPath != "" || v == nil || v.Secret == nil {
 			t.Errorf("%s: %s is not in a read-only Secret directory mount", c.Name, file.Value)
 		}
-	}
-}
-
-func checkServiceAccountAuth(t *testing.T, w workload, c *corev1.Container) {
-	if e, _ := env(c, "TOKEND_AUTH"); e.Value != serviceAccount {
-		t.Errorf("%s: TOKEND_AUTH = %q, want %s", c.Name, e.Value, serviceAccount)
-	}
-	for _, name := range []string{"AMBIENT_CP_TOKEN_PUBLIC_KEY", "TOKEND_PUBLIC_KEY_FILE", "SESSION_ID"} {
-		if _, ok := env(c, name); ok {
-			t.Errorf("%s: %s set in service-account mode", c.Name, name)
-		}
-	}
-	e, _ := env(c, "AMBIENT_CP_TOKEN_URL")
-	if u, err := url.Parse(e.Value); err != nil || u.Scheme != "https" || u.Port() != "8443" {
-		t.Errorf("%s: AMBIENT_CP_TOKEN_URL %q, want https on port 8443", c.Name, e.Value)
-	}
-	id, _ := env(c, "AMBIENT_WORKLOAD_IDENTITY_PATH")
-	m, v := w.mountHolding(c, id.Value)
-	if m == nil || !m.ReadOnly || v == nil || v.Projected == nil {
-		t.Fatalf("%s: AMBIENT_WORKLOAD_IDENTITY_PATH %q is not in a read-only projected volume", c.Name, id.Value)
-	}
-	if !slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool {
-		sa := s.ServiceAccountToken
-		return sa != nil && sa.Audience == saAudience && sa.ExpirationSeconds != nil &&
-			*sa.ExpirationSeconds == 600 && path.Join(m.MountPath, sa.Path) == id.Value
-	}) {
-		t.Errorf("%s: no projected token for audience %s, 600s, at %s", c.Name, saAudience, id.Value)
-	}
-	ca, _ := env(c, "AMBIENT_CP_CA_PATH")
-	if m, v := w.mountHolding(c, ca.Value); m == nil || !m.ReadOnly || v == nil || v.ConfigMap == nil {
-		t.Errorf("%s: AMBIENT_CP_CA_PATH %q is not in a read-only ConfigMap volume", c.Name, ca.Value)
 	}
 }
 

@@ -21,9 +21,6 @@ const (
 	nativeSidecar = "native-sidecar" // `tokend run` as an init container with restartPolicy: Always
 
 	encryptedSession = "encrypted-session"
-	serviceAccount   = "service-account"
-
-	saAudience = "ambient-control-plane-tokenserver"
 )
 
 // layout is what one kustomization directory must render.
@@ -31,7 +28,7 @@ type layout struct {
 	dir     string
 	kind    string // the workload's kind; "" for the base, which has none
 	shape   string // initSidecar or nativeSidecar
-	auth    string // encryptedSession or serviceAccount
+	auth    string // encryptedSession
 	keyFile bool   // the public key is a file from a Secret, not an env value
 	proxy   bool   // consumers reach the API through tokend's credential proxy, without the token
 }
@@ -40,7 +37,6 @@ var layouts = []layout{
 	{dir: "base"},
 	{dir: "overlays/init-sidecar", kind: "Deployment", shape: initSidecar, auth: encryptedSession},
 	{dir: "overlays/native-sidecar", kind: "Job", shape: nativeSidecar, auth: encryptedSession},
-	{dir: "overlays/service-account", kind: "Job", shape: nativeSidecar, auth: serviceAccount},
 	{dir: "overlays/secret-key-file", kind: "Deployment", shape: initSidecar, auth: encryptedSession, keyFile: true},
 	{dir: "overlays/notify-signal", kind: "Job", shape: nativeSidecar, auth: encryptedSession},
 	{dir: "overlays/credential-proxy", kind: "Job", shape: nativeSidecar, auth: encryptedSession, proxy: true},

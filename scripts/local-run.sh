@@ -6,8 +6,6 @@
 #
 #   scripts/local-run.sh                         # until Ctrl-C
 #   DEMO_SECONDS=20 scripts/local-run.sh         # stop by itself after 20 s
-#   AUTH=service-account scripts/local-run.sh    # the successor exchange:
-#       POST over TLS with a rotating ServiceAccount token
 #   AUTH=bearer scripts/local-run.sh             # the successor as served:
 #       GET over TLS with a capability from a file
 #
@@ -102,15 +100,6 @@ encrypted-session)
 	export AMBIENT_CP_TOKEN_URL="http://127.0.0.1:$cp_port/token" \
 		TOKEND_PUBLIC_KEY_FILE="$dir/cp.pub" SESSION_ID="local-session-0001"
 	;;
-service-account)
-	# TLS with a CA fakecp generates; it also plays the kubelet, rotating a
-	# ServiceAccount token in $dir/sa-token. Tokens live 20 s here (two
-	# minutes in the real contract); tokend replaces each at half life.
-	bin/fakecp --auth service-account --addr "127.0.0.1:$cp_port" --lifetime 20s \
-		--ca-out "$dir/ca.pem" --identity-out "$dir/sa-token" &
-	export TOKEND_AUTH=service-account AMBIENT_CP_TOKEN_URL="https://127.0.0.1:$cp_port/token" \
-		AMBIENT_CP_CA_PATH="$dir/ca.pem" AMBIENT_WORKLOAD_IDENTITY_PATH="$dir/sa-token"
-	;;
 bearer)
 	# TLS with a CA fakecp generates, and the capability it accepts in
 	# $dir/capability. Tokens live 30 s here (five minutes in the real one).
@@ -120,7 +109,7 @@ bearer)
 		AMBIENT_CP_CA_CERT_FILE="$dir/ca.pem" TOKEND_CREDENTIAL_FILE="$dir/capability"
 	;;
 *)
-	echo "AUTH must be encrypted-session, service-account or bearer, not $auth" >&2
+	echo "AUTH must be encrypted-session or bearer, not $auth" >&2
 	exit 2
 	;;
 esac

@@ -19,7 +19,7 @@ const defaultTokenFile = "/var/run/ambient/token"
 
 var (
 	tokenURL = &setting{name: "token-url", env: "AMBIENT_CP_TOKEN_URL",
-		usage: "control plane token endpoint URL (required; https in " + AuthServiceAccount + " mode)"}
+		usage: "control plane token endpoint URL (required)"}
 	allowInsecureHTTP = &setting{name: "allow-insecure-http", env: "TOKEND_ALLOW_INSECURE_HTTP", def: "false", shared: true,
 		usage: "allow plain http to hosts other than loopback and *.svc cluster names",
 		value: func(c *Config) flag.Value { return boolVar(&c.AllowInsecureHTTP) }, bad: badBool}

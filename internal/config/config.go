@@ -8,8 +8,7 @@
 // settings that only other commands read when it finds them in the
 // environment (an init container and its sidecar share one), so a typo
 // stops the pod at init. Parse touches the network never and the
-// filesystem only to read the key and CA files, to look for the
-// ServiceAccount token's directory, and to prove that the token's directory
+// filesystem only to read the key and CA files, and to prove that the token's directory
 // is writable.
 //
 // Settings are typed: each is a package variable (settings.go) whose text
@@ -49,9 +48,6 @@ const (
 	// AuthEncryptedSession is the deployed exchange: the session id
 	// encrypted to the control plane's public key.
 	AuthEncryptedSession = "encrypted-session"
-	// AuthServiceAccount is its announced successor: POST with the pod's
-	// projected ServiceAccount token, over https only.
-	AuthServiceAccount = "service-account"
 	// AuthBearer sends a static credential with GET, as the successor
 	// control plane serves it so far.
 	AuthBearer = "bearer"
@@ -70,10 +66,7 @@ type Config struct {
 	// Roots are the system roots plus CAFile's certificates, parsed once;
 	// nil when neither the token URL nor the proxy's upstream is https
 	// (loading the system roots is most of a cold start's CPU).
-	Roots *x509.CertPool
-	// MinMargin is the mode's least refresh-ahead margin (refresher's
-	// MinMargin); zero for none.
-	MinMargin         time.Duration
+	Roots             *x509.CertPool
 	AllowInsecureHTTP bool
 	RefreshInterval   time.Duration
 	InitTimeout       time.Duration

@@ -22,7 +22,7 @@ type mode struct {
 	// are set (warnIgnored).
 	settings []*setting
 	// build validates the mode's settings in c, reporting to p, sets what
-	// else of c the mode decides (TokenURL, MinMargin, Warnings), and
+	// else of c the mode decides (TokenURL, Warnings), and
 	// returns the exchanger's constructor. It runs after every other
 	// exchange setting is read.
 	build func(c *Config, p *problems) func(client *http.Client) exchange.Exchanger
@@ -50,7 +50,7 @@ func modeNames() []string {
 }
 
 var auth = &setting{name: "auth", env: "TOKEND_AUTH", def: AuthEncryptedSession, shared: true,
-	usage: "exchange mode: " + AuthEncryptedSession + " (deployed), " + AuthServiceAccount + " (announced) or " + AuthBearer + " (the successor as served)",
+	usage: "exchange mode: " + AuthEncryptedSession + " (deployed) or " + AuthBearer + " (the successor as served)",
 	value: func(c *Config) flag.Value {
 		return funcVar(func(s string) error {
 			if modes[s] == nil {

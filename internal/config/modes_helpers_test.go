@@ -8,13 +8,3 @@ func session(c *Config) *exchange.EncryptedSession {
 	e, _ := c.Exchanger(nil).(*exchange.EncryptedSession)
 	return e
 }
-
-// serviceAccount returns the service-account exchanger c builds, or nil
-// in another mode.
-func serviceAccount(c *Config) *exchange.ServiceAccount {
-	e, _ := c.Exchanger(nil).(*exchange.ServiceAccount)
-	if e == nil {
-		return &exchange.ServiceAccount{}
-	}
-	return e
-}

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -50,8 +51,9 @@ func TestInitBearer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &events{ch: make(chan string, 64)}
-	if err := daemon.Init(t.Context(), cfg, daemon.Deps{Logger: slog.New(log)}); err != nil {
+	var log bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if err := daemon.Init(t.Context(), cfg, daemon.Deps{Logger: logger}); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	if got, _ := os.ReadFile(tokenFile); string(got) != "api-token-from-capability" {

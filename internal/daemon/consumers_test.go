@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -18,14 +19,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
-	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/test/fakeissuer"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 // encryptedWorld is a fake control plane that mints a new token per
@@ -141,4 +145,53 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// events is a slog.Handler that keeps every line, for the leak check, and
+// sends each message with its error attribute to a channel.
+type events struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	ch  chan string
+}
+
+func (e *events) Enabled(context.Context, slog.Level) bool { return true }
+func (e *events) WithAttrs([]slog.Attr) slog.Handler       { return e }
+func (e *events) WithGroup(string) slog.Handler            { return e }
+func (e *events) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		line += fmt.Sprintf(" %s=%v", a.Key, a.Value)
+		return true
+	})
+	e.mu.Lock()
+	e.buf.WriteString(line + "\n")
+	e.mu.Unlock()
+	select {
+	case e.ch <- line:
+	default:
+	}
+	return nil
+}
+
+func (e *events) String() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.buf.String()
+}
+
+// await reads ch until ok accepts a value, failing after testkit.Patience.
+func await(t *testing.T, ch <-chan string, what string, ok func(string) bool) {
+	t.Helper()
+	timeout := time.After(testkit.Patience)
+	for {
+		select {
+		case v := <-ch:
+			if ok(v) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }

@@ -170,7 +170,6 @@ func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, *refresher.Refresher, e
 		Logger:     log,
 		Now:        d.Now,
 	}
-	r.MinMargin = cfg.MinMargin // the mode's (service-account: two-minute tokens)
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
 	return dir, r, nil

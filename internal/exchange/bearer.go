@@ -93,7 +93,7 @@ func bearerHint(code int) string {
 	case http.StatusForbidden:
 		return "this credential may not obtain a token (check TOKEND_CREDENTIAL_FILE or TOKEND_CREDENTIAL)"
 	case http.StatusMethodNotAllowed:
-		return "the endpoint does not take GET: is AMBIENT_CP_TOKEN_URL a service-account endpoint (TOKEND_AUTH=service-account)?"
+		return "the endpoint does not take GET; check AMBIENT_CP_TOKEN_URL"
 	}
 	return commonHint(code)
 }

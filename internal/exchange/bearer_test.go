@@ -1,6 +1,7 @@
 package exchange_test
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -163,5 +164,22 @@ func TestBearerErrors(t *testing.T) {
 			}
 			noSecrets(t, err, capability, "revoked-capability", "capability value")
 		})
+	}
+}
+
+// trusting returns a pool that trusts srv's certificate alone.
+func trusting(srv *httptest.Server) *x509.CertPool {
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	return roots
+}
+
+// noSecrets fails when err mentions one of the secrets.
+func noSecrets(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Errorf("error leaks a credential: %v", err)
+		}
 	}
 }

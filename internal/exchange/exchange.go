@@ -1,19 +1,16 @@
 // Package exchange obtains API tokens from the control plane's token endpoint.
 //
 // An Exchanger performs one exchange: one credential sent, one token back.
-// Three implementations speak the control plane's protocols:
-// EncryptedSession (deployed today), ServiceAccount (the announced
-// successor) and Bearer (a static credential, as the successor serves it
-// so far). An
-// Exchanger may retry inside its own deadline when its protocol says so
-// (ServiceAccount does), but never across exchanges and never schedules
-// anything; the caller decides when to call again, using Retryable and
-// RetryAfter to read an error. Every Exchanger validates the answer
+// Two implementations speak the control plane's protocols:
+// EncryptedSession (deployed today) and Bearer (a run-scoped capability,
+// as the successor serves it). An Exchanger sends one request and never
+// schedules anything; the caller decides when to call again, using
+// Retryable and RetryAfter to read an error. Every Exchanger validates the answer
 // completely before returning it, so a Token it returns is always fit to be
 // written out.
 //
-// Errors never contain the token, the session id, the ServiceAccount token,
-// the bearer or refresh credential, or key material.
+// Errors never contain the token, the session id, the bearer credential,
+// or key material.
 package exchange
 
 import (
@@ -86,59 +83,32 @@ func (e *StatusError) Error() string {
 }
 
 // Retryable reports whether an exchange that failed with err may succeed if
-// tried again later, by the caller. It reads classify, the one place where
-// failures are classified.
-func Retryable(err error) bool {
-	later, _ := classify(err)
-	return later
-}
-
-// classify is the one place where failures are classified. later says
-// whether the caller may try again in a later exchange; now whether an
-// Exchanger whose protocol retries inside its own deadline (ServiceAccount)
-// tries again at once.
+// tried again later. It is the one place where failures are classified:
 //
-//   - 429, 502, 503, 504: both (the issuer is busy or failing).
-//   - 408, 500 and other 5xx statuses: later only (the contract retries
-//     only the statuses above inside the deadline).
-//   - 401: now only. The service-account contract retries it inside the
-//     deadline, since the kubelet may have just replaced the token and the
-//     next attempt re-reads the file; once the deadline is spent it is a
-//     credential problem that trying again later does not fix.
-//   - every other status, redirects included: neither (configuration or
-//     credential problem; trying again sends the same request).
-//   - an invalid 200 answer or an already-expired token: later only (a
+//   - 408, 429, 500 and every other 5xx status: retryable (the issuer is
+//     busy or failing).
+//   - every other status, redirects included: permanent (a configuration
+//     or credential problem; trying again sends the same request).
+//   - an invalid 200 answer or an already-expired token: retryable (a
 //     proxy's page, a passing glitch in the issuer).
-//   - ErrIdentity, ErrCredential: later only (the kubelet may not have
-//     projected the ServiceAccount token yet; a mounted secret may not be
-//     in place yet).
-//   - ErrInsecureURL: neither (the URL will not change).
+//   - ErrCredential: retryable (a mounted secret may not be in place yet).
 //   - a server certificate that does not verify (unknown authority, wrong
-//     host name, expired): neither (the trusted roots are read once; the
+//     host name, expired): permanent (the trusted roots are read once; the
 //     CA file or the URL must change).
-//   - a cancelled context: neither (the caller is stopping).
-//   - the exchange's deadline: later only.
-//   - anything else (connection refused, reset, DNS): both.
-func classify(err error) (later, now bool) {
+//   - a cancelled context: permanent (the caller is stopping).
+//   - the exchange's deadline: retryable.
+//   - anything else (connection refused, reset, DNS): retryable.
+func Retryable(err error) bool {
 	var se *StatusError
 	var ce *tls.CertificateVerificationError
 	switch {
-	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, ErrInsecureURL), errors.As(err, &ce):
-		return false, false
+	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &ce):
+		return false
 	case errors.As(err, &se):
-		switch c := se.StatusCode; c {
-		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return true, true
-		case http.StatusUnauthorized:
-			return false, true
-		default:
-			return c == http.StatusRequestTimeout || c >= 500, false
-		}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrInvalidResponse), errors.Is(err, ErrExpired),
-		errors.Is(err, ErrIdentity), errors.Is(err, ErrCredential):
-		return true, false
+		c := se.StatusCode
+		return c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500
 	}
-	return true, true
+	return true
 }
 
 // RetryAfter returns the delay the server asked for, if err carries one.

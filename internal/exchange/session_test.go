@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
 )
 

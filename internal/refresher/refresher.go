@@ -7,10 +7,8 @@
 //     less up to 10% random jitter, or, when the token's expiry is known, a
 //     margin before that expiry, whichever is sooner. The margin is at least
 //     20% of the life the token had left when it arrived (the kubelet's 80%
-//     rule for projected tokens) and at least MinMargin, widened at random
-//     by up to 10% and drawn anew at every refresh; it never exceeds half
-//     the life left, so a two-minute token with MinMargin one minute is
-//     replaced after a minute, which leaves a minute for failed exchanges.
+//     rule for projected tokens), widened at random by up to 10% and drawn
+//     anew at every refresh; it never exceeds half the life left.
 //     The margin is measured back from the expiry, not forward from now, so
 //     pods that hold one shared token keep their random spread instead of
 //     converging (a fraction of the remaining life shrinks the gap between
@@ -77,10 +75,6 @@ const (
 	DefaultVerifyEvery = time.Minute
 )
 
-// ShortLivedMargin is the MinMargin tokend sets for the two-minute tokens of
-// the service-account exchange.
-const ShortLivedMargin = time.Minute
-
 // ErrStore is wrapped by the error of an attempt whose exchange succeeded
 // but whose token could not be stored; the token is kept and stored again
 // before any new exchange (rule 3).
@@ -99,9 +93,6 @@ type Refresher struct {
 	// MaxBackoff caps the delay between failed attempts; DefaultMaxBackoff
 	// when zero.
 	MaxBackoff time.Duration
-	// MinMargin, when positive, is the least time before a token's expiry
-	// at which it is replaced (rule 1). Zero keeps the 20% margin alone.
-	MinMargin time.Duration
 	// Logger receives one line per event; slog.Default() when nil.
 	Logger *slog.Logger
 	// Observers are told of every exchange, store and wait, in order.

@@ -113,8 +113,8 @@ func jittered(d time.Duration, u float64) time.Duration {
 
 // margin draws how long before expiry the held token is replaced, left
 // being its remaining life now: from the learned reuse window when there is
-// one, else at least aheadFraction of the life it had when it arrived (and
-// MinMargin), widened at random. A token that lives less than twice that
+// one, else at least aheadFraction of the life it had when it arrived,
+// widened at random. A token that lives less than twice that
 // margin is replaced halfway through its life. nextRefresh applies the
 // floor.
 func (r *Refresher) margin(left time.Duration) time.Duration {
@@ -124,7 +124,7 @@ func (r *Refresher) margin(left time.Duration) time.Duration {
 		return time.Duration(w * (windowLow + u*(windowHigh-windowLow)))
 	}
 	life := max(r.life, left)
-	lo := max(time.Duration(float64(life)*aheadFraction), r.MinMargin)
+	lo := time.Duration(float64(life) * aheadFraction)
 	m := lo + time.Duration(float64(lo)*aheadSpread*u)
 	return min(m, life/2)
 }

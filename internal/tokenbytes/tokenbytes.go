@@ -1,7 +1,7 @@
 // Package tokenbytes is the one rule for the bytes of a bearer token, used
 // wherever tokend takes or hands out one: the exchange's answer, the token
 // file (tokend check, package tokenfile), and the credentials tokend sends
-// (the ServiceAccount token, the bearer credential, the refresh credential).
+// (the bearer credential).
 //
 // A token is 1 to MaxLen bytes of printable ASCII, 0x21 to 0x7E: no space,
 // tab, carriage return, line feed, control or non-ASCII byte, so that a

@@ -8,14 +8,13 @@
 //
 //	fakecp --addr 127.0.0.1:8080 --public-key-out /tmp/cp.pub --lifetime 40s
 //
-// With --auth service-account it speaks the successor exchange instead:
-// POST /token over HTTPS (TLS 1.2 or later) with a CA and server certificate
-// (for 127.0.0.1, ::1 and localhost) that it generates, writing the CA to
-// --ca-out. It stands in for the kubelet too: it writes a ServiceAccount
-// token to --identity-out and replaces it every half --identity-lifetime,
-// and accepts only the ServiceAccount tokens it minted:
+// With --auth bearer it serves the successor control plane's token endpoint
+// as implemented: GET /token over HTTPS (TLS 1.2 or later) with a CA and
+// server certificate (for 127.0.0.1, ::1 and localhost) that it generates,
+// writing the CA to --ca-out and the capability it accepts to
+// --credential-out:
 //
-//	fakecp --auth service-account --addr 127.0.0.1:8443 --ca-out /tmp/cp-ca.pem --identity-out /tmp/sa-token
+//	fakecp --auth bearer --addr 127.0.0.1:8443 --ca-out /tmp/cp-ca.pem --credential-out /tmp/capability
 //
 // It logs each request's outcome, never a token or a credential, and stops
 // cleanly on SIGINT or SIGTERM.
@@ -43,7 +42,6 @@ import (
 
 const (
 	authEncryptedSession = "encrypted-session"
-	authServiceAccount   = "service-account"
 	authBearer           = "bearer"
 )
 
@@ -56,19 +54,17 @@ func main() {
 
 // options are fakecp's flags.
 type options struct {
-	auth, addr                  string
-	keyOut, caOut, identityOut  string
-	credentialOut               string
-	bits                        int
-	lifetime, floor, identities time.Duration
+	auth, addr      string
+	keyOut, caOut   string
+	credentialOut   string
+	bits            int
+	lifetime, floor time.Duration
 }
 
-// endpoint is what a mode serves: its handler, TLS when it uses it, and a
-// background job that runs while it serves (nil for none).
+// endpoint is what a mode serves: its handler, and TLS when it uses it.
 type endpoint struct {
-	handler    http.Handler
-	tls        *tls.Config
-	background func(context.Context) error
+	handler http.Handler
+	tls     *tls.Config
 }
 
 // run is fakecp without the process. listening, when set, learns the
@@ -87,8 +83,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, listening func(ne
 	}
 	var ep endpoint
 	switch o.auth {
-	case authServiceAccount:
-		ep, err = serviceAccount(o, key, log)
 	case authBearer:
 		ep, err = bearer(o, log)
 	default:
@@ -120,15 +114,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("fakecp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.auth, "auth", authEncryptedSession, "exchange to serve: "+authEncryptedSession+", "+authServiceAccount+" or "+authBearer)
+	fs.StringVar(&o.auth, "auth", authEncryptedSession, "exchange to serve: "+authEncryptedSession+" or "+authBearer)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (loopback)")
 	fs.StringVar(&o.keyOut, "public-key-out", "", "write the public key PEM here (required for "+authEncryptedSession+")")
-	fs.StringVar(&o.caOut, "ca-out", "", "write the TLS CA PEM here (required for "+authServiceAccount+" and "+authBearer+")")
+	fs.StringVar(&o.caOut, "ca-out", "", "write the TLS CA PEM here (required for "+authBearer+")")
 	fs.StringVar(&o.credentialOut, "credential-out", "", "write the capability "+authBearer+" accepts here (required for "+authBearer+")")
-	fs.StringVar(&o.identityOut, "identity-out", "", "write and rotate a ServiceAccount token here (required for "+authServiceAccount+")")
-	fs.DurationVar(&o.identities, "identity-lifetime", 10*time.Minute, "lifetime of the ServiceAccount tokens; each is replaced at half its life")
 	fs.IntVar(&o.bits, "key-bits", 2048, "RSA key size; the control plane uses 4096")
-	fs.DurationVar(&o.lifetime, "lifetime", 0, "lifetime of minted tokens (0: 40s, 2m with --auth "+authServiceAccount+", 5m with --auth "+authBearer+")")
+	fs.DurationVar(&o.lifetime, "lifetime", 0, "lifetime of minted tokens (0: 40s, 5m with --auth "+authBearer+")")
 	fs.DurationVar(&o.floor, "cache-floor", 30*time.Second, "hand out the cached token until fewer than this remain ("+authEncryptedSession+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -136,21 +128,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.auth == authEncryptedSession && o.keyOut == "":
 		return o, errors.New("--public-key-out is required")
-	case o.auth == authServiceAccount && (o.caOut == "" || o.identityOut == ""):
-		return o, errors.New("--ca-out and --identity-out are required with --auth " + authServiceAccount)
 	case o.auth == authBearer && (o.caOut == "" || o.credentialOut == ""):
 		return o, errors.New("--ca-out and --credential-out are required with --auth " + authBearer)
-	case o.auth != authEncryptedSession && o.auth != authServiceAccount && o.auth != authBearer:
-		return o, fmt.Errorf("--auth must be %s, %s or %s", authEncryptedSession, authServiceAccount, authBearer)
-	case o.identities < 2*time.Second:
-		return o, errors.New("--identity-lifetime must be at least 2s")
+	case o.auth != authEncryptedSession && o.auth != authBearer:
+		return o, fmt.Errorf("--auth must be %s or %s", authEncryptedSession, authBearer)
 	}
 	if o.lifetime == 0 {
 		o.lifetime = 40 * time.Second
-		switch o.auth {
-		case authServiceAccount:
-			o.lifetime = 2 * time.Minute
-		case authBearer:
+		if o.auth == authBearer {
 			o.lifetime = 5 * time.Minute
 		}
 	}
@@ -167,9 +152,6 @@ func serve(ctx context.Context, ln net.Listener, ep endpoint) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	if ep.background != nil {
-		g.Go(func() error { return ep.background(gctx) })
-	}
 	g.Go(func() error {
 		var err error
 		if ep.tls != nil {

@@ -7,11 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
@@ -45,61 +42,10 @@ func start(t *testing.T, args ...string) net.Addr {
 	return nil
 }
 
-func TestServiceAccountMode(t *testing.T) {
+func TestBearerModeRefusesOtherCAs(t *testing.T) {
 	dir := t.TempDir()
-	ca, identity := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "sa-token")
-	addr := start(t, "--auth", "service-account", "--ca-out", ca, "--identity-out", identity, "--identity-lifetime", "2s")
-	roots, err := config.LoadRoots(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := addr.(*net.TCPAddr).Port
-	for _, host := range []string{"127.0.0.1", "localhost"} {
-		ex := &exchange.ServiceAccount{
-			URL:          "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/token",
-			IdentityPath: identity,
-			Client:       exchange.NewHTTPClient(roots),
-		}
-		before := time.Now().Truncate(time.Second) // expires_at is in whole seconds
-		tok, err := ex.Exchange(t.Context())
-		if err != nil {
-			t.Fatalf("%s: %v", host, err)
-		}
-		// Minted between before and now, to live two minutes.
-		if tok.Expiry.Before(before.Add(2*time.Minute)) || tok.Expiry.After(time.Now().Add(2*time.Minute)) {
-			t.Errorf("%s: token expires at %v, want two minutes after it was minted", host, tok.Expiry)
-		}
-	}
-	// The stand-in kubelet replaces the ServiceAccount token at half life:
-	// wait for the directory's events, not for time.
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Add(dir); err != nil {
-		t.Fatal(err)
-	}
-	first, _ := os.ReadFile(identity)
-	timeout := time.After(testkit.Patience)
-	for {
-		if cur, _ := os.ReadFile(identity); len(cur) > 0 && string(cur) != string(first) {
-			return
-		}
-		select {
-		case <-w.Events:
-		case err := <-w.Errors:
-			t.Fatalf("watching %s: %v", dir, err)
-		case <-timeout:
-			t.Fatalf("ServiceAccount token %s not rotated", secret.Fingerprint(string(first)))
-		}
-	}
-}
-
-func TestServiceAccountModeRefusesOtherCAs(t *testing.T) {
-	dir := t.TempDir()
-	addr := start(t, "--auth", "service-account", "--ca-out", filepath.Join(dir, "ca.pem"), "--identity-out", filepath.Join(dir, "sa"))
-	ex := &exchange.ServiceAccount{URL: "https://" + addr.String() + "/token", IdentityPath: filepath.Join(dir, "sa"), Client: exchange.NewHTTPClient(x509.NewCertPool())}
+	addr := start(t, "--auth", "bearer", "--ca-out", filepath.Join(dir, "ca.pem"), "--credential-out", filepath.Join(dir, "capability"))
+	ex := &exchange.Bearer{URL: "https://" + addr.String() + "/token", CredentialFile: filepath.Join(dir, "capability"), Client: exchange.NewHTTPClient(x509.NewCertPool())}
 	if _, err := ex.Exchange(t.Context()); err == nil {
 		t.Fatal("exchange succeeded without trusting fakecp's CA")
 	}
@@ -150,8 +96,8 @@ func TestEncryptedSessionModeIsTheDefault(t *testing.T) {
 func TestFlagsRequiredPerMode(t *testing.T) {
 	for _, args := range [][]string{
 		{},
-		{"--auth", "service-account", "--ca-out", "x"},
-		{"--auth", "service-account", "--identity-out", "x"},
+		{"--auth", "service-account", "--ca-out", "x", "--credential-out", "x"},
+		{"--auth", "bearer", "--credential-out", "x"},
 		{"--auth", "magic", "--public-key-out", "x"},
 		{"--auth", "bearer", "--ca-out", "x"},
 	} {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,9 +15,9 @@ import (
 	"net"
 	"time"
 
-	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/test/fakeissuer"
 )
 
 // encryptedSession writes the public key and serves the deployed exchange
@@ -34,55 +33,6 @@ func encryptedSession(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoin
 	log.Info("public key written", "path", o.keyOut)
 	iss := &fakeissuer.Issuer{Key: key, Lifetime: o.lifetime, CacheFloor: o.floor}
 	return endpoint{handler: logged(iss, iss.Issued, log)}, nil
-}
-
-// serviceAccount writes the TLS CA and a first ServiceAccount token, and
-// serves the successor exchange over TLS while it replaces the
-// ServiceAccount token at half its lifetime, as the kubelet does.
-func serviceAccount(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoint, error) {
-	tlsConfig, err := writeCA(o.caOut, log)
-	if err != nil {
-		return endpoint{}, err
-	}
-	cluster, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return endpoint{}, err
-	}
-	iss := &fakeissuer.ServiceAccountIssuer{Key: key, ClusterKey: cluster, Lifetime: o.lifetime}
-	identity := filewriter.New(o.identityOut, 0o600)
-	project := func() error {
-		tok, err := iss.MintServiceAccountToken(fakeissuer.ServiceAccountAudience, o.identities)
-		if err != nil {
-			return err
-		}
-		if _, err := identity.Write([]byte(tok)); err != nil {
-			return err
-		}
-		log.Info("ServiceAccount token written", "path", o.identityOut, "fingerprint", secret.Fingerprint(tok), "lifetime", o.identities)
-		return nil
-	}
-	if err := project(); err != nil {
-		return endpoint{}, err
-	}
-	rotate := func(ctx context.Context) error {
-		t := time.NewTicker(o.identities / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-				if err := project(); err != nil {
-					return fmt.Errorf("rotating the ServiceAccount token: %w", err)
-				}
-			}
-		}
-	}
-	return endpoint{
-		handler:    logged(iss, iss.Issued, log),
-		tls:        tlsConfig,
-		background: rotate,
-	}, nil
 }
 
 // bearer writes the TLS CA and a capability, and serves the successor

@@ -9,9 +9,9 @@
 // It mints JWTs signed with its own key and, like the control plane, hands
 // out the same token until fewer than CacheFloor remain.
 //
-// ServiceAccountIssuer serves the successor exchange (POST /token with the
-// pod's ServiceAccount token) and verifies ServiceAccount tokens that it
-// mints itself, standing in for the cluster.
+// BearerIssuer serves the successor control plane's token endpoint as
+// implemented: GET /token with a run-scoped capability, a fresh token each
+// time.
 //
 // Tests script failures with Push: each pushed Fault answers one request
 // before normal service resumes.

@@ -23,8 +23,8 @@ type Fleet struct {
 	Duration time.Duration
 	// Seed makes a run repeatable.
 	Seed uint64
-	// Configure, when set, adjusts each pod's Refresher (Interval,
-	// MinMargin) before it runs, as tokend's daemon does.
+	// Configure, when set, adjusts each pod's Refresher (Interval)
+	// before it runs, as tokend's daemon does.
 	Configure func(*refresher.Refresher)
 	// BlindEvery, when positive, replaces the Refresher with the seed's
 	// in-process client: one exchange every BlindEvery, whatever the
