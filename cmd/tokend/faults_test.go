@@ -17,8 +17,8 @@ import (
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
 )
 
