@@ -10,6 +10,25 @@
 // is at most MaxTokenLen bytes in all. A file that breaks the rule is not
 // a token (ErrEmpty, ErrInvalid) and the last good token is kept.
 //
+// # Withdrawal
+//
+// A file that went bad (missing, empty, invalid) is damage: the last good
+// token is kept. A writer that has no token to offer says so explicitly, by
+// writing a withdrawal record in its place: one line that starts with
+// "# token withdrawn" and says why, e.g.
+//
+//	# token withdrawn: the control plane refused the credential (403)
+//
+// tokend writes it when the control plane definitively refuses the
+// credential (the session was stopped or its access revoked), because a
+// revoked session must stop using its token at once, not when it expires.
+// The record breaks the token rule (it holds spaces), so a shell or Python
+// reader that follows the rule sees no token. The Watcher drops the token
+// on the event that brings the record: Token returns "", Current().Err
+// wraps ErrWithdrawn, the WithOnChange callbacks are called with "", the
+// Transport sends nothing and fails with ErrWithdrawn, and Wait waits for a
+// new token. The next valid token restores everything.
+//
 // tokend replaces the file atomically, by renaming a complete temporary
 // file over it, but any writer will do: the package copes with a rename
 // into place, a truncate-and-write in place, a delete and recreate, the
@@ -53,9 +72,10 @@
 //
 // # Guarantees
 //
-//   - A token, once read, is kept until a valid one replaces it: a file that
-//     goes missing, empty, invalid or unreadable never blanks the token. The
-//     problem is reported in Snapshot.Err and logged once.
+//   - A token, once read, is kept until a valid one replaces it or its
+//     writer withdraws it: a file that goes missing, empty, invalid or
+//     unreadable never blanks the token. The problem is reported in
+//     Snapshot.Err and logged once.
 //   - Readers see whole tokens only. A token is published as one immutable
 //     value; an in-place write is read only once the file has been left
 //     alone for a moment (20 ms), and a read during which the file changed

@@ -70,7 +70,9 @@ func WithClock(now func() time.Time) Option {
 // order the changes happened and in the order they were registered. A token
 // identical to the previous one is not a change. A change that is replaced
 // by another before the callbacks run is skipped: callbacks always end with
-// the current token. A callback must return promptly, since the Watcher does
+// the current token. When the file's writer withdraws the token
+// (ErrWithdrawn), the callbacks are called with "": the holder must stop
+// using the token it has. A callback must return promptly, since the Watcher does
 // not read the file while it runs; it may call any method of the Watcher
 // and may send requests through its Transport.
 func WithOnChange(fn func(token string)) Option {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
@@ -96,6 +97,9 @@ func parseToken(b []byte) (string, error) {
 		return "", ErrEmpty
 	case errors.Is(err, tokenbytes.ErrTooLong):
 		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
+	case errors.Is(err, tokenbytes.ErrWithdrawn):
+		_, reason, _ := strings.Cut(err.Error(), ": ")
+		return "", fmt.Errorf("%w: %s", ErrWithdrawn, reason)
 	}
 	return "", fmt.Errorf("%w: %w (a token file holds the token and optionally line feeds, nothing else)", ErrInvalid, err)
 }

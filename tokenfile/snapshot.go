@@ -31,6 +31,13 @@ var (
 	// byte offset, never the content.
 	ErrInvalid = errors.New("tokenfile: token file content is invalid")
 
+	// ErrWithdrawn means the file holds a withdrawal record (see "Withdrawal"
+	// in the package doc): its writer has no token to offer, because the
+	// issuer refused the credential. The wrapping error carries the
+	// record's reason. Unlike the other errors, it is not a fault of the
+	// file: the last token is dropped, not kept.
+	ErrWithdrawn = errors.New("tokenfile: token withdrawn by its writer")
+
 	// ErrRunning is returned by Run when the Watcher is already running.
 	ErrRunning = errors.New("tokenfile: watcher is already running")
 )
@@ -43,7 +50,8 @@ var (
 // shows the token's fingerprint, never the token.
 type Snapshot struct {
 	// Token is the last good token read from the file: non-empty, printable
-	// ASCII without whitespace. It is "" only until the first token is read.
+	// ASCII without whitespace. It is "" until the first token is read, and
+	// while the file holds a withdrawal record (Err wraps ErrWithdrawn).
 	Token string
 
 	// Expiry is the "exp" claim when Token is a JWT that carries one, decoded
@@ -55,8 +63,9 @@ type Snapshot struct {
 
 	// Err is nil when the file held Token the last time it was read.
 	// Otherwise it says why the file's current content is not served
-	// (ErrNotReady, ErrMissing, ErrEmpty, ErrInvalid, or an I/O error), and
-	// Token, when not empty, is the last good token kept in its place.
+	// (ErrNotReady, ErrMissing, ErrEmpty, ErrInvalid, ErrWithdrawn, or an
+	// I/O error), and Token, when not empty, is the last good token kept
+	// in its place.
 	Err error
 }
 

@@ -82,7 +82,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tok == "" {
 		if tok = t.w.reloadSettled(req.Context()).Token; tok == "" {
 			closeBody(req)
-			return nil, fmt.Errorf("tokenfile: %s %s not sent: %w (%v)",
+			return nil, fmt.Errorf("tokenfile: %s %s not sent: %w (%w)",
 				req.Method, req.URL.Redacted(), ErrNotReady, t.w.Current().Err)
 		}
 	}

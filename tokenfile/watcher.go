@@ -32,6 +32,7 @@ type Watcher struct {
 
 	cur     atomic.Pointer[Snapshot] // never nil
 	ready   chan struct{}            // closed when the first token is stored
+	held    chan struct{}            // closed while a token is held; guarded by mu, swapped on withdrawal
 	kick    chan struct{}            // asks Run to run the callbacks; buffered, 1
 	running atomic.Bool
 
@@ -78,6 +79,7 @@ func New(path string, opts ...Option) (*Watcher, error) {
 		ready:    make(chan struct{}),
 		kick:     make(chan struct{}, 1),
 	}
+	w.held = w.ready
 	w.cur.Store(&Snapshot{Err: ErrNotReady})
 	return w, nil
 }
@@ -94,9 +96,10 @@ func (w *Watcher) Token() string { return w.cur.Load().Token }
 // file still holds it. Like Token, it never blocks.
 func (w *Watcher) Current() Snapshot { return *w.cur.Load() }
 
-// Ready returns a channel that is closed once the Watcher holds a token. It
-// stays closed: a token, once read, is kept until a better one replaces it.
-// Snapshot.HasToken is the same fact about one snapshot.
+// Ready returns a channel that is closed once the Watcher first holds a
+// token. It stays closed: a token, once read, is kept until a better one
+// replaces it, or until the file's writer withdraws it (ErrWithdrawn), after
+// which Token is "" until a new token arrives; Wait waits for that one.
 func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
 // Wait blocks until the Watcher holds a token and returns it. If ctx ends
@@ -104,25 +107,27 @@ func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 // at that moment and ctx.Err() (and its cause, when one was given), so
 // that errors.Is can tell why no token came: ErrMissing when the file
 // never appeared, ErrEmpty or ErrInvalid when it never held a token,
-// ErrNotReady when Run never read it; and context.Canceled or
-// context.DeadlineExceeded. A file that does not exist yet is not an error
+// ErrWithdrawn when its writer withdrew it, ErrNotReady when Run never
+// read it; and context.Canceled or context.DeadlineExceeded. A file that does not exist yet is not an error
 // in itself: Wait waits for it to appear. Run must be running (or about to
 // run) for Wait to succeed. Wait is safe for concurrent use.
 func (w *Watcher) Wait(ctx context.Context) (string, error) {
-	select {
-	case <-w.ready:
-		return w.Token(), nil
-	default:
-	}
-	select {
-	case <-w.ready:
-		return w.Token(), nil
-	case <-ctx.Done():
-		why := w.Current().Err
-		if why == nil { // a token arrived as ctx ended
-			return w.Token(), nil
+	for {
+		w.mu.Lock()
+		held := w.held
+		w.mu.Unlock()
+		if tok := w.Token(); tok != "" {
+			return tok, nil
 		}
-		err := fmt.Errorf("tokenfile: no token in %s: %w: %w", w.path, why, ctx.Err())
+		select {
+		case <-held:
+			continue // a token arrived; it may have been withdrawn again
+		case <-ctx.Done():
+		}
+		if tok := w.Token(); tok != "" { // a token arrived as ctx ended
+			return tok, nil
+		}
+		err := fmt.Errorf("tokenfile: no token in %s: %w: %w", w.path, w.Current().Err, ctx.Err())
 		if cause := context.Cause(ctx); cause != ctx.Err() {
 			err = fmt.Errorf("%w (%w)", err, cause)
 		}
@@ -183,6 +188,8 @@ func (w *Watcher) load(want *string) Snapshot {
 	switch {
 	case errors.Is(err, errUnsettled):
 		// A write is in progress; its own event brings us back.
+	case errors.Is(err, ErrWithdrawn):
+		w.withdraw(old, err)
 	case err != nil:
 		w.fail(old, err)
 	case tok != old.Token:
@@ -208,13 +215,33 @@ func (w *Watcher) publish(old *Snapshot, tok string) {
 	}
 	w.cur.Store(next)
 	if old.Token == "" {
-		close(w.ready)
+		close(w.held)
 	}
 	w.log.Debug("tokenfile: token changed", "snapshot", next, "previous", old.Fingerprint())
+	w.askDeliver()
+}
+
+// askDeliver asks Run to run the callbacks.
+func (w *Watcher) askDeliver() {
 	select {
 	case w.kick <- struct{}{}:
 	default: // Run has a kick pending already.
 	}
+}
+
+// withdraw drops the token: the file's writer withdrew it. It logs when the
+// withdrawal starts, and asks Run to tell the callbacks. w.mu must be held.
+func (w *Watcher) withdraw(old *Snapshot, err error) {
+	if old.Token == "" && old.Err != nil && old.Err.Error() == err.Error() {
+		return
+	}
+	w.cur.Store(&Snapshot{Err: err, LoadedAt: w.now()})
+	if old.Token != "" {
+		w.held = make(chan struct{})
+	}
+	w.log.Warn("tokenfile: token withdrawn; requests go without it until a new one arrives",
+		"err", err, "previous", old.Fingerprint())
+	w.askDeliver()
 }
 
 // fail records that the file cannot be used and keeps the last good token.
@@ -243,7 +270,7 @@ func (w *Watcher) fail(old *Snapshot, err error) {
 // and ordered.
 func (w *Watcher) deliver() {
 	tok := w.cur.Load().Token
-	if tok == "" || tok == w.delivered {
+	if tok == w.delivered { // "" before the first token
 		return
 	}
 	w.delivered = tok

@@ -9,13 +9,23 @@
 // another. A file may follow the token with line feeds, which are not part
 // of it (FromFile); a token itself never holds one (Check).
 //
+// A writer that has no token to offer, because the issuer definitively
+// refused the credential, says so with a withdrawal record (Withdrawal) in
+// place of the token: a line that starts with "# token withdrawn" and says
+// why. It breaks the token rule (it holds spaces), so a reader that follows
+// the rule alone sees no token, and a reader that knows the record
+// (FromFile returns ErrWithdrawn) can tell a withdrawal from a file that
+// went bad, where the last good token is kept.
+//
 // Errors name the problem and a byte offset, never the bytes. The functions
 // are pure and safe for concurrent use.
 package tokenbytes
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 )
 
 // MaxLen is the most bytes a token may have, and a token file in all (the
@@ -28,7 +38,34 @@ var (
 	ErrEmpty = errors.New("empty")
 	// ErrTooLong is returned for more than MaxLen bytes.
 	ErrTooLong = errors.New("longer than " + strconv.Itoa(MaxLen) + " bytes")
+	// ErrWithdrawn is returned by FromFile for a withdrawal record; the
+	// wrapping error carries the record's reason.
+	ErrWithdrawn = errors.New("token withdrawn")
 )
+
+// withdrawnPrefix starts every withdrawal record.
+const withdrawnPrefix = "# token withdrawn"
+
+// maxReason bounds the reason a withdrawal record carries, in bytes.
+const maxReason = 200
+
+// Withdrawal returns the withdrawal record for reason: one line,
+// "# token withdrawn: <reason>\n". The reason must not hold a secret; bytes
+// outside printable ASCII and space become '?', and it is cut to 200 bytes.
+func Withdrawal(reason string) []byte {
+	return []byte(withdrawnPrefix + ": " + clean(reason) + "\n")
+}
+
+// clean makes s one line of printable ASCII, at most maxReason bytes.
+func clean(s string) string {
+	b := []byte(s[:min(len(s), maxReason)])
+	for i, c := range b {
+		if c < ' ' || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
 
 // ByteError reports the first byte that a token may not hold.
 type ByteError struct {
@@ -60,10 +97,15 @@ func Check[T ~string | ~[]byte](v T) error {
 
 // FromFile returns the token in a file's content b: the token, then
 // optionally line feeds, which are dropped, at most MaxLen bytes in all.
-// Its errors are Check's.
+// Its errors are Check's, and an error wrapping ErrWithdrawn, with the
+// record's reason, for a withdrawal record.
 func FromFile(b []byte) (string, error) {
 	if len(b) > MaxLen {
 		return "", ErrTooLong
+	}
+	if rest, ok := strings.CutPrefix(string(b), withdrawnPrefix); ok {
+		reason := strings.TrimPrefix(strings.TrimRight(rest, "\n"), ": ")
+		return "", fmt.Errorf("%w: %s", ErrWithdrawn, clean(reason))
 	}
 	n := len(b)
 	for n > 0 && b[n-1] == '\n' {

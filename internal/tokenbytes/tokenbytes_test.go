@@ -25,6 +25,7 @@ func TestCheckAndFromFile(t *testing.T) {
 		{name: "space", in: "to k", check: &ByteError{}, file: &ByteError{}, offset: 2},
 		{name: "non-ASCII", in: "tö", check: &ByteError{}, file: &ByteError{}, offset: 1},
 		{name: "DEL", in: "t\x7f", check: &ByteError{}, file: &ByteError{}, offset: 1},
+		{name: "withdrawal record", in: string(Withdrawal("refused (403)")), check: &ByteError{}, offset: 1, file: ErrWithdrawn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,7 +36,7 @@ func TestCheckAndFromFile(t *testing.T) {
 			if err == nil && got != tt.token {
 				t.Errorf("FromFile = %d bytes, want %d", len(got), len(tt.token))
 			}
-			if err != nil && strings.Contains(err.Error(), "tok") {
+			if err != nil && !errors.Is(err, ErrWithdrawn) && strings.Contains(err.Error(), "tok") {
 				t.Errorf("error %q quotes the token", err)
 			}
 		})
@@ -55,5 +56,25 @@ func same(t *testing.T, what string, err, want error, offset int) {
 		}
 	case !errors.Is(err, want):
 		t.Errorf("%s: %v, want %v", what, err, want)
+	}
+}
+
+// TestWithdrawal: the record says why in one line of printable ASCII,
+// FromFile gives the reason back, and a reader that knows only the token
+// rule sees no token in it.
+func TestWithdrawal(t *testing.T) {
+	rec := Withdrawal("refused: 403\nsecond line \x00" + strings.Repeat("x", 300))
+	if n := strings.Count(string(rec), "\n"); n != 1 || rec[len(rec)-1] != '\n' {
+		t.Fatalf("record %q is not one line", rec)
+	}
+	if len(rec) > len(withdrawnPrefix)+2+maxReason+1 {
+		t.Errorf("record of %d bytes: the reason is not bounded", len(rec))
+	}
+	_, err := FromFile(rec)
+	if !errors.Is(err, ErrWithdrawn) || !strings.Contains(err.Error(), "refused: 403?second line ?") {
+		t.Errorf("FromFile = %v, want ErrWithdrawn with the cleaned reason", err)
+	}
+	if Check(rec) == nil {
+		t.Error("a withdrawal record passes the token rule")
 	}
 }
