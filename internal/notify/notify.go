@@ -1,12 +1,17 @@
 // Package notify tells processes that do not watch the token file that the
-// token changed: a signal to a process named in a pid file, or a command.
+// token changed: a signal to a process named in a pid file, a command, or
+// (under `tokend exec`) the child's change policy. It is tokend's one way of
+// telling a consumer of a change.
 //
-// A Runner owns one goroutine per Notifier. Changed never blocks the
-// refresh loop: it marks each notifier due and returns. A notifier that is
+// A Runner observes the refresher: a store of a token other than the one
+// stored last is a change (the first token is not, nor is a lost file
+// written again with the same token). It owns one goroutine per Notifier.
+// Changed never blocks the refresh loop: it marks each notifier due and
+// returns. A notifier that is
 // still busy when further changes arrive runs once more afterwards, for
 // all of them (changes coalesce to the latest). Each notification is
-// counted in tokend_notifications_total{notifier,result}, result being
-// "success" or "failure"; a failure is logged once, with the notifier's
+// counted in tokend_notifications_total{notifier,result}, notifier being
+// the Notifier's Name and result "success" or "failure"; a failure is logged once, with the notifier's
 // setting, and never stops the Runner.
 package notify
 
@@ -16,12 +21,15 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/refresher"
 )
 
 // Notifier tells one consumer that the token changed.
 type Notifier interface {
-	// Name is the notifier's label in metrics and logs: "signal" or
-	// "command".
+	// Name is the notifier's label in metrics and logs: "signal",
+	// "command" or "exec".
 	Name() string
 	// Notify delivers one notification; it returns when it is delivered,
 	// failed, or ctx ended.
@@ -29,12 +37,16 @@ type Notifier interface {
 }
 
 // Runner delivers notifications in the background. Make one with
-// NewRunner; Changed is safe for concurrent use.
+// NewRunner. It is a refresher.Observer: list it in the refresher's
+// Observers, whose goroutine alone calls Stored; Changed is safe for
+// concurrent use.
 type Runner struct {
+	refresher.NopObserver
 	notifiers []Notifier
 	due       []chan struct{} // one per notifier, buffer 1: the coalescing
 	log       *slog.Logger
 	total     *prometheus.CounterVec
+	last      string // the fingerprint of the token stored last (Stored only)
 }
 
 // NewRunner returns a Runner for ns. It registers its counter with reg
@@ -59,6 +71,16 @@ func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) (*Run
 		}
 	}
 	return r, nil
+}
+
+// Stored calls Changed when tok differs from the token stored before it; the
+// first token is no change (refresher.Observer).
+func (r *Runner) Stored(tok exchange.Token, _ bool) {
+	fp := tok.Value.Fingerprint()
+	if r.last != "" && fp != r.last {
+		r.Changed()
+	}
+	r.last = fp
 }
 
 // Changed marks every notifier due. It never blocks.

@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/secret"
 )
 
 const helperEnv = "TOKEND_NOTIFY_TEST_HELPER"
@@ -82,6 +85,32 @@ func TestChangesDuringANotificationCoalesce(t *testing.T) {
 	for res, want := range map[string]float64{"success": 1, "failure": 1} {
 		if got := counter(t, reg, "command", res); got != want {
 			t.Errorf("tokend_notifications_total{result=%q} = %v, want %v", res, got, want)
+		}
+	}
+}
+
+// TestStoredMarksChangesOnly: the first token, and the same token stored
+// again (a lost file written back), are no change; a different token is.
+func TestStoredMarksChangesOnly(t *testing.T) {
+	r, err := NewRunner([]Notifier{&blocking{}}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := func(v string) exchange.Token { return exchange.Token{Value: secret.New(v)} }
+	for i, step := range []struct {
+		tok string
+		due bool
+	}{{"first", false}, {"first", false}, {"second", true}, {"second", false}, {"third", true}} {
+		r.Stored(tok(step.tok), true)
+		select {
+		case <-r.due[0]:
+			if !step.due {
+				t.Fatalf("step %d (%s): a notification is due, want none", i, step.tok)
+			}
+		default:
+			if step.due {
+				t.Fatalf("step %d (%s): no notification due, want one", i, step.tok)
+			}
 		}
 	}
 }
