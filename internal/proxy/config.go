@@ -32,11 +32,6 @@ const (
 // Config configures a Proxy. Only Upstream is required; every zero limit
 // takes the Default of the same name.
 type Config struct {
-	// Listen is where Run listens: a loopback TCP host:port (127.0.0.1:PORT,
-	// [::1]:PORT, localhost:PORT) or "unix:PATH". Set from --proxy-listen.
-	// Serve ignores it. See Listen for the rules.
-	Listen string
-
 	// Upstream is the platform API server every request goes to, http or
 	// https, optionally with a path prefix that request paths are joined
 	// under. Set from --proxy-upstream, or AMBIENT_API_SERVER_URL; ParseUpstream

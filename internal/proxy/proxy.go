@@ -57,8 +57,8 @@ type Source interface {
 	Ready() <-chan struct{}
 }
 
-// Proxy is the credential proxy. It is an http.Handler; Serve and Run run
-// it as a server. It is safe for concurrent use.
+// Proxy is the credential proxy. It is an http.Handler; Serve runs it as
+// a server. It is safe for concurrent use.
 type Proxy struct {
 	cfg     Config
 	src     Source
@@ -93,15 +93,6 @@ func New(cfg Config, src Source) (*Proxy, error) {
 		ErrorLog:      newErrorLog(cfg.Logger),
 	}
 	return p, nil
-}
-
-// Run listens on Config.Listen (see Listen) and serves until ctx ends.
-func (p *Proxy) Run(ctx context.Context) error {
-	ln, err := Listen(p.cfg.Listen)
-	if err != nil {
-		return err
-	}
-	return p.Serve(ctx, ln)
 }
 
 // Serve serves the proxy on ln until ctx ends, then shuts down gracefully:
