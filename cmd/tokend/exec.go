@@ -13,7 +13,6 @@ import (
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
-	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 )
 
@@ -35,9 +34,9 @@ func execCommand(ctx context.Context, args []string, lookupenv func(string) (str
 	defer signal.Stop(sigs)
 	// SIGHUP and SIGUSR1 ask for an exchange now, as they do for run;
 	// unhandled, SIGHUP would end tokend and leave the command running.
-	d := daemon.Deps{Logger: log, OnDemand: refresher.NewOnDemand()}
-	stop := onRefreshSignals(ctx, d.OnDemand, log)
+	refresh, stop := refreshSignals()
 	defer stop()
+	d := daemon.Deps{Logger: log, RefreshSignals: refresh}
 	code, err := daemon.Exec(ctx, cfg, d, daemon.ExecDeps{Signals: sigs})
 	if err != nil {
 		log.Error("exec failed", slog.String("error", err.Error()))

@@ -17,7 +17,6 @@ import (
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
-	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
@@ -98,8 +97,8 @@ func command(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout i
 	case config.CmdInit:
 		return daemon.Init(ctx, cfg, d)
 	case config.CmdRun:
-		d.OnDemand = refresher.NewOnDemand()
-		stop := onRefreshSignals(ctx, d.OnDemand, log)
+		var stop func()
+		d.RefreshSignals, stop = refreshSignals()
 		err := daemon.Run(ctx, cfg, d)
 		stop()
 		if err == nil {

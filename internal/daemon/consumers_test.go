@@ -101,7 +101,11 @@ func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Run(ctx, cfg, daemon.Deps{Logger: slog.New(log), HealthListening: func(a net.Addr) { addr <- a }})
+		done <- daemon.Run(ctx, cfg, daemon.Deps{Logger: slog.New(log), Observe: func(e daemon.Event) {
+			if e.Kind == daemon.HealthListening {
+				addr <- e.Addr
+			}
+		}})
 	}()
 	await(t, log.ch, "the first token", func(l string) bool {
 		return strings.HasPrefix(l, "token refreshed") || strings.HasPrefix(l, "token stored") || strings.Contains(l, "fingerprint=")

@@ -1,5 +1,8 @@
 // Package daemon wires tokend's parts into its commands: init (one token,
-// then exit), run (keep the token fresh) and check (judge the token on disk).
+// then exit), run (keep the token fresh), exec (run, and a command beside
+// it) and check (judge the token on disk). wire.go builds the refresher,
+// once: what it calls, in which order, and every door that asks it for an
+// exchange now.
 //
 // Every function returns its error to the caller, which logs it once and maps
 // it to an exit status; nothing here logs an error it returns.
@@ -10,21 +13,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"syscall"
+	"os"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/health"
-	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/internal/tokendir"
-	"github.com/ambient-code/tokend/internal/version"
 )
 
 // Deps are what the commands take from outside besides the configuration.
@@ -36,14 +34,10 @@ type Deps struct {
 	Exchanger exchange.Exchanger
 	// Now is the wall clock; time.Now when nil.
 	Now func() time.Time
-	// HealthListening, when set, learns the health server's address once
-	// it listens (tests listen on port 0).
-	HealthListening func(net.Addr)
-
-	exec *execHooks // set by Exec (consumers.go)
-	// OnDemand, when set, carries requests for an exchange now to run's
-	// refresher (SIGHUP and SIGUSR1).
-	OnDemand *refresher.OnDemand
+	// RefreshSignals, when set, carries the signals that ask run and exec
+	// for an exchange now (SIGHUP, SIGUSR1); the caller registers them
+	// with signal.Notify.
+	RefreshSignals <-chan os.Signal
 	// Observe, when set, receives every step of Init and Run as an Event,
 	// in order, on the goroutine that takes the step (the refresher's, or
 	// Run's for HealthListening). It must not block. Tests wait on it
@@ -61,11 +55,11 @@ func (d Deps) now() time.Time {
 // Init obtains one token within cfg.InitTimeout, writes it, reads it back
 // and returns. A permanent refusal returns at once.
 func Init(ctx context.Context, cfg *config.Config, d Deps) error {
-	dir, r, err := prepare(cfg, d)
+	dir, ex, log, err := prepare(cfg, d)
 	if err != nil {
 		return err
 	}
-	r.Observers = append(r.Observers, d.observer())
+	r := newRefresher(cfg, d, log, dir, ex, nil, d.observer())
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)
@@ -83,96 +77,13 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 // check every minute as a fallback), and serves probes and metrics on
 // cfg.HealthAddr, until ctx ends; it then returns nil once any write in
 // progress has finished. It returns an error only when it cannot start or
-// the health server fails.
+// a server fails.
 func Run(ctx context.Context, cfg *config.Config, d Deps) error {
-	dir, r, err := prepare(cfg, d)
+	w, err := wire(cfg, d, nil)
 	if err != nil {
 		return err
 	}
-	r.Interval = cfg.RefreshInterval
-	r.OnDemand = d.OnDemand
-	mon := health.New(dir, d.Now)
-	mon.ErrorLog = slog.NewLogLogger(r.Logger.Handler(), slog.LevelWarn)
-	r.Observers = append(r.Observers, mon)
-	g, ctx := errgroup.WithContext(ctx)
-	// Listen before starting anything: a taken port returns here, before
-	// any goroutine starts that only g.Wait would end.
-	var health net.Listener
-	if cfg.HealthAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HealthAddr)
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
-		} else if err != nil {
-			return fmt.Errorf("health server: %w", err)
-		}
-		health = ln
-		defer func() {
-			if health != nil { // not served: Run failed before the end
-				health.Close()
-			}
-		}()
-	}
-	// Consumers that cannot watch the file: notifiers, exec, the refresh
-	// socket, --remove-on-exit (consumers.go).
-	cleanup, err := addConsumers(ctx, g, cfg, d, r, mon, dir)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	if err := addProxy(ctx, g, cfg, r, mon); err != nil {
-		return err
-	}
-	if err := dir.Watch(); err != nil {
-		r.Logger.Warn("cannot watch the token directory; checking the token file every minute instead, and retrying the watch then", slog.String("error", err.Error()))
-	}
-	g.Go(func() error { return dir.Run(ctx) })
-	if ln := health; ln != nil {
-		health = nil
-		r.Logger.Info("health server listening", slog.String("addr", ln.Addr().String()))
-		if d.HealthListening != nil {
-			d.HealthListening(ln.Addr())
-		}
-		d.emit(Event{Kind: HealthListening, Addr: ln.Addr()})
-		g.Go(func() error { return mon.Serve(ctx, ln) })
-	}
-	r.Observers = append(r.Observers, d.observer()) // last: see observer
-	g.Go(func() error { return r.Run(ctx) })
-	return g.Wait()
-}
-
-// prepare builds the token directory and the refresher, and removes
-// temporary files left by a crashed run.
-func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, *refresher.Refresher, error) {
-	log := d.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
-	ex := d.Exchanger
-	if ex == nil {
-		var err error
-		if ex, err = NewExchanger(cfg); err != nil {
-			return nil, nil, err
-		}
-	}
-	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outputs(cfg), Logger: log, Now: d.Now})
-	if n, err := dir.CleanTemp(); err != nil {
-		log.Warn("could not remove leftover temporary files", slog.String("error", err.Error()))
-	} else if n > 0 {
-		log.Info("removed leftover temporary files", slog.Int("count", n))
-	}
-	r := &refresher.Refresher{
-		Exchanger:  ex,
-		Sink:       dir,
-		MaxBackoff: cfg.MaxBackoff,
-		Logger:     log,
-		Now:        d.Now,
-	}
-	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
-		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
-	return dir, r, nil
+	return w.run(ctx, d)
 }
 
 // outputs are the token directory's outputs besides the token file. The

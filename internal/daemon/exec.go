@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/cenkalti/backoff/v4"
@@ -12,6 +11,7 @@ import (
 	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/filewriter"
+	"github.com/ambient-code/tokend/internal/notify"
 )
 
 // ExecDeps are what Exec takes besides Deps.
@@ -37,51 +37,58 @@ type ExecDeps struct {
 // Exec with 128 plus that signal and the command never runs. An error
 // means Run could not start or failed, or the command could not start.
 func Exec(ctx context.Context, cfg *config.Config, d Deps, x ExecDeps) (int, error) {
-	log := d.Logger
-	if log == nil {
-		log = slog.Default()
+	var changes chan struct{} // nil under PolicyNone: the child is never told
+	var policy notify.Notifier
+	if p := cfg.Exec.Policy; p != "" && p != child.PolicyNone {
+		changes = make(chan struct{})
+		policy = childPolicy(changes)
+	}
+	w, err := wire(cfg, d, policy)
+	if err != nil {
+		return 1, err
 	}
 	inner, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	d.exec = &execHooks{ready: make(chan struct{}), changes: make(chan struct{}, 1)}
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- Run(inner, cfg, d)
+		runErr <- w.run(inner, d)
 		cancel() // a failed Run stops the child too
 	}()
-	sup := supervisor(cfg, d.exec, x, log)
+	e := cfg.Exec
+	sup := &child.Supervisor{
+		Argv: e.Argv, Env: childEnv(cfg), ReapOrphans: os.Getpid() == 1,
+		Policy: e.Policy, ReloadSignal: e.ReloadSignal, StopSignal: e.StopSignal, Grace: e.Grace,
+		Stdin: orFile(x.Stdin, os.Stdin), Stdout: orFile(x.Stdout, os.Stdout), Stderr: orFile(x.Stderr, os.Stderr),
+		Ready: w.held.Ready(), Changes: changes, Signals: x.Signals, // the first token starts it; changes per policy
+		Logger: w.log, Hooks: x.Hooks, RestartBackoff: x.RestartBackoff,
+	}
 	code, err := sup.Run(inner)
 	cancel()
 	if rerr := <-runErr; rerr != nil {
 		return 1, rerr
 	}
 	if errors.Is(err, child.ErrNotStarted) {
-		log.Info("stopped before the first token; the command did not run")
+		w.log.Info("stopped before the first token; the command did not run")
 		return code, nil
 	}
 	return code, err
 }
 
-func supervisor(cfg *config.Config, ex *execHooks, x ExecDeps, log *slog.Logger) *child.Supervisor {
-	e := cfg.Exec
-	return &child.Supervisor{
-		Argv:         e.Argv,
-		Env:          childEnv(cfg),
-		Policy:       e.Policy,
-		ReloadSignal: e.ReloadSignal,
-		StopSignal:   e.StopSignal,
-		Grace:        e.Grace,
-		ReapOrphans:  os.Getpid() == 1,
-		Stdin:        orFile(x.Stdin, os.Stdin),
-		Stdout:       orFile(x.Stdout, os.Stdout),
-		Stderr:       orFile(x.Stderr, os.Stderr),
-		Ready:        ex.ready,
-		Changes:      ex.changes,
-		Signals:      x.Signals,
-		Logger:       log,
-		Hooks:        x.Hooks,
+// childPolicy is the exec child among the notifiers of a change: Notify
+// hands the change to the child's Supervisor, which applies
+// --change-policy to it.
+type childPolicy chan<- struct{}
 
-		RestartBackoff: x.RestartBackoff,
+// Name returns "exec".
+func (childPolicy) Name() string { return "exec" }
+
+// Notify returns once the Supervisor took the change, or ctx ended.
+func (c childPolicy) Notify(ctx context.Context) error {
+	select {
+	case c <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

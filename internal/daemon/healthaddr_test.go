@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -53,9 +52,13 @@ func TestRunWithoutHealthAddr(t *testing.T) {
 	ex := signalExchanger{called: make(chan struct{}, 1)}
 	var logs bytes.Buffer
 	d := daemon.Deps{
-		Logger:          slog.New(slog.NewTextHandler(&logs, nil)),
-		Exchanger:       ex,
-		HealthListening: func(a net.Addr) { t.Errorf("health server listening on %v", a) },
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+		Exchanger: ex,
+		Observe: func(e daemon.Event) {
+			if e.Kind == daemon.HealthListening {
+				t.Errorf("health server listening on %v", e.Addr)
+			}
+		},
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -111,6 +111,9 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	// the heap this test measures.
 	stored := make(chan struct{}, 1)
 	observe := func(e daemon.Event) {
+		if e.Kind == daemon.HealthListening {
+			addr <- e.Addr
+		}
 		if e.Kind == daemon.TokenStored {
 			select {
 			case stored <- struct{}{}:
@@ -122,10 +125,9 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- daemon.Run(ctx, cfg, daemon.Deps{
-			Logger:          slog.New(slog.DiscardHandler),
-			Exchanger:       ex,
-			HealthListening: func(a net.Addr) { addr <- a },
-			Observe:         observe,
+			Logger:    slog.New(slog.DiscardHandler),
+			Exchanger: ex,
+			Observe:   observe,
 		})
 	}()
 	defer func() {

@@ -1,0 +1,302 @@
+package daemon
+
+// This file builds each command's refresher, once and complete: it is the
+// one place that says what the refresher calls, and in which order.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/health"
+	"github.com/ambient-code/tokend/internal/notify"
+	"github.com/ambient-code/tokend/internal/proxy"
+	"github.com/ambient-code/tokend/internal/refresher"
+	"github.com/ambient-code/tokend/internal/refreshsock"
+	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokendir"
+	"github.com/ambient-code/tokend/internal/version"
+)
+
+// wiring is the refresher of run (and exec) with everything it calls and
+// everything that calls it, built by wire before anything starts.
+type wiring struct {
+	log    *slog.Logger
+	dir    *tokendir.Dir
+	held   *held                         // the token stored last; Ready starts exec's child
+	health net.Listener                  // nil when the health server is off
+	serve  []func(context.Context) error // run's goroutines; each closes what it serves
+	bound  []io.Closer                   // the listeners, closed when wire fails
+	remove bool                          // --remove-on-exit
+}
+
+// wire builds run's refresher. Its observers, in the order it calls them
+// on its goroutine:
+//
+//  1. the health monitor: probes, metrics and the status;
+//  2. the held token: the proxy's source, and exec's signal to start;
+//  3. the notifiers of a change (notify.Runner): --notify-signal,
+//     --on-change, and under exec the child's --change-policy (policy);
+//  4. Deps.Observe, last, so that a test woken by an event sees 1-3 done.
+//
+// Every door that asks for an exchange now uses the one OnDemand: the
+// signals of Deps.RefreshSignals, the refresh socket, and the proxy after
+// a 401 or an expired token. wire binds every listener, so that a bad or
+// taken address stops the start before anything runs.
+func wire(cfg *config.Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
+	dir, ex, log, err := prepare(cfg, d)
+	if err != nil {
+		return nil, err
+	}
+	w := &wiring{log: log, dir: dir, remove: cfg.Consumers.RemoveOnExit}
+	defer func() {
+		if err != nil {
+			for _, c := range w.bound {
+				c.Close()
+			}
+		}
+	}()
+	mon := health.New(dir, d.Now)
+	mon.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	od := refresher.NewOnDemand()
+	w.held = &held{ready: make(chan struct{}), od: od}
+	ns := notifiers(cfg)
+	if policy != nil {
+		ns = append(ns, policy)
+	}
+	runner, err := notify.NewRunner(ns, log, mon.Registerer())
+	if err != nil {
+		return nil, fmt.Errorf("notifiers: %w", err)
+	}
+	r := newRefresher(cfg, d, log, dir, ex, od,
+		mon, w.held, runner, d.observer())
+	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
+	if cfg.HealthAddr != "" {
+		if w.health, err = listenHealth(cfg.HealthAddr); err != nil {
+			return nil, err
+		}
+		w.bound = append(w.bound, w.health)
+		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health) })
+	}
+	if err := w.doors(cfg, d, od); err != nil {
+		return nil, err
+	}
+	if err := w.proxy(cfg, mon); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// run serves what wire built until ctx ends or a server fails; it then
+// returns once everything has stopped (the refresher after any write in
+// progress).
+func (w *wiring) run(ctx context.Context, d Deps) error {
+	if w.remove {
+		defer removeOutputs(w.dir, w.log)
+	}
+	if err := w.dir.Watch(); err != nil {
+		w.log.Warn("cannot watch the token directory; checking the token file every minute instead, and retrying the watch then", slog.String("error", err.Error()))
+	}
+	if ln := w.health; ln != nil {
+		w.log.Info("health server listening", slog.String("addr", ln.Addr().String()))
+		d.emit(Event{Kind: HealthListening, Addr: ln.Addr()})
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, serve := range w.serve {
+		g.Go(func() error { return serve(ctx) })
+	}
+	return g.Wait()
+}
+
+// prepare builds the token directory, removing temporary files left by a
+// crashed run, and the exchanger.
+func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger, error) {
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	ex := d.Exchanger
+	if ex == nil {
+		var err error
+		if ex, err = NewExchanger(cfg); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outputs(cfg), Logger: log, Now: d.Now})
+	if n, err := dir.CleanTemp(); err != nil {
+		log.Warn("could not remove leftover temporary files", slog.String("error", err.Error()))
+	} else if n > 0 {
+		log.Info("removed leftover temporary files", slog.Int("count", n))
+	}
+	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
+		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
+	return dir, ex, log, nil
+}
+
+// newRefresher is the one constructor of a refresher: od carries the
+// requests for an exchange now, and observers are called in their order.
+// Init's refresher has Deps.Observe alone and no od; run's is wire's.
+func newRefresher(cfg *config.Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex exchange.Exchanger, od *refresher.OnDemand, observers ...refresher.Observer) *refresher.Refresher {
+	return &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
+		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
+}
+
+func listenHealth(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("health server: %w", err)
+	}
+	return ln, nil
+}
+
+// doors adds the ways to ask for an exchange now besides the proxy: the
+// refresh signals and the refresh socket.
+func (w *wiring) doors(cfg *config.Config, d Deps, od *refresher.OnDemand) error {
+	if sigs := d.RefreshSignals; sigs != nil {
+		w.serve = append(w.serve, func(ctx context.Context) error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case sig := <-sigs:
+					w.log.Info("refreshing now on signal", slog.String("signal", sig.String()))
+					if _, err := od.Refresh(ctx); err != nil {
+						return nil // ctx ended; the refresher logs each outcome
+					}
+				}
+			}
+		})
+	}
+	path := cfg.Consumers.RefreshSocket
+	if path == "" {
+		return nil
+	}
+	ln, err := refreshsock.Listen(path, refreshsock.SocketMode(cfg.FileMode))
+	if err != nil {
+		return err
+	}
+	w.bound = append(w.bound, ln)
+	w.log.Info("refresh socket listening", slog.String("path", path))
+	refresh := func(ctx context.Context) (bool, string, error) {
+		res, err := od.Refresh(ctx)
+		switch {
+		case errors.Is(err, refresher.ErrNotRunning):
+			return false, "", refreshsock.ErrNotRunning
+		case err != nil:
+			return false, "", err
+		}
+		return res.Changed, res.Fingerprint, res.Err
+	}
+	w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, refresh, w.log) })
+	return nil
+}
+
+// proxy adds the credential proxy of cfg.Proxy, when it is set, on the
+// held token.
+func (w *wiring) proxy(cfg *config.Config, mon *health.Monitor) error {
+	if cfg.Proxy.Listen == "" {
+		return nil
+	}
+	p, err := proxy.New(proxy.Config{Upstream: cfg.Proxy.Upstream, RootCAs: cfg.Roots, Logger: w.log, Registerer: mon.Registerer()}, w.held)
+	if err != nil {
+		return err
+	}
+	// A socket reaches the token as the file does: whoever may read the
+	// file may connect, and no one else.
+	ln, err := proxy.ListenMode(cfg.Proxy.Listen, refreshsock.SocketMode(cfg.FileMode))
+	if err != nil {
+		return err
+	}
+	w.bound = append(w.bound, ln)
+	w.log.Info("credential proxy listening", slog.String("addr", ln.Addr().String()), slog.String("upstream", exchange.SafeURL(cfg.Proxy.Upstream.String())))
+	w.serve = append(w.serve, func(ctx context.Context) error { return p.Serve(ctx, ln) })
+	return nil
+}
+
+// held is the token the refresher stored last (it observes the refresher),
+// with an exchange on demand and readiness: the proxy's Source. It is safe
+// for concurrent use.
+type held struct {
+	refresher.NopObserver
+	tok   atomic.Pointer[exchange.Token]
+	ready chan struct{}
+	once  sync.Once
+	od    *refresher.OnDemand
+}
+
+func (h *held) Token() (secret.String, time.Time, bool) {
+	t := h.tok.Load()
+	if t == nil {
+		return secret.String{}, time.Time{}, false
+	}
+	return t.Value, t.Expiry, true
+}
+
+// Ready is closed once the first token is stored.
+func (h *held) Ready() <-chan struct{} { return h.ready }
+
+// Stored holds tok (refresher.Observer).
+func (h *held) Stored(tok exchange.Token, _ bool) {
+	h.tok.Store(&tok)
+	h.once.Do(func() { close(h.ready) })
+}
+
+func (h *held) Refresh(ctx context.Context) error {
+	res, err := h.od.Refresh(ctx)
+	if err != nil {
+		return err
+	}
+	return res.Err
+}
+
+// notifiers are run's notifiers of a change, from cfg.Consumers.
+func notifiers(cfg *config.Config) []notify.Notifier {
+	k := cfg.Consumers
+	var ns []notify.Notifier
+	if k.NotifySignal != 0 {
+		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
+	}
+	if len(k.OnChange) > 0 {
+		env := append(inheritedEnv(append(config.SecretEnv(), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
+		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
+	}
+	return ns
+}
+
+// inheritedEnv is tokend's environment without the named variables: its
+// own credentials, and those the caller sets afresh (a duplicate name
+// would leave the choice to each program's getenv).
+func inheritedEnv(drop []string) []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(drop, name)
+	})
+}
+
+// removeOutputs removes the token file and the other outputs.
+func removeOutputs(dir *tokendir.Dir, log *slog.Logger) {
+	if err := dir.Remove(); err != nil {
+		log.Warn("--remove-on-exit: could not remove the token file", slog.String("error", err.Error()))
+		return
+	}
+	log.Info("removed the token file (--remove-on-exit)", slog.String("token_file", dir.TokenFile()))
+}
