@@ -18,11 +18,8 @@ import (
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/refresher"
-	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/internal/tokendir"
 	"github.com/ambient-code/tokend/internal/version"
 )
@@ -208,29 +205,18 @@ const statusTimeout = 2 * time.Second
 // never blocks longer than statusTimeout on the daemon, and reads nothing
 // but the token file. It returns a one-line description of a good token.
 func Check(cfg *config.Config, d Deps) (string, error) {
-	tf := filewriter.New(cfg.TokenFile, 0)
-	data, err := tf.Read()
+	tok, err := tokendir.ReadToken(cfg.TokenFile)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrCheck, err)
 	}
-	// The rule every reader of the file follows (tokenfile's).
-	tok, err := tokenbytes.FromFile(data)
-	switch {
-	case errors.Is(err, tokenbytes.ErrEmpty):
-		return "", fmt.Errorf("%w: token file %s is empty", ErrCheck, cfg.TokenFile)
-	case errors.Is(err, tokenbytes.ErrTooLong):
-		return "", fmt.Errorf("%w: token file %s is %w", ErrCheck, cfg.TokenFile, err)
-	case err != nil:
-		return "", fmt.Errorf("%w: token file %s has %w (it holds the token and optionally line feeds, nothing else)", ErrCheck, cfg.TokenFile, err)
-	}
-	fp := secret.Fingerprint(tok)
+	fp := tok.Fingerprint()
 	now := d.now()
 	var st health.Status
 	stErr := errors.New("the health listener is disabled (TOKEND_HEALTH_ADDR is empty)")
 	if cfg.HealthAddr != "" {
 		st, stErr = health.FetchStatus(context.Background(), cfg.HealthAddr, statusTimeout)
 	}
-	exp, source := tokenExpiry(tok, st, stErr)
+	exp, source := tokenExpiry(tok.Reveal(), st, stErr)
 	if !exp.IsZero() && !now.Before(exp) {
 		return "", fmt.Errorf("%w: token %s expired at %s (%s)", ErrCheck, fp, exp.Format(time.RFC3339), source)
 	}

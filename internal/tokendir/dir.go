@@ -1,6 +1,8 @@
 // Package tokendir owns the token directory: the files tokend writes for
 // its consumers (the token file and, optionally, a JSON document beside
-// it), and nothing else in the directories that hold them.
+// it), and nothing else in the directories that hold them. It is the one
+// reader of the token file (ReadToken, by the token rule of
+// internal/tokenbytes).
 //
 // A Dir, for the token the refresher hands it:
 //
