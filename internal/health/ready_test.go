@@ -48,8 +48,8 @@ func TestReadyFollowsWrites(t *testing.T) {
 	}
 	h.Stored(tok, true)
 	step("stored", "")
-	h.StoreFailed(errors.New("filewriter: writing .token.tokend-tmp-1: no space left on device"))
-	step("write failed, old token intact", "writing the token file failed: filewriter: writing .token.tokend-tmp-1: no space left on device")
+	h.StoreFailed(errors.New("writing .token.tokend-tmp-1: no space left on device"))
+	step("write failed, old token intact", "writing the token file failed: writing .token.tokend-tmp-1: no space left on device")
 	h.Stored(tok, false)
 	step("written again", "")
 	if err := os.WriteFile(path, []byte("other"), 0o640); err != nil {

@@ -1,12 +1,12 @@
 // Package tokendir owns the token directory: the files tokend writes for
 // its consumers (the token file and, optionally, a JSON document beside
 // it), and nothing else in the directories that hold them. It is the one
-// reader of the token file (ReadToken, by the token rule of
-// internal/tokenbytes).
+// writer of those files (WriteFile, atomic) and the one reader of the
+// token file (ReadToken, by the token rule of internal/tokenbytes).
 //
 // A Dir, for the token the refresher hands it:
 //
-//  1. writes every output atomically (internal/filewriter), each only when
+//  1. writes every output atomically (WriteFile), each only when
 //     its content changes, so that watchers see an event only when the
 //     token (or, for the JSON document, its expiry) changes;
 //  2. verifies, when asked, that every output still holds what it wrote
@@ -32,13 +32,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
@@ -75,10 +75,10 @@ type Options struct {
 	NewWatcher func() (*fsnotify.Watcher, error)
 }
 
-// file is one output with its writer and the content it wrote last.
+// file is one output and the content it wrote last.
 type file struct {
 	out  Output
-	w    *filewriter.Writer
+	path string
 	last []byte // nil until written or adopted
 }
 
@@ -87,6 +87,7 @@ type file struct {
 // concurrent use.
 type Dir struct {
 	files []*file
+	mode  fs.FileMode
 	log   *slog.Logger
 	now   func() time.Time
 	watch *watch
@@ -103,7 +104,7 @@ var ErrNotWritten = errors.New("no token written yet")
 // New returns a Dir for o. It touches nothing on disk; the watch is
 // installed by Watch.
 func New(o Options) *Dir {
-	d := &Dir{log: o.Logger, now: o.Now}
+	d := &Dir{log: o.Logger, now: o.Now, mode: o.Mode.Perm()}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -113,7 +114,7 @@ func New(o Options) *Dir {
 	outs := append(append([]Output(nil), o.Outputs...), tokenFile(o.TokenFile))
 	var paths []string
 	for _, out := range outs {
-		d.files = append(d.files, &file{out: out, w: filewriter.New(out.Path(), o.Mode)})
+		d.files = append(d.files, &file{out: out, path: filepath.Clean(out.Path())})
 		paths = append(paths, out.Path())
 	}
 	d.watch = newWatch(paths, o.NewWatcher)
@@ -121,9 +122,7 @@ func New(o Options) *Dir {
 }
 
 // TokenFile returns the token file's path.
-func (d *Dir) TokenFile() string { return d.token().w.Path() }
-
-func (d *Dir) token() *file { return d.files[len(d.files)-1] }
+func (d *Dir) TokenFile() string { return d.files[len(d.files)-1].path }
 
 // CleanTemp removes temporary files that a crashed run left beside the
 // outputs, and returns how many. Call it before the first Store.
@@ -131,7 +130,7 @@ func (d *Dir) CleanTemp() (int, error) {
 	n := 0
 	var errs []error
 	for _, f := range d.files {
-		k, err := f.w.CleanTemp()
+		k, err := cleanTemp(f.path)
 		n += k
 		errs = append(errs, err)
 	}
@@ -149,14 +148,14 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 	for _, f := range d.files {
 		prev := f.last
 		if prev == nil {
-			prev, _ = f.w.Read()
+			prev, _ = readFile(f.path, maxRead)
 		}
 		data, err := f.out.Render(tok, prev, now)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.w.Path(), err))
+			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, err))
 			continue
 		}
-		c, err := f.w.Write(data)
+		c, err := WriteFile(f.path, data, d.mode)
 		changed = changed || c
 		if err != nil {
 			errs = append(errs, err)
@@ -187,14 +186,14 @@ func (d *Dir) Verify(tok exchange.Token) error {
 func (d *Dir) verify(tok exchange.Token) error {
 	for _, f := range d.files {
 		if f.last == nil {
-			return fmt.Errorf("%s %s: %w", f.out.Describe(), f.w.Path(), ErrNotWritten)
+			return fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, ErrNotWritten)
 		}
-		data, err := f.w.Read()
+		data, err := readFile(f.path, maxRead)
 		if err != nil {
 			return fmt.Errorf("%s unreadable: %w", f.out.Describe(), err)
 		}
 		if string(data) != string(f.last) {
-			return fmt.Errorf("%s %s holds %s, not the token written (%s)", f.out.Describe(), f.w.Path(), secret.Fingerprint(string(data)), tok.Value.Fingerprint())
+			return fmt.Errorf("%s %s holds %s, not the token written (%s)", f.out.Describe(), f.path, secret.Fingerprint(string(data)), tok.Value.Fingerprint())
 		}
 	}
 	return nil
@@ -244,7 +243,7 @@ func (d *Dir) retryWatch() {
 func (d *Dir) Remove() error {
 	var errs []error
 	for _, f := range d.files {
-		if err := os.Remove(f.w.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
@@ -13,11 +12,11 @@ import (
 // reader of the file follows (internal/tokenbytes.FromFile): printable
 // ASCII, then optionally line feeds, at most tokenbytes.MaxLen bytes. It
 // is what `tokend check` and `exec --token-env` read. The file must be a
-// regular file (filewriter.ErrNotRegular). A withdrawal record is an error wrapping
+// regular file (ErrNotRegular). A withdrawal record is an error wrapping
 // tokenbytes.ErrWithdrawn that gives the writer's reason. Errors name the
 // path, never the content. It is safe for concurrent use.
 func ReadToken(path string) (secret.String, error) {
-	b, err := filewriter.New(path, 0).Read()
+	b, err := readFile(path, tokenbytes.MaxLen)
 	if err != nil {
 		return secret.String{}, fmt.Errorf("token file: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
@@ -26,7 +25,7 @@ func TestReadToken(t *testing.T) {
 	}{
 		{"token", "tok-secret-1\n\n", "tok-secret-1", nil},
 		{"missing", "", "no such file", nil},
-		{"directory", "dir", "is a directory", filewriter.ErrNotRegular},
+		{"directory", "dir", "is a directory", ErrNotRegular},
 		{"empty", "\n", "is empty", nil},
 		{"whitespace", "tok-secret 1", "has a whitespace, control or non-ASCII byte at offset 10", nil},
 		{"too long", strings.Repeat("x", tokenbytes.MaxLen+1), "is longer than 16384 bytes", nil},
