@@ -42,9 +42,9 @@ type Deps struct {
 	// refresher (SIGHUP and SIGUSR1).
 	OnDemand *refresher.OnDemand
 	// Observe, when set, receives every step of Init and Run as an Event,
-	// in order, on the goroutine that takes the step (the refresher's, or
-	// Run's for HealthListening). It must not block. Tests wait on it
-	// instead of polling files and clocks.
+	// in order, on the goroutine that takes the step (the refresher's, the
+	// token directory's for a restore, or Run's for HealthListening). It
+	// must not block. Tests wait on it instead of polling files and clocks.
 	Observe func(Event)
 }
 
@@ -65,22 +65,20 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 	r.Observers = append(r.Observers, d.observer())
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
-	tok, err := r.Once(ctx)
-	if err != nil {
+	if _, err := r.Once(ctx); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	if err := dir.Verify(tok); err != nil {
+	if err := dir.Verify(); err != nil {
 		return fmt.Errorf("init: reading the token back: %w", err)
 	}
 	return nil
 }
 
-// Run keeps the token fresh, writes it again as soon as the token file is
-// removed or replaced between refreshes (watching the directory, with a
-// check every minute as a fallback), and serves probes and metrics on
-// cfg.HealthAddr, until ctx ends; it then returns nil once any write in
-// progress has finished. It returns an error only when it cannot start or
-// the health server fails.
+// Run keeps the token fresh, has the token directory write it again as
+// soon as the token file is removed or replaced (tokendir.Dir.Run), and
+// serves probes and metrics on cfg.HealthAddr, until ctx ends; it then
+// returns nil once any write in progress has finished. It returns an error
+// only when it cannot start or the health server fails.
 func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	dir, r, err := prepare(cfg, d)
 	if err != nil {
@@ -90,6 +88,7 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	r.OnDemand = d.OnDemand
 	mon := health.New(dir, d.Now)
 	mon.ErrorLog = slog.NewLogLogger(r.Logger.Handler(), slog.LevelWarn)
+	dir.Restored = func(fp string, err error) { mon.Restored(err); d.restored(fp, err) }
 	r.Observers = append(r.Observers, mon)
 	g, ctx := errgroup.WithContext(ctx)
 	// Listen before starting anything: a taken port returns here, before
