@@ -176,8 +176,8 @@ func must(t *testing.T, err error) {
 // between two refreshes of a long interval. run sees the event, says so, and
 // writes the token it holds again at once: no exchange is needed, so this
 // works while the issuer is down too. (That the directory watch, not the
-// one-minute fallback check, drives it is proven by TestDirWatchSignals
-// and the refresher's TestRecheckVerifiesAtOnce.)
+// one-minute fallback check, drives it is proven by tokendir's
+// TestWatchRestoresEachOutput.)
 func TestRunRestoresARemovedTokenFile(t *testing.T) {
 	t.Parallel() // mostly waiting; overlaps the other slow test
 	h := newHarness(t)

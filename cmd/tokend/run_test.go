@@ -196,6 +196,7 @@ func TestCheckFailures(t *testing.T) {
 		{"empty", "\x00empty", "is empty"},
 		{"expired jwt", expired, "expired at"},
 		{"whitespace", "abc def", "whitespace"},
+		{"withdrawn", "# token withdrawn: session refused (403)\n", "holds no token: token withdrawn: session refused (403)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

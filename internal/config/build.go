@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/filewriter"
+	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
 const defaultTokenFile = "/var/run/ambient/token"
@@ -102,7 +102,7 @@ func build(c *Config, p *problems) (*Config, error) {
 	c.buildOutputs(p) // see output.go
 	var full error
 	if c.TokenFile != "" && c.FileMode != 0 {
-		if err := filewriter.New(c.TokenFile, c.FileMode).Check(); volumeFull(err) {
+		if err := tokendir.CheckFile(c.TokenFile); volumeFull(err) {
 			full = fmt.Errorf("%s: %w", p.label(tokenFile), err)
 		} else if err != nil {
 			p.add(tokenFile, "%v", err)

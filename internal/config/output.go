@@ -4,7 +4,7 @@ import (
 	"flag"
 	"path/filepath"
 
-	"github.com/ambient-code/tokend/internal/filewriter"
+	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
 // Outputs are the files written besides the token file (init, run, exec),
@@ -36,7 +36,7 @@ func (c *Config) buildOutputs(p *problems) {
 		return
 	}
 	if c.FileMode != 0 {
-		if err := filewriter.New(path, c.FileMode).Check(); err != nil && !volumeFull(err) {
+		if err := tokendir.CheckFile(path); err != nil && !volumeFull(err) {
 			p.add(jsonFile, "%v", err)
 			c.Outputs.JSONFile = ""
 		}

@@ -18,10 +18,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/health"
-	"github.com/ambient-code/tokend/internal/secret"
-	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
@@ -39,9 +36,9 @@ type Deps struct {
 	// with signal.Notify.
 	RefreshSignals <-chan os.Signal
 	// Observe, when set, receives every step of Init and Run as an Event,
-	// in order, on the goroutine that takes the step (the refresher's, or
-	// Run's for HealthListening). It must not block. Tests wait on it
-	// instead of polling files and clocks.
+	// in order, on the goroutine that takes the step (the refresher's, the
+	// token directory's for a restore, or Run's for HealthListening). It
+	// must not block. Tests wait on it instead of polling files and clocks.
 	Observe func(Event)
 }
 
@@ -62,22 +59,20 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 	r := newRefresher(cfg, d, log, dir, ex, nil, d.observer())
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
-	tok, err := r.Once(ctx)
-	if err != nil {
+	if _, err := r.Once(ctx); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	if err := dir.Verify(tok); err != nil {
+	if err := dir.Verify(); err != nil {
 		return fmt.Errorf("init: reading the token back: %w", err)
 	}
 	return nil
 }
 
-// Run keeps the token fresh, writes it again as soon as the token file is
-// removed or replaced between refreshes (watching the directory, with a
-// check every minute as a fallback), and serves probes and metrics on
-// cfg.HealthAddr, until ctx ends; it then returns nil once any write in
-// progress has finished. It returns an error only when it cannot start or
-// a server fails.
+// Run keeps the token fresh, has the token directory write it again as
+// soon as the token file is removed or replaced (tokendir.Dir.Run), and
+// serves probes and metrics on cfg.HealthAddr, until ctx ends; it then
+// returns nil once any write in progress has finished. It returns an error
+// only when it cannot start or the health server fails.
 func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 	w, err := wire(cfg, d, nil)
 	if err != nil {
@@ -119,29 +114,18 @@ const statusTimeout = 2 * time.Second
 // never blocks longer than statusTimeout on the daemon, and reads nothing
 // but the token file. It returns a one-line description of a good token.
 func Check(cfg *config.Config, d Deps) (string, error) {
-	tf := filewriter.New(cfg.TokenFile, 0)
-	data, err := tf.Read()
+	tok, err := tokendir.ReadToken(cfg.TokenFile)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrCheck, err)
 	}
-	// The rule every reader of the file follows (tokenfile's).
-	tok, err := tokenbytes.FromFile(data)
-	switch {
-	case errors.Is(err, tokenbytes.ErrEmpty):
-		return "", fmt.Errorf("%w: token file %s is empty", ErrCheck, cfg.TokenFile)
-	case errors.Is(err, tokenbytes.ErrTooLong):
-		return "", fmt.Errorf("%w: token file %s is %w", ErrCheck, cfg.TokenFile, err)
-	case err != nil:
-		return "", fmt.Errorf("%w: token file %s has %w (it holds the token and optionally line feeds, nothing else)", ErrCheck, cfg.TokenFile, err)
-	}
-	fp := secret.Fingerprint(tok)
+	fp := tok.Fingerprint()
 	now := d.now()
 	var st health.Status
 	stErr := errors.New("the health listener is disabled (TOKEND_HEALTH_ADDR is empty)")
 	if cfg.HealthAddr != "" {
 		st, stErr = health.FetchStatus(context.Background(), cfg.HealthAddr, statusTimeout)
 	}
-	exp, source := tokenExpiry(tok, st, stErr)
+	exp, source := tokenExpiry(tok.Reveal(), st, stErr)
 	if !exp.IsZero() && !now.Before(exp) {
 		return "", fmt.Errorf("%w: token %s expired at %s (%s)", ErrCheck, fp, exp.Format(time.RFC3339), source)
 	}

@@ -22,7 +22,8 @@ const (
 	// TokenStored: a token was written to the token file, after an
 	// exchange or to restore a lost file (Fingerprint, Changed).
 	TokenStored
-	// StoreFailed: writing the token file failed (Err).
+	// StoreFailed: writing the token file failed, after an exchange or
+	// to restore a lost file (Err).
 	StoreFailed
 	// WaitStarted: the refresher waits until Until before its next
 	// exchange; every step before it has finished.
@@ -101,3 +102,13 @@ func (o eventObserver) Stored(tok exchange.Token, changed bool) {
 func (o eventObserver) StoreFailed(err error) { o.d.emit(Event{Kind: StoreFailed, Err: err}) }
 
 func (o eventObserver) Waiting(until time.Time) { o.d.emit(Event{Kind: WaitStarted, Until: until}) }
+
+// restored reports the token directory's restore of a lost output
+// (tokendir.Dir.Restored) as TokenStored, or StoreFailed when it failed.
+func (d Deps) restored(fingerprint string, err error) {
+	if err != nil {
+		d.emit(Event{Kind: StoreFailed, Err: err})
+		return
+	}
+	d.emit(Event{Kind: TokenStored, Fingerprint: fingerprint, Changed: true})
+}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/config"
-	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/notify"
+	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
 // ExecDeps are what Exec takes besides Deps.
@@ -94,7 +94,8 @@ func (c childPolicy) Notify(ctx context.Context) error {
 
 // childEnv returns the child's environment at each start: tokend's own
 // without its credentials, plus the token file's path and, with
-// --token-env, the token as it is on disk at that moment.
+// --token-env, the token as it is on disk at that moment, read by the
+// token rule (tokendir.ReadToken).
 func childEnv(cfg *config.Config) func() ([]string, error) {
 	e := cfg.Exec
 	drop := append(config.SecretEnv(), e.TokenFileEnv)
@@ -106,11 +107,11 @@ func childEnv(cfg *config.Config) func() ([]string, error) {
 		if e.TokenEnv == "" {
 			return env, nil
 		}
-		tok, err := filewriter.New(cfg.TokenFile, 0).Read()
+		tok, err := tokendir.ReadToken(cfg.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading the token for --token-env: %w", err)
 		}
-		return append(env, e.TokenEnv+"="+string(tok)), nil
+		return append(env, e.TokenEnv+"="+tok.Reveal()), nil
 	}
 }
 

@@ -72,6 +72,7 @@ func wire(cfg *config.Config, d Deps, policy notify.Notifier) (_ *wiring, err er
 	}()
 	mon := health.New(dir, d.Now)
 	mon.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	dir.Restored = func(fp string, err error) { mon.Restored(err); d.restored(fp, err) }
 	od := refresher.NewOnDemand()
 	w.held = &held{ready: make(chan struct{}), od: od}
 	ns := notifiers(cfg)

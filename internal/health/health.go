@@ -116,6 +116,18 @@ func (m *Monitor) StoreFailed(err error) {
 	m.metrics.storeFailed()
 }
 
+// Restored records the token directory's attempt to write a lost file
+// again (tokendir.Dir.Restored): a failure fails readiness and counts as
+// a failed write, as a failed store does, until a write succeeds.
+func (m *Monitor) Restored(err error) {
+	if err != nil {
+		m.StoreFailed(err)
+		return
+	}
+	m.writeErr.Store(nil)
+	m.metrics.writes.WithLabelValues("written").Inc()
+}
+
 // Failed mirrors the refresher's count of consecutive failures
 // (refresher.Observer).
 func (m *Monitor) Failed(_ error, consecutive int) {

@@ -6,21 +6,14 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 )
 
-// Sink is where the refresher puts its tokens: in tokend, the token
-// directory (internal/tokendir). The refresher calls it from its own
-// goroutine only.
+// Sink is where the refresher puts its tokens (in tokend, the token
+// directory). The refresher calls it from its own goroutine only. Keeping
+// a stored token in place is the Sink's concern, not the refresher's.
 type Sink interface {
 	// Store persists tok; changed reports whether what was stored before
-	// differs. Storing the token already stored must write nothing.
+	// differs. Storing the token already stored must write nothing. A
+	// failed store is tried again (rule 3).
 	Store(tok exchange.Token) (changed bool, err error)
-	// Verify reports whether tok, the token stored last, is still in
-	// place (rule 6); its error says what became of it. The refresher
-	// calls it every VerifyEvery while it waits after a success, and at
-	// each signal from Attention.
-	Verify(tok exchange.Token) error
-	// Attention returns a channel that asks for a Verify now (a
-	// filesystem event); sends may be coalesced. Nil means never.
-	Attention() <-chan struct{}
 }
 
 // Observer is told what the refresher does, for health, metrics and the
@@ -30,19 +23,18 @@ type Sink interface {
 type Observer interface {
 	// Exchanged follows every exchange attempt, with its duration.
 	Exchanged(took time.Duration, err error)
-	// Stored follows every successful store, also of a lost token file
-	// written again; changed reports whether the token on disk changed.
+	// Stored follows every successful store; changed reports whether the
+	// stored token changed.
 	Stored(tok exchange.Token, changed bool)
 	// StoreFailed follows a store that failed.
 	StoreFailed(err error)
 	// Waiting precedes each wait, with the time it ends (with a monotonic
 	// reading).
 	Waiting(until time.Time)
-	// Failed follows every failed attempt (an exchange, a store, or the
-	// rewrite of a lost token file) with the number of failures since the
-	// last successful store, this one included. The count is the
-	// refresher's own, the one its log lines carry: observers mirror it
-	// rather than count again.
+	// Failed follows every failed attempt (an exchange or a store) with
+	// the number of failures since the last successful store, this one
+	// included. The count is the refresher's own, the one its log lines
+	// carry: observers mirror it rather than count again.
 	Failed(err error, consecutive int)
 }
 

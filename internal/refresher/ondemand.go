@@ -9,7 +9,7 @@ import (
 // Result is the outcome of one exchange and store, as an on-demand
 // requester sees it.
 type Result struct {
-	// Changed reports whether the token on disk changed.
+	// Changed reports whether the stored token changed.
 	Changed bool
 	// Fingerprint identifies the token held after the exchange (a short
 	// SHA-256 prefix, never the token); empty when there is none.
@@ -23,7 +23,7 @@ type Result struct {
 var ErrNotRunning = errors.New("refresher: not running")
 
 // OnDemand carries requests for an exchange now, from other goroutines to a
-// Refresher's Run (rule 5 of the package doc). The zero value is not usable;
+// Refresher's Run (rule 6 of the package doc). The zero value is not usable;
 // make one with NewOnDemand. It is safe for concurrent use.
 // One OnDemand serves one Run: once that Run ends, every request, the ones
 // it took but had not answered included, ends with ErrNotRunning.

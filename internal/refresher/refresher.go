@@ -39,14 +39,7 @@
 //     not stall or rush them; a token's expiry is wall time, so while one is
 //     known the wait is also checked against the wall clock at least once a
 //     minute, which catches a node that was suspended.
-//  6. While waiting after a success, the Sink verifies that the stored
-//     token is still in place: every VerifyEvery, and at once on each
-//     signal from its Attention channel (a filesystem event). When it is not (the file
-//     removed or replaced), the stored token is written again, without an
-//     exchange; only if that write fails does the next exchange happen at
-//     once. A lost token file is thus restored within moments, even while
-//     the issuer is down.
-//  7. A request through OnDemand ends any wait: the next exchange starts at
+//  6. A request through OnDemand ends any wait: the next exchange starts at
 //     once, or when the floor since the last one began has passed, and
 //     answers every request that arrived before it started.
 package refresher
@@ -70,9 +63,6 @@ const (
 	maxRetryAfter     = 5 * time.Minute
 	intervalJitter    = 0.1
 	wallCheck         = time.Minute
-	// DefaultVerifyEvery is the period of Sink.Verify when VerifyEvery is
-	// zero; Sink.Attention makes it a fallback for missed events.
-	DefaultVerifyEvery = time.Minute
 )
 
 // ErrStore is wrapped by the error of an attempt whose exchange succeeded
@@ -86,7 +76,7 @@ var ErrStore = errors.New("storing the token")
 type Refresher struct {
 	// Exchanger obtains tokens. Required.
 	Exchanger exchange.Exchanger
-	// Sink stores tokens and verifies them (rule 6). Required.
+	// Sink stores tokens. Required.
 	Sink Sink
 	// Interval is the refresh cadence; DefaultInterval when zero.
 	Interval time.Duration
@@ -101,10 +91,7 @@ type Refresher struct {
 	Now func() time.Time
 	// Rand returns a number in [0, 1) for jitter; math/rand when nil.
 	Rand func() float64
-	// VerifyEvery is the period of Sink.Verify; DefaultVerifyEvery when
-	// zero.
-	VerifyEvery time.Duration
-	// OnDemand, when set, carries requests for an exchange now (rule 7).
+	// OnDemand, when set, carries requests for an exchange now (rule 6).
 	OnDemand *OnDemand
 
 	failures    int
@@ -137,16 +124,14 @@ func (r *Refresher) Run(ctx context.Context) error {
 		}
 		var delay time.Duration
 		var wallDue time.Time
-		var stored *exchange.Token
 		if err == nil {
 			b.Reset()
 			delay, wallDue = r.nextRefresh(tok)
-			stored = &tok
 		} else {
 			delay = r.retryDelay(b, err)
 			r.logFailure(err, delay)
 		}
-		if !r.wait(ctx, delay, wallDue, stored) {
+		if !r.wait(ctx, delay, wallDue) {
 			return nil
 		}
 	}
@@ -182,7 +167,7 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 			return exchange.Token{}, fmt.Errorf("no token before the deadline (next retry would be in %s): %w", delay.Round(time.Millisecond), err)
 		}
 		r.logFailure(err, delay)
-		if !r.wait(ctx, delay, time.Time{}, nil) {
+		if !r.wait(ctx, delay, time.Time{}) {
 			return exchange.Token{}, fmt.Errorf("no token before the deadline: %w", err)
 		}
 	}

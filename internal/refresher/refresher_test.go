@@ -59,36 +59,20 @@ func fail(err error) func(int) (exchange.Token, error) {
 	return func(int) (exchange.Token, error) { return exchange.Token{}, err }
 }
 
-// memStore is a Sink in memory; verify and attention, when set, are its
-// Verify and Attention.
+// memStore is a Sink in memory.
 type memStore struct {
-	mu        sync.Mutex
-	tokens    []string
-	fail      atomic.Int32 // fail this many stores
-	calls     atomic.Int32 // stores attempted
-	verify    func(exchange.Token) error
-	attention chan struct{}
+	mu     sync.Mutex
+	tokens []string
+	fail   atomic.Int32 // fail this many stores
+	calls  atomic.Int32 // stores attempted
 }
 
-func (m *memStore) Store(tok exchange.Token) (bool, error) { return m.store(tok) }
-
-func (m *memStore) Verify(tok exchange.Token) error {
-	if m.verify == nil {
-		return nil
-	}
-	return m.verify(tok)
-}
-
-func (m *memStore) Attention() <-chan struct{} { return m.attention }
-
-// storeOnly is a Sink whose tokens are always in place.
+// storeOnly is a Sink made of a function.
 type storeOnly func(exchange.Token) (bool, error)
 
 func (f storeOnly) Store(tok exchange.Token) (bool, error) { return f(tok) }
-func (storeOnly) Verify(exchange.Token) error              { return nil }
-func (storeOnly) Attention() <-chan struct{}               { return nil }
 
-func (m *memStore) store(tok exchange.Token) (bool, error) {
+func (m *memStore) Store(tok exchange.Token) (bool, error) {
 	m.calls.Add(1)
 	if m.fail.Load() > 0 {
 		m.fail.Add(-1)

@@ -1,42 +1,39 @@
 // Package tokendir owns the token directory: the files tokend writes for
 // its consumers (the token file and, optionally, a JSON document beside
-// it), and nothing else in the directories that hold them.
+// it), and nothing else in the directories that hold them. It is the one
+// writer of those files (WriteFile, atomic) and the one reader of the token
+// file (ReadToken, by the token rule of internal/tokenbytes).
 //
 // A Dir, for the token the refresher hands it:
 //
-//  1. writes every output atomically (internal/filewriter), each only when
-//     its content changes, so that watchers see an event only when the
-//     token (or, for the JSON document, its expiry) changes;
-//  2. verifies, when asked, that every output still holds what it wrote
-//     last, and keeps the verdict for readiness (Verified);
-//  3. watches the outputs' directories (fsnotify) and signals Attention
-//     when one of its files is removed or replaced, or when events may
-//     have been lost; when the watch cannot be installed, each Verify
-//     tries again, so the refresher's periodic check is the fallback;
-//  4. removes the temporary files a crashed run left (CleanTemp), and the
+//  1. writes every output atomically (WriteFile), each only when its
+//     content changes, so that watchers see an event only when the token
+//     (or, for the JSON document, its expiry) changes;
+//  2. brings back, while Run runs, an output that was removed or replaced,
+//     from the bytes it wrote last (restore.go), and keeps the verdict for
+//     readiness (Verified);
+//  3. removes the temporary files a crashed run left (CleanTemp), and the
 //     outputs themselves on request (Remove).
-//
-// A lost output is restored by storing the same token again: Store
-// rewrites only the outputs that no longer hold their content.
 //
 // A new output is one file in this package: a type implementing Output,
 // passed in Options.Outputs by the daemon.
 package tokendir
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/ambient-code/tokend/internal/exchange"
-	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
@@ -64,7 +61,7 @@ type Options struct {
 	Mode fs.FileMode
 	// Outputs are further outputs (JSON), written before the token file.
 	Outputs []Output
-	// Logger receives the watch's log lines; slog.Default() when nil.
+	// Logger receives Run's log lines; slog.Default() when nil.
 	Logger *slog.Logger
 	// Now is the wall clock; time.Now when nil.
 	Now func() time.Time
@@ -73,24 +70,36 @@ type Options struct {
 	NewWatcher func() (*fsnotify.Watcher, error)
 }
 
-// file is one output with its writer and the content it wrote last.
+// file is one output and the content it wrote last.
 type file struct {
 	out  Output
-	w    *filewriter.Writer
-	last []byte // nil until written or adopted
+	path string
+	last []byte // nil until written
 }
 
-// Dir owns the outputs of one tokend. Store, Verify and Remove are for one
-// goroutine (the refresher's); Verified, Attention and Run are safe for
-// concurrent use.
+// Dir owns the outputs of one tokend. Store, Verify, Verified, Remove and
+// Run are safe for concurrent use (Store is the refresher's, Run restores
+// on its own goroutine); call Watch, CleanTemp and set Restored before Run
+// starts.
 type Dir struct {
-	files []*file
-	log   *slog.Logger
-	now   func() time.Time
-	watch *watch
-	// watching is set by Watch: only a Dir that Run serves retries its
-	// watch (init, which never watches, must not leave a watcher behind).
-	watching atomic.Bool
+	// Restored, when set, is called after each attempt of Run to write a
+	// lost output again, before the attempt is logged, with the stored
+	// token's fingerprint; err is nil once every output is back. It runs
+	// while the Dir is locked: it must not block, nor call Store or Verify.
+	Restored func(fingerprint string, err error)
+
+	mode       fs.FileMode
+	log        *slog.Logger
+	now        func() time.Time
+	newWatcher func() (*fsnotify.Watcher, error)
+	dirs       []string          // the outputs' directories, each once
+	w          *fsnotify.Watcher // nil while not watching; Watch and Run only
+	tick       <-chan time.Time  // tests: replaces Run's ticker
+
+	mu       sync.Mutex // guards files' last, held, complete
+	files    []*file
+	held     string // the fingerprint of the token stored last
+	complete bool   // the last Store wrote every output
 
 	verdict atomic.Pointer[error] // the last verification; nil before any
 }
@@ -98,30 +107,30 @@ type Dir struct {
 // ErrNotWritten is Verified's answer before the first Store or Verify.
 var ErrNotWritten = errors.New("no token written yet")
 
-// New returns a Dir for o. It touches nothing on disk; the watch is
-// installed by Watch.
+// New returns a Dir for o. It touches nothing on disk.
 func New(o Options) *Dir {
-	d := &Dir{log: o.Logger, now: o.Now}
+	d := &Dir{mode: o.Mode.Perm(), log: o.Logger, now: o.Now, newWatcher: o.NewWatcher}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
 	if d.now == nil {
 		d.now = time.Now
 	}
-	outs := append(append([]Output(nil), o.Outputs...), tokenFile(o.TokenFile))
-	var paths []string
-	for _, out := range outs {
-		d.files = append(d.files, &file{out: out, w: filewriter.New(out.Path(), o.Mode)})
-		paths = append(paths, out.Path())
+	if d.newWatcher == nil {
+		d.newWatcher = fsnotify.NewWatcher
 	}
-	d.watch = newWatch(paths, o.NewWatcher)
+	for _, out := range append(slices.Clone(o.Outputs), tokenFile(o.TokenFile)) {
+		p := filepath.Clean(out.Path())
+		d.files = append(d.files, &file{out: out, path: p})
+		if !slices.Contains(d.dirs, filepath.Dir(p)) {
+			d.dirs = append(d.dirs, filepath.Dir(p))
+		}
+	}
 	return d
 }
 
 // TokenFile returns the token file's path.
-func (d *Dir) TokenFile() string { return d.token().w.Path() }
-
-func (d *Dir) token() *file { return d.files[len(d.files)-1] }
+func (d *Dir) TokenFile() string { return d.files[len(d.files)-1].path }
 
 // CleanTemp removes temporary files that a crashed run left beside the
 // outputs, and returns how many. Call it before the first Store.
@@ -129,7 +138,7 @@ func (d *Dir) CleanTemp() (int, error) {
 	n := 0
 	var errs []error
 	for _, f := range d.files {
-		k, err := f.w.CleanTemp()
+		k, err := cleanTemp(f.path)
 		n += k
 		errs = append(errs, err)
 	}
@@ -138,23 +147,25 @@ func (d *Dir) CleanTemp() (int, error) {
 
 // Store writes tok to every output whose content differs; changed reports
 // whether any file was replaced. Every output is attempted even when one
-// fails; the error joins the failures, each naming its file. After a
-// success the directories are watched again (one may have been recreated)
-// and the verdict is good.
+// fails; the error joins the failures, each naming its file, and Run
+// restores nothing until a Store succeeds again (the refresher stores the
+// token again itself). After a success the verdict is good.
 func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	now := d.now()
 	var errs []error
 	for _, f := range d.files {
 		prev := f.last
 		if prev == nil {
-			prev, _ = f.w.Read()
+			prev, _ = readFile(f.path, maxRead)
 		}
 		data, err := f.out.Render(tok, prev, now)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.w.Path(), err))
+			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, err))
 			continue
 		}
-		c, err := f.w.Write(data)
+		c, err := WriteFile(f.path, data, d.mode)
 		changed = changed || c
 		if err != nil {
 			errs = append(errs, err)
@@ -162,45 +173,46 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 		}
 		f.last = data
 	}
-	if err := errors.Join(errs...); err != nil {
-		return changed, err
+	d.held = tok.Value.Fingerprint()
+	d.complete = len(errs) == 0
+	if !d.complete {
+		return changed, errors.Join(errs...)
 	}
-	d.watch.rewatch()
 	d.setVerdict(nil)
 	return changed, nil
 }
 
-// Verify reports whether every output still holds what Store wrote last
-// for tok (the refresher's held token); its error names the first output
-// that does not, and what became of it, never its content. It first tries
-// to install the watch again when it is missing. The result is kept for
-// Verified.
-func (d *Dir) Verify(tok exchange.Token) error {
-	d.retryWatch()
-	err := d.verify(tok)
+// Verify reports whether every output still holds what Store wrote last;
+// its error names the first output that does not, and what became of it,
+// never its content. The result is kept for Verified.
+func (d *Dir) Verify() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.verify()
 	d.setVerdict(err)
 	return err
 }
 
-func (d *Dir) verify(tok exchange.Token) error {
+// verify is Verify without the verdict; d.mu is held.
+func (d *Dir) verify() error {
 	for _, f := range d.files {
 		if f.last == nil {
-			return fmt.Errorf("%s %s: %w", f.out.Describe(), f.w.Path(), ErrNotWritten)
+			return fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, ErrNotWritten)
 		}
-		data, err := f.w.Read()
+		data, err := readFile(f.path, maxRead)
 		if err != nil {
 			return fmt.Errorf("%s unreadable: %w", f.out.Describe(), err)
 		}
 		if string(data) != string(f.last) {
-			return fmt.Errorf("%s %s holds %s, not the token written (%s)", f.out.Describe(), f.w.Path(), secret.Fingerprint(string(data)), tok.Value.Fingerprint())
+			return fmt.Errorf("%s %s holds %s, not the token written (%s)", f.out.Describe(), f.path, secret.Fingerprint(string(data)), d.held)
 		}
 	}
 	return nil
 }
 
-// Verified returns the verdict of the last Verify, or nil after a Store
-// that succeeded since; ErrNotWritten before either. It does not touch the
-// disk.
+// Verified returns the verdict of the last verification (Verify, or Run's
+// check), or nil after a Store that succeeded since; ErrNotWritten before
+// either. It does not touch the disk.
 func (d *Dir) Verified() error {
 	if p := d.verdict.Load(); p != nil {
 		return *p
@@ -210,39 +222,12 @@ func (d *Dir) Verified() error {
 
 func (d *Dir) setVerdict(err error) { d.verdict.Store(&err) }
 
-// Attention returns the channel on which the watch asks for a Verify: an
-// output or its directory changed, or events may have been lost. Signals
-// are coalesced; the channel is never closed.
-func (d *Dir) Attention() <-chan struct{} { return d.watch.ch }
-
-// Watch installs the directory watch; call Run too, which closes it. On an
-// error (inotify instances or watches exhausted) every Verify tries again.
-func (d *Dir) Watch() error {
-	d.watching.Store(true)
-	return d.watch.install()
-}
-
-// Run forwards the watch's events to Attention until ctx ends, then closes
-// the watcher and returns nil.
-func (d *Dir) Run(ctx context.Context) error { return d.watch.run(ctx) }
-
-func (d *Dir) retryWatch() {
-	if !d.watching.Load() || d.watch.installed() {
-		return
-	}
-	if err := d.watch.install(); err != nil {
-		d.log.Debug("still cannot watch the token directory", slog.String("error", err.Error()))
-		return
-	}
-	d.log.Info("watching the token directory again", slog.Any("dirs", d.watch.dirs))
-}
-
 // Remove removes every output (--remove-on-exit); a missing file is no
 // error. The error joins the failures, each naming its file.
 func (d *Dir) Remove() error {
 	var errs []error
 	for _, f := range d.files {
-		if err := os.Remove(f.w.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}

@@ -150,7 +150,7 @@ func TestVerifyAndRestore(t *testing.T) {
 	}
 	store(t, w.d, held, true)
 	doc := read(t, w.doc)
-	if err := w.d.Verify(held); err != nil || w.d.Verified() != nil {
+	if err := w.d.Verify(); err != nil || w.d.Verified() != nil {
 		t.Fatalf("intact: Verify %v, Verified %v", err, w.d.Verified())
 	}
 	steps := []struct {
@@ -165,7 +165,7 @@ func TestVerifyAndRestore(t *testing.T) {
 		if err := s.damage(); err != nil {
 			t.Fatal(err)
 		}
-		err := w.d.Verify(held)
+		err := w.d.Verify()
 		if err == nil || !strings.Contains(err.Error(), s.want) {
 			t.Fatalf("%s: Verify = %v, want %q", s.name, err, s.want)
 		}
@@ -180,7 +180,7 @@ func TestVerifyAndRestore(t *testing.T) {
 		if read(t, w.token) != "tok-secret-1" || read(t, w.doc) != doc {
 			t.Fatalf("%s: not restored as it was", s.name)
 		}
-		if err := w.d.Verify(held); err != nil {
+		if err := w.d.Verify(); err != nil {
 			t.Fatalf("%s: after the restore: %v", s.name, err)
 		}
 	}

@@ -1,32 +1,31 @@
 package tokendir
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
-// await waits for a signal on ch; the timeout only bounds a hang.
-func await(t *testing.T, what string, ch <-chan struct{}) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no signal for %s", what)
+// watched runs d until the test ends, with ticks (nil: never) in place of
+// its minute check, and returns the channel of its Restored calls.
+func watched(t *testing.T, d *Dir, ticks chan time.Time) <-chan error {
+	restored := make(chan error, 16)
+	d.Restored = func(_ string, err error) { restored <- err }
+	d.tick = ticks
+	if ticks == nil {
+		d.tick = make(chan time.Time)
 	}
-}
-
-// running runs d's watch until the test ends.
-func running(t *testing.T, d *Dir) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -36,43 +35,63 @@ func running(t *testing.T, d *Dir) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	return restored
 }
 
-// TestWatchSignalsEachOutput: removing the token file, renaming a file
-// over it, and removing the JSON document in another directory each
-// signal Attention at once; a file beside them changing does not.
-func TestWatchSignalsEachOutput(t *testing.T) {
+// TestWatchRestoresEachOutput: with the watch installed and no periodic
+// check, removing the token file, renaming a file over it, and removing
+// the JSON document in another directory each bring the output back at
+// once; a file beside them changing triggers no check.
+func TestWatchRestoresEachOutput(t *testing.T) {
 	dir, other := t.TempDir(), t.TempDir()
 	token, doc := filepath.Join(dir, "token"), filepath.Join(other, "token.json")
-	d := New(Options{TokenFile: token, Mode: mode, Outputs: []Output{JSON(doc)}})
+	var logs testkit.Buffer
+	d := New(Options{TokenFile: token, Mode: mode, Outputs: []Output{JSON(doc)}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if _, err := d.Store(tok("tok-1", time.Time{})); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Watch(); err != nil {
 		t.Skipf("no filesystem watch here: %v", err)
 	}
-	running(t, d)
+	restored := watched(t, d, nil)
 
-	// Events arrive in order, so the first signal after the unrelated
-	// write is the removal's.
+	// The token file changes through a hard link in an unwatched
+	// directory, which makes no event; then a file beside it changes.
+	// Events are handled in order, so had that change caused a check, the
+	// first restore would be the token file's, not the JSON document's.
+	link := filepath.Join(t.TempDir(), "link")
+	must(t, os.Link(token, link))
+	must(t, os.WriteFile(link, []byte("other"), mode))
 	must(t, os.WriteFile(filepath.Join(dir, "app.pid"), []byte("1"), 0o600))
-	must(t, os.Remove(token))
-	await(t, "the token file's removal", d.Attention())
-	if _, err := os.Stat(token); err == nil {
-		t.Fatal("signalled before the removal")
-	}
-	must(t, os.WriteFile(token+".new", []byte("b"), 0o600))
-	must(t, os.Rename(token+".new", token))
-	await(t, "a rename over the token file", d.Attention())
 	must(t, os.Remove(doc))
-	await(t, "the JSON document's removal", d.Attention())
+	awaitRestore(t, "the JSON document's removal", restored)
+	out := logs.WaitForText(t, "wrote the stored token again", nil)
+	if first, _, _ := strings.Cut(out, "\n"); !strings.Contains(first, "JSON file unreadable") {
+		t.Fatalf("the first restore was not the JSON document's: %s", first)
+	}
+	for _, s := range []struct {
+		what   string
+		damage func()
+	}{
+		{"the token file's removal", func() { must(t, os.Remove(token)) }},
+		{"a rename over the token file", func() {
+			must(t, os.WriteFile(token+".new", []byte("b"), 0o600))
+			must(t, os.Rename(token+".new", token))
+		}},
+	} {
+		s.damage()
+		awaitRestore(t, s.what, restored)
+		if read(t, token) != "tok-1" {
+			t.Fatalf("after %s the token file holds something else", s.what)
+		}
+	}
 }
 
-// TestWatchRetriedAtEachVerify: when the watch cannot be installed at
-// start (inotify instances exhausted), each Verify (the refresher's minute
-// check) tries again, quietly while it fails; once installed, a removed
-// token file is signalled at once.
-func TestWatchRetriedAtEachVerify(t *testing.T) {
+// TestWatchRetriedAtEachCheck: when the watch cannot be installed at start
+// (inotify instances exhausted), each periodic check tries again, quietly
+// while it fails; once installed, a removed token file is restored at
+// once, and no further watcher is made.
+func TestWatchRetriedAtEachCheck(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
 	var calls atomic.Int32
 	newWatcher := func() (*fsnotify.Watcher, error) {
@@ -81,39 +100,46 @@ func TestWatchRetriedAtEachVerify(t *testing.T) {
 		}
 		return fsnotify.NewWatcher()
 	}
-	var logs bytes.Buffer
+	var logs testkit.Buffer
 	d := New(Options{TokenFile: path, Mode: mode, NewWatcher: newWatcher,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err := d.Watch(); !errors.Is(err, syscall.EMFILE) {
 		t.Fatalf("Watch = %v, want the constructor's EMFILE", err)
 	}
-	running(t, d)
-	held := tok("opaque-token", time.Time{})
-	if _, err := d.Store(held); err != nil {
+	if _, err := d.Store(tok("opaque-token", time.Time{})); err != nil {
 		t.Fatal(err)
 	}
-	// The first check: still EMFILE, nothing logged at info.
-	if err := d.Verify(held); err != nil {
-		t.Fatal(err)
-	}
-	if calls.Load() != 2 || logs.Len() != 0 {
+	ticks := make(chan time.Time)
+	restored := watched(t, d, ticks)
+	// Each check restores the removed file: its Restored call says the
+	// check is over.
+	must(t, os.Remove(path))
+	ticks <- time.Now()
+	awaitRestore(t, "the first check", restored)
+	if calls.Load() != 2 || strings.Contains(logs.String(), "level=INFO") {
 		t.Fatalf("after one check: %d constructor calls (want 2), log %q", calls.Load(), logs.String())
 	}
-	// The second: the watch is installed, and the verification still runs.
-	must(t, os.WriteFile(path, []byte("other"), mode))
-	if err := d.Verify(held); err == nil {
-		t.Fatal("Verify passed a replaced token file")
-	}
-	if calls.Load() != 3 || !bytes.Contains(logs.Bytes(), []byte("watching the token directory again")) {
+	must(t, os.Remove(path))
+	ticks <- time.Now()
+	awaitRestore(t, "the second check", restored)
+	if calls.Load() != 3 || !strings.Contains(logs.String(), "watching the token directory again") {
 		t.Fatalf("after two checks: %d constructor calls (want 3), log %q", calls.Load(), logs.String())
 	}
-	// A further check does not make another watcher.
-	d.Verify(held)
-	if calls.Load() != 3 {
-		t.Fatalf("third check: %d constructor calls (want 3)", calls.Load())
-	}
 	must(t, os.Remove(path))
-	await(t, "the removal of the token file", d.Attention())
+	awaitRestore(t, "the removal, without a check", restored)
+	ticks <- time.Now()
+	ticks <- time.Now() // taken once the check before it is over
+	if calls.Load() != 3 {
+		t.Fatalf("later checks: %d constructor calls (want 3)", calls.Load())
+	}
+}
+
+// awaitRestore waits for a successful restore.
+func awaitRestore(t *testing.T, what string, restored <-chan error) {
+	t.Helper()
+	if err := testkit.Await(t, "a restore after "+what, restored); err != nil {
+		t.Fatalf("restore after %s: %v", what, err)
+	}
 }
 
 func must(t *testing.T, err error) {

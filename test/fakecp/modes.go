@@ -15,8 +15,8 @@ import (
 	"net"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokendir"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 )
 
@@ -27,7 +27,7 @@ func encryptedSession(o options, key *rsa.PrivateKey, log *slog.Logger) (endpoin
 	if err != nil {
 		return endpoint{}, err
 	}
-	if _, err := filewriter.New(o.keyOut, 0o644).Write(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})); err != nil {
+	if _, err := tokendir.WriteFile(o.keyOut, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
 		return endpoint{}, err
 	}
 	log.Info("public key written", "path", o.keyOut)
@@ -44,7 +44,7 @@ func bearer(o options, log *slog.Logger) (endpoint, error) {
 		return endpoint{}, err
 	}
 	capability := "cap." + serial().Text(36)
-	if _, err := filewriter.New(o.credentialOut, 0o600).Write([]byte(capability)); err != nil {
+	if _, err := tokendir.WriteFile(o.credentialOut, []byte(capability), 0o600); err != nil {
 		return endpoint{}, err
 	}
 	log.Info("capability written", "path", o.credentialOut, "fingerprint", secret.Fingerprint(capability))
@@ -62,7 +62,7 @@ func writeCA(path string, log *slog.Logger) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating the TLS certificates: %w", err)
 	}
-	if _, err := filewriter.New(path, 0o644).Write(caPEM); err != nil {
+	if _, err := tokendir.WriteFile(path, caPEM, 0o644); err != nil {
 		return nil, err
 	}
 	log.Info("CA written", "path", path)

@@ -97,9 +97,6 @@ func (p *pod) Store(tok exchange.Token) (bool, error) {
 	return changed, nil
 }
 
-func (p *pod) Verify(exchange.Token) error { return nil }
-func (p *pod) Attention() <-chan struct{}  { return nil }
-
 // Run simulates f against an issuer following m and returns what it
 // measured. Call it inside a synctest bubble.
 func Run(m Model, f Fleet) Report {

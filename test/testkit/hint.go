@@ -6,7 +6,7 @@ import (
 )
 
 // WantHint fails t unless err is not nil and says every part, and never
-// names an internal package ("filewriter"): errors that reach an operator
+// names an internal package ("tokendir:"): errors that reach an operator
 // name the setting and the fix, not tokend's layout.
 func WantHint(t testing.TB, err error, parts ...string) {
 	t.Helper()
@@ -18,7 +18,7 @@ func WantHint(t testing.TB, err error, parts ...string) {
 			t.Errorf("error does not say %q:\n%v", p, err)
 		}
 	}
-	if strings.Contains(err.Error(), "filewriter") {
+	if strings.Contains(err.Error(), "tokendir:") {
 		t.Errorf("error names an internal package:\n%v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package filewriter
+package tokendir
 
 import (
 	"errors"
@@ -33,7 +33,7 @@ func TestCheckNotWritableSaysWhoAndTheFix(t *testing.T) {
 	var uid, gid int
 	err := ostest.AsNonRoot(t, func() error {
 		uid, gid = os.Getuid(), os.Getgid()
-		return New(filepath.Join(dir, "token"), 0o640).Check()
+		return CheckFile(filepath.Join(dir, "token"))
 	})
 	fi, serr := os.Stat(dir)
 	if serr != nil {
@@ -62,7 +62,7 @@ func TestWriteOntoAMountPointSaysMountTheDirectory(t *testing.T) {
 		if err := syscall.Mount(src, path, "", syscall.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind mount: %w", err)
 		}
-		_, err := New(path, 0o640).Write([]byte("new"))
+		_, err := WriteFile(path, []byte("new"), 0o640)
 		if !errors.Is(err, syscall.EBUSY) {
 			return fmt.Errorf("Write onto a mount point = %v, want EBUSY", err)
 		}
@@ -79,14 +79,14 @@ func TestFullVolumeSaysSo(t *testing.T) {
 	tests := []struct {
 		name, opts string
 		fill       func(dir string) error
-		op         func(w *Writer) error
+		op         func(path string) error
 	}{
-		{"no free inodes at Check", "size=64k,nr_inodes=2", func(dir string) error {
+		{"no free inodes at CheckFile", "size=64k,nr_inodes=2", func(dir string) error {
 			return os.WriteFile(filepath.Join(dir, "other"), nil, 0o600)
-		}, func(w *Writer) error { return w.Check() }},
-		{"no free space at Write", "size=8k", func(dir string) error {
+		}, CheckFile},
+		{"no free space at WriteFile", "size=8k", func(dir string) error {
 			return os.WriteFile(filepath.Join(dir, "other"), make([]byte, 8<<10), 0o600)
-		}, func(w *Writer) error { _, err := w.Write(make([]byte, 4<<10)); return err }},
+		}, func(path string) error { _, err := WriteFile(path, make([]byte, 4<<10), 0o640); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +98,7 @@ func TestFullVolumeSaysSo(t *testing.T) {
 				if err := tt.fill(dir); err != nil {
 					return fmt.Errorf("filling the volume: %w", err)
 				}
-				err := tt.op(New(filepath.Join(dir, "token"), 0o640))
+				err := tt.op(filepath.Join(dir, "token"))
 				if !errors.Is(err, syscall.ENOSPC) {
 					return fmt.Errorf("on a full volume: %v, want ENOSPC", err)
 				}

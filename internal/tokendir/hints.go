@@ -1,4 +1,4 @@
-package filewriter
+package tokendir
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package filewriter
+package tokendir
 
 import (
 	"bytes"
@@ -19,8 +19,7 @@ func TestWriteCreatesWithExactMode(t *testing.T) {
 	for _, mode := range []fs.FileMode{0o640, 0o644, 0o400} {
 		t.Run(mode.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "token")
-			w := New(path, mode)
-			changed, err := w.Write([]byte("tok-1"))
+			changed, err := WriteFile(path, []byte("tok-1"), mode)
 			if err != nil || !changed {
 				t.Fatalf("Write = %v, %v", changed, err)
 			}
@@ -40,12 +39,11 @@ func TestWriteCreatesWithExactMode(t *testing.T) {
 
 func TestWriteUnchangedIsNotRewritten(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
-	w := New(path, 0o640)
-	if _, err := w.Write([]byte("same")); err != nil {
+	if _, err := WriteFile(path, []byte("same"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.Stat(path)
-	changed, err := w.Write([]byte("same"))
+	changed, err := WriteFile(path, []byte("same"), 0o640)
 	if err != nil || changed {
 		t.Fatalf("second Write = %v, %v; want unchanged", changed, err)
 	}
@@ -54,10 +52,10 @@ func TestWriteUnchangedIsNotRewritten(t *testing.T) {
 		t.Error("file replaced although content was the same")
 	}
 	// A different mode or content is a change.
-	if changed, _ := New(path, 0o600).Write([]byte("same")); !changed {
+	if changed, _ := WriteFile(path, []byte("same"), 0o600); !changed {
 		t.Error("mode change not written")
 	}
-	if changed, _ := w.Write([]byte("other")); !changed {
+	if changed, _ := WriteFile(path, []byte("other"), 0o600); !changed {
 		t.Error("content change not written")
 	}
 }
@@ -75,12 +73,11 @@ func TestWriteRefusesNonRegularTarget(t *testing.T) {
 			path := filepath.Join(dir, name)
 			setup(path)
 			before, _ := os.Lstat(path)
-			w := New(path, 0o640)
-			if _, err := w.Write([]byte("tok")); !errors.Is(err, ErrNotRegular) {
+			if _, err := WriteFile(path, []byte("tok"), 0o640); !errors.Is(err, ErrNotRegular) {
 				t.Fatalf("Write err = %v, want ErrNotRegular", err)
 			}
-			if err := w.Check(); !errors.Is(err, ErrNotRegular) {
-				t.Fatalf("Check err = %v, want ErrNotRegular", err)
+			if err := CheckFile(path); !errors.Is(err, ErrNotRegular) {
+				t.Fatalf("CheckFile err = %v, want ErrNotRegular", err)
 			}
 			after, _ := os.Lstat(path)
 			if !os.SameFile(before, after) {
@@ -95,8 +92,7 @@ func TestWriteFailureLeavesTargetAndNoTemp(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "vol")
 	os.Mkdir(dir, 0o755)
 	path := filepath.Join(dir, "token")
-	w := New(path, 0o640)
-	if _, err := w.Write([]byte("good")); err != nil {
+	if _, err := WriteFile(path, []byte("good"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	// The target turns into a directory between check and rename: rename
@@ -104,43 +100,42 @@ func TestWriteFailureLeavesTargetAndNoTemp(t *testing.T) {
 	os.Remove(path)
 	os.Mkdir(path, 0o755)
 	os.WriteFile(filepath.Join(path, "child"), nil, 0o600)
-	if _, err := w.Write([]byte("new")); err == nil {
+	if _, err := WriteFile(path, []byte("new"), 0o640); err == nil {
 		t.Fatal("Write into a non-empty directory target succeeded")
 	}
 	assertNoTemp(t, dir)
 	// The directory vanishes: a clear error naming it.
 	os.RemoveAll(dir)
-	_, err := w.Write([]byte("new"))
+	_, err := WriteFile(path, []byte("new"), 0o640)
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(dir)) {
 		t.Fatalf("Write into a removed directory: %v", err)
 	}
 }
 
-func TestCheck(t *testing.T) {
+func TestCheckFile(t *testing.T) {
 	dir := t.TempDir()
-	if err := New(filepath.Join(dir, "token"), 0o640).Check(); err != nil {
-		t.Fatalf("Check on a fresh dir: %v", err)
+	if err := CheckFile(filepath.Join(dir, "token")); err != nil {
+		t.Fatalf("CheckFile on a fresh dir: %v", err)
 	}
-	if err := New(filepath.Join(dir, "missing", "token"), 0o640).Check(); err == nil {
-		t.Fatal("Check accepted a missing directory")
+	if err := CheckFile(filepath.Join(dir, "missing", "token")); err == nil {
+		t.Fatal("CheckFile accepted a missing directory")
 	}
 	os.WriteFile(filepath.Join(dir, "file"), nil, 0o600)
-	if err := New(filepath.Join(dir, "file", "token"), 0o640).Check(); err == nil {
-		t.Fatal("Check accepted a file as directory")
+	if err := CheckFile(filepath.Join(dir, "file", "token")); err == nil {
+		t.Fatal("CheckFile accepted a file as directory")
 	}
 	assertNoTemp(t, dir)
 }
 
 func TestCleanTempRemovesOnlyOurs(t *testing.T) {
 	dir := t.TempDir()
-	w := New(filepath.Join(dir, "token"), 0o640)
 	ours := []string{".token.tokend-tmp-123", ".token.tokend-tmp-abc"}
 	theirs := []string{"token", ".other.tokend-tmp-1", ".token.swp", "..data"}
 	for _, n := range append(ours, theirs...) {
 		os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600)
 	}
 	os.Mkdir(filepath.Join(dir, ".token.tokend-tmp-dir"), 0o755)
-	n, err := w.CleanTemp()
+	n, err := cleanTemp(filepath.Join(dir, "token"))
 	if err != nil || n != len(ours) {
 		t.Fatalf("CleanTemp = %d, %v; want %d", n, err, len(ours))
 	}
@@ -156,7 +151,6 @@ func TestCleanTempRemovesOnlyOurs(t *testing.T) {
 // must be exactly one of the tokens written, never empty, partial or mixed.
 func TestConcurrentReadersSeeWholeTokens(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
-	w := New(path, 0o640)
 	tokens := map[string]bool{}
 	var list [][]byte
 	for i := range 16 {
@@ -164,7 +158,7 @@ func TestConcurrentReadersSeeWholeTokens(t *testing.T) {
 		tokens[string(tok)] = true
 		list = append(list, tok)
 	}
-	if _, err := w.Write(list[0]); err != nil {
+	if _, err := WriteFile(path, list[0], 0o640); err != nil {
 		t.Fatal(err)
 	}
 	var stop atomic.Bool
@@ -184,7 +178,7 @@ func TestConcurrentReadersSeeWholeTokens(t *testing.T) {
 		}()
 	}
 	for i := range 500 {
-		if _, err := w.Write(list[i%len(list)]); err != nil {
+		if _, err := WriteFile(path, list[i%len(list)], 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -206,21 +200,20 @@ func assertNoTemp(t *testing.T, dir string) {
 
 func BenchmarkWrite(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "token")
-	w := New(path, 0o640)
 	tok := bytes.Repeat([]byte("x"), 900)
 	b.Run("changed", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
 			copy(tok, fmt.Sprintf("%08d", i))
-			if _, err := w.Write(tok); err != nil {
+			if _, err := WriteFile(path, tok, 0o640); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("unchanged", func(b *testing.B) {
 		for b.Loop() {
-			if changed, err := w.Write(tok); err != nil || changed {
+			if changed, err := WriteFile(path, tok, 0o640); err != nil || changed {
 				b.Fatal(changed, err)
 			}
 		}

@@ -1,0 +1,221 @@
+package tokendir
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrNotRegular is returned when a file's path exists but is not a regular
+// file (a directory, a symlink, a device, ...): tokend never replaces one.
+var ErrNotRegular = errors.New("target exists and is not a regular file")
+
+// tempInfix marks temporary files as ours: ".<name>" + tempInfix + random.
+const tempInfix = ".tokend-tmp-"
+
+// maxRead bounds how much of an existing file the Dir looks at.
+const maxRead = 1 << 20
+
+// WriteFile replaces the content of the file at path with data and mode,
+// atomically: a reader in another process sees the old content or the new,
+// never a mix, a partial write or an empty file. Its steps:
+//
+//  1. Refuse to go on unless path is a regular file or absent
+//     (ErrNotRegular).
+//  2. Return changed false without writing when the file already holds
+//     data with mode, so that watchers see no event.
+//  3. Create a temporary file beside it, ".<name>.tokend-tmp-<random>",
+//     with O_EXCL and mode 0600.
+//  4. Write data, set mode with fchmod (independent of the umask), fsync.
+//  5. Rename the temporary file over path, then fsync the directory so
+//     that the rename survives a crash.
+//
+// Any failure removes the temporary file and leaves the file untouched,
+// except a failed directory fsync, reported after the new content is in
+// place (changed true). The caveat of every rename-based scheme applies: a
+// reader that keeps the old file open, or a bind mount of the file itself
+// (a Kubernetes subPath), keeps seeing the old content, and a path that is
+// a mount point cannot be renamed over at all (EBUSY).
+//
+// Errors are written for the person running tokend: they name the path
+// and, for the failures a deployment causes (permissions, a read-only or
+// full volume, a mount point), say what to change. Calls for different
+// paths are safe concurrently; one path needs one writer.
+func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err error) {
+	path, mode = filepath.Clean(path), mode.Perm()
+	dir := filepath.Dir(path)
+	if err := checkTarget(path); err != nil {
+		return false, err
+	}
+	if same(path, data, mode) {
+		return false, nil
+	}
+	f, err := createTemp(path)
+	if err != nil {
+		return false, fmt.Errorf("creating a temporary file in %s: %w%s", dir, cause(err), dirHint(dir, err))
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return false, fmt.Errorf("writing %s: %w%s", tmp, cause(err), dirHint(dir, err))
+	}
+	if err = f.Chmod(mode); err != nil {
+		return false, fmt.Errorf("chmod %s: %w", tmp, cause(err))
+	}
+	if err = f.Sync(); err != nil {
+		return false, fmt.Errorf("fsync %s: %w%s", tmp, cause(err), dirHint(dir, err))
+	}
+	if err = f.Close(); err != nil {
+		return false, fmt.Errorf("closing %s: %w%s", tmp, cause(err), dirHint(dir, err))
+	}
+	// The target may have become a directory or symlink since the check;
+	// rename(2) would then fail or replace the link itself, never follow it.
+	if err = os.Rename(tmp, path); err != nil {
+		return false, fmt.Errorf("renaming into %s: %w%s", path, cause(err), renameHint(path, err))
+	}
+	if err = syncDir(dir); err != nil {
+		return true, fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return true, nil
+}
+
+// CheckFile verifies, before tokend starts, that WriteFile can work on
+// path: its directory exists, is a directory and is writable (proved by
+// creating and removing a temporary file), and path is a regular file or
+// absent. Its errors are WriteFile's.
+func CheckFile(path string) error {
+	path = filepath.Clean(path)
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("directory %s: %w", dir, cause(err))
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if err := checkTarget(path); err != nil {
+		return err
+	}
+	f, err := createTemp(path)
+	if err != nil {
+		return fmt.Errorf("cannot create a file in directory %s: %w%s", dir, cause(err), dirHint(dir, err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// readFile returns the content of the regular file at path, at most limit
+// bytes (and one more, so that the caller can tell a longer file).
+func readFile(path string, limit int64) ([]byte, error) {
+	if err := checkTarget(path); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit+1))
+}
+
+// cleanTemp removes the temporary files beside path that a run left when
+// it crashed between steps 3 and 5 of WriteFile, and returns how many.
+func cleanTemp(path string) (int, error) {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+tempInfix
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("listing %s: %w", dir, cause(err))
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+func checkTarget(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, kind(fi.Mode()))
+	}
+	return nil
+}
+
+// same reports whether the file at path already holds data with mode.
+func same(path string, data []byte, mode fs.FileMode) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != mode || fi.Size() != int64(len(data)) {
+		return false
+	}
+	cur, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
+	return err == nil && bytes.Equal(cur, data)
+}
+
+func createTemp(path string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+tempInfix+"*")
+}
+
+// cause drops the *fs.PathError or *os.LinkError wrapper, whose message
+// repeats a path the caller already names.
+func cause(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "non-regular file"
+}

@@ -1,0 +1,35 @@
+package tokendir
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
+)
+
+// ReadToken returns the token in the token file at path by the rule every
+// reader of the file follows (internal/tokenbytes.FromFile): printable
+// ASCII, then optionally line feeds, at most tokenbytes.MaxLen bytes. It
+// is what `tokend check` and `exec --token-env` read. The file must be a
+// regular file (ErrNotRegular). A withdrawal record is an error wrapping
+// tokenbytes.ErrWithdrawn that gives the writer's reason. Errors name the
+// path, never the content. It is safe for concurrent use.
+func ReadToken(path string) (secret.String, error) {
+	b, err := readFile(path, tokenbytes.MaxLen)
+	if err != nil {
+		return secret.String{}, fmt.Errorf("token file: %w", err)
+	}
+	tok, err := tokenbytes.FromFile(b)
+	switch {
+	case err == nil:
+		return secret.New(tok), nil
+	case errors.Is(err, tokenbytes.ErrEmpty):
+		return secret.String{}, fmt.Errorf("token file %s is empty", path)
+	case errors.Is(err, tokenbytes.ErrWithdrawn):
+		return secret.String{}, fmt.Errorf("token file %s holds no token: %w", path, err)
+	case errors.Is(err, tokenbytes.ErrTooLong):
+		return secret.String{}, fmt.Errorf("token file %s is %w", path, err)
+	}
+	return secret.String{}, fmt.Errorf("token file %s has %w (it holds the token and optionally line feeds, nothing else)", path, err)
+}

@@ -1,0 +1,156 @@
+package tokendir
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// How Run looks after the outputs: a check every checkEvery whatever the
+// watch says (it may miss events, or be missing), and a failed restore
+// tried again after firstRetry, doubling up to checkEvery.
+const (
+	checkEvery = time.Minute
+	firstRetry = time.Second
+)
+
+// Watch installs the watch on the outputs' directories, so that Run learns
+// of a removed or replaced output at once. It watches the directories, not
+// the files: a file is replaced by rename, and may be deleted. On an error
+// (inotify instances or watches exhausted) Run tries again at each check.
+// Call it before Run, which closes the watch; never concurrently with Run.
+func (d *Dir) Watch() error {
+	w, err := d.newWatcher()
+	if err != nil {
+		return err
+	}
+	for _, dir := range d.dirs {
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	d.w = w
+	return nil
+}
+
+// Run keeps the outputs in place until ctx ends, then closes the watch and
+// returns nil. Once a Store has written every output, Run checks them:
+//
+//  1. at once on a watch event for an output or its directory, or a watch
+//     error (events may have been lost), and every minute regardless;
+//  2. an output that no longer holds the bytes Store wrote last (removed,
+//     replaced, emptied) is written again with those bytes, logged with
+//     what became of it, and reported to Restored; no exchange is needed,
+//     so this works while the issuer is down;
+//  3. a restore that fails (the directory gone, the volume full) is tried
+//     again after a second, doubling up to a minute, until it succeeds
+//     or a Store replaces what is to be restored: a new exchange would not
+//     help a write that fails, and the refresher's own store reports its
+//     failures;
+//  4. each check first installs the watch again when it is missing, and
+//     watches the directories again (one may have been recreated).
+func (d *Dir) Run(ctx context.Context) error {
+	defer func() {
+		if d.w != nil {
+			d.w.Close()
+		}
+	}()
+	tick := d.tick
+	if tick == nil {
+		t := time.NewTicker(checkEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	var retry <-chan time.Time
+	var delay time.Duration
+	for {
+		var events <-chan fsnotify.Event
+		var errs <-chan error
+		if d.w != nil {
+			events, errs = d.w.Events, d.w.Errors
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				d.w = nil // closed: watch anew at this check
+			} else if !d.concerns(ev.Name) {
+				continue
+			}
+		case _, ok := <-errs: // events may have been lost
+			if !ok {
+				d.w = nil
+			}
+		case <-tick:
+		case <-retry:
+		}
+		d.rewatch()
+		if err := d.restore(); err != nil {
+			delay = min(max(2*delay, firstRetry), checkEvery)
+			retry = time.After(delay)
+		} else {
+			delay, retry = 0, nil
+		}
+	}
+}
+
+// concerns reports whether a watch event for name is about an output or
+// one of their directories.
+func (d *Dir) concerns(name string) bool {
+	return slices.Contains(d.dirs, name) || slices.ContainsFunc(d.files, func(f *file) bool { return f.path == name })
+}
+
+// restore writes again, from the bytes Store wrote last, every output
+// that lost them; see Run, steps 2 and 3. The result is the verdict.
+func (d *Dir) restore() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.complete {
+		return nil
+	}
+	lost := d.verify()
+	if lost == nil {
+		d.setVerdict(nil)
+		return nil
+	}
+	log := d.log.With(slog.String("fingerprint", d.held), slog.String("reason", lost.Error()))
+	for _, f := range d.files {
+		if _, err := WriteFile(f.path, f.last, d.mode); err != nil {
+			err = fmt.Errorf("restoring the lost %s: %w", f.out.Describe(), err)
+			d.setVerdict(err)
+			if d.Restored != nil {
+				d.Restored(d.held, err)
+			}
+			log.Warn("token file lost and could not be written again, retrying", slog.String("error", err.Error()))
+			return err
+		}
+	}
+	d.setVerdict(nil)
+	if d.Restored != nil {
+		d.Restored(d.held, nil)
+	}
+	log.Warn("token file lost, wrote the stored token again")
+	return nil
+}
+
+// rewatch installs the watch when it is missing, else watches the
+// directories again: adding a watch that exists is a cheap no-op.
+func (d *Dir) rewatch() {
+	if d.w != nil {
+		for _, dir := range d.dirs {
+			_ = d.w.Add(dir)
+		}
+		return
+	}
+	if err := d.Watch(); err != nil {
+		d.log.Debug("still cannot watch the token directory", slog.String("error", err.Error()))
+		return
+	}
+	d.log.Info("watching the token directory again", slog.Any("dirs", d.dirs))
+}
