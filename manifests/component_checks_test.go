@@ -120,24 +120,27 @@ func checkHealthPort(t *testing.T, spec *corev1.PodSpec, tokend *corev1.Containe
 	}
 }
 
-// checkSecretRef: tokend's settings Secret is rendered beside the workload.
-func checkSecretRef(t *testing.T, objs []object, tokend *corev1.Container) {
+// checkSecretRef: every reference of the pod resolves in its namespace,
+// and tokend's settings Secret, named by its one envFrom, holds the
+// settings the legacy exchange needs (and the proxy's upstream, with want).
+func checkSecretRef(t *testing.T, w workload, tokend *corev1.Container, want ...string) {
 	t.Helper()
+	for _, p := range unresolvedRefs(w) {
+		t.Error(p)
+	}
 	if len(tokend.EnvFrom) != 1 || tokend.EnvFrom[0].SecretRef == nil {
 		t.Fatalf("tokend: envFrom %+v, want one secretRef", tokend.EnvFrom)
 	}
 	name := tokend.EnvFrom[0].SecretRef.Name
-	for _, o := range objs {
-		if s, ok := o.obj.(*corev1.Secret); ok && o.name == name {
-			for _, k := range []string{"AMBIENT_CP_TOKEN_URL", "SESSION_ID", "AMBIENT_CP_TOKEN_PUBLIC_KEY"} {
-				if _, ok := s.Data[k]; !ok {
-					t.Errorf("Secret %s has no %s", name, k)
-				}
-			}
-			return
+	o := w.find("Secret", name)
+	if o == nil {
+		return // reported above
+	}
+	for _, k := range append([]string{"AMBIENT_CP_TOKEN_URL", "SESSION_ID", "AMBIENT_CP_TOKEN_PUBLIC_KEY"}, want...) {
+		if _, ok := o.obj.(*corev1.Secret).Data[k]; !ok {
+			t.Errorf("Secret %s has no %s", name, k)
 		}
 	}
-	t.Errorf("Secret %s is not rendered", name)
 }
 
 // checkTokendSecurity: the restricted standard in tokend's own

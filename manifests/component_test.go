@@ -29,10 +29,11 @@ type componentExample struct {
 	workload  string   // the workload's file, as it was before tokend
 	readers   []string // the containers given the token mount
 	openshift bool     // rendered with tokend-openshift
+	namespace string   // the workload's namespace, "" for none
 }
 
 var componentExamples = []componentExample{
-	{dir: "runner-pod", workload: "pod.yaml", readers: []string{"runner", "mcp"}},
+	{dir: "runner-pod", workload: "pod.yaml", readers: []string{"runner", "mcp"}, namespace: "sessions"},
 	{dir: "mcp-job", workload: "job.yaml", readers: []string{"mcp", "runner"}},
 	{dir: "openshift", workload: "deployment.yaml", readers: []string{"mcp"}, openshift: true},
 }
@@ -49,11 +50,14 @@ func TestComponent(t *testing.T) {
 			before := podSpecOf(t, readWorkload(t, filepath.Join(dir, ex.workload)))
 			objs := render(t, dir)
 			w := onlyWorkload(t, objs)
+			if w.namespace != ex.namespace {
+				t.Errorf("namespace %q, want %q", w.namespace, ex.namespace)
+			}
 			checkKept(t, before, w.spec, ex.readers)
 			tokend := checkTokendFirst(t, w.spec)
 			checkComponentMounts(t, w.spec, ex.readers)
 			checkHealthPort(t, w.spec, tokend, 12081)
-			checkSecretRef(t, objs, tokend)
+			checkSecretRef(t, w, tokend)
 			checkTokendSecurity(t, tokend, ex.openshift)
 			if !reflect.DeepEqual(before.SecurityContext, w.spec.SecurityContext) {
 				t.Errorf("pod securityContext changed:\n%+v\nwant\n%+v", w.spec.SecurityContext, before.SecurityContext)
@@ -119,6 +123,35 @@ func TestComponentHealthPortIsOneChange(t *testing.T) {
 	}
 }
 
+// TestComponentNamespace shows why the walkthrough sets the kustomization's
+// namespace: without it, a namespaced pod's reference to the generated
+// Secret is left as "tokend" while the Secret is "tokend-<hash>" in no
+// namespace, and the reference check reports it.
+func TestComponentNamespace(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(componentsDir)); err != nil {
+		t.Fatal(err)
+	}
+	k := filepath.Join(root, "examples", "runner-pod", "kustomization.yaml")
+	data, err := os.ReadFile(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "\nnamespace: sessions\n", "\n", 1)
+	if bad == string(data) {
+		t.Fatal(`runner-pod's kustomization has no line "namespace: sessions"`)
+	}
+	if err := os.WriteFile(k, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := onlyWorkload(t, render(t, filepath.Dir(k)))
+	problems := unresolvedRefs(w)
+	if len(problems) != 1 || !strings.Contains(problems[0], `tokend: envFrom: Secret tokend is not rendered in the workload's namespace "sessions"`) {
+		t.Fatalf("unresolvedRefs = %q, want the one about tokend's envFrom", problems)
+	}
+	t.Log(problems[0])
+}
+
 // TestComponentMisspeltReader shows what a misspelt container name in the
 // mount replacement renders: a container without an image, which the API
 // server rejects ("image: Required value") and this check reports.
@@ -182,7 +215,7 @@ func onlyWorkload(t *testing.T, objs []object) workload {
 	if len(ws) != 1 {
 		t.Fatalf("rendered %d objects besides Secrets, want the one workload", len(ws))
 	}
-	w := workload{objs: objs}
+	w := workload{objs: objs, namespace: ws[0].namespace}
 	w.meta, w.spec = podTemplate(ws[0].obj)
 	if w.spec == nil {
 		t.Fatalf("%s %s has no pod spec", ws[0].gvk.Kind, ws[0].name)
