@@ -161,3 +161,33 @@ func checkTokendSecurity(t *testing.T, c *corev1.Container, openshift bool) {
 		t.Errorf("tokend: runAsUser and runAsGroup are not %d", nonRootID)
 	}
 }
+
+// checkComponentProxy: with agents, tokend's proxy listens on loopback and
+// forwards to the https URL in its Secret, and every agent's
+// AMBIENT_API_SERVER_URL points at the proxy; without, tokend runs no proxy.
+func checkComponentProxy(t *testing.T, w workload, tokend *corev1.Container, agents []string) {
+	t.Helper()
+	listen, ok := env(tokend, "TOKEND_PROXY_LISTEN")
+	if len(agents) == 0 {
+		if ok {
+			t.Errorf("tokend: TOKEND_PROXY_LISTEN %q without an agent", listen.Value)
+		}
+		return
+	}
+	if !ok {
+		t.Fatal("tokend: no TOKEND_PROXY_LISTEN")
+	}
+	checkProxyListen(t, tokend.Name, listen.Value)
+	if s := w.find("Secret", tokend.EnvFrom[0].SecretRef.Name); s != nil {
+		checkProxyUpstream(t, "Secret "+s.name, string(s.obj.(*corev1.Secret).Data["AMBIENT_API_SERVER_URL"]))
+	}
+	for _, c := range w.spec.Containers {
+		e, _ := env(&c, "AMBIENT_API_SERVER_URL")
+		switch agent := slices.Contains(agents, c.Name); {
+		case agent && e.Value != "http://"+listen.Value:
+			t.Errorf("%s: AMBIENT_API_SERVER_URL %q, want the proxy, http://%s", c.Name, e.Value, listen.Value)
+		case !agent && e.Value == "http://"+listen.Value:
+			t.Errorf("%s: points at the proxy but is not one of the agents %v", c.Name, agents)
+		}
+	}
+}
