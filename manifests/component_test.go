@@ -319,3 +319,28 @@ func TestComponentProxyListenIsOneChange(t *testing.T) {
 	}
 	checkComponentProxy(t, w, tokend, []string{"runner"})
 }
+
+// TestComponentImageOverride: the kustomization's own images: entry, as
+// README.md's "The image" shows, names the image tokend runs.
+func TestComponentImageOverride(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(componentsDir)); err != nil {
+		t.Fatal(err)
+	}
+	k := filepath.Join(root, "examples", "runner-pod", "kustomization.yaml")
+	f, err := os.OpenFile(k, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("images:\n  - name: ghcr.io/ambient-code/tokend\n    newName: registry.example/tokend\n    newTag: v1\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := onlyWorkload(t, render(t, filepath.Dir(k)))
+	if got := w.spec.InitContainers[0].Image; got != "registry.example/tokend:v1" {
+		t.Fatalf("tokend image %s, want registry.example/tokend:v1", got)
+	}
+}
