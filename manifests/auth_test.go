@@ -1,7 +1,6 @@
 package manifests
 
 import (
-	"slices"
 	"sync"
 	"testing"
 
@@ -54,41 +53,19 @@ func checkSessionAuth(t *testing.T, w workload, c *corev1.Container) {
 	}
 }
 
-// externalConfigMaps are provided by the platform, not by these manifests.
-var externalConfigMaps = []string{"ambient-control-plane-ca"}
-
 // checkReferences: every Secret, ConfigMap and ServiceAccount the pod names
-// is rendered beside it (or provided by the platform), and every rendered
-// Secret is used.
+// is rendered beside it, in its namespace (or provided by the platform), and
+// every rendered Secret is used.
 func checkReferences(t *testing.T, w workload) {
-	used := make(map[string]bool)
-	for _, c := range w.containers() {
-		for _, e := range c.Env {
-			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-				continue
-			}
-			ref := e.ValueFrom.SecretKeyRef
-			used[ref.Name] = true
-			if o := w.find("Secret", ref.Name); o == nil {
-				t.Errorf("%s: Secret %s is not rendered", c.Name, ref.Name)
-			} else if _, ok := o.obj.(*corev1.Secret).Data[ref.Key]; !ok {
-				t.Errorf("%s: Secret %s has no key %s", c.Name, ref.Name, ref.Key)
-			}
-		}
+	for _, p := range unresolvedRefs(w) {
+		t.Error(p)
 	}
-	for _, v := range w.spec.Volumes {
-		if s := v.Secret; s != nil {
-			used[s.SecretName] = true
-			if w.find("Secret", s.SecretName) == nil {
-				t.Errorf("volume %s: Secret %s is not rendered", v.Name, s.SecretName)
-			}
-		}
-		if cm := v.ConfigMap; cm != nil && w.find("ConfigMap", cm.Name) == nil && !slices.Contains(externalConfigMaps, cm.Name) {
-			t.Errorf("volume %s: ConfigMap %s is not rendered", v.Name, cm.Name)
-		}
+	used := make(map[string]bool)
+	for _, r := range podRefs(w.spec) {
+		used[r.kind+"/"+r.name] = true
 	}
 	for _, o := range w.objs {
-		if o.gvk.Kind == "Secret" && !used[o.name] {
+		if o.gvk.Kind == "Secret" && !used["Secret/"+o.name] {
 			t.Errorf("Secret %s is rendered but not used", o.name)
 		}
 	}

@@ -120,24 +120,27 @@ func checkHealthPort(t *testing.T, spec *corev1.PodSpec, tokend *corev1.Containe
 	}
 }
 
-// checkSecretRef: tokend's settings Secret is rendered beside the workload.
-func checkSecretRef(t *testing.T, objs []object, tokend *corev1.Container) {
+// checkSecretRef: every reference of the pod resolves in its namespace,
+// and tokend's settings Secret, named by its one envFrom, holds the
+// settings the legacy exchange needs (and the proxy's upstream, with want).
+func checkSecretRef(t *testing.T, w workload, tokend *corev1.Container, want ...string) {
 	t.Helper()
+	for _, p := range unresolvedRefs(w) {
+		t.Error(p)
+	}
 	if len(tokend.EnvFrom) != 1 || tokend.EnvFrom[0].SecretRef == nil {
 		t.Fatalf("tokend: envFrom %+v, want one secretRef", tokend.EnvFrom)
 	}
 	name := tokend.EnvFrom[0].SecretRef.Name
-	for _, o := range objs {
-		if s, ok := o.obj.(*corev1.Secret); ok && o.name == name {
-			for _, k := range []string{"AMBIENT_CP_TOKEN_URL", "SESSION_ID", "AMBIENT_CP_TOKEN_PUBLIC_KEY"} {
-				if _, ok := s.Data[k]; !ok {
-					t.Errorf("Secret %s has no %s", name, k)
-				}
-			}
-			return
+	o := w.find("Secret", name)
+	if o == nil {
+		return // reported above
+	}
+	for _, k := range append([]string{"AMBIENT_CP_TOKEN_URL", "SESSION_ID", "AMBIENT_CP_TOKEN_PUBLIC_KEY"}, want...) {
+		if _, ok := o.obj.(*corev1.Secret).Data[k]; !ok {
+			t.Errorf("Secret %s has no %s", name, k)
 		}
 	}
-	t.Errorf("Secret %s is not rendered", name)
 }
 
 // checkTokendSecurity: the restricted standard in tokend's own
@@ -156,5 +159,35 @@ func checkTokendSecurity(t *testing.T, c *corev1.Container, openshift bool) {
 		t.Errorf("tokend-openshift: runAsUser %v runAsGroup %v, want neither (restricted-v2 assigns them)", sc.RunAsUser, sc.RunAsGroup)
 	case !openshift && !fixed:
 		t.Errorf("tokend: runAsUser and runAsGroup are not %d", nonRootID)
+	}
+}
+
+// checkComponentProxy: with agents, tokend's proxy listens on loopback and
+// forwards to the https URL in its Secret, and every agent's
+// AMBIENT_API_SERVER_URL points at the proxy; without, tokend runs no proxy.
+func checkComponentProxy(t *testing.T, w workload, tokend *corev1.Container, agents []string) {
+	t.Helper()
+	listen, ok := env(tokend, "TOKEND_PROXY_LISTEN")
+	if len(agents) == 0 {
+		if ok {
+			t.Errorf("tokend: TOKEND_PROXY_LISTEN %q without an agent", listen.Value)
+		}
+		return
+	}
+	if !ok {
+		t.Fatal("tokend: no TOKEND_PROXY_LISTEN")
+	}
+	checkProxyListen(t, tokend.Name, listen.Value)
+	if s := w.find("Secret", tokend.EnvFrom[0].SecretRef.Name); s != nil {
+		checkProxyUpstream(t, "Secret "+s.name, string(s.obj.(*corev1.Secret).Data["AMBIENT_API_SERVER_URL"]))
+	}
+	for _, c := range w.spec.Containers {
+		e, _ := env(&c, "AMBIENT_API_SERVER_URL")
+		switch agent := slices.Contains(agents, c.Name); {
+		case agent && e.Value != "http://"+listen.Value:
+			t.Errorf("%s: AMBIENT_API_SERVER_URL %q, want the proxy, http://%s", c.Name, e.Value, listen.Value)
+		case !agent && e.Value == "http://"+listen.Value:
+			t.Errorf("%s: points at the proxy but is not one of the agents %v", c.Name, agents)
+		}
 	}
 }

@@ -28,32 +28,47 @@ type componentExample struct {
 	dir       string   // under components/examples
 	workload  string   // the workload's file, as it was before tokend
 	readers   []string // the containers given the token mount
+	agents    []string // the containers pointed at the credential proxy
 	openshift bool     // rendered with tokend-openshift
+	namespace string   // the workload's namespace, "" for none
 }
 
 var componentExamples = []componentExample{
-	{dir: "runner-pod", workload: "pod.yaml", readers: []string{"runner", "mcp"}},
+	{dir: "runner-pod", workload: "pod.yaml", readers: []string{"runner", "mcp"}, namespace: "sessions"},
 	{dir: "mcp-job", workload: "job.yaml", readers: []string{"mcp", "runner"}},
 	{dir: "openshift", workload: "deployment.yaml", readers: []string{"mcp"}, openshift: true},
+	{dir: "proxy-pod", workload: "pod.yaml", readers: []string{"mcp"}, agents: []string{"runner"}, namespace: "sessions"},
 }
 
 // TestComponent renders each example with the Component and compares the
 // pod with the workload's own file: nothing of the workload is lost or
-// reordered, tokend is the first init container, and exactly the named
-// readers mount the token directory read-only.
+// reordered, tokend is the first init container, exactly the named
+// readers mount the token directory read-only, and exactly the named
+// agents are pointed at the credential proxy.
 func TestComponent(t *testing.T) {
-	var tokends []corev1.Container
 	for _, ex := range componentExamples {
 		t.Run(ex.dir, func(t *testing.T) {
 			dir := filepath.Join(componentsDir, "examples", ex.dir)
 			before := podSpecOf(t, readWorkload(t, filepath.Join(dir, ex.workload)))
 			objs := render(t, dir)
 			w := onlyWorkload(t, objs)
-			checkKept(t, before, w.spec, ex.readers)
+			if w.namespace != ex.namespace {
+				t.Errorf("namespace %q, want %q", w.namespace, ex.namespace)
+			}
+			var proxyURL string
+			if len(ex.agents) > 0 {
+				proxyURL = "http://127.0.0.1:8082"
+			}
+			checkKept(t, withAgentURL(before, ex.agents, proxyURL), w.spec, ex.readers)
 			tokend := checkTokendFirst(t, w.spec)
 			checkComponentMounts(t, w.spec, ex.readers)
 			checkHealthPort(t, w.spec, tokend, 12081)
-			checkSecretRef(t, objs, tokend)
+			if len(ex.agents) > 0 {
+				checkSecretRef(t, w, tokend, "AMBIENT_API_SERVER_URL")
+			} else {
+				checkSecretRef(t, w, tokend)
+			}
+			checkComponentProxy(t, w, tokend, ex.agents)
 			checkTokendSecurity(t, tokend, ex.openshift)
 			if !reflect.DeepEqual(before.SecurityContext, w.spec.SecurityContext) {
 				t.Errorf("pod securityContext changed:\n%+v\nwant\n%+v", w.spec.SecurityContext, before.SecurityContext)
@@ -66,17 +81,7 @@ func TestComponent(t *testing.T) {
 			if r := policy.AggregateCheckResults(e.EvaluatePod(lv, w.meta, w.spec)); !r.Allowed {
 				t.Errorf("restricted Pod Security Standard: %s", r.ForbiddenDetail())
 			}
-			if !ex.openshift {
-				tokends = append(tokends, *tokend)
-			}
 		})
-	}
-	// pod.yaml and template.yaml are kept in step by hand: the Pod's tokend
-	// and the Job's must be the same container.
-	for i := 1; i < len(tokends); i++ {
-		if !reflect.DeepEqual(tokends[0], tokends[i]) {
-			t.Errorf("tokend differs between a Pod and a pod template: pod.yaml and template.yaml are out of step\n%+v\n%+v", tokends[0], tokends[i])
-		}
 	}
 }
 
@@ -119,6 +124,35 @@ func TestComponentHealthPortIsOneChange(t *testing.T) {
 	}
 }
 
+// TestComponentNamespace shows why the walkthrough sets the kustomization's
+// namespace: without it, a namespaced pod's reference to the generated
+// Secret is left as "tokend" while the Secret is "tokend-<hash>" in no
+// namespace, and the reference check reports it.
+func TestComponentNamespace(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(componentsDir)); err != nil {
+		t.Fatal(err)
+	}
+	k := filepath.Join(root, "examples", "runner-pod", "kustomization.yaml")
+	data, err := os.ReadFile(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "\nnamespace: sessions\n", "\n", 1)
+	if bad == string(data) {
+		t.Fatal(`runner-pod's kustomization has no line "namespace: sessions"`)
+	}
+	if err := os.WriteFile(k, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := onlyWorkload(t, render(t, filepath.Dir(k)))
+	problems := unresolvedRefs(w)
+	if len(problems) != 1 || !strings.Contains(problems[0], `tokend: envFrom: Secret tokend is not rendered in the workload's namespace "sessions"`) {
+		t.Fatalf("unresolvedRefs = %q, want the one about tokend's envFrom", problems)
+	}
+	t.Log(problems[0])
+}
+
 // TestComponentMisspeltReader shows what a misspelt container name in the
 // mount replacement renders: a container without an image, which the API
 // server rejects ("image: Required value") and this check reports.
@@ -146,6 +180,25 @@ func TestComponentMisspeltReader(t *testing.T) {
 	if !slices.Equal(noImage, []string{"runnr"}) {
 		t.Fatalf("containers without an image = %q, want [runnr]", noImage)
 	}
+}
+
+// withAgentURL returns a copy of spec whose agents' AMBIENT_API_SERVER_URL
+// is url, as the proxy's replacement sets it.
+func withAgentURL(spec *corev1.PodSpec, agents []string, url string) *corev1.PodSpec {
+	spec = spec.DeepCopy()
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		if !slices.Contains(agents, c.Name) {
+			continue
+		}
+		i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "AMBIENT_API_SERVER_URL" })
+		if i < 0 {
+			c.Env = append(c.Env, corev1.EnvVar{})
+			i = len(c.Env) - 1
+		}
+		c.Env[i] = corev1.EnvVar{Name: "AMBIENT_API_SERVER_URL", Value: url}
+	}
+	return spec
 }
 
 func readWorkload(t *testing.T, path string) object {
@@ -182,7 +235,7 @@ func onlyWorkload(t *testing.T, objs []object) workload {
 	if len(ws) != 1 {
 		t.Fatalf("rendered %d objects besides Secrets, want the one workload", len(ws))
 	}
-	w := workload{objs: objs}
+	w := workload{objs: objs, namespace: ws[0].namespace}
 	w.meta, w.spec = podTemplate(ws[0].obj)
 	if w.spec == nil {
 		t.Fatalf("%s %s has no pod spec", ws[0].gvk.Kind, ws[0].name)
@@ -237,4 +290,57 @@ func podTemplate(obj any) (*metav1.ObjectMeta, *corev1.PodSpec) {
 		return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec
 	}
 	return nil, nil
+}
+
+// TestComponentProxyListenIsOneChange edits proxyListen in a copy of the
+// proxy Component, and only there, and finds the new address in tokend's
+// TOKEND_PROXY_LISTEN and in the agent's AMBIENT_API_SERVER_URL.
+func TestComponentProxyListenIsOneChange(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(componentsDir)); err != nil {
+		t.Fatal(err)
+	}
+	settings := filepath.Join(root, "tokend-proxy", "settings.yaml")
+	data, err := os.ReadFile(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "\nproxyListen: 127.0.0.1:8082\n", "\nproxyListen: 127.0.0.1:9099\n", 1)
+	if edited == string(data) {
+		t.Fatal(`settings.yaml has no line "proxyListen: 127.0.0.1:8082"`)
+	}
+	if err := os.WriteFile(settings, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := onlyWorkload(t, render(t, filepath.Join(root, "examples", "proxy-pod")))
+	tokend := &w.spec.InitContainers[0]
+	if e, _ := env(tokend, "TOKEND_PROXY_LISTEN"); e.Value != "127.0.0.1:9099" {
+		t.Errorf("TOKEND_PROXY_LISTEN %q, want 127.0.0.1:9099", e.Value)
+	}
+	checkComponentProxy(t, w, tokend, []string{"runner"})
+}
+
+// TestComponentImageOverride: the kustomization's own images: entry, as
+// README.md's "The image" shows, names the image tokend runs.
+func TestComponentImageOverride(t *testing.T) {
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(componentsDir)); err != nil {
+		t.Fatal(err)
+	}
+	k := filepath.Join(root, "examples", "runner-pod", "kustomization.yaml")
+	f, err := os.OpenFile(k, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("images:\n  - name: ghcr.io/ambient-code/tokend\n    newName: registry.example/tokend\n    newTag: v1\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := onlyWorkload(t, render(t, filepath.Dir(k)))
+	if got := w.spec.InitContainers[0].Image; got != "registry.example/tokend:v1" {
+		t.Fatalf("tokend image %s, want registry.example/tokend:v1", got)
+	}
 }

@@ -53,3 +53,9 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
+
+// The Go builder of the same pod change as the Component, checked against
+// it by TestPodspecMatchesComponent.
+require github.com/ambient-code/tokend/podspec v0.0.0
+
+replace github.com/ambient-code/tokend/podspec => ../podspec

@@ -47,12 +47,24 @@ func checkProxy(t *testing.T, w workload) {
 
 // checkProxyTokend: the proxy listens on loopback and forwards over https.
 func checkProxyTokend(t *testing.T, c *corev1.Container, listen string) {
+	up, _ := env(c, "AMBIENT_API_SERVER_URL")
+	checkProxyListen(t, c.Name, listen)
+	checkProxyUpstream(t, c.Name, up.Value)
+}
+
+// checkProxyListen: TOKEND_PROXY_LISTEN is a loopback host:port.
+func checkProxyListen(t *testing.T, name, listen string) {
+	t.Helper()
 	host, _, err := net.SplitHostPort(listen)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		t.Errorf("%s: TOKEND_PROXY_LISTEN %q is not a loopback host:port", c.Name, listen)
+		t.Errorf("%s: TOKEND_PROXY_LISTEN %q is not a loopback host:port", name, listen)
 	}
-	up, _ := env(c, "AMBIENT_API_SERVER_URL")
-	if u, err := url.Parse(up.Value); err != nil || u.Scheme != "https" || u.Host == "" {
-		t.Errorf("%s: AMBIENT_API_SERVER_URL %q, want the API server's https URL", c.Name, up.Value)
+}
+
+// checkProxyUpstream: the proxy forwards to an https URL.
+func checkProxyUpstream(t *testing.T, name, upstream string) {
+	t.Helper()
+	if u, err := url.Parse(upstream); err != nil || u.Scheme != "https" || u.Host == "" {
+		t.Errorf("%s: AMBIENT_API_SERVER_URL %q, want the API server's https URL", name, upstream)
 	}
 }

@@ -33,10 +33,11 @@ var kinds = map[schema.GroupVersionKind]func() any{
 
 // object is one rendered Kubernetes object, decoded into its API type.
 type object struct {
-	gvk  schema.GroupVersionKind
-	name string
-	yaml []byte
-	obj  any // *corev1.Secret, *appsv1.Deployment, ...
+	gvk       schema.GroupVersionKind
+	name      string
+	namespace string // "" when the object names none
+	yaml      []byte
+	obj       any // *corev1.Secret, *appsv1.Deployment, ...
 }
 
 // render builds the kustomization in dir with the kustomize Go API, as
@@ -59,7 +60,7 @@ func renderDir(dir string) ([]object, error) {
 	var objs []object
 	for _, r := range m.Resources() {
 		g := r.GetGvk()
-		o := object{gvk: schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}, name: r.GetName()}
+		o := object{gvk: schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}, name: r.GetName(), namespace: r.GetNamespace()}
 		if o.yaml, err = r.AsYAML(); err != nil {
 			return nil, fmt.Errorf("%s: %s %s: %w", dir, o.gvk.Kind, o.name, err)
 		}

@@ -45,9 +45,10 @@ var layouts = []layout{
 // workload is the rendered output of one layout, with its one pod template.
 type workload struct {
 	layout
-	objs []object
-	meta *metav1.ObjectMeta // the pod template's
-	spec *corev1.PodSpec
+	objs      []object
+	namespace string             // the workload object's
+	meta      *metav1.ObjectMeta // the pod template's
+	spec      *corev1.PodSpec
 }
 
 // rules are checked against every layout that has a workload.
@@ -101,7 +102,7 @@ func load(t *testing.T, l layout) workload {
 		if o.gvk.Kind != l.kind {
 			t.Fatalf("%s: workload is a %s, want a %s", l.dir, o.gvk.Kind, l.kind)
 		}
-		w.meta, w.spec = &tmpl.ObjectMeta, &tmpl.Spec
+		w.namespace, w.meta, w.spec = o.namespace, &tmpl.ObjectMeta, &tmpl.Spec
 	}
 	if found != 1 {
 		t.Fatalf("%s: rendered %d workloads, want 1", l.dir, found)
@@ -141,9 +142,11 @@ func (w workload) mountHolding(c *corev1.Container, path string) (*corev1.Volume
 	return nil, nil
 }
 
+// find returns the rendered object of kind and name in the workload's
+// namespace: the only one a pod can refer to.
 func (w workload) find(kind, name string) *object {
 	for i, o := range w.objs {
-		if o.gvk.Kind == kind && o.name == name {
+		if o.gvk.Kind == kind && o.name == name && o.namespace == w.namespace {
 			return &w.objs[i]
 		}
 	}

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, vet, the release build
-# check, the manifests, short fuzzing, then every Go test under the race
-# detector (last, so that its summary ends the output).
+# check, the podspec module, the manifests, short fuzzing, then every Go
+# test under the race detector (last, so that its summary ends the output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== gofmt"
-unformatted=$(gofmt -l cmd internal tokenfile hack manifests test examples 2>/dev/null || true)
+unformatted=$(gofmt -l cmd internal tokenfile hack manifests podspec test examples 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change: $unformatted" >&2
 	exit 1
@@ -18,7 +18,10 @@ go vet ./...
 echo "== release binary (built as the Dockerfile builds it)"
 hack/check-binary.sh
 
-echo "== manifests (kustomize render, strict decode, pod rules)"
+echo "== podspec (its own module, for k8s.io/api)"
+(cd podspec && go vet ./... && go test -race -count=1 ./...)
+
+echo "== manifests (kustomize render, strict decode, pod rules, podspec agrees)"
 (cd manifests && go vet ./... && go test -count=1 ./...)
 
 # Short fuzzing: a count of executions per target, which a busy machine
