@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/notify"
@@ -31,7 +30,7 @@ type execHooks struct {
 // file into r (run and exec): the notifiers, the exec child's hooks and
 // the refresh socket. Their goroutines join g. It returns the cleanup Run
 // defers: --remove-on-exit.
-func addConsumers(ctx context.Context, g *errgroup.Group, cfg *config.Config, d Deps, r *refresher.Refresher, mon *health.Monitor, dir *tokendir.Dir) (func(), error) {
+func addConsumers(ctx context.Context, g *errgroup.Group, cfg *Config, d Deps, r *refresher.Refresher, mon *health.Monitor, dir *tokendir.Dir) (func(), error) {
 	k := cfg.Consumers
 	log := r.Logger
 	if k.RefreshSocket != "" { // first: the one step here that can fail
@@ -114,14 +113,14 @@ func onDemand(od *refresher.OnDemand) refreshsock.RefreshFunc {
 	}
 }
 
-func notifiers(cfg *config.Config) []notify.Notifier {
+func notifiers(cfg *Config) []notify.Notifier {
 	k := cfg.Consumers
 	var ns []notify.Notifier
 	if k.NotifySignal != 0 {
 		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
 	}
 	if len(k.OnChange) > 0 {
-		env := append(inheritedEnv(append(config.SecretEnv(), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
+		env := append(inheritedEnv(append(slices.Clip(cfg.SecretEnv), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
 		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
 	}
 	return ns

@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/filewriter"
 	"github.com/ambient-code/tokend/internal/health"
@@ -60,7 +59,7 @@ func (d Deps) now() time.Time {
 
 // Init obtains one token within cfg.InitTimeout, writes it, reads it back
 // and returns. A permanent refusal returns at once.
-func Init(ctx context.Context, cfg *config.Config, d Deps) error {
+func Init(ctx context.Context, cfg *Config, d Deps) error {
 	dir, r, err := prepare(cfg, d)
 	if err != nil {
 		return err
@@ -70,10 +69,10 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 	defer cancel()
 	tok, err := r.Once(ctx)
 	if err != nil {
-		return fmt.Errorf("init: %w", err)
+		return err
 	}
 	if err := dir.Verify(tok); err != nil {
-		return fmt.Errorf("init: reading the token back: %w", err)
+		return fmt.Errorf("reading the token back: %w", err)
 	}
 	return nil
 }
@@ -84,7 +83,7 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 // cfg.HealthAddr, until ctx ends; it then returns nil once any write in
 // progress has finished. It returns an error only when it cannot start or
 // the health server fails.
-func Run(ctx context.Context, cfg *config.Config, d Deps) error {
+func Run(ctx context.Context, cfg *Config, d Deps) error {
 	dir, r, err := prepare(cfg, d)
 	if err != nil {
 		return err
@@ -142,7 +141,7 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 
 // prepare builds the token directory and the refresher, and removes
 // temporary files left by a crashed run.
-func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, *refresher.Refresher, error) {
+func prepare(cfg *Config, d Deps) (*tokendir.Dir, *refresher.Refresher, error) {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -152,10 +151,7 @@ func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, *refresher.Refresher, e
 	}
 	ex := d.Exchanger
 	if ex == nil {
-		var err error
-		if ex, err = NewExchanger(cfg); err != nil {
-			return nil, nil, err
-		}
+		ex = cfg.Exchanger
 	}
 	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outputs(cfg), Logger: log, Now: d.Now})
 	if n, err := dir.CleanTemp(); err != nil {
@@ -179,7 +175,7 @@ func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, *refresher.Refresher, e
 // shared directory holds only what consumers read: what `check` needs
 // besides the file, the running daemon serves on its probe listener
 // (health.StatusPath).
-func outputs(cfg *config.Config) []tokendir.Output {
+func outputs(cfg *Config) []tokendir.Output {
 	var outs []tokendir.Output
 	if cfg.Outputs.JSONFile != "" {
 		outs = append(outs, tokendir.JSON(cfg.Outputs.JSONFile))
@@ -187,15 +183,8 @@ func outputs(cfg *config.Config) []tokendir.Output {
 	return outs
 }
 
-// NewExchanger builds the Exchanger of cfg's mode (config's mode table),
-// trusting cfg.Roots over https: the system roots plus the CA file, parsed
-// once by config; nil over plain http, which needs none.
-func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
-	return cfg.Exchanger(exchange.NewHTTPClient(cfg.Roots)), nil
-}
-
 // ErrCheck is wrapped by every reason Check finds the token unfit.
-var ErrCheck = errors.New("check failed")
+var ErrCheck = errors.New("token not usable")
 
 // statusTimeout bounds Check's question to the running daemon.
 const statusTimeout = 2 * time.Second
@@ -207,7 +196,7 @@ const statusTimeout = 2 * time.Second
 // daemon must also report a successful exchange at most MaxAge ago. Check
 // never blocks longer than statusTimeout on the daemon, and reads nothing
 // but the token file. It returns a one-line description of a good token.
-func Check(cfg *config.Config, d Deps) (string, error) {
+func Check(cfg *Config, d Deps) (string, error) {
 	tf := filewriter.New(cfg.TokenFile, 0)
 	data, err := tf.Read()
 	if err != nil {

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/ambient-code/tokend/internal/child"
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/filewriter"
 )
 
@@ -36,7 +36,7 @@ type ExecDeps struct {
 // refresher runs on until it exits. A signal before the first token ends
 // Exec with 128 plus that signal and the command never runs. An error
 // means Run could not start or failed, or the command could not start.
-func Exec(ctx context.Context, cfg *config.Config, d Deps, x ExecDeps) (int, error) {
+func Exec(ctx context.Context, cfg *Config, d Deps, x ExecDeps) (int, error) {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -62,7 +62,7 @@ func Exec(ctx context.Context, cfg *config.Config, d Deps, x ExecDeps) (int, err
 	return code, err
 }
 
-func supervisor(cfg *config.Config, ex *execHooks, x ExecDeps, log *slog.Logger) *child.Supervisor {
+func supervisor(cfg *Config, ex *execHooks, x ExecDeps, log *slog.Logger) *child.Supervisor {
 	e := cfg.Exec
 	return &child.Supervisor{
 		Argv:         e.Argv,
@@ -88,9 +88,9 @@ func supervisor(cfg *config.Config, ex *execHooks, x ExecDeps, log *slog.Logger)
 // childEnv returns the child's environment at each start: tokend's own
 // without its credentials, plus the token file's path and, with
 // --token-env, the token as it is on disk at that moment.
-func childEnv(cfg *config.Config) func() ([]string, error) {
+func childEnv(cfg *Config) func() ([]string, error) {
 	e := cfg.Exec
-	drop := append(config.SecretEnv(), e.TokenFileEnv)
+	drop := append(slices.Clip(cfg.SecretEnv), e.TokenFileEnv)
 	if e.TokenEnv != "" {
 		drop = append(drop, e.TokenEnv)
 	}

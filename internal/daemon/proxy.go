@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/proxy"
@@ -56,7 +55,7 @@ func (h *held) Refresh(ctx context.Context) error {
 // addProxy starts the credential proxy of cfg.Proxy, when it is set, on
 // the token r stores: it binds the listener now, so that a bad or taken
 // address stops the start, and serves in g until ctx ends.
-func addProxy(ctx context.Context, g *errgroup.Group, cfg *config.Config, r *refresher.Refresher, mon *health.Monitor) error {
+func addProxy(ctx context.Context, g *errgroup.Group, cfg *Config, r *refresher.Refresher, mon *health.Monitor) error {
 	if cfg.Proxy.Listen == "" {
 		return nil
 	}
