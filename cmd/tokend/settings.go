@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -139,7 +140,7 @@ func (o *options) define(f *flags, command string) {
 		f.add(&o.refreshTimeout, "timeout", "TOKEND_REFRESH_TIMEOUT", "30s", "how long to wait for the answer")
 	}
 	if runs {
-		f.add(&c.Proxy.Listen, "proxy-listen", "TOKEND_PROXY_LISTEN", "", "credential proxy address: 127.0.0.1:PORT or unix:PATH; it adds the token to every request and forwards it to --proxy-upstream (empty disables)")
+		f.add(proxyListen(&c.Proxy.Listen), "proxy-listen", "TOKEND_PROXY_LISTEN", "", "credential proxy address: 127.0.0.1:PORT or unix:PATH; it adds the token to every request and forwards it to --proxy-upstream (empty disables)")
 		f.add(&o.proxyUpstream, "proxy-upstream", "AMBIENT_API_SERVER_URL", "", "the platform API server the credential proxy forwards to (required with --proxy-listen)")
 	}
 	f.add(func(s string) error {
@@ -177,6 +178,27 @@ func healthAddr(p *string) func(string) error {
 	return func(s string) error {
 		if _, _, err := net.SplitHostPort(s); s != "" && err != nil {
 			return fmt.Errorf("must be host:port or :port, not %q (empty disables)", s)
+		}
+		*p = s
+		return nil
+	}
+}
+
+// proxyListen parses the credential proxy's address: loopback only, since
+// the proxy adds the token to every request it gets (proxy.Listen binds
+// it by the same rule); empty disables.
+func proxyListen(p *string) func(string) error {
+	return func(s string) error {
+		host, _, err := net.SplitHostPort(s)
+		path, unix := strings.CutPrefix(s, "unix:")
+		ip := net.ParseIP(host)
+		switch {
+		case unix && path == "":
+			return errors.New(`"unix:" has no path: use unix:PATH, e.g. unix:/var/run/tokend/proxy.sock`)
+		case !unix && s != "" && err != nil:
+			return fmt.Errorf("%q is neither HOST:PORT nor unix:PATH: use 127.0.0.1:PORT or unix:PATH", s)
+		case !unix && s != "" && host != "localhost" && (ip == nil || !ip.IsLoopback()):
+			return fmt.Errorf("%q is not a loopback address, and the proxy adds the token to every request it gets: use 127.0.0.1:PORT, [::1]:PORT or unix:PATH", s)
 		}
 		*p = s
 		return nil
