@@ -143,7 +143,7 @@ func exitCode(err error, stderr io.Writer) int {
 func usage(w io.Writer) {
 	var b bytes.Buffer
 	b.WriteString("tokend keeps a control-plane API token fresh in a file.\n\nUsage: tokend <command> [flags]\n\nCommands:\n")
-	for _, c := range []string{"init", "run", "exec", "refresh", "check"} {
+	for _, c := range commands {
 		fmt.Fprintf(&b, "  %-8s %s\n", c, summaries[c])
 	}
 	b.WriteString("  version  Print the version, commit and Go version.\n  help     Print this help; 'tokend <command> -h' for a command's flags.\n\n" +

@@ -17,6 +17,9 @@ import (
 	"github.com/ambient-code/tokend/internal/notify"
 )
 
+// commands are the commands that take settings, in help order.
+var commands = []string{"init", "run", "exec", "refresh", "check"}
+
 // summaries are the commands that take settings, with their help.
 var summaries = map[string]string{
 	"init":    "Exchange once (retrying transient failures until --init-timeout), write the token file, and exit.",
@@ -76,10 +79,9 @@ func (o *options) define(f *flags, command string) {
 	exchanges, runs := command == "init" || command == "run" || command == "exec", command == "run" || command == "exec"
 	if exchanges {
 		f.add(func(s string) error {
-			if modeSettings[s] == nil {
+			if c.Auth = s; modeSettings[s] == nil {
 				return fmt.Errorf("must be %s or %s, not %q", authBearer, authEncryptedSession, s)
 			}
-			c.Auth = s
 			return nil
 		}, "auth", "TOKEND_AUTH", authEncryptedSession, "exchange mode: "+authEncryptedSession+" (deployed) or "+authBearer+" (the successor as served)")
 		f.add(&o.tokenURL, "token-url", "AMBIENT_CP_TOKEN_URL", "", "control plane token endpoint URL (required)")

@@ -63,10 +63,11 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 	f.fromEnv(env)
 	known := map[string]string{"AMBIENT_CP_CA_CERT_FILE": "AMBIENT_CP_CA_CERT_FILE"}
 	done := map[string]bool{}
-	for cmd := range summaries {
+	for _, cmd := range commands {
 		other := newFlags(cmd)
 		(&options{}).define(other, cmd)
-		for name, e := range other.env {
+		for _, name := range other.order {
+			e := other.env[name]
 			known[e] = other.label(name)
 			if slices.Contains(shared, name) && f.Lookup(name) == nil && !done[name] && env[e] != "" {
 				done[name] = true
@@ -175,6 +176,9 @@ func (o *options) mode(f *flags) func(*http.Client) exchange.Exchanger {
 	}
 	if len(ignored) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignored in %s mode", strings.Join(ignored, ", "), c.Auth))
+	}
+	if modeSettings[c.Auth] == nil {
+		return nil // --auth is invalid: its problem says so
 	}
 	c.TokenURL = o.checkTokenURL(f)
 	endpoint, agent := "", version.UserAgent()
