@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/notify"
+	"github.com/ambient-code/tokend/internal/proxy"
 )
 
 // commands are the commands that take settings, in help order.
@@ -142,7 +142,12 @@ func (o *options) define(f *flags, command string) {
 		f.add(&o.refreshTimeout, "timeout", "TOKEND_REFRESH_TIMEOUT", "30s", "how long to wait for the answer")
 	}
 	if runs {
-		f.add(proxyListen(&c.Proxy.Listen), "proxy-listen", "TOKEND_PROXY_LISTEN", "", "credential proxy address: 127.0.0.1:PORT or unix:PATH; it adds the token to every request and forwards it to --proxy-upstream (empty disables)")
+		f.add(func(s string) error {
+			if c.Proxy.Listen = s; s != "" {
+				return proxy.CheckAddr(s)
+			}
+			return nil
+		}, "proxy-listen", "TOKEND_PROXY_LISTEN", "", "credential proxy address: 127.0.0.1:PORT or unix:PATH; it adds the token to every request and forwards it to --proxy-upstream (empty disables)")
 		f.add(&o.proxyUpstream, "proxy-upstream", "AMBIENT_API_SERVER_URL", "", "the platform API server the credential proxy forwards to (required with --proxy-listen)")
 	}
 	f.add(func(s string) error {
@@ -180,27 +185,6 @@ func healthAddr(p *string) func(string) error {
 	return func(s string) error {
 		if _, _, err := net.SplitHostPort(s); s != "" && err != nil {
 			return fmt.Errorf("must be host:port or :port, not %q (empty disables)", s)
-		}
-		*p = s
-		return nil
-	}
-}
-
-// proxyListen parses the credential proxy's address: loopback only, since
-// the proxy adds the token to every request it gets (proxy.Listen binds
-// it by the same rule); empty disables.
-func proxyListen(p *string) func(string) error {
-	return func(s string) error {
-		host, _, err := net.SplitHostPort(s)
-		path, unix := strings.CutPrefix(s, "unix:")
-		ip := net.ParseIP(host)
-		switch {
-		case unix && path == "":
-			return errors.New(`"unix:" has no path: use unix:PATH, e.g. unix:/var/run/tokend/proxy.sock`)
-		case !unix && s != "" && err != nil:
-			return fmt.Errorf("%q is neither HOST:PORT nor unix:PATH: use 127.0.0.1:PORT or unix:PATH", s)
-		case !unix && s != "" && host != "localhost" && (ip == nil || !ip.IsLoopback()):
-			return fmt.Errorf("%q is not a loopback address, and the proxy adds the token to every request it gets: use 127.0.0.1:PORT, [::1]:PORT or unix:PATH", s)
 		}
 		*p = s
 		return nil
