@@ -191,21 +191,23 @@ func (o *options) mode(f *flags) func(*http.Client) exchange.Exchanger {
 	return o.encryptedSession(f, endpoint, agent)
 }
 
+// encryptedSession judges exactly one of the key and its file, and the
+// session id by the control plane's rules.
 func (o *options) encryptedSession(f *flags, endpoint, agent string) func(*http.Client) exchange.Exchanger {
 	var key *rsa.PublicKey
 	var err error
-	switch keyName := "public-key"; {
+	switch {
 	case o.publicKey != "" && o.publicKeyFile != "":
-		f.problemf(keyName, "set either it or %s, not both", f.label("public-key-file"))
+		f.problemf("public-key", "set either it or %s, not both", f.label("public-key-file"))
 	case o.publicKey == "" && o.publicKeyFile == "":
-		f.problemf(keyName, "required: set it to the control plane's public key, or %s to a file holding it", f.label("public-key-file"))
+		f.problemf("public-key", "required: set it to the control plane's public key, or %s to a file holding it", f.label("public-key-file"))
 	case o.publicKeyFile != "":
 		if key, err = exchange.ReadPublicKeyFile(o.publicKeyFile); err != nil {
 			f.problem("public-key-file", err)
 		}
 	default:
 		if key, err = exchange.ParsePublicKey(o.publicKey); err != nil {
-			f.problem(keyName, err)
+			f.problem("public-key", err)
 		}
 	}
 	if o.sessionID == "" {
