@@ -24,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir=${TOKEND_DEV_DIR:-.tokend-dev}
+unset TOKEND_DEV_DIR # the script's, not a setting: tokend refuses unknown TOKEND_ variables
 cp_port=${CP_PORT:-18080}
 health_port=${HEALTH_PORT:-18081}
 mkdir -p "$dir" bin

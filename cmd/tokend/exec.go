@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,22 +9,13 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 )
 
 // execCommand runs `tokend exec [flags] -- CMD [ARGS...]` and exits with
 // the command's status.
-func execCommand(ctx context.Context, args []string, lookupenv func(string) (string, bool), stderr io.Writer) error {
-	cfg, err := config.ParseExecEnv(args, lookupenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg, stderr)
+func execCommand(ctx context.Context, o *options, log *slog.Logger) error {
 	// Registered here, beside run's NotifyContext: Exec ignores the end of
 	// ctx and forwards these to the child instead.
 	sigs := make(chan os.Signal, 2)
@@ -37,7 +26,7 @@ func execCommand(ctx context.Context, args []string, lookupenv func(string) (str
 	refresh, stop := refreshSignals()
 	defer stop()
 	d := daemon.Deps{Logger: log, RefreshSignals: refresh}
-	code, err := daemon.Exec(ctx, cfg, d, daemon.ExecDeps{Signals: sigs})
+	code, err := daemon.Exec(ctx, &o.Config, d, daemon.ExecDeps{Signals: sigs})
 	if err != nil {
 		log.Error("exec failed", slog.String("error", err.Error()))
 		return &exitError{code: max(code, 1), err: err}
@@ -51,19 +40,12 @@ func execCommand(ctx context.Context, args []string, lookupenv func(string) (str
 
 // refreshCommand runs `tokend refresh`: it asks the running tokend for an
 // exchange now and prints the outcome; exit 0 on success, 1 on failure.
-func refreshCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Parse(config.CmdRefresh, args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	path := cfg.Consumers.RefreshSocket
+func refreshCommand(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	path := o.Consumers.RefreshSocket
 	if path == "" {
-		path = refreshsock.DefaultPath(cfg.TokenFile)
+		path = refreshsock.DefaultPath(o.TokenFile)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.RefreshTimeout)
+	ctx, cancel := context.WithTimeout(ctx, o.refreshTimeout)
 	defer cancel()
 	resp, err := refreshsock.Request(ctx, path)
 	if err != nil {

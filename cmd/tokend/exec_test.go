@@ -24,7 +24,7 @@ import (
 // token in $API_TOKEN and in the file, and whether it inherited
 // SESSION_ID), then "signal NAME" for each signal, exiting 64+signal on
 // SIGTERM or SIGINT.
-const childEnv = "TOKEND_EXEC_TEST_CHILD"
+const childEnv = "TOKENDTEST_EXEC_CHILD"
 
 func init() {
 	if os.Getenv(childEnv) == "" {

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
@@ -180,7 +179,7 @@ func TestInitIssuerFaults(t *testing.T) {
 		f = h.fault(f.name)
 		h.env["TOKEND_MAX_BACKOFF"] = "50ms"
 		h.iss.Push(f.fault)
-		err := h.start(t.Context(), config.CmdInit, f)
+		err := h.start(t.Context(), "init", f)
 		hits := h.out.Hits()
 		if !f.retry {
 			if exitOf(err) != 1 || !matches(t, f.want, err.Error()) {
@@ -245,7 +244,7 @@ func TestInitIssuerDown(t *testing.T) {
 			f.fault = retryAfterDate(503, time.Minute)
 		}
 		h.out.Start(f.fault)
-		err := h.start(t.Context(), config.CmdInit, f)
+		err := h.start(t.Context(), "init", f)
 		if exitOf(err) != 1 || !strings.Contains(err.Error(), "no token before the deadline") || !matches(t, f.want, err.Error()) {
 			t.Fatalf("init: %v; want exit 1, the deadline and %q", err, f.want)
 		}

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/test/fakeissuer"
@@ -65,23 +64,28 @@ func newHarness(t *testing.T) *harness {
 // "" is a variable set but empty (TOKEND_HEALTH_ADDR= disables the health
 // server, instead of binding its default port).
 func (h *harness) run(ctx context.Context, args ...string) error {
-	return runEnv(ctx, args, h.lookupenv, &h.stdout, &h.stderr)
+	return run(ctx, args, h.environ(), &h.stdout, &h.stderr)
 }
 
-func (h *harness) lookupenv(k string) (string, bool) {
-	v, ok := h.env[k]
-	return v, ok
+// environ is h.env as os.Environ gives it.
+func (h *harness) environ() []string {
+	var kv []string
+	for k, v := range h.env {
+		kv = append(kv, k+"="+v)
+	}
+	return kv
 }
 
 // daemon runs init or run in-process as run does, but with Deps that feed
 // h.events, and with tweak (when not nil) applied to the exchanger built
 // from the configuration. Errors carry the exit status as run's do.
 func (h *harness) daemon(ctx context.Context, cmd string, tweak func(exchange.Exchanger) error) error {
-	cfg, err := config.ParseEnv(cmd, nil, h.lookupenv, &h.stderr)
+	o, err := load(cmd, nil, h.environ(), &h.stderr)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, &h.stderr)
+	cfg := &o.Config
+	log := newLogger(o.logFormat, o.logLevel, &h.stderr)
 	d := daemon.Deps{Logger: log, Observe: func(e daemon.Event) {
 		if h.observe != nil {
 			h.observe(e) // first: a test woken by the event sees its effect
@@ -89,14 +93,11 @@ func (h *harness) daemon(ctx context.Context, cmd string, tweak func(exchange.Ex
 		h.events.Add(e)
 	}}
 	if tweak != nil {
-		if d.Exchanger, err = daemon.NewExchanger(cfg); err != nil {
-			return err
-		}
-		if err := tweak(d.Exchanger); err != nil {
+		if err := tweak(cfg.Exchanger); err != nil {
 			return err
 		}
 	}
-	if cmd == config.CmdInit {
+	if cmd == "init" {
 		err = daemon.Init(ctx, cfg, d)
 	} else {
 		err = daemon.Run(ctx, cfg, d)
@@ -129,7 +130,7 @@ func (h *harness) startRun(tweak func(exchange.Exchanger) error) *running {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		r.done <- h.daemon(ctx, config.CmdRun, tweak)
+		r.done <- h.daemon(ctx, "run", tweak)
 	}()
 	// A test that fails early still ends run before its directory goes.
 	h.t.Cleanup(func() {

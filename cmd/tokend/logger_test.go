@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ambient-code/tokend/internal/config"
 )
 
 // TestJSONLogDurationsInSeconds: JSON logs give durations as seconds (a
@@ -16,7 +14,7 @@ import (
 // logs keep the human form.
 func TestJSONLogDurationsInSeconds(t *testing.T) {
 	var buf bytes.Buffer
-	log := newLogger(&config.Config{LogFormat: "json", LogLevel: slog.LevelInfo}, &buf)
+	log := newLogger("json", slog.LevelInfo, &buf)
 	log.Info("x", slog.Duration("retry_in", 1500*time.Millisecond), slog.Group("g", slog.Duration("d", 2*time.Minute)))
 	var line struct {
 		RetryIn any `json:"retry_in"`
@@ -31,7 +29,7 @@ func TestJSONLogDurationsInSeconds(t *testing.T) {
 		t.Errorf("durations %v and %v, want 1.5 and 120 (seconds): %s", line.RetryIn, line.G.D, buf.String())
 	}
 	buf.Reset()
-	log = newLogger(&config.Config{LogFormat: "text", LogLevel: slog.LevelInfo}, &buf)
+	log = newLogger("text", slog.LevelInfo, &buf)
 	log.Info("x", slog.Duration("retry_in", 1500*time.Millisecond))
 	if !strings.Contains(buf.String(), "retry_in=1.5s") {
 		t.Errorf("text log lost the human duration: %s", buf.String())

@@ -11,6 +11,11 @@
 // Run `tokend help` or `tokend <command> -h` for the flags; every flag has an
 // environment fallback. Exit status: 0 success, 1 runtime failure, 2 invalid
 // configuration.
+//
+// How a setting reaches the daemon: settings.go is the table of every
+// flag and its variable, flags.go parses them with the environment as
+// fallback, validate.go judges them together and fills the daemon.Config
+// that run.go hands to package daemon.
 package main
 
 import (
@@ -19,5 +24,5 @@ import (
 )
 
 func main() {
-	os.Exit(exitCode(runEnv(context.Background(), os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr), os.Stderr))
+	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr))
 }

@@ -15,12 +15,13 @@ import (
 
 	"github.com/lmittmann/tint"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
-// exitError carries an error that was already logged, with its exit status.
+// exitError carries an error, already logged unless code is 2, with its
+// exit status.
 type exitError struct {
 	code int
 	err  error
@@ -29,74 +30,73 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-// run is runEnv for callers that cannot tell a variable set but empty from
-// an unset one: for getenv, empty means unset.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return runEnv(ctx, args, func(k string) (string, bool) {
-		v := getenv(k)
-		return v, v != ""
-	}, stdout, stderr)
-}
-
-// runEnv is tokend without the process: it parses args, runs one command
-// and returns its error. lookupenv has os.LookupEnv's semantics, so that
-// TOKEND_HEALTH_ADDR set but empty disables the health server. Signals end
-// runEnv and runEnv alone, so that every deferred cleanup happens before
-// main exits.
-func runEnv(ctx context.Context, args []string, lookupenv func(string) (string, bool), stdout, stderr io.Writer) error {
+// run is tokend without the process: it parses args and environ (KEY=value
+// strings, as os.Environ gives them), runs one command and returns its
+// error. Signals end run and run alone, so that every deferred cleanup
+// happens before main exits.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	// A reader of stdout or stderr that goes away (a log shipper
 	// restarting) must not end tokend at its next log line: with SIGPIPE
 	// ignored, such a write fails with EPIPE, which the log handler drops.
 	signal.Ignore(syscall.SIGPIPE)
-	if len(args) == 0 {
-		config.Usage(stderr)
-		return &exitError{code: 2, err: errors.New("no command given")}
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
 	}
-	switch cmd := args[0]; cmd {
-	case "version", "--version", "-version":
+	switch {
+	case cmd == "version" || cmd == "--version" || cmd == "-version":
 		fmt.Fprintln(stdout, version.Get())
 		return nil
-	case "help", "-h", "--help", "-help":
-		config.Usage(stdout)
+	case cmd == "help" || cmd == "-h" || cmd == "--help" || cmd == "-help":
+		usage(stdout)
 		return nil
-	case config.CmdInit, config.CmdRun, config.CmdCheck:
-		// Help that was asked for goes to stdout, as `tokend help` does;
-		// usage errors go to stderr.
-		var msgs bytes.Buffer
-		cfg, err := config.ParseEnv(cmd, args[1:], lookupenv, &msgs)
-		if errors.Is(err, flag.ErrHelp) {
-			msgs.WriteTo(stdout)
-			return nil
+	case summaries[cmd] == "":
+		usage(stderr)
+		if cmd == "" {
+			return &exitError{code: 2, err: errors.New("no command given")}
 		}
-		msgs.WriteTo(stderr)
-		if err != nil {
-			return err
-		}
-		log := newLogger(cfg, stderr)
-		err = command(ctx, cfg, log, stdout)
-		if err != nil {
-			log.Error(cmd+" failed", slog.String("error", err.Error()))
-			return &exitError{code: 1, err: err}
-		}
-		return nil
-	case config.CmdExec: // exec.go
-		return execCommand(ctx, args[1:], lookupenv, stderr)
-	case config.CmdRefresh: // exec.go
-		return refreshCommand(ctx, args[1:], getenvOf(lookupenv), stdout, stderr)
-	default:
-		config.Usage(stderr)
 		return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
 	}
+	// Help that was asked for goes to stdout, as `tokend help` does; usage
+	// errors go to stderr.
+	var msgs bytes.Buffer
+	o, err := load(cmd, args[1:], environ, &msgs)
+	if errors.Is(err, flag.ErrHelp) {
+		msgs.WriteTo(stdout)
+		return nil
+	}
+	msgs.WriteTo(stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(o.logFormat, o.logLevel, stderr)
+	switch cmd {
+	case "exec": // exec.go
+		return execCommand(ctx, o, log)
+	case "refresh": // exec.go
+		return refreshCommand(ctx, o, stdout, stderr)
+	}
+	if err := command(ctx, o, log, stdout); err != nil {
+		log.Error(cmd+" failed", slog.String("error", err.Error()))
+		return &exitError{code: 1, err: err}
+	}
+	return nil
 }
 
-func command(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
-	d := daemon.Deps{Logger: log}
+// command runs init, run or check.
+func command(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer) error {
+	cfg, d := &o.Config, daemon.Deps{Logger: log}
 	switch cfg.Command {
-	case config.CmdInit:
-		return daemon.Init(ctx, cfg, d)
-	case config.CmdRun:
+	case "init":
+		err := daemon.Init(ctx, cfg, d)
+		if err != nil && ctx.Err() == nil && exchange.Retryable(err) {
+			err = fmt.Errorf("%w; the control plane gave no token within TOKEND_INIT_TIMEOUT (--init-timeout) %s: "+
+				"make sure the pod reaches AMBIENT_CP_TOKEN_URL (the attempts are logged above), or raise the timeout", err, cfg.InitTimeout)
+		}
+		return err
+	case "run":
 		var stop func()
 		d.RefreshSignals, stop = refreshSignals()
 		err := daemon.Run(ctx, cfg, d)
@@ -105,13 +105,14 @@ func command(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout i
 			log.Info("stopped")
 		}
 		return err
-	default:
-		desc, err := daemon.Check(cfg, d)
-		if err == nil {
-			fmt.Fprintln(stdout, "ok:", desc)
-		}
-		return err
 	}
+	desc, err := daemon.Check(cfg, d)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: no token yet; tokend init or run writes it, with the same TOKEND_TOKEN_FILE (--token-file)", err)
+	} else if err == nil {
+		fmt.Fprintln(stdout, "ok:", desc)
+	}
+	return err
 }
 
 // exitCode maps run's error to the process exit status, printing errors
@@ -119,7 +120,7 @@ func command(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout i
 // configuration or usage.
 func exitCode(err error, stderr io.Writer) int {
 	var ee *exitError
-	var ce *config.Error
+	var ie *invalidError
 	switch {
 	case err == nil:
 		return 0
@@ -128,7 +129,7 @@ func exitCode(err error, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "tokend:", ee.err)
 		}
 		return ee.code
-	case errors.As(err, &ce):
+	case errors.As(err, &ie):
 		fmt.Fprintln(stderr, "tokend:", err)
 		return 2
 	default:
@@ -137,17 +138,26 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 }
 
+// usage prints tokend's top-level help.
+func usage(w io.Writer) {
+	var b bytes.Buffer
+	b.WriteString("tokend keeps a control-plane API token fresh in a file.\n\nUsage: tokend <command> [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-8s %s\n", c, summaries[c])
+	}
+	b.WriteString("  version  Print the version, commit and Go version.\n  help     Print this help; 'tokend <command> -h' for a command's flags.\n\n" +
+		"Every flag falls back to an environment variable; a TOKEND_ variable that names no setting is an error.\n" +
+		"Exit status: 0 success, 1 runtime failure, 2 invalid configuration.\n")
+	b.WriteTo(w)
+}
+
 // newLogger returns the configured handler: tint for people (colour only on
 // a terminal), JSON for log pipelines, with durations in seconds.
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: durationSeconds}))
+func newLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationSeconds}))
 	}
-	return slog.New(tint.NewHandler(w, &tint.Options{
-		Level:      cfg.LogLevel,
-		TimeFormat: time.RFC3339,
-		NoColor:    !isTerminal(w),
-	}))
+	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}))
 }
 
 // durationSeconds writes a duration as float seconds, the unit log
@@ -166,10 +176,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// getenvOf turns a lookupenv into a getenv, for the commands that do not
-// tell a variable set but empty from an unset one.
-func getenvOf(lookupenv func(string) (string, bool)) func(string) string {
-	return func(k string) string { v, _ := lookupenv(k); return v }
 }

@@ -5,15 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,8 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/daemon"
+	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/test/fakeissuer"
@@ -33,26 +32,43 @@ import (
 )
 
 // encryptedWorld is a fake control plane that mints a new token per
-// exchange, and the environment of a tokend using it; dir holds the token.
-func encryptedWorld(tb testing.TB) (map[string]string, string) {
+// exchange, and the configuration of a tokend using it (no health
+// server); dir holds the token.
+func encryptedWorld(tb testing.TB) (*daemon.Config, string) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	srv := httptest.NewServer(&fakeissuer.Issuer{Key: key, CacheFloor: -1})
 	tb.Cleanup(srv.Close)
 	dir := tb.TempDir()
-	return map[string]string{
-		"AMBIENT_CP_TOKEN_URL":        srv.URL + "/token",
-		"AMBIENT_CP_TOKEN_PUBLIC_KEY": base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
-		"SESSION_ID":                  "consumer-session-0001",
-		"TOKEND_TOKEN_FILE":           filepath.Join(dir, "token"),
-		"TOKEND_HEALTH_ADDR":          "",
-	}, dir
+	return testConfig(srv.URL+"/token", &key.PublicKey, "consumer-session-0001", filepath.Join(dir, "token")), dir
+}
+
+// testConfig is the configuration of an encrypted-session tokend run
+// exchanging at url with the command line's defaults, but no health
+// server.
+func testConfig(url string, key *rsa.PublicKey, sessionID, tokenFile string) *daemon.Config {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		panic(err)
+	}
+	return &daemon.Config{
+		Command:   "run",
+		Auth:      "encrypted-session",
+		TokenURL:  u,
+		Exchanger: &exchange.EncryptedSession{URL: url, PublicKey: key, SessionID: secret.New(sessionID), Client: exchange.NewHTTPClient(nil)},
+
+		RefreshInterval: 5 * time.Minute,
+		InitTimeout:     time.Minute,
+		MaxBackoff:      30 * time.Second,
+		TokenFile:       tokenFile,
+		FileMode:        0o640,
+		Consumers:       daemon.Consumers{OnChangeTimeout: 30 * time.Second},
+		Exec: daemon.ExecConfig{TokenFileEnv: "TOKEND_TOKEN_FILE", Policy: child.PolicyNone,
+			ReloadSignal: syscall.SIGHUP, StopSignal: syscall.SIGTERM, Grace: 10 * time.Second},
+		SecretEnv: []string{"AMBIENT_CP_TOKEN_PUBLIC_KEY", "SESSION_ID", "TOKEND_CREDENTIAL"},
+	}
 }
 
 // onChangeEnv makes the test binary the --on-change program: it appends
@@ -82,7 +98,7 @@ func init() {
 // file, this test) and the --on-change program (which reports SIGUSR1) both
 // run, once, and the metric counts them.
 func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
-	env, dir := encryptedWorld(t)
+	cfg, dir := encryptedWorld(t)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
@@ -90,12 +106,9 @@ func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
 	t.Setenv(onChangeEnv, out)
 	t.Setenv("TOKEND_TEST_PARENT", strconv.Itoa(os.Getpid()))
-	env["TOKEND_HEALTH_ADDR"] = "127.0.0.1:0"
-	cfg, err := config.Parse(config.CmdRun, []string{"--notify-signal", "USR2", "--notify-pid-file", pidFile,
-		"--on-change", `["` + os.Args[0] + `"]`, "--refresh-socket", sock}, func(k string) string { return env[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg.HealthAddr = "127.0.0.1:0"
+	cfg.Consumers.NotifySignal, cfg.Consumers.NotifyPIDFile = syscall.SIGUSR2, pidFile
+	cfg.Consumers.OnChange, cfg.Consumers.RefreshSocket = []string{os.Args[0]}, sock
 	log := &events{ch: make(chan string, 256)}
 	addr := make(chan net.Addr, 1)
 	ctx, cancel := context.WithCancel(t.Context())

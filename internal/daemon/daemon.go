@@ -16,7 +16,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/tokendir"
@@ -51,7 +50,7 @@ func (d Deps) now() time.Time {
 
 // Init obtains one token within cfg.InitTimeout, writes it, reads it back
 // and returns. A permanent refusal returns at once.
-func Init(ctx context.Context, cfg *config.Config, d Deps) error {
+func Init(ctx context.Context, cfg *Config, d Deps) error {
 	dir, ex, log, err := prepare(cfg, d)
 	if err != nil {
 		return err
@@ -60,10 +59,10 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	if _, err := r.Once(ctx); err != nil {
-		return fmt.Errorf("init: %w", err)
+		return err
 	}
 	if err := dir.Verify(); err != nil {
-		return fmt.Errorf("init: reading the token back: %w", err)
+		return fmt.Errorf("reading the token back: %w", err)
 	}
 	return nil
 }
@@ -73,7 +72,7 @@ func Init(ctx context.Context, cfg *config.Config, d Deps) error {
 // serves probes and metrics on cfg.HealthAddr, until ctx ends; it then
 // returns nil once any write in progress has finished. It returns an error
 // only when it cannot start or the health server fails.
-func Run(ctx context.Context, cfg *config.Config, d Deps) error {
+func Run(ctx context.Context, cfg *Config, d Deps) error {
 	w, err := wire(cfg, d, nil)
 	if err != nil {
 		return err
@@ -85,7 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, d Deps) error {
 // shared directory holds only what consumers read: what `check` needs
 // besides the file, the running daemon serves on its probe listener
 // (health.StatusPath).
-func outputs(cfg *config.Config) []tokendir.Output {
+func outputs(cfg *Config) []tokendir.Output {
 	var outs []tokendir.Output
 	if cfg.Outputs.JSONFile != "" {
 		outs = append(outs, tokendir.JSON(cfg.Outputs.JSONFile))
@@ -93,15 +92,8 @@ func outputs(cfg *config.Config) []tokendir.Output {
 	return outs
 }
 
-// NewExchanger builds the Exchanger of cfg's mode (config's mode table),
-// trusting cfg.Roots over https: the system roots plus the CA file, parsed
-// once by config; nil over plain http, which needs none.
-func NewExchanger(cfg *config.Config) (exchange.Exchanger, error) {
-	return cfg.Exchanger(exchange.NewHTTPClient(cfg.Roots)), nil
-}
-
 // ErrCheck is wrapped by every reason Check finds the token unfit.
-var ErrCheck = errors.New("check failed")
+var ErrCheck = errors.New("token not usable")
 
 // statusTimeout bounds Check's question to the running daemon.
 const statusTimeout = 2 * time.Second
@@ -113,7 +105,7 @@ const statusTimeout = 2 * time.Second
 // daemon must also report a successful exchange at most MaxAge ago. Check
 // never blocks longer than statusTimeout on the daemon, and reads nothing
 // but the token file. It returns a one-line description of a good token.
-func Check(cfg *config.Config, d Deps) (string, error) {
+func Check(cfg *Config, d Deps) (string, error) {
 	tok, err := tokendir.ReadToken(cfg.TokenFile)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrCheck, err)

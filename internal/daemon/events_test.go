@@ -2,15 +2,15 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
@@ -34,17 +34,8 @@ func TestObserveInit(t *testing.T) {
 		}
 		return exchange.Token{Value: secret.New(tok)}, nil
 	})
-	env := map[string]string{
-		"AMBIENT_CP_TOKEN_URL":        "http://127.0.0.1:1/token",
-		"AMBIENT_CP_TOKEN_PUBLIC_KEY": testkit.PublicKeyPEM(),
-		"SESSION_ID":                  "observe-session-0001",
-		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
-		"TOKEND_MAX_BACKOFF":          "1ms",
-	}
-	cfg, err := config.Parse(config.CmdInit, nil, func(k string) string { return env[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig("http://127.0.0.1:1/token", testkit.RSAKey().Public().(*rsa.PublicKey), "observe-session-0001", filepath.Join(t.TempDir(), "token"))
+	cfg.Command, cfg.MaxBackoff = "init", time.Millisecond
 	var events testkit.Log[daemon.Event]
 	d := daemon.Deps{Logger: slog.New(slog.DiscardHandler), Exchanger: ex, Observe: events.Add}
 	if err := daemon.Init(t.Context(), cfg, d); err != nil {

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/ambient-code/tokend/internal/child"
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/notify"
 	"github.com/ambient-code/tokend/internal/tokendir"
 )
@@ -36,7 +36,7 @@ type ExecDeps struct {
 // refresher runs on until it exits. A signal before the first token ends
 // Exec with 128 plus that signal and the command never runs. An error
 // means Run could not start or failed, or the command could not start.
-func Exec(ctx context.Context, cfg *config.Config, d Deps, x ExecDeps) (int, error) {
+func Exec(ctx context.Context, cfg *Config, d Deps, x ExecDeps) (int, error) {
 	var changes chan struct{} // nil under PolicyNone: the child is never told
 	var policy notify.Notifier
 	if p := cfg.Exec.Policy; p != "" && p != child.PolicyNone {
@@ -96,9 +96,9 @@ func (c childPolicy) Notify(ctx context.Context) error {
 // without its credentials, plus the token file's path and, with
 // --token-env, the token as it is on disk at that moment, read by the
 // token rule (tokendir.ReadToken).
-func childEnv(cfg *config.Config) func() ([]string, error) {
+func childEnv(cfg *Config) func() ([]string, error) {
 	e := cfg.Exec
-	drop := append(config.SecretEnv(), e.TokenFileEnv)
+	drop := append(slices.Clip(cfg.SecretEnv), e.TokenFileEnv)
 	if e.TokenEnv != "" {
 		drop = append(drop, e.TokenEnv)
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -19,7 +18,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/ambient-code/tokend/internal/child"
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/refreshsock"
@@ -135,20 +133,13 @@ func report(b *testing.B, xs []float64, name string) {
 // startExec runs daemon.Exec in-process against a fake issuer minting a
 // new token per exchange, with the test binary as its child; the child's
 // output lines arrive on the returned channel, stamped when read.
-func startExec(b *testing.B, policy child.Policy) (*config.Config, *timed, <-chan line) {
-	env, dir := encryptedWorld(b)
+func startExec(b *testing.B, policy child.Policy) (*daemon.Config, *timed, <-chan line) {
+	cfg, dir := encryptedWorld(b)
 	os.Setenv(benchChildEnv, "1") // the child inherits tokend's environment
 	b.Cleanup(func() { os.Unsetenv(benchChildEnv) })
-	cfg, err := config.ParseExecEnv([]string{"--change-policy", string(policy), "--refresh-socket", filepath.Join(dir, ".tokend.sock"), "--", os.Args[0]},
-		func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	inner, err := daemon.NewExchanger(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ex := &timed{next: inner}
+	cfg.Command, cfg.Exec.Policy, cfg.Exec.Argv = "exec", policy, []string{os.Args[0]}
+	cfg.Consumers.RefreshSocket = filepath.Join(dir, ".tokend.sock")
+	ex := &timed{next: cfg.Exchanger}
 	r, w, err := os.Pipe()
 	if err != nil {
 		b.Fatal(err)

@@ -5,13 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"log/slog"
 	"path/filepath"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
@@ -37,18 +34,7 @@ func TestRunWithoutHealthAddr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	env := map[string]string{
-		"AMBIENT_CP_TOKEN_URL":        "http://ambient-control-plane.ns.svc:8080/token",
-		"AMBIENT_CP_TOKEN_PUBLIC_KEY": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
-		"SESSION_ID":                  "session-health-addr-test",
-		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
-		"TOKEND_HEALTH_ADDR":          "",
-	}
-	cfg, err := config.ParseEnv(config.CmdRun, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig("http://ambient-control-plane.ns.svc:8080/token", &k.PublicKey, "session-health-addr-test", filepath.Join(t.TempDir(), "token"))
 	ex := signalExchanger{called: make(chan struct{}, 1)}
 	var logs bytes.Buffer
 	d := daemon.Deps{

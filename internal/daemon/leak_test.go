@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/rsa"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/test/fakeissuer"
@@ -88,24 +88,12 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	iss := &leakIssuer{held: make(chan struct{})}
 	srv := httptest.NewServer(iss)
 	defer srv.Close()
-	env := map[string]string{
-		"AMBIENT_CP_TOKEN_URL":        srv.URL + "/token",
-		"AMBIENT_CP_TOKEN_PUBLIC_KEY": testkit.PublicKeyPEM(),
-		"SESSION_ID":                  "leak-test-session-0001",
-		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
-		"TOKEND_MAX_BACKOFF":          "1ms",
-		"TOKEND_REFRESH_INTERVAL":     "1ms", // honoured as given: the floor too
-		"TOKEND_HEALTH_ADDR":          "127.0.0.1:0",
-	}
-	cfg, err := config.Parse(config.CmdRun, nil, func(k string) string { return env[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex, err := daemon.NewExchanger(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex.(*exchange.EncryptedSession).Timeout = 5 * time.Second
+	cfg := testConfig(srv.URL+"/token", testkit.RSAKey().Public().(*rsa.PublicKey), "leak-test-session-0001", filepath.Join(t.TempDir(), "token"))
+	cfg.MaxBackoff = time.Millisecond
+	cfg.RefreshInterval = time.Millisecond // honoured as given: the floor too
+	cfg.HealthAddr = "127.0.0.1:0"
+	ex := cfg.Exchanger.(*exchange.EncryptedSession)
+	ex.Timeout = 5 * time.Second
 	addr := make(chan net.Addr, 1)
 	// stored wakes the test after each store; a log of events would grow
 	// the heap this test measures.

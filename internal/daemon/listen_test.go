@@ -1,8 +1,8 @@
 package daemon_test
 
 import (
+	"crypto/rsa"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/test/testkit"
 )
@@ -25,17 +24,8 @@ func TestRunTakenHealthPortStartsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	env := map[string]string{
-		"AMBIENT_CP_TOKEN_URL":        "http://127.0.0.1:1/token",
-		"AMBIENT_CP_TOKEN_PUBLIC_KEY": testkit.PublicKeyPEM(),
-		"SESSION_ID":                  "taken-port-session-0001",
-		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
-		"TOKEND_HEALTH_ADDR":          taken.Addr().String(),
-	}
-	cfg, err := config.Parse(config.CmdRun, nil, func(k string) string { return env[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig("http://127.0.0.1:1/token", testkit.RSAKey().Public().(*rsa.PublicKey), "taken-port-session-0001", filepath.Join(t.TempDir(), "token"))
+	cfg.HealthAddr = taken.Addr().String()
 	var events testkit.Log[daemon.Event]
 	err = daemon.Run(t.Context(), cfg, daemon.Deps{Logger: slog.New(slog.DiscardHandler), Observe: events.Add})
 	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "health server") {

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bufio"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/config"
+	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/test/testkit"
@@ -25,19 +24,17 @@ import (
 // signal) and the --notify-signal consumer (SIGUSR2 to this test) once
 // each, and the one metric of notifications counts both.
 func TestExecChildIsToldAsTheNotifiersAre(t *testing.T) {
-	env, dir := encryptedWorld(t)
-	env["TOKEND_HEALTH_ADDR"] = "127.0.0.1:0"
+	cfg, dir := encryptedWorld(t)
+	cfg.Command, cfg.HealthAddr = "exec", "127.0.0.1:0"
 	t.Setenv(benchChildEnv, "1") // the child inherits tokend's environment
 	usr2 := make(chan os.Signal, 4)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(usr2)
 	pidFile, sock := filepath.Join(dir, "app.pid"), filepath.Join(dir, ".tokend.sock")
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
-	cfg, err := config.ParseExecEnv([]string{"--change-policy", "signal", "--notify-signal", "USR2", "--notify-pid-file", pidFile,
-		"--refresh-socket", sock, "--", os.Args[0]}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg.Exec.Policy, cfg.Exec.Argv = child.PolicySignal, []string{os.Args[0]}
+	cfg.Consumers.NotifySignal, cfg.Consumers.NotifyPIDFile = syscall.SIGUSR2, pidFile
+	cfg.Consumers.RefreshSocket = sock
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,14 +2,13 @@ package daemon_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 )
 
@@ -18,15 +17,10 @@ import (
 // read is granted), so a token file of 0600 keeps the pod's group from
 // using the token through the proxy.
 func TestProxySocketFollowsFileMode(t *testing.T) {
-	env, dir := encryptedWorld(t)
+	cfg, dir := encryptedWorld(t)
 	sock := filepath.Join(dir, "proxy.sock")
-	env["TOKEND_FILE_MODE"] = "0600"
-	env["TOKEND_PROXY_LISTEN"] = "unix:" + sock
-	env["AMBIENT_API_SERVER_URL"] = "http://127.0.0.1:1"
-	cfg, err := config.ParseEnv(config.CmdRun, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg.FileMode = 0o600
+	cfg.Proxy = daemon.Proxy{Listen: "unix:" + sock, Upstream: &url.URL{Scheme: "http", Host: "127.0.0.1:1"}}
 	log := &events{ch: make(chan string, 256)}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

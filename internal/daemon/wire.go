@@ -20,7 +20,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/notify"
@@ -57,7 +56,7 @@ type wiring struct {
 // signals of Deps.RefreshSignals, the refresh socket, and the proxy after
 // a 401 or an expired token. wire binds every listener, so that a bad or
 // taken address stops the start before anything runs.
-func wire(cfg *config.Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
+func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	dir, ex, log, err := prepare(cfg, d)
 	if err != nil {
 		return nil, err
@@ -125,7 +124,7 @@ func (w *wiring) run(ctx context.Context, d Deps) error {
 
 // prepare builds the token directory, removing temporary files left by a
 // crashed run, and the exchanger.
-func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger, error) {
+func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger, error) {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -135,10 +134,7 @@ func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *sl
 	}
 	ex := d.Exchanger
 	if ex == nil {
-		var err error
-		if ex, err = NewExchanger(cfg); err != nil {
-			return nil, nil, nil, err
-		}
+		ex = cfg.Exchanger
 	}
 	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outputs(cfg), Logger: log, Now: d.Now})
 	if n, err := dir.CleanTemp(); err != nil {
@@ -154,7 +150,7 @@ func prepare(cfg *config.Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *sl
 // newRefresher is the one constructor of a refresher: od carries the
 // requests for an exchange now, and observers are called in their order.
 // Init's refresher has Deps.Observe alone and no od; run's is wire's.
-func newRefresher(cfg *config.Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex exchange.Exchanger, od *refresher.OnDemand, observers ...refresher.Observer) *refresher.Refresher {
+func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex exchange.Exchanger, od *refresher.OnDemand, observers ...refresher.Observer) *refresher.Refresher {
 	return &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
 		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
 }
@@ -171,7 +167,7 @@ func listenHealth(addr string) (net.Listener, error) {
 
 // doors adds the ways to ask for an exchange now besides the proxy: the
 // refresh signals and the refresh socket.
-func (w *wiring) doors(cfg *config.Config, d Deps, od *refresher.OnDemand) error {
+func (w *wiring) doors(cfg *Config, d Deps, od *refresher.OnDemand) error {
 	if sigs := d.RefreshSignals; sigs != nil {
 		w.serve = append(w.serve, func(ctx context.Context) error {
 			for {
@@ -213,7 +209,7 @@ func (w *wiring) doors(cfg *config.Config, d Deps, od *refresher.OnDemand) error
 
 // proxy adds the credential proxy of cfg.Proxy, when it is set, on the
 // held token.
-func (w *wiring) proxy(cfg *config.Config, mon *health.Monitor) error {
+func (w *wiring) proxy(cfg *Config, mon *health.Monitor) error {
 	if cfg.Proxy.Listen == "" {
 		return nil
 	}
@@ -270,14 +266,14 @@ func (h *held) Refresh(ctx context.Context) error {
 }
 
 // notifiers are run's notifiers of a change, from cfg.Consumers.
-func notifiers(cfg *config.Config) []notify.Notifier {
+func notifiers(cfg *Config) []notify.Notifier {
 	k := cfg.Consumers
 	var ns []notify.Notifier
 	if k.NotifySignal != 0 {
 		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
 	}
 	if len(k.OnChange) > 0 {
-		env := append(inheritedEnv(append(config.SecretEnv(), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
+		env := append(inheritedEnv(append(slices.Clip(cfg.SecretEnv), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
 		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
 	}
 	return ns

@@ -3,10 +3,12 @@ package exchange
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
 // BearerTimeout bounds one bearer exchange, from dial to the last byte of
@@ -75,6 +77,20 @@ func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, limit: bearerBodyLimit, hint: bearerHint}
 	return req.do(ctx, &client, now(e.Now))
+}
+
+// CheckCredential returns why v cannot be a Bearer's Credential: an HTTP
+// header carries it, so it follows the rule for a token's bytes (package
+// tokenbytes). The error is a phrase for the caller to prefix with the
+// setting's name; it names the offset of a bad byte, never the value.
+func CheckCredential(v string) error {
+	var be *tokenbytes.ByteError
+	if err := tokenbytes.Check(v); errors.As(err, &be) {
+		return fmt.Errorf("has a whitespace, control or non-ASCII character at offset %d (it is sent as an HTTP header)", be.Offset)
+	} else if err != nil {
+		return fmt.Errorf("is %w (it is sent as an HTTP header)", err)
+	}
+	return nil
 }
 
 func (e *Bearer) file() credentialFile {

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -69,6 +70,20 @@ func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 	}
 	if bits := key.N.BitLen(); bits < MinKeyBits {
 		return nil, fmt.Errorf("RSA key has %d bits, fewer than the %d required", bits, MinKeyBits)
+	}
+	return key, nil
+}
+
+// ReadPublicKeyFile reads the file at path and parses its content as
+// ParsePublicKey does. Errors name the file.
+func ReadPublicKeyFile(path string) (*rsa.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+	}
+	key, err := ParsePublicKey(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return key, nil
 }

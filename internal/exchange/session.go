@@ -6,10 +6,13 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/ambient-code/tokend/internal/secret"
 )
@@ -68,6 +71,24 @@ func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 	req := bearerGet{url: e.URL, credential: base64.StdEncoding.EncodeToString(ct), userAgent: e.UserAgent,
 		limit: sessionBodyLimit, hint: sessionHint}
 	return req.do(ctx, e.Client, now(e.Now))
+}
+
+// CheckSessionID returns why id cannot be the session id of an
+// EncryptedSession under key: the control plane refuses one shorter than 8
+// characters or holding whitespace (protocol.md section 1), and RSA-OAEP
+// with SHA-256 encrypts at most key.Size()-66 bytes (a nil key skips that
+// rule). The error is a phrase for the caller to prefix with the setting's
+// name; it never quotes id.
+func CheckSessionID(id string, key *rsa.PublicKey) error {
+	switch {
+	case len(id) < 8:
+		return errors.New("must be at least 8 characters (the control plane rejects shorter ids)")
+	case strings.IndexFunc(id, unicode.IsSpace) >= 0:
+		return errors.New("must not contain whitespace (the control plane rejects it)")
+	case key != nil && len(id) > key.Size()-2*sha256.Size-2:
+		return fmt.Errorf("is %d bytes, more than the %d a %d-bit key can encrypt", len(id), key.Size()-2*sha256.Size-2, key.N.BitLen())
+	}
+	return nil
 }
 
 // bearerGet is the GET both the encrypted-session and the bearer modes

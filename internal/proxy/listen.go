@@ -33,15 +33,11 @@ func Listen(addr string) (net.Listener, error) {
 // ListenMode is Listen with mode for a Unix socket instead of
 // DefaultSocketMode; connecting needs write permission.
 func ListenMode(addr string, mode fs.FileMode) (net.Listener, error) {
+	if err := CheckAddr(addr); err != nil {
+		return nil, fmt.Errorf("proxy: --proxy-listen %w", err)
+	}
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		return listenUnix(path, mode)
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: --proxy-listen %q is neither HOST:PORT nor unix:PATH: use 127.0.0.1:PORT or unix:PATH", addr)
-	}
-	if !isLoopbackHost(host) {
-		return nil, fmt.Errorf("proxy: --proxy-listen %q is not a loopback address, and the proxy adds the token to every request it gets: use 127.0.0.1:PORT, [::1]:PORT or unix:PATH", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -54,18 +50,28 @@ func ListenMode(addr string, mode fs.FileMode) (net.Listener, error) {
 	return ln, nil
 }
 
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
+// CheckAddr returns why Listen refuses addr by its form alone, without
+// binding it: neither HOST:PORT nor unix:PATH, a host that is not
+// loopback, or no path. The error is a phrase that quotes addr and says
+// the fix, for the caller to prefix with the setting's name.
+func CheckAddr(addr string) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return errors.New(`"unix:" has no path: use unix:PATH, e.g. unix:/var/run/tokend/proxy.sock`)
+		}
+		return nil
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is neither HOST:PORT nor unix:PATH: use 127.0.0.1:PORT or unix:PATH", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q is not a loopback address, and the proxy adds the token to every request it gets: use 127.0.0.1:PORT, [::1]:PORT or unix:PATH", addr)
+	}
+	return nil
 }
 
 func listenUnix(path string, mode fs.FileMode) (net.Listener, error) {
-	if path == "" {
-		return nil, errors.New("proxy: --proxy-listen \"unix:\" has no path: use unix:PATH, e.g. unix:/var/run/tokend/proxy.sock")
-	}
 	switch fi, err := os.Lstat(path); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/test/testkit"
@@ -58,7 +57,7 @@ func TestBearerMode(t *testing.T) {
 	dir := t.TempDir()
 	ca, capability := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "capability")
 	addr := start(t, "--auth", "bearer", "--ca-out", ca, "--credential-out", capability)
-	roots, err := config.LoadRoots(ca)
+	roots, err := exchange.LoadRoots(ca)
 	if err != nil {
 		t.Fatal(err)
 	}

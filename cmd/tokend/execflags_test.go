@@ -1,4 +1,4 @@
-package config
+package main
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 )
 
 func TestParseExec(t *testing.T) {
-	c, err := ParseExec([]string{"--token-env", "API_TOKEN", "--change-policy", "restart", "--stop-signal", "INT", "--", "mcp-server", "--port", "8080"},
-		env(t, map[string]string{"TOKEND_REFRESH_SOCKET": "/run/t/.tokend.sock"}), &bytes.Buffer{})
+	c, err := parse("exec", []string{"--token-env", "API_TOKEN", "--change-policy", "restart", "--stop-signal", "INT", "--", "mcp-server", "--port", "8080"},
+		env(t, map[string]string{"TOKEND_REFRESH_SOCKET": "/run/t/.tokend.sock"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestParseExecProblems(t *testing.T) {
 		{[]string{"--on-change", "x", "--", "x"}, []string{"flag provided but not defined: -on-change"}},
 		{[]string{"--notify-signal", "HUP", "--", "x"}, []string{"--notify-pid-file): required with --notify-signal"}},
 	} {
-		_, err := ParseExec(tc.args, env(t, nil), &bytes.Buffer{})
+		_, err := parse("exec", tc.args, env(t, nil))
 		for _, w := range tc.want {
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Errorf("%q: error %v, want %q", tc.args, err, w)
@@ -53,13 +53,13 @@ func TestParseExecProblems(t *testing.T) {
 
 func TestParseExecHelp(t *testing.T) {
 	var out bytes.Buffer
-	if _, err := ParseExec([]string{"-h"}, env(t, nil), &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "--change-policy") {
+	if _, err := load("exec", []string{"-h"}, env(t, nil), &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "--change-policy") {
 		t.Errorf("exec -h: %v\n%s", err, out.String())
 	}
 }
 
 func TestParseRunConsumers(t *testing.T) {
-	c, err := Parse(CmdRun, []string{"--notify-signal", "SIGUSR1", "--notify-pid-file", "/run/app.pid", "--on-change", `["/bin/reload", "a b"]`, "--remove-on-exit"}, env(t, nil), &bytes.Buffer{})
+	c, err := parse("run", []string{"--notify-signal", "SIGUSR1", "--notify-pid-file", "/run/app.pid", "--on-change", `["/bin/reload", "a b"]`, "--remove-on-exit"}, env(t, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,15 +68,15 @@ func TestParseRunConsumers(t *testing.T) {
 		k.OnChangeTimeout != 30*time.Second || !k.RemoveOnExit || k.RefreshSocket != "" {
 		t.Errorf("consumers: %+v", k)
 	}
-	_, err = Parse(CmdRun, []string{"--on-change", `/bin/echo "a b"`}, env(t, nil), &bytes.Buffer{})
+	_, err = parse("run", []string{"--on-change", `/bin/echo "a b"`}, env(t, nil))
 	if err == nil || !strings.Contains(err.Error(), "TOKEND_ON_CHANGE (--on-change): holds quotes") {
 		t.Errorf("quoted --on-change: %v", err)
 	}
 }
 
 func TestParseRefresh(t *testing.T) {
-	c, err := Parse(CmdRefresh, []string{"--timeout", "5s"}, env(t, nil), &bytes.Buffer{})
-	if err != nil || c.RefreshTimeout != 5*time.Second || c.Consumers.RefreshSocket != "" {
-		t.Fatalf("refresh: %+v, %v", c, err)
+	c, err := parse("refresh", []string{"--timeout", "5s"}, env(t, nil))
+	if err != nil || c.refreshTimeout != 5*time.Second || c.Consumers.RefreshSocket != "" {
+		t.Fatalf("refresh: %v %q, %v", c.refreshTimeout, c.Consumers.RefreshSocket, err)
 	}
 }

@@ -1,7 +1,6 @@
-package config
+package main
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,9 +21,9 @@ import (
 
 const capability = "capability-secret-0123"
 
-func bearerEnv(t *testing.T, over map[string]string) func(string) string {
+func bearerEnv(t *testing.T, over map[string]string) []string {
 	m := map[string]string{
-		"TOKEND_AUTH":                 AuthBearer,
+		"TOKEND_AUTH":                 authBearer,
 		"AMBIENT_CP_TOKEN_URL":        "https://ambient-control-plane.ns.svc:8443/token",
 		"SESSION_ID":                  "",
 		"AMBIENT_CP_TOKEN_PUBLIC_KEY": "",
@@ -53,13 +52,13 @@ func TestParseBearer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse(CmdRun, tt.args, bearerEnv(t, tt.over), &bytes.Buffer{})
+			c, err := parse("run", tt.args, bearerEnv(t, tt.over))
 			if err != nil {
 				t.Fatal(err)
 			}
-			ex, ok := c.Exchanger(nil).(*exchange.Bearer)
+			ex, ok := c.Exchanger.(*exchange.Bearer)
 			if !ok || ex.CredentialFile != tt.file || ex.Credential.Reveal() != tt.value || ex.URL != "https://ambient-control-plane.ns.svc:8443/token" {
-				t.Fatalf("exchanger %T for %q, file %q", c.Exchanger(nil), ex.URL, ex.CredentialFile)
+				t.Fatalf("exchanger %T for %q, file %q", c.Exchanger, ex.URL, ex.CredentialFile)
 			}
 			if c.Roots == nil {
 				t.Errorf("no roots for an https token URL")
@@ -90,10 +89,10 @@ func TestParseBearerRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(CmdInit, nil, bearerEnv(t, tt.over), &bytes.Buffer{})
-			var ce *Error
+			_, err := parse("init", nil, bearerEnv(t, tt.over))
+			var ce *invalidError
 			if !errors.As(err, &ce) {
-				t.Fatalf("err = %v, want *Error", err)
+				t.Fatalf("err = %v, want *invalidError", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -110,8 +109,8 @@ func TestParseBearerRejects(t *testing.T) {
 // TestBearerPlainHTTPInCluster: the bearer mode follows the token URL
 // rule of the encrypted-session mode, and plain http loads no roots.
 func TestBearerPlainHTTPInCluster(t *testing.T) {
-	c, err := Parse(CmdInit, nil, bearerEnv(t, map[string]string{"TOKEND_CREDENTIAL": capability,
-		"AMBIENT_CP_TOKEN_URL": "http://ambient-control-plane.ns.svc:8080/token"}), &bytes.Buffer{})
+	c, err := parse("init", nil, bearerEnv(t, map[string]string{"TOKEND_CREDENTIAL": capability,
+		"AMBIENT_CP_TOKEN_URL": "http://ambient-control-plane.ns.svc:8080/token"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +136,7 @@ func TestCASettingIsOne(t *testing.T) {
 		name string
 		over map[string]string
 		args []string
-		want string // CAFile, or the start of the problem
+		want string // the CA file trusted, or the start of the problem
 	}{
 		{name: "TOKEND_CA_FILE", over: with("TOKEND_CA_FILE", a), want: a},
 		{name: "AMBIENT_CP_CA_PATH", over: with("AMBIENT_CP_CA_PATH", a), want: a},
@@ -152,9 +151,10 @@ func TestCASettingIsOne(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse(CmdInit, tt.args, env(t, tt.over), &bytes.Buffer{})
+			c, err := parse("init", tt.args, env(t, tt.over))
 			if strings.HasPrefix(tt.want, "/") {
-				if err != nil || c.CAFile != tt.want || c.Roots == nil {
+				want, _ := exchange.LoadRoots(tt.want)
+				if err != nil || !c.Roots.Equal(want) {
 					t.Fatalf("err %v; want CA file %s and roots", err, tt.want)
 				}
 				return

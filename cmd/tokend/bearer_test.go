@@ -1,10 +1,9 @@
-package daemon_test
+package main
 
 import (
 	"bytes"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/config"
 	"github.com/ambient-code/tokend/internal/daemon"
 )
 
@@ -41,16 +39,17 @@ func TestInitBearer(t *testing.T) {
 	os.WriteFile(credPath, []byte(capability+"\n"), 0o600)
 	tokenFile := filepath.Join(dir, "token")
 	env := map[string]string{
-		"TOKEND_AUTH":             config.AuthBearer,
+		"TOKEND_AUTH":             authBearer,
 		"AMBIENT_CP_TOKEN_URL":    srv.URL + "/token",
 		"TOKEND_CREDENTIAL_FILE":  credPath,
 		"AMBIENT_CP_CA_CERT_FILE": caPath,
 		"TOKEND_TOKEN_FILE":       tokenFile,
 	}
-	cfg, err := config.Parse(config.CmdInit, nil, func(k string) string { return env[k] }, io.Discard)
+	o, err := parse("init", nil, environ(env))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := &o.Config
 	var log bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if err := daemon.Init(t.Context(), cfg, daemon.Deps{Logger: logger}); err != nil {
@@ -61,5 +60,27 @@ func TestInitBearer(t *testing.T) {
 	}
 	if out := log.String(); strings.Contains(out, capability) {
 		t.Errorf("logs quote the capability:\n%s", out)
+	}
+}
+
+// TestJSONFileSetting: init and run take TOKEND_JSON_FILE; a JSON file
+// named like the token file is a configuration error naming the setting
+// and the fix.
+func TestJSONFileSetting(t *testing.T) {
+	dir := t.TempDir()
+	json := filepath.Join(dir, "token.json")
+	for _, cmd := range []string{"init", "run"} {
+		o, err := parse(cmd, nil, env(t, map[string]string{"TOKEND_JSON_FILE": json}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Outputs.JSONFile != json {
+			t.Fatalf("%s: JSON file %q, want %q", cmd, o.Outputs.JSONFile, json)
+		}
+	}
+	tokenFile := filepath.Join(dir, "token")
+	_, err := parse("run", nil, env(t, map[string]string{"TOKEND_TOKEN_FILE": tokenFile, "TOKEND_JSON_FILE": tokenFile}))
+	if err == nil || !strings.Contains(err.Error(), "TOKEND_JSON_FILE (--json-file)") || !strings.Contains(err.Error(), "name another file") {
+		t.Fatalf("Parse = %v, want an error naming TOKEND_JSON_FILE and the fix", err)
 	}
 }

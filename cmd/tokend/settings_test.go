@@ -1,50 +1,84 @@
-package config
+package main
 
 import (
 	"bytes"
 	"encoding/base64"
 	"errors"
 	"flag"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/test/testkit"
 )
-
-const sessionID = "sess-secret-42"
 
 // pubPEM returns the test kit's RSA public key as PEM.
 func pubPEM(testing.TB) string { return testkit.PublicKeyPEM() }
 
-func env(t *testing.T, over map[string]string) func(string) string {
+// env is the environment of an encrypted-session tokend over plain http
+// inside the cluster, with over applied, as os.Environ gives it: a key
+// set to "" is a variable set but empty.
+func env(t *testing.T, over map[string]string) []string {
 	m := map[string]string{
 		"AMBIENT_CP_TOKEN_URL":        "http://ambient-control-plane.ns.svc:8080/token",
 		"AMBIENT_CP_TOKEN_PUBLIC_KEY": pubPEM(t),
 		"SESSION_ID":                  sessionID,
 		"TOKEND_TOKEN_FILE":           filepath.Join(t.TempDir(), "token"),
 	}
-	for k, v := range over {
-		m[k] = v
+	maps.Copy(m, over)
+	return environ(m)
+}
+
+func environ(m map[string]string) []string {
+	var kv []string
+	for k, v := range m {
+		kv = append(kv, k+"="+v)
 	}
-	return func(k string) string { return m[k] }
+	return kv
+}
+
+// parse is load with the help and flag errors discarded.
+func parse(command string, args, environ []string) (*options, error) {
+	return load(command, args, environ, io.Discard)
+}
+
+// session returns the encrypted-session exchanger o built, or nil in
+// another mode.
+func session(o *options) *exchange.EncryptedSession {
+	e, _ := o.Exchanger.(*exchange.EncryptedSession)
+	return e
+}
+
+// problems returns the problems of an *invalidError, one by one.
+func problems(err error) []error {
+	var ie *invalidError
+	if !errors.As(err, &ie) {
+		return nil
+	}
+	if j, ok := ie.problems.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{ie.problems}
 }
 
 func TestParseDefaultsAndFlagsWin(t *testing.T) {
-	c, err := Parse(CmdRun, nil, env(t, nil), &bytes.Buffer{})
+	c, err := parse("run", nil, env(t, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.FileMode != 0o640 || c.RefreshInterval != 5*time.Minute || c.InitTimeout != time.Minute ||
-		c.MaxBackoff != 30*time.Second || c.HealthAddr != ":12081" || c.LogFormat != "text" || c.Auth != AuthEncryptedSession {
-		t.Errorf("defaults: %+v", c)
+		c.MaxBackoff != 30*time.Second || c.HealthAddr != ":12081" || c.logFormat != "text" || c.Auth != authEncryptedSession {
+		t.Errorf("defaults: %v %v %v %v %q %q %q", c.FileMode, c.RefreshInterval, c.InitTimeout, c.MaxBackoff, c.HealthAddr, c.logFormat, c.Auth)
 	}
 	if session(c).SessionID.Reveal() != sessionID || session(c).PublicKey == nil || c.TokenURL.Host != "ambient-control-plane.ns.svc:8080" {
 		t.Errorf("environment not read")
 	}
-	c, err = Parse(CmdRun, []string{"--refresh-interval=2m", "--file-mode", "0600", "--health-addr="}, env(t, map[string]string{"TOKEND_REFRESH_INTERVAL": "9m"}), &bytes.Buffer{})
+	c, err = parse("run", []string{"--refresh-interval=2m", "--file-mode", "0600", "--health-addr="}, env(t, map[string]string{"TOKEND_REFRESH_INTERVAL": "9m"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +94,7 @@ func TestParseKeyForms(t *testing.T) {
 		"base64":   {"AMBIENT_CP_TOKEN_PUBLIC_KEY": base64.StdEncoding.EncodeToString([]byte(pubPEM(t)))},
 		"key file": {"AMBIENT_CP_TOKEN_PUBLIC_KEY": "", "TOKEND_PUBLIC_KEY_FILE": keyFile},
 	} {
-		if c, err := Parse(CmdInit, nil, env(t, over), &bytes.Buffer{}); err != nil || session(c).PublicKey == nil {
+		if c, err := parse("init", nil, env(t, over)); err != nil || session(c).PublicKey == nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -103,10 +137,10 @@ func TestParseRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(CmdRun, tt.args, env(t, tt.over), &bytes.Buffer{})
-			var ce *Error
+			_, err := parse("run", tt.args, env(t, tt.over))
+			var ce *invalidError
 			if !errors.As(err, &ce) {
-				t.Fatalf("err = %v, want *Error", err)
+				t.Fatalf("err = %v, want *invalidError", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -135,12 +169,12 @@ func TestParseInsecureHTTPPolicy(t *testing.T) {
 		"http://cp.ns.svc.evil.com/token":                      false,
 		"http://ambient-control-plane.svc.cluster.local/token": true,
 	} {
-		_, err := Parse(CmdInit, nil, env(t, map[string]string{"AMBIENT_CP_TOKEN_URL": url}), &bytes.Buffer{})
+		_, err := parse("init", nil, env(t, map[string]string{"AMBIENT_CP_TOKEN_URL": url}))
 		if (err == nil) != ok {
 			t.Errorf("%s: err = %v, want ok=%v", url, err, ok)
 		}
 		if !ok {
-			if _, err := Parse(CmdInit, []string{"--allow-insecure-http"}, env(t, map[string]string{"AMBIENT_CP_TOKEN_URL": url}), &bytes.Buffer{}); err != nil {
+			if _, err := parse("init", []string{"--allow-insecure-http"}, env(t, map[string]string{"AMBIENT_CP_TOKEN_URL": url})); err != nil {
 				t.Errorf("%s with --allow-insecure-http: %v", url, err)
 			}
 		}
@@ -149,7 +183,7 @@ func TestParseInsecureHTTPPolicy(t *testing.T) {
 
 func TestHelpNeverPrintsEnvironmentValues(t *testing.T) {
 	var out bytes.Buffer
-	_, err := Parse(CmdRun, []string{"-h"}, env(t, nil), &out)
+	_, err := load("run", []string{"-h"}, env(t, nil), &out)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
@@ -164,13 +198,8 @@ func TestHelpNeverPrintsEnvironmentValues(t *testing.T) {
 }
 
 func TestParseCheck(t *testing.T) {
-	c, err := Parse(CmdCheck, []string{"--max-age=10m"}, func(k string) string {
-		if k == "TOKEND_TOKEN_FILE" {
-			return "/nonexistent/token"
-		}
-		return ""
-	}, &bytes.Buffer{})
+	c, err := parse("check", []string{"--max-age=10m"}, []string{"TOKEND_TOKEN_FILE=/nonexistent/token"})
 	if err != nil || c.MaxAge != 10*time.Minute || c.TokenFile != "/nonexistent/token" {
-		t.Fatalf("check config: %+v, %v", c, err)
+		t.Fatalf("check config: %v, %v", c, err)
 	}
 }

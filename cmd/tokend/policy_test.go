@@ -1,7 +1,6 @@
-package config
+package main
 
 import (
-	"bytes"
 	"testing"
 )
 
@@ -26,7 +25,7 @@ func TestInsecureHTTPPolicyEdges(t *testing.T) {
 		"http://cp.ns.svc:8080@evil.example.com/token": false,
 		"http://evil.example.com#.svc/token":           false,
 	} {
-		_, err := Parse(CmdInit, nil, env(t, map[string]string{"AMBIENT_CP_TOKEN_URL": url}), &bytes.Buffer{})
+		_, err := parse("init", nil, env(t, map[string]string{"AMBIENT_CP_TOKEN_URL": url}))
 		if (err == nil) != ok {
 			t.Errorf("%s: err = %v, want accepted=%v", url, err, ok)
 		}

@@ -1,4 +1,4 @@
-package config
+package main
 
 import (
 	"bytes"
@@ -14,17 +14,17 @@ import (
 // leak cannot be fooled by a secret that is an ordinary word.
 const secretMark = "SeCrEt-"
 
-// FuzzParse feeds Parse arbitrary arguments and settings. It must not
+// FuzzParse feeds load arbitrary arguments and settings. It must not
 // panic; it returns a Config that keeps the rules it validates, or an
-// *Error (or flag.ErrHelp); and neither its error nor its output ever
+// *invalidError (or flag.ErrHelp); and neither its error nor its output ever
 // holds the session id, the refresh credential or the public key.
 //
 // Settings that name files other than the token file are left out, so
-// that the fuzzer cannot make Parse probe the machine's filesystem.
+// that the fuzzer cannot make load probe the machine's filesystem.
 func FuzzParse(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, cmd uint8, args, url, sid, key, cred, auth, mode, dur, insecure string) {
-		command := []string{CmdInit, CmdRun, CmdCheck}[int(cmd)%3]
+		command := []string{"init", "run", "check"}[int(cmd)%3]
 		argv := strings.Split(args, "\x00")
 		if args == "" {
 			argv = nil
@@ -51,12 +51,12 @@ func FuzzParse(f *testing.F) {
 			"TOKEND_TOKEN_FILE":                     filepath.Join(dir, "token"),
 		}
 		var out bytes.Buffer
-		c, err := Parse(command, argv, func(k string) string { return env[k] }, &out)
+		c, err := load(command, argv, environ(env), &out)
 		text := out.String()
 		if err != nil {
-			var ce *Error
+			var ce *invalidError
 			if !errors.As(err, &ce) && !errors.Is(err, flag.ErrHelp) {
-				t.Fatalf("error is neither *Error nor flag.ErrHelp: %v", err)
+				t.Fatalf("error is neither *invalidError nor flag.ErrHelp: %v", err)
 			}
 			text += err.Error()
 		} else {
@@ -76,17 +76,17 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// checkConfig fails when c breaks a rule that Parse validates.
-func checkConfig(t *testing.T, c *Config) {
+// checkConfig fails when c breaks a rule that load validates.
+func checkConfig(t *testing.T, c *options) {
 	t.Helper()
-	if c.Command == CmdCheck {
+	if c.Command == "check" {
 		if c.MaxAge < 0 || c.TokenFile == "" {
 			t.Fatalf("check config: max-age %v, token file %q", c.MaxAge, c.TokenFile)
 		}
 		return
 	}
-	if c.InitTimeout <= 0 || c.MaxBackoff <= 0 || (c.Command == CmdRun && c.RefreshInterval <= 0) {
-		t.Fatalf("non-positive duration: %+v", c)
+	if c.InitTimeout <= 0 || c.MaxBackoff <= 0 || (c.Command == "run" && c.RefreshInterval <= 0) {
+		t.Fatalf("non-positive duration: %v %v %v", c.InitTimeout, c.MaxBackoff, c.RefreshInterval)
 	}
 	if m := c.FileMode; m == 0 || m > 0o777 || m&0o400 == 0 || m&0o022 != 0 {
 		t.Fatalf("file mode %o accepted", m)
@@ -95,14 +95,14 @@ func checkConfig(t *testing.T, c *Config) {
 	if u == nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Hostname() == "" {
 		t.Fatalf("token URL %v accepted", u)
 	}
-	if u.Scheme == "http" && !c.AllowInsecureHTTP {
+	if u.Scheme == "http" && !c.allowHTTP {
 		host := strings.ToLower(u.Hostname())
 		ip := net.ParseIP(host)
 		if !(host == "localhost" || (ip != nil && ip.IsLoopback()) || (ip == nil && strings.Contains(host, ".svc"))) {
 			t.Fatalf("plain http to %q accepted", host)
 		}
 	}
-	if c.Auth == AuthEncryptedSession {
+	if c.Auth == authEncryptedSession {
 		sid, key := session(c).SessionID.Reveal(), session(c).PublicKey
 		if len(sid) < 8 || strings.ContainsAny(sid, " \t\r\n") || key == nil || key.N.BitLen() < 2048 {
 			t.Fatalf("encrypted-session config with a bad session id or key accepted")

@@ -1,7 +1,6 @@
-package config
+package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -52,12 +51,12 @@ func TestPublicKeyFileErrorsNameThePath(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			get := env(t, map[string]string{"AMBIENT_CP_TOKEN_PUBLIC_KEY": "", "TOKEND_PUBLIC_KEY_FILE": tt.path, "TOKEND_TOKEN_FILE": filepath.Join(openDir(t), "token")})
 			err := ostest.AsNonRoot(t, func() error {
-				_, err := Parse(CmdRun, nil, get, &bytes.Buffer{})
+				_, err := parse("run", nil, get)
 				return err
 			})
-			var ce *Error
+			var ce *invalidError
 			if !errors.As(err, &ce) {
-				t.Fatalf("err = %v, want *Error", err)
+				t.Fatalf("err = %v, want *invalidError", err)
 			}
 			testkit.WantHint(t, err, append([]string{"TOKEND_PUBLIC_KEY_FILE (--public-key-file): "}, tt.want...)...)
 		})
@@ -75,20 +74,20 @@ func TestTokenDirectoryNotWritable(t *testing.T) {
 	var uid int
 	err := ostest.AsNonRoot(t, func() error {
 		uid = os.Getuid()
-		_, err := Parse(CmdRun, nil, get, &bytes.Buffer{})
+		_, err := parse("run", nil, get)
 		return err
 	})
-	var ce *Error
+	var ce *invalidError
 	if !errors.As(err, &ce) {
-		t.Fatalf("err = %v, want *Error", err)
+		t.Fatalf("err = %v, want *invalidError", err)
 	}
 	testkit.WantHint(t, err, "TOKEND_TOKEN_FILE (--token-file): cannot create a file in directory "+dir,
 		fmt.Sprintf("tokend runs as uid %d", uid), "with mode 0555", "securityContext.fsGroup")
 }
 
 // TestFullTokenVolumeIsARuntimeFailure: a token volume without free inodes
-// is not a configuration mistake; Parse says what is wrong with an error
-// that is not an *Error, so that tokend exits 1, not 2. (Without free
+// is not a configuration mistake; load says what is wrong with an error
+// that is not an *invalidError, so that tokend exits 1, not 2. (Without free
 // blocks, the check's empty file still fits; the first write then fails,
 // at run time too.)
 func TestFullTokenVolumeIsARuntimeFailure(t *testing.T) {
@@ -101,10 +100,10 @@ func TestFullTokenVolumeIsARuntimeFailure(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "other"), nil, 0o600); err != nil {
 			return fmt.Errorf("filling the volume: %w", err)
 		}
-		_, err := Parse(CmdRun, nil, env(t, map[string]string{"TOKEND_TOKEN_FILE": filepath.Join(dir, "token")}), &bytes.Buffer{})
+		_, err := parse("run", nil, env(t, map[string]string{"TOKEND_TOKEN_FILE": filepath.Join(dir, "token")}))
 		return err
 	})
-	var ce *Error
+	var ce *invalidError
 	if errors.As(err, &ce) {
 		t.Fatalf("a full volume is reported as invalid configuration:\n%v", err)
 	}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// flags is one command's settings: each a flag with an environment
+// fallback. A flag given wins over its variable, which wins over the
+// default; a variable set but empty counts as unset (but for
+// --health-addr, where empty disables). A value that does not parse is a
+// problem naming the setting, collected with every other one instead of
+// ending the parse.
+type flags struct {
+	*flag.FlagSet
+	env      map[string]string // flag name → its variable
+	order    []string          // flag names, in help order
+	fromFlag map[string]bool   // given on the command line
+	given    map[string]bool   // given by a flag or a variable
+	errs     []error           // the problems, each naming its setting
+}
+
+func newFlags(command string) *flags {
+	return &flags{FlagSet: flag.NewFlagSet("tokend "+command, flag.ContinueOnError),
+		env: map[string]string{}, fromFlag: map[string]bool{}, given: map[string]bool{}}
+}
+
+// add registers a setting: the typed target its text is parsed into, its
+// flag name, its variable, its default as text ("" for none) and its
+// usage. target is a *string, a *bool, a *time.Duration (which must be
+// positive), a *slog.Level, or a func that parses the text into its own
+// target and returns the problem.
+func (f *flags) add(target any, name, env, def, usage string) {
+	set, isBool := setter(target)
+	f.Var(&value{f: f, name: name, set: set, isBool: isBool}, name, usage)
+	f.Lookup(name).DefValue = def
+	f.env[name] = env
+	f.order = append(f.order, name)
+	if def != "" {
+		set(def)
+	}
+}
+
+func setter(target any) (set func(string) error, isBool bool) {
+	switch p := target.(type) {
+	case *string:
+		return func(s string) error { *p = s; return nil }, false
+	case *bool:
+		return func(s string) (err error) {
+			if *p, err = strconv.ParseBool(s); err != nil {
+				return fmt.Errorf("must be true or false, not %q", s)
+			}
+			return nil
+		}, true
+	case *time.Duration:
+		return func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return fmt.Errorf("must be a Go duration such as 30s or 5m, not %q", s)
+			} else if d <= 0 {
+				return fmt.Errorf("must be positive, not %s", s)
+			}
+			*p = d
+			return nil
+		}, false
+	case *slog.Level:
+		return func(s string) error {
+			if p.UnmarshalText([]byte(s)) != nil {
+				return fmt.Errorf("must be debug, info, warn or error, not %q", s)
+			}
+			return nil
+		}, false
+	case func(string) error:
+		return p, false
+	}
+	panic(fmt.Sprintf("flags: no setter for %T", target))
+}
+
+// value is a setting's flag.Value. It trims the text and records a parse
+// error as a problem. Its String is empty, so flag never prints a value.
+type value struct {
+	f      *flags
+	name   string
+	set    func(string) error
+	isBool bool
+}
+
+func (v *value) String() string   { return "" }
+func (v *value) IsBoolFlag() bool { return v.isBool }
+func (v *value) Set(s string) error {
+	v.f.given[v.name] = true
+	if err := v.set(strings.TrimSpace(s)); err != nil {
+		v.f.problem(v.name, err)
+	}
+	return nil
+}
+
+// fromEnv gives every setting that no flag set the value of its variable
+// in env, when set.
+func (f *flags) fromEnv(env map[string]string) {
+	f.Visit(func(fl *flag.Flag) { f.fromFlag[fl.Name] = true })
+	for _, name := range f.order {
+		v, ok := env[f.env[name]]
+		if ok && !f.fromFlag[name] && (v != "" || name == "health-addr") {
+			f.Set(name, v)
+		}
+	}
+}
+
+// label names a setting as every message does: "VARIABLE (--flag)".
+func (f *flags) label(name string) string {
+	if env := f.env[name]; env != "" {
+		return env + " (--" + name + ")"
+	}
+	return "--" + name
+}
+
+func (f *flags) problem(name string, err error) {
+	f.errs = append(f.errs, fmt.Errorf("%s: %w", f.label(name), err))
+}
+
+func (f *flags) problemf(name, format string, args ...any) {
+	f.problem(name, fmt.Errorf(format, args...))
+}
+
+// usage prints a command's help: static defaults only, never a value
+// taken from the environment.
+func (f *flags) usage(w io.Writer, command string) {
+	args := ""
+	if command == "exec" {
+		args = " -- CMD [ARGS...]"
+	}
+	fmt.Fprintf(w, "Usage: tokend %s [flags]%s\n\n%s\n\nFlags (each falls back to its environment variable):\n", command, args, summaries[command])
+	for _, name := range f.order {
+		fl, def := f.Lookup(name), ""
+		if fl.DefValue != "" {
+			def = " (default " + fl.DefValue + ")"
+		}
+		fmt.Fprintf(w, "  --%-20s %s%s [$%s]\n", name, fl.Usage, def, f.env[name])
+	}
+}
+
+// invalidError is invalid configuration or usage, every problem at once
+// (errors.Join); exitCode maps it to status 2.
+type invalidError struct{ problems error }
+
+func invalid(errs ...error) error { return &invalidError{errors.Join(errs...)} }
+
+func (e *invalidError) Error() string {
+	return "invalid configuration:\n  - " + strings.ReplaceAll(e.problems.Error(), "\n", "\n  - ")
+}
+
+func (e *invalidError) Unwrap() error { return e.problems }
+
+// prefixes are the beginnings of the variables that are tokend's: one
+// that no setting knows is a mistake (a typo, or a setting that went),
+// not a variable of another program.
+var prefixes = []string{"TOKEND_", "AMBIENT_CP_TOKEN_", "AMBIENT_CP_CA_"}
+
+// serviceLink matches the variables Kubernetes sets for each Service of
+// the namespace (a Service named tokend gives TOKEND_SERVICE_HOST).
+var serviceLink = regexp.MustCompile(`_SERVICE_(HOST|PORT)(_.*)?$|_PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?$`)
+
+// unknownVariables adds a problem for each variable of env with one of
+// prefixes that no setting of any command reads, naming the closest
+// setting. known maps every variable a setting reads to its label.
+func (f *flags) unknownVariables(env, known map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		if known[name] != "" || serviceLink.MatchString(name) ||
+			!strings.HasPrefix(name, prefixes[0]) && !strings.HasPrefix(name, prefixes[1]) && !strings.HasPrefix(name, prefixes[2]) {
+			continue
+		}
+		best, dist := "", -1
+		for k := range known {
+			if d := distance(name, k); dist < 0 || d < dist || d == dist && k < best {
+				best, dist = k, d
+			}
+		}
+		f.errs = append(f.errs, fmt.Errorf("%s: tokend has no such setting (the closest is %s): rename or remove the variable", name, known[best]))
+	}
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	row := make([]int, len(b)+1)
+	for j := range row {
+		row[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		prev := row[0]
+		row[0] = i
+		for j := 1; j <= len(b); j++ {
+			cur := row[j]
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			row[j] = min(row[j]+1, row[j-1]+1, prev+cost)
+			prev = cur
+		}
+	}
+	return row[len(b)]
+}

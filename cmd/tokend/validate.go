@@ -1,0 +1,343 @@
+package main
+
+import (
+	"crypto/rsa"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/proxy"
+	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokendir"
+	"github.com/ambient-code/tokend/internal/version"
+)
+
+// load reads command's settings from args (the arguments after the
+// command name) and environ (KEY=value strings, as os.Environ gives them),
+// and validates them, reporting every problem at once. Help and flag
+// errors are printed to out. It returns flag.ErrHelp when help was asked
+// for, an *invalidError for invalid configuration, and any other error for
+// a runtime failure found while checking it (a full token volume). It
+// touches the network never, and the filesystem only to read the key and
+// CA files and to prove that the token's directory is writable.
+func load(command string, args, environ []string, out io.Writer) (*options, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	o := &options{}
+	o.Command = command
+	f := newFlags(command)
+	o.define(f, command)
+	f.SetOutput(out)
+	f.Usage = func() { f.usage(out, command) }
+	if i := slices.Index(args, "--"); command == "exec" && i >= 0 {
+		args, o.Exec.Argv = args[:i], slices.Clone(args[i+1:])
+	}
+	if err := f.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil, err
+	} else if err != nil {
+		return nil, invalid(err)
+	}
+	switch {
+	case command == "exec" && len(o.Exec.Argv) == 0:
+		return nil, invalid(errors.New("the command to run is missing: tokend exec [flags] -- CMD [ARGS...]"))
+	case f.NArg() > 0:
+		return nil, invalid(fmt.Errorf("unexpected arguments: %q", f.Args()))
+	}
+	f.fromEnv(env)
+	known := map[string]string{"AMBIENT_CP_CA_CERT_FILE": "AMBIENT_CP_CA_CERT_FILE"}
+	done := map[string]bool{}
+	for _, cmd := range commands {
+		other := newFlags(cmd)
+		(&options{}).define(other, cmd)
+		for _, name := range other.order {
+			e := other.env[name]
+			known[e] = other.label(name)
+			if slices.Contains(shared, name) && f.Lookup(name) == nil && !done[name] && env[e] != "" {
+				done[name] = true
+				other.Set(name, env[e])
+			}
+		}
+		f.errs = append(f.errs, other.errs...)
+	}
+	f.unknownVariables(env, known)
+	full := o.validate(f, env)
+	if len(f.errs) > 0 {
+		return nil, invalid(f.errs...)
+	}
+	return o, full
+}
+
+// validate judges what depends on more than one setting, builds the
+// exchanger and loads the trusted roots, adding each problem to f. It
+// returns an error only for the token volume running out of space or
+// inodes: the state of the volume, not a mistake to fix (exit 1, not 2).
+func (o *options) validate(f *flags, env map[string]string) error {
+	c := &o.Config
+	c.SecretEnv = secretEnv
+	if c.TokenFile == "" {
+		f.problemf("token-file", "required: set it to a file in the token volume, e.g. %s", defaultTokenFile)
+	}
+	if o.Command == "check" || o.Command == "refresh" {
+		return nil
+	}
+	if o.Command == "run" || o.Command == "exec" {
+		o.validateRun(f)
+	}
+	newExchanger := o.mode(f)
+	o.loadRoots(f, env)
+	if newExchanger != nil && len(f.errs) == 0 {
+		c.Exchanger = newExchanger(exchange.NewHTTPClient(c.Roots))
+	}
+	if path := c.Outputs.JSONFile; path != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
+		f.problemf("json-file", "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
+	} else if path != "" {
+		checkWritable(f, "json-file", path)
+	}
+	return checkWritable(f, "token-file", c.TokenFile)
+}
+
+// checkWritable proves that a file can be written at path, as the token
+// file will be: its directory exists and is writable, and the file is
+// regular or absent. It returns the error of a full volume.
+func checkWritable(f *flags, name, path string) error {
+	if path == "" {
+		return nil
+	}
+	err := tokendir.CheckFile(path)
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%s: %w", f.label(name), err)
+	case errors.Is(err, fs.ErrNotExist):
+		f.problemf(name, "%v: create the directory, or mount the token volume there (an emptyDir the consumers mount too)", err)
+	case err != nil:
+		f.problem(name, err)
+	}
+	return nil
+}
+
+// validateRun judges the settings of the consumers and the proxy (run,
+// exec).
+func (o *options) validateRun(f *flags) {
+	c := &o.Config
+	switch k := c.Consumers; {
+	case f.given["notify-signal"] && k.NotifyPIDFile == "":
+		f.problemf("notify-pid-file", "required with --notify-signal: the file the consumer writes its pid to")
+	case !f.given["notify-signal"] && k.NotifyPIDFile != "":
+		f.problemf("notify-signal", "required with --notify-pid-file: the signal the consumer reloads on, e.g. SIGHUP")
+	}
+	if c.RefreshInterval < time.Second {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s %s is under 1s: every refresh is a request to the control plane", f.label("refresh-interval"), c.RefreshInterval))
+	}
+	if c.Proxy.Listen == "" {
+		return
+	}
+	u, err := proxy.ParseUpstream(o.proxyUpstream)
+	switch {
+	case o.proxyUpstream == "":
+		f.problemf("proxy-upstream", "required with --proxy-listen: set it to the platform API server's URL, e.g. https://ambient-api-server.<ns>.svc:8443")
+	case err != nil:
+		f.problem("proxy-upstream", err)
+	case u.Scheme == "http" && !o.allowHTTP && !internalHost(u.Hostname()):
+		f.problemf("proxy-upstream", "plain http to %s would send the token in clear: use https, an in-cluster *.svc name, or %s=true", u.Hostname(), f.label("allow-insecure-http"))
+	default:
+		c.Proxy.Upstream = u // the address is checked when run binds it
+	}
+}
+
+// mode judges the token URL and the settings of the exchange mode, warns
+// about the settings of other modes, and returns the constructor of the
+// mode's exchanger; nil when a setting is invalid.
+func (o *options) mode(f *flags) func(*http.Client) exchange.Exchanger {
+	c := &o.Config
+	var ignored []string
+	for _, m := range slices.Sorted(maps.Keys(modeSettings)) {
+		for _, name := range modeSettings[m] {
+			if m != c.Auth && f.given[name] {
+				ignored = append(ignored, f.label(name))
+			}
+		}
+	}
+	if len(ignored) > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignored in %s mode", strings.Join(ignored, ", "), c.Auth))
+	}
+	if modeSettings[c.Auth] == nil {
+		return nil // --auth is invalid: its problem says so
+	}
+	c.TokenURL = o.checkTokenURL(f)
+	endpoint, agent := "", version.UserAgent()
+	if c.TokenURL != nil {
+		endpoint = c.TokenURL.String()
+	}
+	if c.Auth == authBearer {
+		return o.bearer(f, endpoint, agent)
+	}
+	return o.encryptedSession(f, endpoint, agent)
+}
+
+// encryptedSession judges exactly one of the key and its file, and the
+// session id by the control plane's rules.
+func (o *options) encryptedSession(f *flags, endpoint, agent string) func(*http.Client) exchange.Exchanger {
+	var key *rsa.PublicKey
+	var err error
+	switch {
+	case o.publicKey != "" && o.publicKeyFile != "":
+		f.problemf("public-key", "set either it or %s, not both", f.label("public-key-file"))
+	case o.publicKey == "" && o.publicKeyFile == "":
+		f.problemf("public-key", "required: set it to the control plane's public key, or %s to a file holding it", f.label("public-key-file"))
+	case o.publicKeyFile != "":
+		if key, err = exchange.ReadPublicKeyFile(o.publicKeyFile); err != nil {
+			f.problem("public-key-file", err)
+		}
+	default:
+		if key, err = exchange.ParsePublicKey(o.publicKey); err != nil {
+			f.problem("public-key", err)
+		}
+	}
+	if o.sessionID == "" {
+		f.problemf("session-id", "required: set it to the id of the session this pod serves")
+	} else if err := exchange.CheckSessionID(o.sessionID, key); err != nil {
+		f.problem("session-id", err)
+	}
+	if key == nil {
+		return nil
+	}
+	sid := secret.New(o.sessionID)
+	return func(client *http.Client) exchange.Exchanger {
+		return &exchange.EncryptedSession{URL: endpoint, PublicKey: key, SessionID: sid, Client: client, UserAgent: agent}
+	}
+}
+
+// bearer judges exactly one of the credential and its file. The file may
+// be missing at startup (a secret volume may be late; the exchange
+// retries), but must not be a directory.
+func (o *options) bearer(f *flags, endpoint, agent string) func(*http.Client) exchange.Exchanger {
+	c := &o.Config
+	switch {
+	case o.credential != "" && o.credentialFile != "":
+		f.problemf("credential", "set either it or %s, not both", f.label("credential-file"))
+	case o.credential == "" && o.credentialFile == "":
+		f.problemf("credential", "required in %s mode (or TOKEND_CREDENTIAL_FILE): set one to the credential the control plane gave the pod", authBearer)
+	case o.credential != "":
+		if err := exchange.CheckCredential(o.credential); err != nil {
+			f.problem("credential", err)
+		}
+	default:
+		if fi, err := os.Stat(o.credentialFile); err == nil && fi.IsDir() {
+			f.problemf("credential-file", "%s is a directory, not the credential file: name the file inside it", o.credentialFile)
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.Warnings = append(c.Warnings, f.label("credential-file")+": "+err.Error()+"; tokend retries")
+		}
+	}
+	cred, file := secret.New(o.credential), o.credentialFile
+	return func(client *http.Client) exchange.Exchanger {
+		return &exchange.Bearer{URL: endpoint, Credential: cred, CredentialFile: file, Client: client, UserAgent: agent}
+	}
+}
+
+// checkTokenURL judges the token endpoint's URL by the plain-http rule:
+// http is for loopback and in-cluster service names only, unless allowed.
+func (o *options) checkTokenURL(f *flags) *url.URL {
+	const name = "token-url"
+	u, err := url.Parse(o.tokenURL)
+	switch {
+	case o.tokenURL == "":
+		f.problemf(name, "required: set it to the control plane's token endpoint, e.g. http://ambient-control-plane.<ns>.svc:8080/token")
+	case err != nil:
+		f.problemf(name, "not a URL: set it to the control plane's token endpoint, e.g. http://ambient-control-plane.<ns>.svc:8080/token")
+	case u.Scheme != "http" && u.Scheme != "https":
+		f.problemf(name, "scheme must be http or https, not %q", u.Scheme)
+	case u.User != nil:
+		f.problemf(name, "must not carry credentials (user info): remove the user:password@ part")
+	case u.Hostname() == "":
+		f.problemf(name, "has no host: name the control plane's host")
+	case u.Scheme == "http" && !o.allowHTTP && !internalHost(u.Hostname()):
+		f.problemf(name, "plain http to %s is refused: use https, an in-cluster *.svc name, or %s=true", u.Hostname(), f.label("allow-insecure-http"))
+	default:
+		return u
+	}
+	return nil
+}
+
+// internalHost reports whether plain http to host stays on the node or
+// inside the cluster network: loopback, or a Kubernetes service name.
+func internalHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	return host == "localhost" || strings.HasSuffix(host, ".svc") || strings.HasSuffix(host, ".svc.cluster.local")
+}
+
+// loadRoots resolves the one CA setting and, when the token URL or the
+// proxy's upstream is https, loads the system roots plus its file into
+// Roots: once, for every part of tokend that dials https.
+func (o *options) loadRoots(f *flags, env map[string]string) {
+	c := &o.Config
+	label, path := o.resolveCA(f, env)
+	var err error
+	switch {
+	case c.TokenURL != nil && c.TokenURL.Scheme == "https" || c.Proxy.Upstream != nil && c.Proxy.Upstream.Scheme == "https":
+		c.Roots, err = exchange.LoadRoots(path)
+	case path != "":
+		err = exchange.CheckCAFiles(path)
+	}
+	if err != nil {
+		f.errs = append(f.errs, fmt.Errorf("%s: %w", label, err))
+	}
+}
+
+// resolveCA returns the CA file and the label of its source. Five names
+// feed the one setting, because the control plane's manifests and
+// tokend's grew their own: a flag (--ca-file, --cp-ca-file) wins over a
+// variable (TOKEND_CA_FILE, AMBIENT_CP_CA_PATH, AMBIENT_CP_CA_CERT_FILE).
+// Two given at the winning level must name the same file: a pod that
+// needs two CAs puts both in one PEM bundle.
+func (o *options) resolveCA(f *flags, env map[string]string) (label, path string) {
+	type source struct{ label, path string }
+	var flags, vars []source
+	for _, name := range []string{"ca-file", "cp-ca-file", ""} {
+		s := source{f.label(name), o.caFile}
+		switch name {
+		case "cp-ca-file":
+			s.path = o.cpCAFile
+		case "":
+			s = source{"AMBIENT_CP_CA_CERT_FILE", strings.TrimSpace(env["AMBIENT_CP_CA_CERT_FILE"])}
+		}
+		if f.fromFlag[name] {
+			flags = append(flags, s)
+		} else if s.path != "" {
+			vars = append(vars, s)
+		}
+	}
+	got := flags
+	if len(got) == 0 {
+		got = vars
+	}
+	if len(got) == 0 {
+		return "", ""
+	}
+	for _, g := range got[1:] {
+		if g.path != got[0].path {
+			f.errs = append(f.errs, fmt.Errorf("%s: %s differs from %s %s, and they are one setting: set only one of them, with every CA the pod needs in one PEM bundle",
+				got[0].label, got[0].path, g.label, g.path))
+		}
+	}
+	return got[0].label, got[0].path
+}
