@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -125,22 +126,76 @@ func newFaultHarness(t *testing.T) *faultHarness {
 }
 
 // start runs cmd in-process; slow faults get the short per-request timeout
-// through daemon.Deps, which run cannot set.
-func (h *faultHarness) start(ctx context.Context, cmd string, f issuerFault) error {
+// (shortTimeout) for the requests that short admits, through daemon.Deps,
+// which run cannot set.
+func (h *faultHarness) start(ctx context.Context, cmd string, f issuerFault, short func() bool) error {
 	if !f.slow() {
 		return h.daemon(ctx, cmd, nil)
 	}
-	return h.daemon(ctx, cmd, shortTimeout)
+	return h.daemon(ctx, cmd, shortTimeout(short))
 }
 
-// shortTimeout gives the exchanger testRequestTimeout.
-func shortTimeout(ex exchange.Exchanger) error {
-	es, ok := ex.(*exchange.EncryptedSession)
-	if !ok {
-		return fmt.Errorf("exchanger is %T, not *exchange.EncryptedSession", ex)
+// shortTimeout gives the exchange testRequestTimeout for each request
+// that short admits when it is sent. A fault that hangs needs a deadline
+// to fail at all, while an answer after the fault must not be cut off by
+// that deadline on a loaded machine: the exchanger's own timeout
+// (SessionRequestTimeout) bounds those.
+func shortTimeout(short func() bool) func(exchange.Exchanger) error {
+	return func(ex exchange.Exchanger) error {
+		es, ok := ex.(*exchange.EncryptedSession)
+		if !ok {
+			return fmt.Errorf("exchanger is %T, not *exchange.EncryptedSession", ex)
+		}
+		c := *es.Client
+		c.Transport = faultDeadline{base: c.Transport, short: short}
+		es.Client = &c
+		return nil
 	}
-	es.Timeout = testRequestTimeout
-	return nil
+}
+
+// always and firstOnly are shortTimeout's admissions: every request (an
+// issuer that fails them all), or the first one (a fault pushed once).
+func always() bool { return true }
+
+func firstOnly() func() bool {
+	var n atomic.Int64
+	return func() bool { return n.Add(1) == 1 }
+}
+
+// faultDeadline bounds a request admitted by short, body included, by
+// testRequestTimeout.
+type faultDeadline struct {
+	base  http.RoundTripper
+	short func() bool
+}
+
+func (d faultDeadline) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := d.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if !d.short() {
+		return base.RoundTrip(req)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), testRequestTimeout)
+	resp, err := base.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose ends a request's deadline when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	defer b.cancel()
+	return b.ReadCloser.Close()
 }
 
 // assertClean fails when the output leaks a secret or a bad token value, or
@@ -179,7 +234,7 @@ func TestInitIssuerFaults(t *testing.T) {
 		f = h.fault(f.name)
 		h.env["TOKEND_MAX_BACKOFF"] = "50ms"
 		h.iss.Push(f.fault)
-		err := h.start(t.Context(), "init", f)
+		err := h.start(t.Context(), "init", f, firstOnly())
 		hits := h.out.Hits()
 		if !f.retry {
 			if exitOf(err) != 1 || !matches(t, f.want, err.Error()) {
@@ -244,7 +299,7 @@ func TestInitIssuerDown(t *testing.T) {
 			f.fault = retryAfterDate(503, time.Minute)
 		}
 		h.out.Start(f.fault)
-		err := h.start(t.Context(), "init", f)
+		err := h.start(t.Context(), "init", f, always)
 		if exitOf(err) != 1 || !strings.Contains(err.Error(), "no token before the deadline") || !matches(t, f.want, err.Error()) {
 			t.Fatalf("init: %v; want exit 1, the deadline and %q", err, f.want)
 		}
@@ -287,8 +342,9 @@ func TestRunIssuerFaults(t *testing.T) {
 		h.env["TOKEND_REFRESH_INTERVAL"] = "100ms" // 500 ms, the refresher's floor
 		h.env["TOKEND_MAX_BACKOFF"] = "150ms"
 		tweak := func(exchange.Exchanger) error { return nil }
+		var outage atomic.Bool // the short timeout holds while the issuer fails
 		if f.slow() {
-			tweak = shortTimeout
+			tweak = shortTimeout(outage.Load)
 		}
 		// The requests the issuer had seen when each token was stored.
 		type store struct {
@@ -306,6 +362,7 @@ func TestRunIssuerFaults(t *testing.T) {
 		first := h.token()
 
 		// The issuer goes down: the token stored before stays, and ready.
+		outage.Store(true)
 		h.out.Start(f.fault)
 		held := h.outage(r, f)
 		heldTok := h.token()
@@ -321,6 +378,7 @@ func TestRunIssuerFaults(t *testing.T) {
 		}
 
 		// The issuer comes back: the first attempt after that succeeds.
+		outage.Store(false)
 		ended := h.out.End()
 		recovered := r.next("the token after the outage", storedNew)
 		if !validJWT(h.token()) {
