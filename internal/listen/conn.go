@@ -99,15 +99,36 @@ func (l *capListener) wakeLocked() {
 	}
 }
 
-// Close closes the listener and ends an Accept waiting for room.
+// Close closes the listener and ends an Accept waiting for room. Calls
+// after the first do nothing.
 func (l *capListener) Close() error {
 	l.mu.Lock()
-	if !l.done {
-		l.done = true
-		close(l.doneC)
+	if l.done {
+		l.mu.Unlock()
+		return nil
 	}
+	l.done = true
+	close(l.doneC)
 	l.mu.Unlock()
 	return l.Listener.Close()
+}
+
+// closeIdle closes the connections that serve no request, at the start of
+// a shutdown. (http.Server.Shutdown would give one that has not sent its
+// first request 5 s to do so.)
+func (l *capListener) closeIdle() {
+	l.mu.Lock()
+	var idle []*conn
+	for c := range l.open {
+		if !c.busy {
+			idle = append(idle, c)
+			delete(l.open, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range idle {
+		_ = c.Conn.Close()
+	}
 }
 
 // connState follows the server's view of each connection (the

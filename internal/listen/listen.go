@@ -130,9 +130,10 @@ type hooks struct {
 	waiting func()               // Accept holds a connection until room appears
 }
 
-// Serve serves on ln until ctx ends, then stops accepting, lets the
-// requests in progress finish for up to Limits.ShutdownTimeout and cuts
-// what is left (open streams, hijacked connections included). Requests'
+// Serve serves on ln until ctx ends, then stops accepting, closes the
+// connections that serve no request, lets the requests in progress finish
+// for up to Limits.ShutdownTimeout and cuts what is left (open streams,
+// hijacked connections included). Requests'
 // contexts carry ctx's values but do not end with it. Serve closes ln
 // and returns nil when ctx ended, or the error that stopped the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
@@ -163,6 +164,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lim.ShutdownTimeout)
 	defer cancel()
+	_ = cl.Close() // no new connections; then no waiting on idle ones
+	cl.closeIdle()
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}

@@ -417,3 +417,52 @@ func TestShutdownCutsTunnels(t *testing.T) {
 		t.Error("the tunnel is open after Serve returned")
 	}
 }
+
+// TestShutdownClosesIdleAtOnce: connections that serve no request (one
+// that never sent one included) do not delay the shutdown; a request in
+// progress finishes.
+func TestShutdownClosesIdleAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		entered, release := make(chan struct{}), make(chan struct{})
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/block" {
+				close(entered)
+				<-release
+			}
+			io.WriteString(w, "ok")
+		})
+		ln := testkit.NewPipeListener()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- (&Server{Handler: h, Limits: testLimits(4)}).Serve(ctx, ln) }()
+		open := func() *client {
+			c, err := ln.DialContext(t.Context(), "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return &client{Conn: c, r: bufio.NewReader(c)}
+		}
+		silent, idle, busy := open(), open(), open()
+		idle.get(t)
+		io.WriteString(busy, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+		<-entered
+		start := time.Now()
+		cancel()
+		for name, c := range map[string]*client{"silent": silent, "idle": idle} {
+			if !c.closed() {
+				t.Errorf("the %s connection was not closed", name)
+			}
+			if d := time.Since(start); d != 0 {
+				t.Errorf("the %s connection was closed %s into the shutdown, want at once", name, d)
+			}
+		}
+		close(release)
+		if code, _, err := busy.do(t, ""); err != nil || code != http.StatusOK {
+			t.Errorf("the request in progress: %d, %v", code, err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
