@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ambient-code/tokend/internal/listen"
 )
 
 // Defaults for the zero values of Config's limits.
 const (
-	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultMaxHeaderBytes        = 32 << 10
 	DefaultMaxConcurrent         = 256
+	DefaultMaxConns              = DefaultMaxConcurrent + 32
 	DefaultMaxIdleConns          = 64
 	DefaultIdleConnTimeout       = 90 * time.Second
 	DefaultReadHeaderTimeout     = 10 * time.Second
@@ -48,7 +51,13 @@ type Config struct {
 	RootCAs *x509.CertPool
 
 	// MaxHeaderBytes bounds a request's header block; a larger one gets 431.
+	// A header of more than 100 fields gets 431 too.
 	MaxHeaderBytes int
+	// MaxConns bounds the client connections open at once; at the cap a
+	// new one closes the idlest (see package listen). Zero means
+	// MaxConcurrent + 32, so that every request in flight has its
+	// connection and 32 more may be idle or sending their header.
+	MaxConns int
 	// MaxConcurrent bounds requests in flight, streams included. A request
 	// beyond it is answered 503 with Retry-After at once, never queued.
 	MaxConcurrent int
@@ -94,10 +103,28 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// limits are the bounds of the client side's listener.
+func (c Config) limits() listen.Limits {
+	return listen.Limits{
+		MaxConns:          c.MaxConns,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ShutdownTimeout:   c.ShutdownTimeout,
+	}
+}
+
+// MemoryBound is the most the client connections of a Proxy with c can
+// cost, in bytes, whatever the clients send (listen.Limits.MemoryBound);
+// the requests in flight, at most MaxConcurrent, add their bodies'
+// buffers and upstream connections.
+func (c Config) MemoryBound() int64 { return c.withDefaults().limits().MemoryBound() }
+
 // withDefaults returns c with every zero limit set to its default.
 func (c Config) withDefaults() Config {
 	setInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setInt(&c.MaxConcurrent, DefaultMaxConcurrent)
+	setInt(&c.MaxConns, c.MaxConcurrent+32)
 	setInt(&c.MaxIdleConns, DefaultMaxIdleConns)
 	setInt(&c.MaxReplayBytes, DefaultMaxReplayBytes)
 	for _, d := range []struct {
@@ -140,7 +167,7 @@ func (c Config) validate() error {
 	} else if err := checkUpstream(c.Upstream); err != nil {
 		errs = append(errs, err)
 	}
-	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxIdleConns < 0 || c.MaxReplayBytes < 0 {
+	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxConns < 0 || c.MaxIdleConns < 0 || c.MaxReplayBytes < 0 {
 		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
 	}
 	return errors.Join(errs...)

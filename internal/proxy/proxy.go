@@ -38,6 +38,7 @@ import (
 	"net/http/httputil"
 	"time"
 
+	"github.com/ambient-code/tokend/internal/listen"
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
@@ -106,32 +107,16 @@ func (p *Proxy) Run(ctx context.Context) error {
 
 // Serve serves the proxy on ln until ctx ends, then shuts down gracefully:
 // it stops accepting, lets requests in flight finish for up to
-// Config.ShutdownTimeout, then cuts what is left (open streams). It closes
-// ln and returns nil when ctx ended, or the error that stopped the server.
+// Config.ShutdownTimeout, then cuts what is left (open streams and
+// tunnels). It closes ln and returns nil when ctx ended, or the error
+// that stopped the server. The client connections are bounded by
+// Config.MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout
+// (see package listen).
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           p,
-		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
-		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
-		IdleTimeout:       p.cfg.IdleTimeout,
-		ErrorLog:          newErrorLog(p.cfg.Logger),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	<-errc // http.ErrServerClosed
+	s := &listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: newErrorLog(p.cfg.Logger)}
+	err := s.Serve(ctx, ln)
 	p.base.CloseIdleConnections()
-	return nil
+	return err
 }
 
 // rewrite pins the request to the upstream and sets the credential.
