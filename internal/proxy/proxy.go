@@ -8,7 +8,9 @@
 //  1. A target that is not origin-form (an absolute URL, "*", or CONNECT)
 //     is refused with 400 or 405: this is not a forward proxy, and nothing
 //     in a request changes where it goes. The Host header is ignored: the
-//     upstream's host is always sent.
+//     upstream's host is always sent. A path with a "." or ".." segment,
+//     in any encoding (%2e, %252e, ..%2f, ..%5c, ..;), is refused with
+//     400: it could leave the upstream's base path.
 //  2. Beyond Config.MaxConcurrent requests in flight, 503 at once.
 //  3. The token: before the first one, the request waits up to
 //     Config.FirstTokenWait, then 503. A token known to have expired (or
