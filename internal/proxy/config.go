@@ -27,6 +27,7 @@ const (
 	DefaultFirstTokenWait        = 10 * time.Second
 	DefaultRefreshWait           = 5 * time.Second
 	DefaultMaxReplayBytes        = 64 << 10
+	DefaultMax401Refreshes       = 2
 	DefaultMinRemaining          = time.Second
 	DefaultRetryAfter            = time.Second
 	DefaultShutdownTimeout       = 5 * time.Second
@@ -85,6 +86,9 @@ type Config struct {
 	// memory so that it can be sent again after a 401. A longer body, or
 	// one of unknown length (chunked), streams and is never retried.
 	MaxReplayBytes int64
+	// Max401Refreshes bounds the exchanges that 401s from the upstream
+	// cause, in any minute (see the package doc, step 6).
+	Max401Refreshes int
 	// MinRemaining: a token with less than this left before its expiry
 	// counts as expired, so that it does not expire on the way.
 	MinRemaining time.Duration
@@ -127,6 +131,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxConns, c.MaxConcurrent+32)
 	setInt(&c.MaxIdleConns, DefaultMaxIdleConns)
 	setInt(&c.MaxReplayBytes, DefaultMaxReplayBytes)
+	setInt(&c.Max401Refreshes, DefaultMax401Refreshes)
 	for _, d := range []struct {
 		p *time.Duration
 		v time.Duration
@@ -167,7 +172,7 @@ func (c Config) validate() error {
 	} else if err := checkUpstream(c.Upstream); err != nil {
 		errs = append(errs, err)
 	}
-	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxConns < 0 || c.MaxIdleConns < 0 || c.MaxReplayBytes < 0 {
+	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxConns < 0 || c.MaxIdleConns < 0 || c.MaxReplayBytes < 0 || c.Max401Refreshes < 0 {
 		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
 	}
 	return errors.Join(errs...)

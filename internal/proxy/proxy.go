@@ -23,11 +23,18 @@
 //  5. Bodies stream both ways without buffering (responses are flushed as
 //     they arrive, so server-sent events pass one by one); a client that
 //     goes away cancels the upstream request.
-//  6. On a 401 from the upstream, the proxy asks the Source for a fresh
-//     token and sends the request once more, if the token changed and the
-//     body can be replayed: no body, or a declared length up to
-//     Config.MaxReplayBytes (buffered before sending). Otherwise the 401
-//     reaches the client.
+//  6. On a 401 from the upstream, the proxy sends the request once more
+//     with a fresh token, if the body can be replayed (no body, or a
+//     declared length up to Config.MaxReplayBytes, buffered before
+//     sending) and a fresh token comes. It comes at no cost when the
+//     Source already holds another token than the one sent. Otherwise the
+//     401 may cause an exchange, within bounds, so that an upstream that
+//     answers 401 to everything cannot make the proxy hammer the issuer:
+//     not when the token was itself obtained by an exchange a 401 caused
+//     (the 401 is then the upstream's verdict); at most one per token
+//     (concurrent 401s on it share it); and at most
+//     Config.Max401Refreshes a minute in all. Otherwise the 401 reaches
+//     the client.
 //
 // Logs never carry the token; request lines are logged at debug only.
 package proxy
@@ -69,6 +76,7 @@ type Proxy struct {
 	base    *http.Transport
 	sem     chan struct{} // one slot per request in flight
 	metrics *metrics
+	reauth  *reauth
 }
 
 // New returns a Proxy forwarding to cfg.Upstream with tokens from src. Its
@@ -86,6 +94,7 @@ func New(cfg Config, src Source) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{cfg: cfg, src: src, sem: make(chan struct{}, cfg.MaxConcurrent), metrics: m}
+	p.reauth = &reauth{p: p}
 	p.base = newTransport(cfg)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
