@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -83,4 +86,55 @@ func heapNow() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse + m.StackInuse)
+}
+
+// BenchmarkOverhead: small GETs from 64 concurrent keep-alive clients to
+// a plain http.Server and to a Server with the same handler, interleaved
+// in eight rounds; reports the throughput ratio, the cost of the cap, the
+// state tracking and the header scan.
+func BenchmarkOverhead(b *testing.B) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"ok":true}`) })
+	plain := httptest.NewServer(h)
+	b.Cleanup(plain.Close)
+	bounded := serve(b, &Server{Handler: h, Limits: Limits{MaxConns: 128, MaxHeaderBytes: 32 << 10, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Hour}})
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}
+	b.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+	const rounds, clients = 8, 64
+	per := max(b.N/rounds, clients)
+	run := func(url string) time.Duration {
+		var left atomic.Int64
+		left.Store(int64(per))
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for range clients {
+			wg.Go(func() {
+				for left.Add(-1) >= 0 {
+					resp, err := client.Get(url)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(t0)
+	}
+	urls := []string{plain.URL, "http://" + bounded.addr}
+	for _, u := range urls {
+		run(u)
+	}
+	b.ResetTimer()
+	var took [2]time.Duration
+	for range rounds {
+		for i, u := range urls {
+			took[i] += run(u)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(took[0].Seconds()/took[1].Seconds(), "bounded/plain")
+	b.ReportMetric(0, "ns/op")
 }
