@@ -165,3 +165,11 @@ func TestServeClosesIdleConnections(t *testing.T) {
 		}
 	})
 }
+
+// TestMemoryBound: what the probe server's connections can cost stays
+// under the 1 MiB its documentation states.
+func TestMemoryBound(t *testing.T) {
+	if b := limits.MemoryBound(); b >= 1<<20 {
+		t.Errorf("the probe server's connections may cost %d bytes, over the 1 MiB documented", b)
+	}
+}

@@ -109,3 +109,11 @@ func TestServeClosesIdleConnections(t *testing.T) {
 		}
 	})
 }
+
+// TestMemoryBound: what the socket's connections can cost stays under the
+// 2 MiB its documentation states.
+func TestMemoryBound(t *testing.T) {
+	if b := limits.MemoryBound(); b >= 2<<20 {
+		t.Errorf("the refresh socket's connections may cost %d bytes, over the 2 MiB documented", b)
+	}
+}
