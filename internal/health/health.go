@@ -21,7 +21,6 @@ package health
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -30,18 +29,34 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/listen"
 	"github.com/ambient-code/tokend/internal/refresher"
 )
 
-// Timeouts of the probe server, so that no client holds one of its
-// MaxConns slots for long: a request's headers must arrive within
-// ReadHeaderTimeout, and a keep-alive connection is closed after
-// IdleTimeout without a request (the kubelet does not keep probe
-// connections alive; Prometheus reconnects at its next scrape).
+// Bounds of the probe server (see package listen). The kubelet opens a
+// connection per probe and Prometheus keeps one alive, so a handful are in
+// use at a time; MaxConns bounds what a flood from the pod network can
+// cost: at the cap, a new connection closes the idlest. A request's
+// header (8 KiB at most) must arrive within ReadHeaderTimeout, and a
+// keep-alive connection is closed after IdleTimeout without a request
+// (the kubelet does not keep probe connections alive; Prometheus
+// reconnects at its next scrape).
 const (
+	MaxConns          = 16
 	ReadHeaderTimeout = 5 * time.Second
 	IdleTimeout       = 15 * time.Second
 )
+
+// limits are the probe server's bounds; their MemoryBound is under 1 MiB.
+var limits = listen.Limits{
+	MaxConns:          MaxConns,
+	MaxHeaderBytes:    8 << 10,
+	ReadHeaderTimeout: ReadHeaderTimeout,
+	IdleTimeout:       IdleTimeout,
+	ReadTimeout:       10 * time.Second,
+	WriteTimeout:      10 * time.Second,
+	ShutdownTimeout:   5 * time.Second,
+}
 
 // livenessGrace is how long the loop may spend between the end of a wait
 // and the start of the next one (an exchange, its retries inside one
@@ -194,33 +209,14 @@ func (m *Monitor) ready() error {
 	return m.outputs.Verified()
 }
 
-// Serve answers on ln until ctx ends, then shuts down gracefully. It
-// serves at most MaxConns connections at a time, within ReadHeaderTimeout
-// and IdleTimeout, and request headers of at most 8 KiB. It returns nil
-// after a shutdown caused by ctx.
+// Serve answers on ln until ctx ends, then shuts down gracefully, within
+// the bounds above (MaxConns connections, ReadHeaderTimeout, IdleTimeout,
+// request headers of at most 8 KiB and 100 fields). It returns nil after
+// a shutdown caused by ctx.
 func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           m.Handler(),
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          m.ErrorLog,
+	s := &listen.Server{Handler: m.Handler(), Limits: limits, ErrorLog: m.ErrorLog}
+	if err := s.Serve(ctx, ln); err != nil {
+		return fmt.Errorf("health: serving on %s: %w", ln.Addr(), err)
 	}
-	ln = newLimitListener(ln, MaxConns)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	err := srv.Serve(ln)
-	<-done
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("health: serving on %s: %w", ln.Addr(), err)
+	return nil
 }

@@ -169,21 +169,31 @@ func pct(s []time.Duration, q float64) time.Duration { return s[int(q*float64(le
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// BenchmarkThroughput64: b.N small GETs from 64 concurrent clients, in
-// eight interleaved rounds: direct, through the proxy, and through a bare
-// httputil.ReverseProxy (no token, limits or metrics: the floor the standard
-// library sets). Reports requests per second and the ratios to direct.
+// BenchmarkThroughput64: b.N small GETs from 64 concurrent keep-alive
+// clients, in eight interleaved rounds: direct to the upstream, through the
+// proxy, and through a bare httputil.ReverseProxy (no token, limits or
+// metrics: the floor the standard library sets). The proxy and the bare
+// one each run in a child process, so that their resident memory under
+// this load is theirs alone: reported as the peak (VmHWM) over the run.
+// Reports requests per second and the ratios to direct.
 func BenchmarkThroughput64(b *testing.B) {
-	e := newBenchEnv(b)
-	bare := e.bare
-	const rounds = 8
-	per := max(b.N/rounds, 64)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	b.Cleanup(up.Close)
+	proxy, bare := startChild(b, childProxy, up.URL), startChild(b, childBare, up.URL)
+	rss0 := rssOf(b, proxy.pid, "VmRSS")
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: time.Minute}
+	b.Cleanup(tr.CloseIdleConnections)
+	e := &benchEnv{client: &http.Client{Transport: tr}}
+	const rounds, clients = 8, 64
+	per := max(b.N/rounds, clients)
 	run := func(base string) time.Duration {
 		var left atomic.Int64
 		left.Store(int64(per))
 		var wg sync.WaitGroup
 		t0 := time.Now()
-		for range 64 {
+		for range clients {
 			wg.Go(func() {
 				for left.Add(-1) >= 0 {
 					e.get(b, base)
@@ -193,7 +203,7 @@ func BenchmarkThroughput64(b *testing.B) {
 		wg.Wait()
 		return time.Since(t0)
 	}
-	bases := []string{e.upstream, e.proxied, bare}
+	bases := []string{up.URL, "http://" + proxy.addr, "http://" + bare.addr}
 	for _, base := range bases {
 		run(base) // warm the connections
 	}
@@ -210,6 +220,10 @@ func BenchmarkThroughput64(b *testing.B) {
 	b.ReportMetric(n/took[1].Seconds(), "proxy-req/s")
 	b.ReportMetric(took[0].Seconds()/took[1].Seconds(), "proxy/direct")
 	b.ReportMetric(took[0].Seconds()/took[2].Seconds(), "bare-reverseproxy/direct")
+	b.ReportMetric(took[2].Seconds()/took[1].Seconds(), "proxy/bare-reverseproxy")
+	b.ReportMetric(float64(rss0)/(1<<20), "proxy-idle-rss-MiB")
+	b.ReportMetric(float64(rssOf(b, proxy.pid, "VmHWM"))/(1<<20), "proxy-peak-rss-MiB")
+	b.ReportMetric(float64(rssOf(b, bare.pid, "VmHWM"))/(1<<20), "bare-peak-rss-MiB")
 	b.ReportMetric(0, "ns/op")
 }
 

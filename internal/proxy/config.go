@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ambient-code/tokend/internal/listen"
 )
 
 // Defaults for the zero values of Config's limits.
 const (
-	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultMaxHeaderBytes        = 32 << 10
 	DefaultMaxConcurrent         = 256
+	DefaultMaxConns              = DefaultMaxConcurrent + 32
 	DefaultMaxIdleConns          = 64
 	DefaultIdleConnTimeout       = 90 * time.Second
 	DefaultReadHeaderTimeout     = 10 * time.Second
@@ -24,6 +27,7 @@ const (
 	DefaultFirstTokenWait        = 10 * time.Second
 	DefaultRefreshWait           = 5 * time.Second
 	DefaultMaxReplayBytes        = 64 << 10
+	DefaultMax401Refreshes       = 2
 	DefaultMinRemaining          = time.Second
 	DefaultRetryAfter            = time.Second
 	DefaultShutdownTimeout       = 5 * time.Second
@@ -43,7 +47,13 @@ type Config struct {
 	RootCAs *x509.CertPool
 
 	// MaxHeaderBytes bounds a request's header block; a larger one gets 431.
+	// A header of more than 100 fields gets 431 too.
 	MaxHeaderBytes int
+	// MaxConns bounds the client connections open at once; at the cap a
+	// new one closes the idlest (see package listen). Zero means
+	// MaxConcurrent + 32, so that every request in flight has its
+	// connection and 32 more may be idle or sending their header.
+	MaxConns int
 	// MaxConcurrent bounds requests in flight, streams included. A request
 	// beyond it is answered 503 with Retry-After at once, never queued.
 	MaxConcurrent int
@@ -71,6 +81,9 @@ type Config struct {
 	// memory so that it can be sent again after a 401. A longer body, or
 	// one of unknown length (chunked), streams and is never retried.
 	MaxReplayBytes int64
+	// Max401Refreshes bounds the exchanges that 401s from the upstream
+	// cause, in any minute (see the package doc, step 6).
+	Max401Refreshes int
 	// MinRemaining: a token with less than this left before its expiry
 	// counts as expired, so that it does not expire on the way.
 	MinRemaining time.Duration
@@ -89,12 +102,31 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// limits are the bounds of the client side's listener.
+func (c Config) limits() listen.Limits {
+	return listen.Limits{
+		MaxConns:          c.MaxConns,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ShutdownTimeout:   c.ShutdownTimeout,
+	}
+}
+
+// MemoryBound is the most the client connections of a Proxy with c can
+// cost, in bytes, whatever the clients send (listen.Limits.MemoryBound);
+// the requests in flight, at most MaxConcurrent, add their bodies'
+// buffers and upstream connections.
+func (c Config) MemoryBound() int64 { return c.withDefaults().limits().MemoryBound() }
+
 // withDefaults returns c with every zero limit set to its default.
 func (c Config) withDefaults() Config {
 	setInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setInt(&c.MaxConcurrent, DefaultMaxConcurrent)
+	setInt(&c.MaxConns, c.MaxConcurrent+32)
 	setInt(&c.MaxIdleConns, DefaultMaxIdleConns)
 	setInt(&c.MaxReplayBytes, DefaultMaxReplayBytes)
+	setInt(&c.Max401Refreshes, DefaultMax401Refreshes)
 	for _, d := range []struct {
 		p *time.Duration
 		v time.Duration
@@ -135,7 +167,7 @@ func (c Config) validate() error {
 	} else if err := checkUpstream(c.Upstream); err != nil {
 		errs = append(errs, err)
 	}
-	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxIdleConns < 0 || c.MaxReplayBytes < 0 {
+	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxConns < 0 || c.MaxIdleConns < 0 || c.MaxReplayBytes < 0 || c.Max401Refreshes < 0 {
 		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
 	}
 	return errors.Join(errs...)

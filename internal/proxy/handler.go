@@ -97,6 +97,8 @@ func refuseTarget(r *http.Request) (int, string) {
 		return http.StatusBadRequest, "tokend proxy: absolute-form request targets are refused; send the path only (origin-form), it goes to the configured upstream"
 	case r.URL.Path == "" || r.URL.Path[0] != '/':
 		return http.StatusBadRequest, "tokend proxy: the request target must be a path starting with /"
+	case hasDotSegment(r.URL.EscapedPath()):
+		return http.StatusBadRequest, `tokend proxy: the request path has a "." or ".." segment (in some encoding), which could leave the upstream's base path: send the path resolved`
 	}
 	return 0, ""
 }

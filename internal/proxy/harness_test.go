@@ -211,7 +211,7 @@ func echoUpstream(t *testing.T) (*httptest.Server, *recorder) {
 	return srv, rec
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
 	if err != nil {

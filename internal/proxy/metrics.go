@@ -11,7 +11,7 @@ import (
 // Outcomes, the values of tokend_proxy_requests_total's outcome label.
 const (
 	OutcomeForwarded     = "forwarded"      // the upstream answered; code_class is its status class
-	OutcomeRefused       = "refused"        // an absolute-form, asterisk-form or CONNECT target: 400 or 405
+	OutcomeRefused       = "refused"        // an absolute-form, asterisk-form or CONNECT target, or a dot segment: 400 or 405
 	OutcomeOverloaded    = "overloaded"     // MaxConcurrent requests were in flight: 503
 	OutcomeNoToken       = "no_token"       // no first token within FirstTokenWait: 503
 	OutcomeExpired       = "expired"        // the held token had expired and no fresh one came: 503

@@ -8,7 +8,9 @@
 //  1. A target that is not origin-form (an absolute URL, "*", or CONNECT)
 //     is refused with 400 or 405: this is not a forward proxy, and nothing
 //     in a request changes where it goes. The Host header is ignored: the
-//     upstream's host is always sent.
+//     upstream's host is always sent. A path with a "." or ".." segment,
+//     in any encoding (%2e, %252e, ..%2f, ..%5c, ..;), is refused with
+//     400: it could leave the upstream's base path.
 //  2. Beyond Config.MaxConcurrent requests in flight, 503 at once.
 //  3. The token: before the first one, the request waits up to
 //     Config.FirstTokenWait, then 503. A token known to have expired (or
@@ -21,11 +23,18 @@
 //  5. Bodies stream both ways without buffering (responses are flushed as
 //     they arrive, so server-sent events pass one by one); a client that
 //     goes away cancels the upstream request.
-//  6. On a 401 from the upstream, the proxy asks the Source for a fresh
-//     token and sends the request once more, if the token changed and the
-//     body can be replayed: no body, or a declared length up to
-//     Config.MaxReplayBytes (buffered before sending). Otherwise the 401
-//     reaches the client.
+//  6. On a 401 from the upstream, the proxy sends the request once more
+//     with a fresh token, if the body can be replayed (no body, or a
+//     declared length up to Config.MaxReplayBytes, buffered before
+//     sending) and a fresh token comes. It comes at no cost when the
+//     Source already holds another token than the one sent. Otherwise the
+//     401 may cause an exchange, within bounds, so that an upstream that
+//     answers 401 to everything cannot make the proxy hammer the issuer:
+//     not when the token was itself obtained by an exchange a 401 caused
+//     (the 401 is then the upstream's verdict); at most one per token
+//     (concurrent 401s on it share it); and at most
+//     Config.Max401Refreshes a minute in all. Otherwise the 401 reaches
+//     the client.
 //
 // Logs never carry the token; request lines are logged at debug only.
 package proxy
@@ -38,6 +47,7 @@ import (
 	"net/http/httputil"
 	"time"
 
+	"github.com/ambient-code/tokend/internal/listen"
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
@@ -66,6 +76,7 @@ type Proxy struct {
 	base    *http.Transport
 	sem     chan struct{} // one slot per request in flight
 	metrics *metrics
+	reauth  *reauth
 }
 
 // New returns a Proxy forwarding to cfg.Upstream with tokens from src. Its
@@ -83,6 +94,7 @@ func New(cfg Config, src Source) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{cfg: cfg, src: src, sem: make(chan struct{}, cfg.MaxConcurrent), metrics: m}
+	p.reauth = &reauth{p: p}
 	p.base = newTransport(cfg)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
@@ -97,32 +109,16 @@ func New(cfg Config, src Source) (*Proxy, error) {
 
 // Serve serves the proxy on ln until ctx ends, then shuts down gracefully:
 // it stops accepting, lets requests in flight finish for up to
-// Config.ShutdownTimeout, then cuts what is left (open streams). It closes
-// ln and returns nil when ctx ended, or the error that stopped the server.
+// Config.ShutdownTimeout, then cuts what is left (open streams and
+// tunnels). It closes ln and returns nil when ctx ended, or the error
+// that stopped the server. The client connections are bounded by
+// Config.MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout
+// (see package listen).
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           p,
-		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
-		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
-		IdleTimeout:       p.cfg.IdleTimeout,
-		ErrorLog:          newErrorLog(p.cfg.Logger),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	<-errc // http.ErrServerClosed
+	s := &listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: newErrorLog(p.cfg.Logger)}
+	err := s.Serve(ctx, ln)
 	p.base.CloseIdleConnections()
-	return nil
+	return err
 }
 
 // rewrite pins the request to the upstream and sets the credential.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"os"
 	"os/exec"
 	"strconv"
@@ -17,13 +18,15 @@ import (
 	"time"
 )
 
-// Child modes of the test binary for BenchmarkIdleConnsRSS: a process that
-// serves either the upstream itself (the direct reference) or the proxy,
-// prints its address, and serves until its stdin closes.
+// Child modes of the test binary for BenchmarkIdleConnsRSS and
+// BenchmarkThroughput64: a process that serves the upstream itself (the
+// direct reference), the proxy, or a bare httputil.ReverseProxy, prints
+// its address, and serves until its stdin closes.
 const (
 	childEnv      = "TOKEND_PROXY_BENCH_CHILD"
 	childUpstream = "upstream"
 	childProxy    = "proxy"
+	childBare     = "bare"
 	idleConns     = 64
 )
 
@@ -59,6 +62,13 @@ func runChild(mode string) error {
 	if err != nil {
 		return err
 	}
+	if mode == childBare {
+		tr := &http.Transport{MaxIdleConns: DefaultMaxIdleConns, MaxIdleConnsPerHost: DefaultMaxIdleConns}
+		srv := &http.Server{Handler: &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr}}
+		go func() { <-ctx.Done(); _ = srv.Close() }()
+		_ = srv.Serve(ln)
+		return nil
+	}
 	src := newSource()
 	src.set("bench-token", time.Now().Add(time.Hour))
 	p, err := New(Config{Upstream: u}, src)
@@ -90,10 +100,15 @@ func BenchmarkIdleConnsRSS(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// childRSS starts a child in mode, reads its RSS, opens 64 connections to
-// it at once (one client transport each), lets them go idle, and reads its
-// RSS again.
-func childRSS(b *testing.B, mode, upstream string) (before, after int64) {
+// child is a running child process of the test binary.
+type child struct {
+	addr string // host:port it serves on
+	pid  int
+}
+
+// startChild starts a child in mode (for the proxy and bare modes, in
+// front of upstream); it ends when the benchmark does.
+func startChild(b *testing.B, mode, upstream string) child {
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -106,18 +121,26 @@ func childRSS(b *testing.B, mode, upstream string) (before, after int64) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
 	addr, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		b.Fatal(err)
 	}
-	before = rssOf(b, cmd.Process.Pid)
+	return child{addr: string(bytes.TrimSpace([]byte(addr))), pid: cmd.Process.Pid}
+}
+
+// childRSS starts a child in mode, reads its RSS, opens 64 connections to
+// it at once (one client transport each), lets them go idle, and reads its
+// RSS again.
+func childRSS(b *testing.B, mode, upstream string) (before, after int64) {
+	c := startChild(b, mode, upstream)
+	before = rssOf(b, c.pid, "VmRSS")
 	var wg sync.WaitGroup
 	for range idleConns {
 		tr := &http.Transport{DialContext: (&net.Dialer{}).DialContext}
 		defer tr.CloseIdleConnections()
 		wg.Go(func() {
-			resp, err := (&http.Client{Transport: tr}).Get("http://" + string(bytes.TrimSpace([]byte(addr))) + "/idle")
+			resp, err := (&http.Client{Transport: tr}).Get("http://" + c.addr + "/idle")
 			if err != nil {
 				b.Error(err)
 				return
@@ -127,21 +150,22 @@ func childRSS(b *testing.B, mode, upstream string) (before, after int64) {
 		})
 	}
 	wg.Wait()
-	return before, rssOf(b, cmd.Process.Pid)
+	return before, rssOf(b, c.pid, "VmRSS")
 }
 
-// rssOf reads VmRSS of process pid, in bytes.
-func rssOf(b *testing.B, pid int) int64 {
+// rssOf reads field (VmRSS, the resident size now, or VmHWM, its peak)
+// of process pid, in bytes.
+func rssOf(b *testing.B, pid int, field string) int64 {
 	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Skip("no /proc: ", err)
 	}
 	for line := range bytes.Lines(s) {
-		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+		if v, ok := bytes.CutPrefix(line, []byte(field+":")); ok {
 			kb, _ := strconv.ParseInt(string(bytes.Fields(v)[0]), 10, 64)
 			return kb << 10
 		}
 	}
-	b.Skip("no VmRSS")
+	b.Skip("no ", field)
 	return 0
 }

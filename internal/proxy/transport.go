@@ -37,7 +37,7 @@ func newTransport(cfg Config) *http.Transport {
 const drainBytes = 4 << 10
 
 // retryTransport sends a request once more, with a fresh token, after a
-// 401 (see the package doc for when).
+// 401 (see the package doc, step 6, and reauth for when).
 type retryTransport struct {
 	p    *Proxy
 	base http.RoundTripper
@@ -53,7 +53,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.record(req.Context(), resp, err)
 	}
 	st := stateOf(req.Context())
-	fresh, ok := t.p.refresh(req.Context(), st.token)
+	fresh, ok := t.p.reauth.fresh(req.Context(), st.token)
 	if !ok {
 		return t.record(req.Context(), resp, nil) // the 401 reaches the client
 	}

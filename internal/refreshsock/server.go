@@ -36,6 +36,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/listen"
 )
 
 // Name is the socket's conventional file name in the token's directory.
@@ -43,6 +45,27 @@ const Name = ".tokend.sock"
 
 // requestTimeout bounds one refresh request on the server side.
 const requestTimeout = 30 * time.Second
+
+// Bounds of the socket's server (see package listen): at most MaxConns
+// connections (at the cap, a new one closes the idlest), a request's
+// header of at most 4 KiB and 100 fields within 5 s, and a keep-alive
+// connection closed after IdleTimeout without a request. `tokend refresh`
+// and tokenfile make one request per connection, so a handful are open at
+// a time; the connections cost at most 2 MiB (listen.Limits.MemoryBound).
+const (
+	MaxConns    = 32
+	IdleTimeout = 15 * time.Second
+)
+
+var limits = listen.Limits{
+	MaxConns:          MaxConns,
+	MaxHeaderBytes:    4 << 10,
+	ReadHeaderTimeout: 5 * time.Second,
+	IdleTimeout:       IdleTimeout,
+	ReadTimeout:       10 * time.Second,
+	WriteTimeout:      requestTimeout + 5*time.Second,
+	ShutdownTimeout:   requestTimeout,
+}
 
 // DefaultPath returns the socket's conventional path for a token file.
 func DefaultPath(tokenFile string) string {
@@ -114,25 +137,18 @@ func clearStale(path string) error {
 
 // Serve answers refresh requests on ln with refresh until ctx ends, then
 // closes ln (removing the socket) and returns nil once the requests in
-// progress have ended. Other errors of the HTTP server are returned.
+// progress have ended, within the bounds above. Other errors of the HTTP
+// server are returned.
 func Serve(ctx context.Context, ln net.Listener, refresh RefreshFunc, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/refresh", handler(refresh, log))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
+	s := &listen.Server{Handler: mux, Limits: limits, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if err := s.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("refreshsock: %w", err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
-	<-errc
 	return nil
 }
 

@@ -1,0 +1,296 @@
+package listen
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// capListener holds at most max connections open, closing the idlest to
+// make room (see the package doc). It is safe for concurrent use.
+type capListener struct {
+	net.Listener
+	max       int
+	maxFields int
+	hooks     hooks
+
+	mu    sync.Mutex // guards the fields below
+	open  map[*conn]struct{}
+	seq   uint64        // orders the moments connections became idle
+	wake  chan struct{} // closed when room may have appeared; nil when no one waits
+	done  bool          // Close was called
+	doneC chan struct{} // closed by Close
+}
+
+func newCapListener(ln net.Listener, max, maxFields int) *capListener {
+	return &capListener{Listener: ln, max: max, maxFields: maxFields, open: make(map[*conn]struct{}, max), doneC: make(chan struct{})}
+}
+
+// Accept accepts a connection and admits it, closing the idlest one when
+// the cap is reached, or waiting for room when every open connection is
+// serving a request.
+func (l *capListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{Conn: nc, l: l}
+	c.scan.start()
+	for {
+		l.mu.Lock()
+		if l.done {
+			l.mu.Unlock()
+			_ = nc.Close()
+			return nil, net.ErrClosed
+		}
+		var victim *conn
+		if len(l.open) >= l.max {
+			victim = l.idlestLocked()
+		}
+		if len(l.open) < l.max || victim != nil {
+			if victim != nil {
+				delete(l.open, victim)
+			}
+			l.seq++
+			c.since = l.seq
+			l.open[c] = struct{}{}
+			l.mu.Unlock()
+			if victim != nil {
+				_ = victim.Conn.Close() // its server goroutine ends on the read error
+			}
+			return c, nil
+		}
+		if l.wake == nil {
+			l.wake = make(chan struct{})
+		}
+		wake := l.wake
+		l.mu.Unlock()
+		if l.hooks.waiting != nil {
+			l.hooks.waiting()
+		}
+		select {
+		case <-wake:
+		case <-l.doneC:
+		}
+	}
+}
+
+// idlestLocked returns the open connection that serves no request and
+// became idle first, or nil.
+func (l *capListener) idlestLocked() *conn {
+	var v *conn
+	for c := range l.open {
+		if !c.busy && (v == nil || c.since < v.since) {
+			v = c
+		}
+	}
+	return v
+}
+
+// wakeLocked tells a waiting Accept that room may have appeared.
+func (l *capListener) wakeLocked() {
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
+}
+
+// Close closes the listener and ends an Accept waiting for room. Calls
+// after the first do nothing.
+func (l *capListener) Close() error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil
+	}
+	l.done = true
+	close(l.doneC)
+	l.mu.Unlock()
+	return l.Listener.Close()
+}
+
+// closeIdle closes the connections that serve no request, at the start of
+// a shutdown. (http.Server.Shutdown would give one that has not sent its
+// first request 5 s to do so.)
+func (l *capListener) closeIdle() {
+	l.mu.Lock()
+	var idle []*conn
+	for c := range l.open {
+		if !c.busy {
+			idle = append(idle, c)
+			delete(l.open, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range idle {
+		_ = c.Conn.Close()
+	}
+}
+
+// connState follows the server's view of each connection (the
+// http.Server's ConnState hook). Active means the request's header has
+// been read and the handler is about to run: the connection is busy until
+// it turns idle again. A hijacked connection stays busy until closed.
+func (l *capListener) connState(nc net.Conn, st http.ConnState) {
+	c, ok := nc.(*conn)
+	if !ok {
+		return
+	}
+	switch st {
+	case http.StateActive, http.StateHijacked:
+		l.mu.Lock()
+		c.busy = true
+		c.hijacked = st == http.StateHijacked
+		l.mu.Unlock()
+	case http.StateIdle:
+		c.scan.start()
+		l.mu.Lock()
+		c.busy = false
+		l.seq++
+		c.since = l.seq
+		l.wakeLocked()
+		l.mu.Unlock()
+	case http.StateClosed:
+		l.release(c)
+	}
+	if l.hooks.state != nil {
+		l.hooks.state(st)
+	}
+}
+
+// release forgets c, once, making room.
+func (l *capListener) release(c *conn) {
+	l.mu.Lock()
+	if _, ok := l.open[c]; ok {
+		delete(l.open, c)
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
+}
+
+// closeHijacked closes the hijacked connections still open (tunnels), at
+// the end of a shutdown: the http.Server no longer tracks them.
+func (l *capListener) closeHijacked() {
+	l.mu.Lock()
+	var hs []*conn
+	for c := range l.open {
+		if c.hijacked {
+			hs = append(hs, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range hs {
+		_ = c.Close()
+	}
+}
+
+// conn is an admitted connection. Its slot is given back when it closes.
+type conn struct {
+	net.Conn
+	l *capListener
+
+	// guarded by l.mu:
+	busy     bool   // serving a request, or hijacked
+	hijacked bool   // taken over by a handler (a tunnel)
+	since    uint64 // l.seq when it connected or last became idle
+
+	scan headerScan // only the serving goroutine reads; see headerScan
+}
+
+// Read reads from the connection, counting the lines of a request header
+// as they pass; past the field limit it answers 431 and ends the
+// connection, so an oversized header is never parsed.
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.scan.feed(p[:n]) > c.l.maxFields+1 { // +1: the request line
+		c.refuse()
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: errTooManyFields}
+	}
+	return n, err
+}
+
+// refuse answers 431 directly (the server has not parsed the request and
+// writes nothing else on the connection), then reads what is left of the
+// header for a moment, so that closing does not reset the connection
+// before the client has read the answer.
+func (c *conn) refuse() {
+	msg := tooManyFields(c.l.maxFields) + "\n"
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(refuseWait))
+	_, _ = c.Conn.Write([]byte("HTTP/1.1 431 Request Header Fields Too Large\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(msg)) + "\r\n\r\n" + msg))
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.Conn.SetReadDeadline(time.Now().Add(refuseWait))
+	_, _ = io.CopyN(io.Discard, c.Conn, refuseDrain)
+}
+
+// How long, and how many bytes, refuse reads after answering 431.
+const (
+	refuseWait  = 500 * time.Millisecond
+	refuseDrain = 64 << 10
+)
+
+// Close closes the connection and gives its slot back.
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.l.release(c)
+	return err
+}
+
+type fieldsError struct{}
+
+func (fieldsError) Error() string { return "listen: too many header fields" }
+
+var errTooManyFields error = fieldsError{}
+
+// headerScan counts the lines of a request header as its bytes are read,
+// from the start of a request (the connection's start, or its turning
+// idle) to the blank line that ends the header; the bytes after it (a
+// body) are not looked at. A pipelined request read ahead with the one
+// before it escapes the count (the handler checks it once parsed).
+//
+// feed is called by the goroutine reading the connection and start by the
+// server's state hook; the server orders the two (it reads a request only
+// after turning the connection idle), and mu makes that explicit.
+type headerScan struct {
+	mu        sync.Mutex // guards the fields below
+	on        bool
+	lines     int  // complete lines so far, the request line included
+	lineBytes bool // the current line has a byte other than CR
+}
+
+func (s *headerScan) start() {
+	s.mu.Lock()
+	s.on, s.lines, s.lineBytes = true, 0, true // the request line is never the blank line
+	s.mu.Unlock()
+}
+
+// feed counts the lines in b and returns the count so far (0 when off).
+func (s *headerScan) feed(b []byte) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.on && len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			s.lineBytes = s.lineBytes || len(bytes.TrimRight(b, "\r")) > 0
+			break
+		}
+		if !s.lineBytes && len(bytes.TrimRight(b[:i], "\r")) == 0 {
+			s.on = false // the blank line: the header is complete
+			return s.lines
+		}
+		s.lines++
+		s.lineBytes = false
+		b = b[i+1:]
+	}
+	if !s.on {
+		return 0
+	}
+	return s.lines
+}

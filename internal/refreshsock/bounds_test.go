@@ -1,0 +1,119 @@
+package refreshsock
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ambient-code/tokend/test/testkit"
+)
+
+func unchanged(context.Context) (bool, string, error) { return false, "abc", nil }
+
+// post sends a keep-alive refresh request on c and wants 200.
+func post(t *testing.T, c net.Conn) {
+	t.Helper()
+	if _, err := io.WriteString(c, "POST /v1/refresh HTTP/1.1\r\nHost: tokend\r\nContent-Length: 0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh: %s", resp.Status)
+	}
+}
+
+// TestServeCapsConnections: held connections cannot pile up: past
+// MaxConns each new connection closes the idlest (one that never sent a
+// request, or idle after one) and is served.
+func TestServeCapsConnections(t *testing.T) {
+	path, stop := serve(t, unchanged)
+	defer stop()
+	dial := func() net.Conn {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var held []net.Conn
+	for i := range MaxConns {
+		c := dial()
+		if i%2 == 0 {
+			post(t, c) // idle after a request; the others never send one
+		}
+		held = append(held, c)
+	}
+	const extra = 8
+	for range extra {
+		post(t, dial())
+	}
+	closed := 0
+	for _, c := range held {
+		if testkit.ClosedByPeer(t, c) {
+			closed++
+		}
+	}
+	if closed != extra {
+		t.Errorf("%d held connections were closed for %d new ones, want %d", closed, extra, extra)
+	}
+	if !testkit.ClosedByPeer(t, held[0]) || testkit.ClosedByPeer(t, held[MaxConns-1]) {
+		t.Error("the connections closed were not the idlest")
+	}
+}
+
+// TestServeClosesIdleConnections: a connection that has sent nothing is
+// closed after the header timeout, an idle one after IdleTimeout.
+func TestServeClosesIdleConnections(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ln := testkit.NewPipeListener()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- Serve(ctx, ln, unchanged, slog.New(slog.DiscardHandler)) }()
+		defer func() { cancel(); <-done }()
+		dial := func() net.Conn {
+			c, err := ln.DialContext(t.Context(), "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		silent, idle := dial(), dial()
+		post(t, idle)
+		ended := func(c net.Conn) <-chan struct{} {
+			ch := make(chan struct{})
+			go func() { io.Copy(io.Discard, c); close(ch) }()
+			return ch
+		}
+		silentEnded, idleEnded := ended(silent), ended(idle)
+		time.Sleep(IdleTimeout + time.Second)
+		synctest.Wait()
+		for name, ch := range map[string]<-chan struct{}{"silent": silentEnded, "idle": idleEnded} {
+			select {
+			case <-ch:
+			default:
+				t.Errorf("the %s connection is still open after %s", name, IdleTimeout+time.Second)
+			}
+		}
+	})
+}
+
+// TestMemoryBound: what the socket's connections can cost stays under the
+// 2 MiB its documentation states.
+func TestMemoryBound(t *testing.T) {
+	if b := limits.MemoryBound(); b >= 2<<20 {
+		t.Errorf("the refresh socket's connections may cost %d bytes, over the 2 MiB documented", b)
+	}
+}
