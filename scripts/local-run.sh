@@ -86,28 +86,6 @@ echo "  [fakecp] a stand-in for the control plane's token endpoint ($auth exchan
 echo "  [tokend] tokend run: exchanges with it and keeps the token fresh in $dir/token"
 echo "  [app]    your app: tokenwatch, reading $dir/token with the tokenfile package, prints each token change"
 
-# build_progress shows go build -v's output as a count of compiled
-# packages, and passes everything else on (downloads, errors).
-build_progress() {
-	local n=0 line
-	while IFS= read -r line; do
-		case $line in
-		*' '* | '#'*) printf '%s\n' "$line" ;;
-		*)
-			n=$((n + 1))
-			if [ $((n % 20)) -eq 0 ]; then echo "  $n packages compiled ..."; fi
-			;;
-		esac
-	done
-}
-echo "building tokend, fakecp and tokenwatch into $dir/bin with go build (on a cold cache the first build downloads and compiles the modules: minutes) ..."
-build_start=$SECONDS
-if ! go build -v -o "$dir/bin/" ./cmd/tokend ./test/fakecp ./examples/tokenwatch 2>&1 | build_progress; then
-	echo "local run: the build failed (see above)" >&2
-	exit 1
-fi
-echo "built in $((SECONDS - build_start)) s"
-
 # label NAME prints each line of its input as "[NAME] line" and appends
 # it, unlabelled, to $dir/NAME.log, where the script looks for readiness.
 # It ignores Ctrl-C, which reaches it too, so that the last lines of its
@@ -142,12 +120,17 @@ start() {
 }
 
 stopping=
-# stop ends the three processes with SIGTERM and waits for them and for
-# their last lines.
+build=
+# stop ends the build, or the three processes, with SIGTERM and waits for
+# them and for their last lines.
 stop() {
 	[ -n "$stopping" ] && return 0
 	stopping=1
 	trap '' INT TERM HUP
+	if [ -n "$build" ]; then
+		kill -TERM "$build" 2>/dev/null || true
+		wait "$build" 2>/dev/null || true
+	fi
 	if [ ${#pids[@]} -gt 0 ]; then
 		kill -TERM "${pids[@]}" 2>/dev/null || true
 		for p in "${pids[@]}" "${labellers[@]}"; do
@@ -158,6 +141,39 @@ stop() {
 }
 trap 'stop; exit 0' INT TERM HUP
 trap 'status=$?; stop; exit $status' EXIT
+
+# build_progress shows go build -v's output as a count of compiled
+# packages, and passes everything else on (downloads, errors).
+build_progress() {
+	local n=0 line
+	while IFS= read -r line; do
+		case $line in
+		*' '* | '#'*) printf '%s\n' "$line" ;;
+		*)
+			n=$((n + 1))
+			if [ $((n % 20)) -eq 0 ]; then echo "  $n packages compiled ..."; fi
+			;;
+		esac
+	done
+}
+echo "building tokend, fakecp and tokenwatch into $dir/bin with go build (on a cold cache the first build downloads and compiles the modules: minutes) ..."
+build_start=$SECONDS
+# In the background, so that a signal stops the script (and the build) at
+# once: a foreground command would be waited for first.
+exec {fd}> >(build_progress)
+progress=$!
+go build -v -o "$dir/bin/" ./cmd/tokend ./test/fakecp ./examples/tokenwatch >&"$fd" 2>&1 &
+build=$!
+exec {fd}>&-
+build_status=0
+wait "$build" || build_status=$?
+build=
+wait "$progress" || true
+if [ "$build_status" -ne 0 ]; then
+	echo "local run: the build failed (see above)" >&2
+	exit 1
+fi
+echo "built in $((SECONDS - build_start)) s"
 
 # died PID WHEN reports that a process exited on its own, and exits 1.
 died() {

@@ -277,3 +277,49 @@ func TestLocalRunRefusesBeforeBuilding(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalRunStopsDuringTheBuild stops the script while it builds, which
+// takes minutes on a cold cache: it must end the build and exit 0 at once,
+// not after the build. The go command is one that announces itself and
+// waits, so that the signal surely comes during the build.
+func TestLocalRunStopsDuringTheBuild(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		sig   syscall.Signal
+		group bool
+	}{
+		{"Ctrl-C", syscall.SIGINT, true},
+		{"SIGTERM to the script", syscall.SIGTERM, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := t.TempDir()
+			pidFile := filepath.Join(fake, "pid")
+			goCmd := "#!/bin/sh\necho $$ >" + pidFile + "\necho \"go $*: waiting\"\nexec sleep 3600\n"
+			if err := os.WriteFile(filepath.Join(fake, "go"), []byte(goCmd), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			s := start(t, "PATH="+fake+string(filepath.ListSeparator)+os.Getenv("PATH"))
+			s.waitFor(t, "the build to start", regexp.MustCompile(`(?m)^go build .*: waiting$`))
+			b, err := os.ReadFile(pidFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.signal(t, tt.sig, tt.group)
+			if code := s.status(t); code != 0 {
+				t.Fatalf("exit status %d, want 0\n%s", code, s.out.String())
+			}
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				t.Errorf("the build (pid %d) outlived the script: %v", pid, err)
+			}
+			if out := s.out.String(); strings.Contains(out, "built in") || !strings.Contains(out, "local run stopped") {
+				t.Errorf("want the script stopped during the build\n%s", out)
+			}
+		})
+	}
+}
