@@ -25,7 +25,9 @@
 #
 # The three processes run in process groups of their own, so Ctrl-C reaches
 # this script only, which then stops them with SIGTERM: any of them that
-# exits before that is an error. Each starts once the one before it is
+# exits before that is an error. (A script that starts this one with `&`
+# makes the shell ignore SIGINT for it, which no trap can undo: stop such a
+# run with SIGTERM.) Each starts once the one before it is
 # ready: fakecp once its log says it serves (which also gives its port),
 # tokend's readiness once /startupz answers 200 (the first token is on disk).
 set -euo pipefail
