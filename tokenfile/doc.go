@@ -41,10 +41,20 @@
 // # Use
 //
 // Create a Watcher with New, run it with Run on a goroutine that lives as
-// long as the token is needed, and read the token where it is used:
+// long as the token is needed, wait for the first token if the program
+// cannot start without one, and read the token where it is used:
 //
 //	w, err := tokenfile.New("/var/run/ambient/token")
+//	if err != nil {
+//		return err
+//	}
 //	go w.Run(ctx)
+//	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+//	_, err = w.Wait(wctx) // the first token; the error says why none came, and the fix
+//	cancel()
+//	if err != nil {
+//		return err
+//	}
 //	client := &http.Client{Transport: w.Transport(nil)}
 //
 // Token returns the current token at the cost of one atomic load; Current

@@ -2,7 +2,6 @@ package tokenfile
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -82,8 +81,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tok == "" {
 		if tok = t.w.reloadSettled(req.Context()).Token; tok == "" {
 			closeBody(req)
-			return nil, fmt.Errorf("tokenfile: %s %s not sent: %w (%w)",
-				req.Method, req.URL.Redacted(), ErrNotReady, t.w.Current().Err)
+			return nil, &noTokenError{what: req.Method + " " + req.URL.Redacted() + " not sent without a token",
+				path: t.w.path, state: t.w.Current().Err, also: []error{ErrNotReady}}
 		}
 	}
 	resp, err := t.base.RoundTrip(authorize(req, tok))

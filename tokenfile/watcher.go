@@ -108,9 +108,11 @@ func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 // that errors.Is can tell why no token came: ErrMissing when the file
 // never appeared, ErrEmpty or ErrInvalid when it never held a token,
 // ErrWithdrawn when its writer withdrew it, ErrNotReady when Run never
-// read it; and context.Canceled or context.DeadlineExceeded. A file that does not exist yet is not an error
-// in itself: Wait waits for it to appear. Run must be running (or about to
-// run) for Wait to succeed. Wait is safe for concurrent use.
+// read it; and context.Canceled or context.DeadlineExceeded. Its text
+// names the file, says why no token came and what to change. A file that
+// does not exist yet is not an error in itself: Wait waits for it to
+// appear, so give ctx a deadline. Run must be running (or about to run)
+// for Wait to succeed. Wait is safe for concurrent use.
 func (w *Watcher) Wait(ctx context.Context) (string, error) {
 	for {
 		w.mu.Lock()
@@ -127,9 +129,11 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 		if tok := w.Token(); tok != "" { // a token arrived as ctx ended
 			return tok, nil
 		}
-		err := fmt.Errorf("tokenfile: no token in %s: %w: %w", w.path, w.Current().Err, ctx.Err())
+		err := &noTokenError{what: "Wait ended without a token", path: w.path, state: w.Current().Err,
+			also: []error{ctx.Err()}, after: ctx.Err().Error()}
 		if cause := context.Cause(ctx); cause != ctx.Err() {
-			err = fmt.Errorf("%w (%w)", err, cause)
+			err.also = append(err.also, cause)
+			err.after += ": " + cause.Error()
 		}
 		return "", err
 	}
