@@ -71,7 +71,6 @@ func supervisor(cfg *config.Config, ex *execHooks, x ExecDeps, log *slog.Logger)
 		ReloadSignal: e.ReloadSignal,
 		StopSignal:   e.StopSignal,
 		Grace:        e.Grace,
-		ReapOrphans:  os.Getpid() == 1,
 		Stdin:        orFile(x.Stdin, os.Stdin),
 		Stdout:       orFile(x.Stdout, os.Stdout),
 		Stderr:       orFile(x.Stderr, os.Stderr),
