@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -60,7 +62,21 @@ func encryptedWorld(tb testing.TB) (map[string]string, string) {
 // then sends SIGUSR1 to the pid in TOKEND_TEST_PARENT.
 const onChangeEnv = "TOKEND_DAEMON_TEST_ON_CHANGE"
 
+// relayEnv makes the test binary the consumer named in the pid file (not
+// the test itself: tokend refuses its own pid): it prints "ready" once it
+// handles SIGUSR2, then passes one SIGUSR2 on to TOKEND_TEST_PARENT.
+const relayEnv = "DAEMON_TEST_RELAY"
+
 func init() {
+	if os.Getenv(relayEnv) != "" {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGUSR2)
+		fmt.Println("ready")
+		<-sigs
+		parent, _ := strconv.Atoi(os.Getenv("TOKEND_TEST_PARENT"))
+		syscall.Kill(parent, syscall.SIGUSR2)
+		os.Exit(0)
+	}
 	out := os.Getenv(onChangeEnv)
 	if out == "" {
 		return
@@ -79,17 +95,28 @@ func init() {
 
 // TestRunNotifiesOnARequestedRefresh: a refresh request through the socket
 // changes the token; the signal notifier (SIGUSR2 to the pid in the pid
-// file, this test) and the --on-change program (which reports SIGUSR1) both
-// run, once, and the metric counts them.
+// file, a consumer that relays it to this test) and the --on-change
+// program (which reports SIGUSR1) both run, once, and the metric counts
+// them.
 func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
 	env, dir := encryptedWorld(t)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	pidFile, out, sock := filepath.Join(dir, "app.pid"), filepath.Join(t.TempDir(), "calls"), filepath.Join(dir, ".tokend.sock")
-	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
-	t.Setenv(onChangeEnv, out)
 	t.Setenv("TOKEND_TEST_PARENT", strconv.Itoa(os.Getpid()))
+	relay := exec.Command(os.Args[0])
+	relay.Env = append(os.Environ(), relayEnv+"=1")
+	stdout, err := relay.StdoutPipe()
+	if err != nil || relay.Start() != nil {
+		t.Fatalf("starting the consumer: %v", err)
+	}
+	defer func() { relay.Process.Kill(); relay.Wait() }()
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("consumer printed %q", line)
+	}
+	os.WriteFile(pidFile, []byte(strconv.Itoa(relay.Process.Pid)), 0o600)
+	t.Setenv(onChangeEnv, out)
 	env["TOKEND_HEALTH_ADDR"] = "127.0.0.1:0"
 	cfg, err := config.Parse(config.CmdRun, []string{"--notify-signal", "USR2", "--notify-pid-file", pidFile,
 		"--on-change", `["` + os.Args[0] + `"]`, "--refresh-socket", sock}, func(k string) string { return env[k] }, io.Discard)
@@ -112,7 +139,7 @@ func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
 	}
 	got := map[os.Signal]int{}
 	for len(got) < 2 {
-		got[<-sigs]++
+		got[testkit.Await(t, "the notifications' signals", sigs)]++
 	}
 	for range 2 {
 		await(t, log.ch, "both notifications counted", func(l string) bool { return strings.HasPrefix(l, "token change notified") })
