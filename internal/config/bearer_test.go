@@ -107,16 +107,46 @@ func TestParseBearerRejects(t *testing.T) {
 	}
 }
 
-// TestBearerPlainHTTPInCluster: the bearer mode follows the token URL
-// rule of the encrypted-session mode, and plain http loads no roots.
-func TestBearerPlainHTTPInCluster(t *testing.T) {
-	c, err := Parse(CmdInit, nil, bearerEnv(t, map[string]string{"TOKEND_CREDENTIAL": capability,
-		"AMBIENT_CP_TOKEN_URL": "http://ambient-control-plane.ns.svc:8080/token"}), &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Roots != nil {
-		t.Errorf("roots loaded for a plain-http token URL")
+// TestBearerPlainHTTPNeedsTheOptIn: the bearer credential is a capability
+// valid for days, so plain http carries it only with an explicit opt-in,
+// even to a cluster name or loopback: --allow-insecure-http, or the
+// successor runner's own AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT=true. Plain
+// http loads no roots.
+func TestBearerPlainHTTPNeedsTheOptIn(t *testing.T) {
+	for _, url := range []string{"http://ambient-control-plane.ns.svc:8080/token", "http://127.0.0.1:8080/token"} {
+		for _, tc := range []struct {
+			name   string
+			over   map[string]string
+			args   []string
+			refuse bool
+		}{
+			{name: "no opt-in", refuse: true},
+			{name: "TOKEND_ALLOW_INSECURE_HTTP", over: map[string]string{"TOKEND_ALLOW_INSECURE_HTTP": "true"}},
+			{name: "--allow-insecure-http", args: []string{"--allow-insecure-http"}},
+			{name: "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT", over: map[string]string{"AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT": "true"}},
+			{name: "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT false", over: map[string]string{"AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT": "false"}, refuse: true},
+		} {
+			t.Run(url+" "+tc.name, func(t *testing.T) {
+				over := map[string]string{"TOKEND_CREDENTIAL": capability, "AMBIENT_CP_TOKEN_URL": url}
+				for k, v := range tc.over {
+					over[k] = v
+				}
+				c, err := Parse(CmdInit, tc.args, bearerEnv(t, over), &bytes.Buffer{})
+				if tc.refuse {
+					if err == nil || !strings.Contains(err.Error(), "plain http is refused in bearer mode") ||
+						!strings.Contains(err.Error(), "TOKEND_ALLOW_INSECURE_HTTP=true") || !strings.Contains(err.Error(), "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT=true") {
+						t.Fatalf("err = %v, want a refusal naming both opt-ins", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Roots != nil {
+					t.Errorf("roots loaded for a plain-http token URL")
+				}
+			})
+		}
 	}
 }
 

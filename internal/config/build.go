@@ -21,7 +21,8 @@ var (
 	tokenURL = &setting{name: "token-url", env: "AMBIENT_CP_TOKEN_URL",
 		usage: "control plane token endpoint URL (required)"}
 	allowInsecureHTTP = &setting{name: "allow-insecure-http", env: "TOKEND_ALLOW_INSECURE_HTTP", def: "false", shared: true,
-		usage: "allow plain http to hosts other than loopback and *.svc cluster names",
+		also:  []source{{"", "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT"}}, // the successor's runner's opt-in
+		usage: "allow plain http to hosts other than loopback and *.svc cluster names, and in " + AuthBearer + " mode at all",
 		value: func(c *Config) flag.Value { return boolVar(&c.AllowInsecureHTTP) }, bad: badBool}
 	initTimeout = &setting{name: "init-timeout", env: "TOKEND_INIT_TIMEOUT", def: "60s", shared: true,
 		usage: "how long the first exchange may take, retries included",

@@ -12,8 +12,9 @@ import (
 
 // The bearer mode: a static credential sent with GET, as the successor
 // control plane serves its token endpoint so far (protocol.md section 3,
-// where the credential is a control-plane-signed capability). The token
-// URL follows the plain-http rule of every mode.
+// where the credential is a control-plane-signed capability). The
+// capability is valid for days, so plain http, even to a cluster name or
+// loopback, needs the opt-in the successor's own runner asks for.
 var (
 	credential = &setting{name: "credential", env: "TOKEND_CREDENTIAL", secret: true,
 		usage: "credential sent as Authorization: Bearer (" + AuthBearer + "; a secret; or --credential-file)"}
@@ -30,6 +31,9 @@ func init() {
 // volume may be late; the exchange retries), but must not be a directory.
 func buildBearer(c *Config, p *problems) func(*http.Client) exchange.Exchanger {
 	c.TokenURL = parseTokenURL(p, c.get(tokenURL), c.AllowInsecureHTTP)
+	if u := c.TokenURL; u != nil && u.Scheme == "http" && !c.AllowInsecureHTTP {
+		p.add(tokenURL, "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT=true) to send it in the clear", AuthBearer)
+	}
 	ex := &exchange.Bearer{CredentialFile: c.get(credentialFile), UserAgent: version.UserAgent()}
 	value := c.get(credential)
 	switch {
