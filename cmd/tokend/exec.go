@@ -28,6 +28,7 @@ func execCommand(ctx context.Context, args []string, lookupenv func(string) (str
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	defer reapAsInit(log)() // process.go
 	// Registered here, beside run's NotifyContext: Exec ignores the end of
 	// ctx and forwards these to the child instead.
 	sigs := make(chan os.Signal, 2)

@@ -19,5 +19,6 @@ import (
 )
 
 func main() {
+	hideSecrets() // process.go; here, not in runEnv, which tests run in-process
 	os.Exit(exitCode(runEnv(context.Background(), os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr), os.Stderr))
 }

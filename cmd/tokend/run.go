@@ -76,6 +76,7 @@ func runEnv(ctx context.Context, args []string, lookupenv func(string) (string, 
 			return err
 		}
 		log := newLogger(cfg, stderr)
+		defer reapAsInit(log)() // process.go
 		err = command(ctx, cfg, log, stdout)
 		if err != nil {
 			log.Error(cmd+" failed", slog.String("error", err.Error()))

@@ -213,3 +213,24 @@ func caFile(t *testing.T) string {
 	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	return path
 }
+
+// TestSecretFlagsAreWarnedAbout: a secret given as a flag is readable by
+// every process of the pod in /proc/<pid>/cmdline; the warning names the
+// flag and the variable to use, never the value.
+func TestSecretFlagsAreWarnedAbout(t *testing.T) {
+	c, err := Parse(CmdRun, []string{"--credential", capability}, bearerEnv(t, nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "--credential is a secret given as a flag: every process of the pod can read it in /proc/<pid>/cmdline, and the pod spec shows it; set TOKEND_CREDENTIAL from a Secret instead"
+	if !slices.Equal(c.Warnings, []string{want}) {
+		t.Errorf("warnings %q, want %q", c.Warnings, want)
+	}
+	if strings.Contains(strings.Join(c.Warnings, " "), capability) {
+		t.Errorf("a warning quotes the credential")
+	}
+	c, err = Parse(CmdRun, nil, bearerEnv(t, map[string]string{"TOKEND_CREDENTIAL": capability}), &bytes.Buffer{})
+	if err != nil || len(c.Warnings) != 0 {
+		t.Errorf("the variable: warnings %q, %v; want none", c.Warnings, err)
+	}
+}

@@ -73,6 +73,9 @@ func (c *Config) read(p *problems, s *setting, flags map[string]*capture, lookup
 	for _, src := range s.sources() {
 		if f := flags[src.flag]; f != nil && f.set {
 			got = append(got, given{src, f.text})
+			if s.secret {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("--%s is a secret given as a flag: every process of the pod can read it in /proc/<pid>/cmdline, and the pod spec shows it; set %s from a Secret instead", src.flag, src.env))
+			}
 		}
 	}
 	if len(got) == 0 {
