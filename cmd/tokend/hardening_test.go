@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/test/testkit"
@@ -268,6 +269,7 @@ func TestExecChildReadsTheTerminal(t *testing.T) {
 	// A session of its own, the terminal its controlling terminal: tokend
 	// is in the terminal's foreground, as when started from a shell.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd.WaitDelay = time.Second // see startExec
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -333,6 +335,7 @@ func TestRunAsPID1ReapsOrphans(t *testing.T) {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	cmd.WaitDelay = time.Second // see startExec
 	stderr := &testkit.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
@@ -486,6 +489,7 @@ func TestExecChildCannotReadTheSecrets(t *testing.T) {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	cmd.WaitDelay = time.Second // see startExec
 	stderr := &testkit.Buffer{}
 	out := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, stderr
