@@ -24,5 +24,6 @@ import (
 )
 
 func main() {
+	hideSecrets() // process.go; here, not in run, which tests run in-process
 	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr))
 }

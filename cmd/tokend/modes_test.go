@@ -106,16 +106,46 @@ func TestParseBearerRejects(t *testing.T) {
 	}
 }
 
-// TestBearerPlainHTTPInCluster: the bearer mode follows the token URL
-// rule of the encrypted-session mode, and plain http loads no roots.
-func TestBearerPlainHTTPInCluster(t *testing.T) {
-	c, err := parse("init", nil, bearerEnv(t, map[string]string{"TOKEND_CREDENTIAL": capability,
-		"AMBIENT_CP_TOKEN_URL": "http://ambient-control-plane.ns.svc:8080/token"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Roots != nil {
-		t.Errorf("roots loaded for a plain-http token URL")
+// TestBearerPlainHTTPNeedsTheOptIn: the bearer credential is a capability
+// valid for days, so plain http carries it only with an explicit opt-in,
+// even to a cluster name or loopback: --allow-insecure-http, or the
+// successor runner's own AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT=true. Plain
+// http loads no roots.
+func TestBearerPlainHTTPNeedsTheOptIn(t *testing.T) {
+	for _, url := range []string{"http://ambient-control-plane.ns.svc:8080/token", "http://127.0.0.1:8080/token"} {
+		for _, tc := range []struct {
+			name   string
+			over   map[string]string
+			args   []string
+			refuse bool
+		}{
+			{name: "no opt-in", refuse: true},
+			{name: "TOKEND_ALLOW_INSECURE_HTTP", over: map[string]string{"TOKEND_ALLOW_INSECURE_HTTP": "true"}},
+			{name: "--allow-insecure-http", args: []string{"--allow-insecure-http"}},
+			{name: "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT", over: map[string]string{"AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT": "true"}},
+			{name: "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT false", over: map[string]string{"AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT": "false"}, refuse: true},
+		} {
+			t.Run(url+" "+tc.name, func(t *testing.T) {
+				over := map[string]string{"TOKEND_CREDENTIAL": capability, "AMBIENT_CP_TOKEN_URL": url}
+				for k, v := range tc.over {
+					over[k] = v
+				}
+				c, err := parse("init", tc.args, bearerEnv(t, over))
+				if tc.refuse {
+					if err == nil || !strings.Contains(err.Error(), "plain http is refused in bearer mode") ||
+						!strings.Contains(err.Error(), "TOKEND_ALLOW_INSECURE_HTTP=true") || !strings.Contains(err.Error(), "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT=true") {
+						t.Fatalf("err = %v, want a refusal naming both opt-ins", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Roots != nil {
+					t.Errorf("roots loaded for a plain-http token URL")
+				}
+			})
+		}
 	}
 }
 
@@ -182,4 +212,25 @@ func caFile(t *testing.T) string {
 	path := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	return path
+}
+
+// TestSecretFlagsAreWarnedAbout: a secret given as a flag is readable by
+// every process of the pod in /proc/<pid>/cmdline; the warning names the
+// flag and the variable to use, never the value.
+func TestSecretFlagsAreWarnedAbout(t *testing.T) {
+	c, err := parse("run", []string{"--credential", capability}, bearerEnv(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "--credential is a secret given as a flag: every process of the pod can read it in /proc/<pid>/cmdline, and the pod spec shows it; set TOKEND_CREDENTIAL from a Secret instead"
+	if !slices.Equal(c.Warnings, []string{want}) {
+		t.Errorf("warnings %q, want %q", c.Warnings, want)
+	}
+	if strings.Contains(strings.Join(c.Warnings, " "), capability) {
+		t.Errorf("a warning quotes the credential")
+	}
+	c, err = parse("run", nil, bearerEnv(t, map[string]string{"TOKEND_CREDENTIAL": capability}))
+	if err != nil || len(c.Warnings) != 0 {
+		t.Errorf("the variable: warnings %q, %v; want none", c.Warnings, err)
+	}
 }

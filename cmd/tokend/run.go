@@ -72,6 +72,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	log := newLogger(o.logFormat, o.logLevel, stderr)
+	defer reapAsInit(log)() // process.go: as PID 1, reap orphans under every command
 	switch cmd {
 	case "exec": // exec.go
 		return execCommand(ctx, o, log)

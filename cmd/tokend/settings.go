@@ -93,7 +93,7 @@ func (o *options) define(f *flags, command string) {
 		f.add(&o.caFile, "ca-file", "TOKEND_CA_FILE", "", "PEM CA bundle trusted for https besides the system roots (and SSL_CERT_FILE): "+
 			"the control plane's, a proxy's or a company's; $AMBIENT_CP_CA_CERT_FILE and --cp-ca-file are the same setting")
 		f.add(&o.cpCAFile, "cp-ca-file", "AMBIENT_CP_CA_PATH", "", "the same setting as --ca-file")
-		f.add(&o.allowHTTP, "allow-insecure-http", "TOKEND_ALLOW_INSECURE_HTTP", "false", "allow plain http to hosts other than loopback and *.svc cluster names")
+		f.add(&o.allowHTTP, "allow-insecure-http", "TOKEND_ALLOW_INSECURE_HTTP", "false", "allow plain http to hosts other than loopback and *.svc cluster names, and in "+authBearer+" mode at all ($AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT is the same setting)")
 		f.add(&c.InitTimeout, "init-timeout", "TOKEND_INIT_TIMEOUT", "60s", "how long the first exchange may take, retries included")
 		f.add(&c.MaxBackoff, "max-backoff", "TOKEND_MAX_BACKOFF", "30s", "longest delay between failed attempts")
 		f.add(&c.TokenFile, "token-file", "TOKEND_TOKEN_FILE", defaultTokenFile, "token file to write")

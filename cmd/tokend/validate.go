@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,6 +85,11 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 	return o, full
 }
 
+// runnerInsecure is the successor runner's own opt-in for plain http
+// (protocol.md section 3), honoured as a second variable of
+// --allow-insecure-http.
+const runnerInsecure = "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT"
+
 // validate judges what depends on more than one setting, builds the
 // exchanger and loads the trusted roots, adding each problem to f. It
 // returns an error only for the token volume running out of space or
@@ -91,6 +97,20 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 func (o *options) validate(f *flags, env map[string]string) error {
 	c := &o.Config
 	c.SecretEnv = secretEnv
+	for _, name := range []string{"session-id", "public-key", "credential"} {
+		if f.fromFlag[name] {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("--%s is a secret given as a flag: every process of the pod can read it in /proc/<pid>/cmdline, and the pod spec shows it; set %s from a Secret instead", name, f.env[name]))
+		}
+	}
+	// The successor's runner takes this opt-in for plain http; it is one
+	// more variable of --allow-insecure-http.
+	if v, ok := env[runnerInsecure]; ok && !o.allowHTTP && f.Lookup("allow-insecure-http") != nil {
+		allow, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			f.problem("allow-insecure-http", fmt.Errorf("%s must be true or false, not %q", runnerInsecure, v))
+		}
+		o.allowHTTP = allow
+	}
 	if c.TokenFile == "" {
 		f.problemf("token-file", "required: set it to a file in the token volume, e.g. %s", defaultTokenFile)
 	}
@@ -186,6 +206,9 @@ func (o *options) mode(f *flags) func(*http.Client) exchange.Exchanger {
 		endpoint = c.TokenURL.String()
 	}
 	if c.Auth == authBearer {
+		if u := c.TokenURL; u != nil && u.Scheme == "http" && !o.allowHTTP {
+			f.problemf("token-url", "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or %s=true) to send it in the clear", authBearer, runnerInsecure)
+		}
 		return o.bearer(f, endpoint, agent)
 	}
 	return o.encryptedSession(f, endpoint, agent)

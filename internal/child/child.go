@@ -6,27 +6,35 @@
 //  1. Wait for Ready (the first token is on disk). A signal or the end of
 //     ctx before then returns ErrNotStarted: the command never runs
 //     without a token.
-//  2. Start the command in its own process group, with the environment
-//     Env returns at that moment (so a restarted child sees the token of
-//     its start).
+//  2. Start the command in its own process group (internal/proc: with the
+//     terminal's foreground when tokend has it), with the environment Env
+//     returns at that moment (so a restarted child sees the token of its
+//     start).
 //  3. On each receive from Changes, apply the Policy: PolicyNone does
-//     nothing; PolicySignal sends ReloadSignal to the child; PolicyRestart
-//     sends StopSignal to its process group, SIGKILL after Grace, then
+//     nothing; PolicySignal sends ReloadSignal to the command; PolicyRestart
+//     stops its process group (step 5) and, once the command has exited,
 //     starts it again (step 2). Changes that arrive while a restart is under
 //     way coalesce into it.
-//  4. Each signal from Signals (tokend's own SIGTERM, SIGINT) is forwarded
-//     to the child, and no restart follows it.
-//  5. When the child exits other than for a restart, Run returns its exit
-//     code: its exit status, or 128 plus the signal that killed it.
+//  4. Each signal from Signals (tokend's own SIGTERM, SIGINT) stops the
+//     process group (step 5) with that signal, and no restart follows. The
+//     end of ctx does the same with StopSignal.
+//  5. A stop sends its signal to the whole process group, and SIGKILL to
+//     the group Grace later if any member is left: the command's own exit
+//     does not cancel it, so a process of the group that ignores the signal
+//     does not outlive the stop. One rule for every stop, forwarded signal
+//     or restart: the target is the group.
+//  6. When the command exits other than for a restart, what is left of its
+//     group is stopped (step 5), and Run returns the command's exit code
+//     (its exit status, or 128 plus the signal that killed it) once no group
+//     it stopped has a member left, or one more Grace after the SIGKILL.
 //
 // Restarts are backed off: a restart that follows a start by less than
 // StableAfter waits for the next RestartBackoff delay, so a child whose
 // restarts trigger token changes (a 401 loop, say) is not respawned hot.
 //
-// Orphans: with ReapOrphans (set it when tokend is PID 1 of its container),
-// one wait(-1) loop reaps every child, including processes re-parented to
-// tokend when their parent exits; otherwise only the command is waited for
-// and orphans go to the container's PID 1.
+// Orphans: for the length of Run, tokend reaps every process re-parented
+// to it (proc.Adopt: it is PID 1, or becomes a child subreaper), which is
+// also how it learns that a stopped group has no member left.
 package child
 
 import (
@@ -34,11 +42,12 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/ambient-code/tokend/internal/proc"
 )
 
 // Policy says what a token change does to the child.
@@ -65,7 +74,8 @@ const (
 var ErrNotStarted = errors.New("child: stopped before the command started")
 
 // Hooks observe a Supervisor (tests, measurements). Any field may be nil;
-// they run on Run's goroutine (Reaped on the reaper's) and must not block.
+// they run on Run's goroutine (Reaped, the pid of an orphan reaped, on the
+// reaper's) and must not block.
 type Hooks struct {
 	Started   func(pid int)
 	Exited    func(pid int, code int)
@@ -84,9 +94,10 @@ type Supervisor struct {
 	Policy Policy
 	// ReloadSignal is sent on a change under PolicySignal.
 	ReloadSignal syscall.Signal
-	// StopSignal stops the child for a restart; SIGTERM when zero.
+	// StopSignal stops the child's group for a restart or at the end of
+	// ctx; SIGTERM when zero.
 	StopSignal syscall.Signal
-	// Grace is how long a stopping child has before SIGKILL;
+	// Grace is how long a stopping process group has before SIGKILL;
 	// DefaultGrace when zero.
 	Grace time.Duration
 	// StableAfter: a child that ran this long restarts at once and resets
@@ -95,15 +106,13 @@ type Supervisor struct {
 	// RestartBackoff spaces restarts of short-lived children; exponential
 	// from 1 s to 1 min when nil.
 	RestartBackoff backoff.BackOff
-	// ReapOrphans reaps every child process, not only the command.
-	ReapOrphans bool
 	// Stdin, Stdout and Stderr are the child's; nil means /dev/null.
 	Stdin, Stdout, Stderr *os.File
 	// Ready is closed (or sent on) once the first token is on disk.
 	Ready <-chan struct{}
 	// Changes carries one receive per token change.
 	Changes <-chan struct{}
-	// Signals carries signals to forward to the child.
+	// Signals carries signals that stop the child's group (step 4).
 	Signals <-chan os.Signal
 	// Logger receives one line per start, stop and exit; slog.Default()
 	// when nil.
@@ -115,15 +124,12 @@ type Supervisor struct {
 }
 
 // Run runs the command until it exits on its own or after a forwarded
-// signal, and returns its exit code. The end of ctx stops the child as a
-// restart would (StopSignal, Grace, SIGKILL) and returns its code. An
-// error means the command could not start (code 127) or ErrNotStarted.
+// signal, and returns its exit code. The end of ctx stops the child's
+// group as a restart would (StopSignal, Grace, SIGKILL) and returns its
+// code. An error means the command could not start (code 127) or
+// ErrNotStarted.
 func (s *Supervisor) Run(ctx context.Context) (int, error) {
-	p := newProcs(s.ReapOrphans, s.Hooks.Reaped)
-	rctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { p.run(rctx) })
-	defer func() { cancel(); wg.Wait() }()
+	defer proc.Adopt(s.Hooks.Reaped)()
 	select {
 	case <-s.Ready:
 	case sig := <-s.Signals:
@@ -131,7 +137,7 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	case <-ctx.Done():
 		return 0, ErrNotStarted
 	}
-	r := &run{s: s, p: p, b: s.RestartBackoff, log: s.logger()}
+	r := &run{s: s, b: s.RestartBackoff, log: s.logger()}
 	if r.b == nil {
 		r.b = newRestartBackoff()
 	}
@@ -154,9 +160,11 @@ func newRestartBackoff() backoff.BackOff {
 	return b
 }
 
-func signum(sig os.Signal) int {
+func signum(sig os.Signal) int { return int(sysSignal(sig)) }
+
+func sysSignal(sig os.Signal) syscall.Signal {
 	if s, ok := sig.(syscall.Signal); ok {
-		return int(s)
+		return s
 	}
-	return int(syscall.SIGTERM)
+	return syscall.SIGTERM
 }

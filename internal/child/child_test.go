@@ -147,14 +147,10 @@ func TestMissingCommandIs127(t *testing.T) {
 }
 
 func TestReapsOrphansAsSubreaper(t *testing.T) {
-	// PR_SET_CHILD_SUBREAPER makes this test process stand in for PID 1:
-	// the grandchild is re-parented here when its parent exits.
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, 36, 1, 0); e != 0 {
-		t.Skipf("prctl(PR_SET_CHILD_SUBREAPER): %v", e)
-	}
+	// Run makes this test process a child subreaper, standing in for PID
+	// 1: the grandchild is re-parented here when its parent exits.
 	h := newHarness(t, "orphan", PolicyNone)
 	reaped := make(chan int, 4)
-	h.sup.ReapOrphans = true
 	h.sup.Hooks.Reaped = func(pid int) { reaped <- pid }
 	h.write("tok")
 	close(h.ready)

@@ -24,6 +24,11 @@ import (
 // helper instead of the tests. The helper reports on its stdout, one event
 // a line: "start PID ENVFP FILEFP" (fingerprints of the token in $TEST_TOKEN
 // and in $TOKEND_TOKEN_FILE), "signal NAME", "grandchild PID".
+//
+// Modes "group" and "leave" start a grandchild in the child's process
+// group, "quiet-" plus $GRANDCHILD ("stubborn" ignores SIGTERM and SIGINT,
+// "polite" exits on them; neither writes past its "ready"), and report it
+// once it handles signals; "group" then serves, "leave" exits 0.
 const helperEnv = "TOKEND_CHILD_TEST_HELPER"
 
 func TestMain(m *testing.M) {
@@ -34,6 +39,16 @@ func TestMain(m *testing.M) {
 }
 
 func helper(mode string) int {
+	if mode == "quiet-stubborn" || mode == "quiet-polite" {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		fmt.Println("ready")
+		for range sigs {
+			if mode == "quiet-polite" {
+				return 0
+			}
+		}
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	data, _ := os.ReadFile(os.Getenv("TOKEND_TOKEN_FILE"))
@@ -51,6 +66,20 @@ func helper(mode string) int {
 		}
 		fmt.Printf("grandchild %d\n", cmd.Process.Pid)
 		return 0
+	case "group", "leave":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=quiet-"+os.Getenv("GRANDCHILD"))
+		out, err := cmd.StdoutPipe()
+		if err != nil || cmd.Start() != nil {
+			return 97
+		}
+		if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+			return 96
+		}
+		fmt.Printf("grandchild %d\n", cmd.Process.Pid)
+		if mode == "leave" {
+			return 0
+		}
 	case "orphan": // run a middle process, then serve
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), helperEnv+"=middle")
@@ -129,17 +158,17 @@ func (h *harness) write(tok string) {
 	}
 }
 
-// next waits for the next event and checks its kind.
-func (h *harness) next(kind string) []string {
+// next waits for the next event and checks that it is of one of kinds.
+func (h *harness) next(kinds ...string) []string {
 	h.t.Helper()
 	select {
 	case ev := <-h.events:
-		if len(ev) == 0 || ev[0] != kind {
-			h.t.Fatalf("event %q, want %s", ev, kind)
+		if len(ev) == 0 || !slices.Contains(kinds, ev[0]) {
+			h.t.Fatalf("event %q, want %s", ev, kinds)
 		}
 		return ev
 	case <-time.After(time.Minute): // deadlock guard only
-		h.t.Fatalf("no %s event", kind)
+		h.t.Fatalf("no %s event", kinds)
 	}
 	return nil
 }

@@ -2,28 +2,46 @@ package child
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/ambient-code/tokend/internal/proc"
 )
 
 // run is the state of Supervisor.Run once the first token is on disk.
 type run struct {
 	s   *Supervisor
-	p   *procs
 	b   backoff.BackOff
 	log *slog.Logger
 
-	pid        int                       // the running child; 0 between runs
-	done       <-chan syscall.WaitStatus // its exit; nil between runs
+	child      *proc.Process // the running command; nil between runs
 	lastStart  time.Time
 	restarting bool        // the child is being stopped, or waits to start again
-	grace      *time.Timer // SIGKILL after StopSignal; nil when not stopping
 	startAt    *time.Timer // the backed-off start; nil when none is due
+	stopping   []*stopping // groups sent a stop signal that may have members left
+	ending     bool        // Run returns once no child runs and nothing is stopping
+	code       int         // what Run returns, once ending
+	err        error
 }
+
+// stopping is a process group that was sent a stop signal. At deadline it
+// gets SIGKILL; once killed, the next deadline gives up on it.
+type stopping struct {
+	pgid     int
+	deadline time.Time
+	killed   bool
+}
+
+// killWait bounds the wait for a killed group to empty. SIGKILL cannot be
+// caught and tokend reaps the group's orphans, so only a member whose
+// parent, outside the group, never reaps it stays that long.
+const killWait = 5 * time.Second
 
 func (r *run) loop(ctx context.Context) (int, error) {
 	if err := r.start(); err != nil {
@@ -31,30 +49,36 @@ func (r *run) loop(ctx context.Context) (int, error) {
 	}
 	done := ctx.Done()
 	for {
+		reaped := proc.Reaped() // before drained: no reap goes unseen
+		r.drained()
+		if r.ending && r.child == nil && len(r.stopping) == 0 {
+			return r.code, r.err
+		}
+		if len(r.stopping) == 0 {
+			reaped = nil
+		}
+		var exited <-chan syscall.WaitStatus
+		if r.child != nil {
+			exited = r.child.Done()
+		}
 		select {
-		case ws := <-r.done:
-			if code, end := r.exited(ws); end {
-				return code, nil
-			}
+		case ws := <-exited:
+			r.exited(ws)
 		case <-timerC(r.startAt):
 			r.startAt = nil
 			if err := r.start(); err != nil {
-				return 127, err
+				r.ending, r.code, r.err = true, 127, err
 			}
-		case <-timerC(r.grace):
-			r.log.Warn("child did not stop within the grace period; killing it", slog.Int("pid", r.pid))
-			_ = signalGroup(r.pid, syscall.SIGKILL)
+		case <-r.wake():
+			r.deadlines()
+		case <-reaped:
 		case <-r.s.Changes:
 			r.changed()
 		case sig := <-r.s.Signals:
-			if code, end := r.stop(sig, 128+signum(sig)); end {
-				return code, nil
-			}
+			r.end(sysSignal(sig), 128+signum(sig))
 		case <-done:
 			done = nil
-			if code, end := r.stop(nil, 0); end {
-				return code, nil
-			}
+			r.end(r.stopSignal(), 0)
 		}
 	}
 }
@@ -65,87 +89,135 @@ func (r *run) start() error {
 	if err != nil {
 		return err
 	}
-	pid, done, err := r.p.start(r.s.Argv, env, []*os.File{r.s.Stdin, r.s.Stdout, r.s.Stderr})
+	p, err := proc.Start(r.s.Argv, env, []*os.File{r.s.Stdin, r.s.Stdout, r.s.Stderr})
 	if err != nil {
-		return err
+		return fmt.Errorf("child: %w", err)
 	}
-	r.pid, r.done, r.lastStart, r.restarting = pid, done, r.now(), false
-	r.log.Info("child started", slog.Int("pid", pid), slog.String("command", r.s.Argv[0]))
+	r.child, r.lastStart, r.restarting = p, r.now(), false
+	r.log.Info("child started", slog.Int("pid", p.Pid), slog.String("command", r.s.Argv[0]))
 	if h := r.s.Hooks.Started; h != nil {
-		h(pid)
+		h(p.Pid)
 	}
 	return nil
 }
 
-// exited handles the child's exit: it reports whether Run ends, with the
-// code, or a restart follows.
-func (r *run) exited(ws syscall.WaitStatus) (int, bool) {
-	code, pid := exitCode(ws), r.pid
-	r.pid, r.done = 0, nil
-	stopTimer(&r.grace)
+// exited handles the command's exit: a restart follows, or Run ends once
+// what is left of its group has stopped.
+func (r *run) exited(ws syscall.WaitStatus) {
+	code, pid := proc.ExitCode(ws), r.child.Pid
+	r.child = nil
 	r.log.Info("child exited", slog.Int("pid", pid), slog.Int("code", code))
 	if h := r.s.Hooks.Exited; h != nil {
 		h(pid, code)
 	}
 	if !r.restarting {
-		return code, true
+		r.ending, r.code = true, code
+		if !r.isStopping(pid) && proc.GroupExists(pid) {
+			r.log.Info("stopping the processes the child left in its group", slog.Int("pgid", pid))
+			r.stopGroup(pid, r.stopSignal())
+		}
+		return
 	}
-	if d := r.restartDelay(); d > 0 {
+	d := r.restartDelay()
+	if d > 0 {
 		r.log.Warn("child restarting often; backing off", slog.Duration("delay", d))
-		r.startAt = time.NewTimer(d)
-	} else {
-		r.startAt = time.NewTimer(0)
 	}
-	return 0, false
+	r.startAt = time.NewTimer(d)
 }
 
 // changed applies the policy to one token change.
 func (r *run) changed() {
-	switch {
-	case r.s.Policy == PolicySignal && r.pid != 0 && !r.restarting:
-		if err := syscall.Kill(r.pid, r.s.ReloadSignal); err == nil {
+	if r.child == nil || r.restarting || r.ending {
+		return
+	}
+	switch r.s.Policy {
+	case PolicySignal:
+		if err := syscall.Kill(r.child.Pid, r.s.ReloadSignal); err == nil {
 			if h := r.s.Hooks.Signalled; h != nil {
-				h(r.pid, r.s.ReloadSignal)
+				h(r.child.Pid, r.s.ReloadSignal)
 			}
 		}
-	case r.s.Policy == PolicyRestart && !r.restarting:
-		r.log.Info("token changed; restarting the child", slog.Int("pid", r.pid))
+	case PolicyRestart:
+		r.log.Info("token changed; restarting the child", slog.Int("pid", r.child.Pid))
 		r.restarting = true
-		r.terminate()
+		r.stopGroup(r.child.Pid, r.stopSignal())
 	}
 }
 
-// terminate sends StopSignal to the child's group and arms the grace timer.
-func (r *run) terminate() {
-	sig := r.s.StopSignal
-	if sig == 0 {
-		sig = syscall.SIGTERM
+// end stops the child's group with sig, for good: no restart follows. With
+// no child running, Run ends with code.
+func (r *run) end(sig syscall.Signal, code int) {
+	r.restarting, r.ending = false, true
+	stopTimer(&r.startAt)
+	if r.child == nil {
+		r.code = code
+		return
 	}
-	grace := r.s.Grace
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
-	_ = signalGroup(r.pid, sig)
-	stopTimer(&r.grace)
-	r.grace = time.NewTimer(grace)
+	r.stopGroup(r.child.Pid, sig)
 }
 
-// stop ends supervision: it forwards sig (or, for nil, terminates the
-// child) and cancels any restart. Between runs it ends Run with code.
-func (r *run) stop(sig os.Signal, code int) (int, bool) {
-	r.restarting = false
-	if r.pid == 0 {
-		stopTimer(&r.startAt)
-		return code, true
+// stopGroup sends sig to the group pgid, then SIGCONT so that a stopped
+// member (SIGTTIN, SIGSTOP) gets it too, and, the first time, sets the
+// group's SIGKILL deadline.
+func (r *run) stopGroup(pgid int, sig syscall.Signal) {
+	if err := proc.SignalGroup(pgid, sig); err != nil {
+		r.log.Warn("could not signal the child's process group", slog.Int("pgid", pgid), slog.String("error", err.Error()))
 	}
-	if sig == nil {
-		r.terminate()
-		return 0, false
+	_ = proc.SignalGroup(pgid, syscall.SIGCONT)
+	if !r.isStopping(pgid) {
+		r.stopping = append(r.stopping, &stopping{pgid: pgid, deadline: time.Now().Add(r.grace())})
 	}
-	if s, ok := sig.(syscall.Signal); ok {
-		_ = syscall.Kill(r.pid, s)
+}
+
+func (r *run) isStopping(pgid int) bool {
+	return slices.ContainsFunc(r.stopping, func(g *stopping) bool { return g.pgid == pgid })
+}
+
+// drained forgets the stopped groups that have no member left.
+func (r *run) drained() {
+	r.stopping = slices.DeleteFunc(r.stopping, func(g *stopping) bool { return !proc.GroupExists(g.pgid) })
+}
+
+// deadlines kills the groups whose grace period is over, and gives up on
+// killed groups whose second one is.
+func (r *run) deadlines() {
+	now := time.Now()
+	r.stopping = slices.DeleteFunc(r.stopping, func(g *stopping) bool {
+		switch {
+		case now.Before(g.deadline):
+			return false
+		case !g.killed:
+			r.log.Warn("child's process group did not stop within the grace period; killing it", slog.Int("pgid", g.pgid))
+			_ = proc.SignalGroup(g.pgid, syscall.SIGKILL)
+			g.killed, g.deadline = true, now.Add(killWait)
+			return false
+		}
+		r.log.Warn("processes of the child's group outlived SIGKILL; no longer waiting for them", slog.Int("pgid", g.pgid))
+		return true
+	})
+}
+
+// wake fires at the earliest deadline of a stopping group; nil when none.
+func (r *run) wake() <-chan time.Time {
+	if len(r.stopping) == 0 {
+		return nil
 	}
-	return 0, false
+	first := slices.MinFunc(r.stopping, func(a, b *stopping) int { return a.deadline.Compare(b.deadline) })
+	return time.After(time.Until(first.deadline))
+}
+
+func (r *run) stopSignal() syscall.Signal {
+	if r.s.StopSignal == 0 {
+		return syscall.SIGTERM
+	}
+	return r.s.StopSignal
+}
+
+func (r *run) grace() time.Duration {
+	if r.s.Grace <= 0 {
+		return DefaultGrace
+	}
+	return r.s.Grace
 }
 
 // restartDelay is zero for a child that ran StableAfter or longer (which

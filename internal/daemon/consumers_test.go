@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	neturl "net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -76,7 +78,21 @@ func testConfig(url string, key *rsa.PublicKey, sessionID, tokenFile string) *da
 // then sends SIGUSR1 to the pid in TOKEND_TEST_PARENT.
 const onChangeEnv = "TOKEND_DAEMON_TEST_ON_CHANGE"
 
+// relayEnv makes the test binary the consumer named in the pid file (not
+// the test itself: tokend refuses its own pid): it prints "ready" once it
+// handles SIGUSR2, then passes one SIGUSR2 on to TOKEND_TEST_PARENT.
+const relayEnv = "DAEMON_TEST_RELAY"
+
 func init() {
+	if os.Getenv(relayEnv) != "" {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGUSR2)
+		fmt.Println("ready")
+		<-sigs
+		parent, _ := strconv.Atoi(os.Getenv("TOKEND_TEST_PARENT"))
+		syscall.Kill(parent, syscall.SIGUSR2)
+		os.Exit(0)
+	}
 	out := os.Getenv(onChangeEnv)
 	if out == "" {
 		return
@@ -93,19 +109,37 @@ func init() {
 	os.Exit(0)
 }
 
+// startRelay starts the relay consumer (relayEnv) once it handles SIGUSR2
+// and writes its pid to pidFile; TOKEND_TEST_PARENT must be set.
+func startRelay(t *testing.T, pidFile string) {
+	t.Helper()
+	relay := exec.Command(os.Args[0])
+	relay.Env = append(os.Environ(), relayEnv+"=1")
+	stdout, err := relay.StdoutPipe()
+	if err != nil || relay.Start() != nil {
+		t.Fatalf("starting the consumer: %v", err)
+	}
+	t.Cleanup(func() { relay.Process.Kill(); relay.Wait() })
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("consumer printed %q", line)
+	}
+	os.WriteFile(pidFile, []byte(strconv.Itoa(relay.Process.Pid)), 0o600)
+}
+
 // TestRunNotifiesOnARequestedRefresh: a refresh request through the socket
 // changes the token; the signal notifier (SIGUSR2 to the pid in the pid
-// file, this test) and the --on-change program (which reports SIGUSR1) both
-// run, once, and the metric counts them.
+// file, a consumer that relays it to this test) and the --on-change
+// program (which reports SIGUSR1) both run, once, and the metric counts
+// them.
 func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
 	cfg, dir := encryptedWorld(t)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	pidFile, out, sock := filepath.Join(dir, "app.pid"), filepath.Join(t.TempDir(), "calls"), filepath.Join(dir, ".tokend.sock")
-	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
-	t.Setenv(onChangeEnv, out)
 	t.Setenv("TOKEND_TEST_PARENT", strconv.Itoa(os.Getpid()))
+	startRelay(t, pidFile)
+	t.Setenv(onChangeEnv, out)
 	cfg.HealthAddr = "127.0.0.1:0"
 	cfg.Consumers.NotifySignal, cfg.Consumers.NotifyPIDFile = syscall.SIGUSR2, pidFile
 	cfg.Consumers.OnChange, cfg.Consumers.RefreshSocket = []string{os.Args[0]}, sock
@@ -129,7 +163,7 @@ func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
 	}
 	got := map[os.Signal]int{}
 	for len(got) < 2 {
-		got[<-sigs]++
+		got[testkit.Await(t, "the notifications' signals", sigs)]++
 	}
 	for range 2 {
 		await(t, log.ch, "both notifications counted", func(l string) bool { return strings.HasPrefix(l, "token change notified") })

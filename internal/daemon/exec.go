@@ -56,7 +56,7 @@ func Exec(ctx context.Context, cfg *Config, d Deps, x ExecDeps) (int, error) {
 	}()
 	e := cfg.Exec
 	sup := &child.Supervisor{
-		Argv: e.Argv, Env: childEnv(cfg), ReapOrphans: os.Getpid() == 1,
+		Argv: e.Argv, Env: childEnv(cfg),
 		Policy: e.Policy, ReloadSignal: e.ReloadSignal, StopSignal: e.StopSignal, Grace: e.Grace,
 		Stdin: orFile(x.Stdin, os.Stdin), Stdout: orFile(x.Stdout, os.Stdout), Stderr: orFile(x.Stderr, os.Stderr),
 		Ready: w.held.Ready(), Changes: changes, Signals: x.Signals, // the first token starts it; changes per policy

@@ -21,7 +21,7 @@ import (
 // TestExecChildIsToldAsTheNotifiersAre: under exec, the child's
 // --change-policy is one notifier among the others. A token change made
 // through the refresh socket reaches the child (SIGHUP, --change-policy
-// signal) and the --notify-signal consumer (SIGUSR2 to this test) once
+// signal) and the --notify-signal consumer (SIGUSR2 to a consumer that relays it here) once
 // each, and the one metric of notifications counts both.
 func TestExecChildIsToldAsTheNotifiersAre(t *testing.T) {
 	cfg, dir := encryptedWorld(t)
@@ -31,7 +31,8 @@ func TestExecChildIsToldAsTheNotifiersAre(t *testing.T) {
 	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(usr2)
 	pidFile, sock := filepath.Join(dir, "app.pid"), filepath.Join(dir, ".tokend.sock")
-	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
+	t.Setenv("TOKEND_TEST_PARENT", strconv.Itoa(os.Getpid()))
+	startRelay(t, pidFile) // relays its SIGUSR2 here; tokend refuses its own pid
 	cfg.Exec.Policy, cfg.Exec.Argv = child.PolicySignal, []string{os.Args[0]}
 	cfg.Consumers.NotifySignal, cfg.Consumers.NotifyPIDFile = syscall.SIGUSR2, pidFile
 	cfg.Consumers.RefreshSocket = sock

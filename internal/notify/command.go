@@ -5,27 +5,34 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/proc"
 )
 
 // DefaultTimeout bounds a Command when its Timeout is zero.
 const DefaultTimeout = 30 * time.Second
 
-// Command runs a program on each change, without a shell.
+// Command runs a program on each change, without a shell, as the leader of
+// its own process group: a timeout, or the end of tokend, kills the whole
+// group (SIGKILL), so that nothing the program started outlives it.
 type Command struct {
 	// Argv is the program and its arguments (see ParseArgv); Argv[0] is
 	// looked up on PATH.
 	Argv []string
 	// Env is the program's environment; nil means tokend's own.
 	Env []string
-	// Timeout ends the program (SIGKILL) when it runs longer;
-	// DefaultTimeout when zero. --on-change-timeout.
+	// Timeout ends the program's process group (SIGKILL) when it runs
+	// longer; DefaultTimeout when zero. --on-change-timeout.
 	Timeout time.Duration
 	// Output receives the program's stdout and stderr; nil discards them.
-	Output io.Writer
+	Output *os.File
+
+	after func(time.Duration) <-chan time.Time // time.After when nil (tests)
 }
 
 // Name returns "command".
@@ -38,25 +45,40 @@ func (c *Command) Notify(ctx context.Context) error {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
-	cmd.Env = c.Env
-	cmd.Stdout, cmd.Stderr = c.Output, c.Output
-	cmd.WaitDelay = time.Second // output pipes held by grandchildren
-	err := cmd.Run()
-	var ee *exec.ExitError
+	env := c.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	p, err := proc.Start(c.Argv, env, []*os.File{nil, c.Output, c.Output})
 	switch {
-	case err == nil:
-		return nil
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("notify: --on-change %s did not finish within %s: make it return sooner, or raise --on-change-timeout", c.Argv[0], timeout)
-	case errors.As(err, &ee):
-		return fmt.Errorf("notify: --on-change %s failed: %s", c.Argv[0], ee.ProcessState)
 	case errors.Is(err, exec.ErrNotFound):
 		return fmt.Errorf("notify: --on-change %s not found on PATH: give its full path", c.Argv[0])
+	case err != nil:
+		return fmt.Errorf("notify: --on-change %w", err)
 	}
-	return fmt.Errorf("notify: --on-change %s: %w", c.Argv[0], err)
+	after := c.after
+	if after == nil {
+		after = time.After
+	}
+	var ws syscall.WaitStatus
+	select {
+	case ws = <-p.Done():
+	case <-after(timeout):
+		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
+		<-p.Done()
+		return fmt.Errorf("notify: --on-change %s did not finish within %s: make it return sooner, or raise --on-change-timeout", c.Argv[0], timeout)
+	case <-ctx.Done():
+		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
+		<-p.Done()
+		return ctx.Err()
+	}
+	switch {
+	case ws.Exited() && ws.ExitStatus() == 0:
+		return nil
+	case ws.Signaled():
+		return fmt.Errorf("notify: --on-change %s failed: killed by %s", c.Argv[0], ws.Signal())
+	}
+	return fmt.Errorf("notify: --on-change %s failed: exit status %d", c.Argv[0], proc.ExitCode(ws))
 }
 
 // ParseArgv splits an --on-change value into a program and its arguments,

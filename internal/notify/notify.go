@@ -13,13 +13,22 @@
 // counted in tokend_notifications_total{notifier,result}, notifier being
 // the Notifier's Name and result "success" or "failure"; a failure is logged once, with the notifier's
 // setting, and never stops the Runner.
+//
+// A failure that a moment may cure (a pid file not yet rewritten by a
+// restarting consumer) is retried: after RetryBackoff's delays, or at once
+// when the next change arrives, until it succeeds or the backoff gives up
+// (by default after 30 s, the delays growing from 100 ms to 2 s). Only
+// the outcome is counted.
 package notify
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ambient-code/tokend/internal/exchange"
@@ -42,6 +51,10 @@ type Notifier interface {
 // concurrent use.
 type Runner struct {
 	refresher.NopObserver
+	// RetryBackoff returns the delays between retries of one
+	// notification; nil means the default above. Set it before Run.
+	RetryBackoff func() backoff.BackOff
+
 	notifiers []Notifier
 	due       []chan struct{} // one per notifier, buffer 1: the coalescing
 	log       *slog.Logger
@@ -111,7 +124,7 @@ func (r *Runner) serve(ctx context.Context, n Notifier, due <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		}
-		if err := n.Notify(ctx); err != nil {
+		if err := r.deliver(ctx, n, due); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -123,3 +136,46 @@ func (r *Runner) serve(ctx context.Context, n Notifier, due <-chan struct{}) {
 		r.log.Debug("token change notified", slog.String("notifier", n.Name()))
 	}
 }
+
+// deliver runs one notification, and retries it while it fails with an
+// error marked by retry (see the package doc).
+func (r *Runner) deliver(ctx context.Context, n Notifier, due <-chan struct{}) error {
+	b := r.backoff()
+	for {
+		err := n.Notify(ctx)
+		var rt *retryable
+		if err == nil || ctx.Err() != nil || !errors.As(err, &rt) {
+			return err
+		}
+		d := b.NextBackOff()
+		if d == backoff.Stop {
+			return err
+		}
+		r.log.Debug("token change notification not delivered yet; retrying", slog.String("notifier", n.Name()), slog.Duration("delay", d), slog.String("error", err.Error()))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-due: // the next change: try at once, with a fresh budget
+			b.Reset()
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+func (r *Runner) backoff() backoff.BackOff {
+	if r.RetryBackoff != nil {
+		return r.RetryBackoff()
+	}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 30*time.Second
+	b.Reset()
+	return b
+}
+
+// retryable marks an error that a moment may cure.
+type retryable struct{ error }
+
+func (e *retryable) Unwrap() error { return e.error }
+
+func retry(err error) error { return &retryable{err} }

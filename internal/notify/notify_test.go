@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -20,13 +20,16 @@ import (
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 const helperEnv = "TOKEND_NOTIFY_TEST_HELPER"
 
 // TestMain turns the test binary into the --on-change program when
 // helperEnv is set: "append FILE" appends its pid, "exit" exits 3, "hang"
-// blocks until killed.
+// blocks until killed, "group" starts three "hang" processes, prints
+// "child PID" for each and hangs, "report" prints "ready" once it handles
+// SIGUSR1 and "signal NAME" when it gets it, then exits.
 func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "":
@@ -42,6 +45,23 @@ func TestMain(m *testing.M) {
 		os.Exit(3)
 	case "hang":
 		select {}
+	case "group":
+		for range 3 {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), helperEnv+"=hang")
+			cmd.Stdout = os.Stdout
+			if cmd.Start() != nil {
+				os.Exit(2)
+			}
+			fmt.Printf("child %d\n", cmd.Process.Pid)
+		}
+		select {}
+	case "report":
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGUSR1)
+		fmt.Println("ready")
+		fmt.Printf("signal %s\n", <-sigs)
+		os.Exit(0)
 	}
 }
 
@@ -116,9 +136,7 @@ func TestStoredMarksChangesOnly(t *testing.T) {
 }
 
 func TestSignalRereadsThePIDFile(t *testing.T) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
+	pid, lines := consumer(t) // not this process: tokend's own pid is refused
 	pidFile := filepath.Join(t.TempDir(), "consumer.pid")
 	s := &Signal{PIDFile: pidFile, Sig: syscall.SIGUSR1}
 
@@ -127,7 +145,7 @@ func TestSignalRereadsThePIDFile(t *testing.T) {
 		{"  \n", "not a process id"},
 		{"1", "not a process id"},
 		{"2147483000", "does not exist (or is in another process namespace)"},
-		{fmt.Sprintf("%d\n", os.Getpid()), ""},
+		{fmt.Sprintf("%d\n", pid), ""},
 	} {
 		if tc.content != "" {
 			if err := os.WriteFile(pidFile, []byte(tc.content), 0o600); err != nil {
@@ -139,8 +157,8 @@ func TestSignalRereadsThePIDFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("pid file %q: %v", tc.content, err)
 			}
-			if got := <-sigs; got != syscall.SIGUSR1 {
-				t.Errorf("got %v", got)
+			if got := testkit.Await(t, "the consumer's signal", lines); got != "signal user defined signal 1" {
+				t.Errorf("consumer printed %q", got)
 			}
 			continue
 		}
@@ -169,7 +187,7 @@ func TestCommandFailures(t *testing.T) {
 		{"exit", "exit status 3"},
 		{"hang", "did not finish within 1ms"},
 	} {
-		c := &Command{Argv: []string{os.Args[0]}, Env: append(os.Environ(), helperEnv+"="+tc.mode), Timeout: time.Millisecond, Output: io.Discard}
+		c := &Command{Argv: []string{os.Args[0]}, Env: append(os.Environ(), helperEnv+"="+tc.mode), Timeout: time.Millisecond}
 		if tc.mode == "exit" {
 			c.Timeout = time.Minute
 		}

@@ -1,0 +1,131 @@
+// Package proc starts the processes tokend runs (the command of `tokend
+// exec`, an --on-change command) and collects their exit statuses. It is
+// the only code in tokend that starts or waits for a process.
+//
+// Every process starts as the leader of its own process group, so that a
+// stop reaches the whole command (a shell wrapper's children included):
+// SignalGroup signals the group, GroupExists tells whether any member is
+// left.
+//
+// Waiting: wait(2) is process-wide, so one owner collects every status.
+// Without Adopt, each started process is waited for by its own pid;
+// orphans go to the PID 1 of the container. While Adopt is in force, one
+// wait(-1) loop reaps every child of tokend, orphans re-parented to it
+// included (tokend then is PID 1, or a child subreaper), and hands each
+// started process its status; no other wait races it.
+//
+// Terminal: when the new process's stdin is the controlling terminal and
+// tokend's group is that terminal's foreground group (tokend was started in
+// the foreground), the new group becomes the foreground group, so that the
+// command can read the terminal instead of being stopped by SIGTTIN; the
+// foreground returns to tokend's group when the process exits. Started in
+// the background, tokend leaves the terminal alone and the command is a
+// background job, as it would be under a shell.
+//
+// Everything here is safe for concurrent use.
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"syscall"
+)
+
+// Process is a started process, the leader of its own process group, whose
+// group id is its pid.
+type Process struct {
+	// Pid is the process id, and the id of its process group.
+	Pid  int
+	done chan syscall.WaitStatus
+	tty  *os.File // the terminal it was given the foreground of; nil when none
+}
+
+// Done receives the process's wait status once, when it has exited and
+// been reaped.
+func (p *Process) Done() <-chan syscall.WaitStatus { return p.done }
+
+// Start runs argv[0] (looked up on PATH) with argv and env, in a new
+// process group. files are its stdin, stdout and stderr; a nil entry is
+// /dev/null (never a closed descriptor, which the process's next open file
+// would take the place of). Errors say what to fix.
+func Start(argv, env []string, files []*os.File) (*Process, error) {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w (give the full path, or set PATH)", err)
+	}
+	files, closeNull, err := withDevNull(files)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNull()
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	tty := foregroundTerminal(files[0])
+	if tty != nil {
+		sys.Foreground, sys.Ctty = true, int(tty.Fd())
+	}
+	reaper.mu.Lock()
+	defer reaper.mu.Unlock()
+	op, err := os.StartProcess(path, argv, &os.ProcAttr{Env: env, Files: files, Sys: sys})
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", argv[0], errors.Unwrap(err))
+	}
+	p := &Process{Pid: op.Pid, done: make(chan syscall.WaitStatus, 1), tty: tty}
+	_ = op.Release() // statuses come from wait4 (reap.go), not from os.Process
+	reaper.waiting[p.Pid] = p
+	if !reaper.active {
+		go waitPid(p.Pid)
+	}
+	return p, nil
+}
+
+// SignalGroup sends sig to the process group pgid. A group with no member
+// left is not an error: there is nothing to stop.
+func SignalGroup(pgid int, sig syscall.Signal) error {
+	err := syscall.Kill(-pgid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// GroupExists reports whether the process group pgid has a member left,
+// a zombie not yet reaped included.
+func GroupExists(pgid int) bool {
+	return !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+}
+
+// ExitCode is the shell's convention for a wait status: the exit status,
+// or 128 plus the signal that killed the process.
+func ExitCode(ws syscall.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return 1
+}
+
+// withDevNull replaces nil entries of files with /dev/null.
+func withDevNull(files []*os.File) ([]*os.File, func(), error) {
+	if len(files) > 0 && !slices.Contains(files, nil) {
+		return files, func() {}, nil
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := slices.Clone(files)
+	if len(out) == 0 {
+		out = make([]*os.File, 3)
+	}
+	for i, f := range out {
+		if f == nil {
+			out[i] = null
+		}
+	}
+	return out, func() { null.Close() }, nil
+}
