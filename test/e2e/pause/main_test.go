@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ambient-code/tokend/test/testkit"
+)
+
+// build compiles the command into the test's directory.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pause")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestExitsOnTERM: pause runs until SIGTERM and then exits 0, as a
+// sandbox's teardown needs.
+func TestExitsOnTERM(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		cmd := exec.Command(build(t))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Sending the signal before pause has installed its handler would
+		// kill it by the default action, not exercise it: wait until the
+		// signal is caught (SigCgt in /proc) first.
+		waitFor(t, "pause to catch "+sig.String(), func() bool { return catches(t, cmd.Process.Pid, sig) })
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: pause ended with %v, want exit 0; stderr: %s", sig, err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "exiting") {
+			t.Errorf("%v: stderr %q does not say it stops", sig, stderr.String())
+		}
+	}
+}
+
+// TestReapsOrphans: as PID 1 of a PID namespace (as in a pod sandbox), pause
+// collects an orphan that the kernel reparents to it, so no zombie stays.
+func TestReapsOrphans(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, for a PID namespace")
+	}
+	cmd := exec.Command(build(t))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, "pause to catch SIGCHLD", func() bool { return catches(t, cmd.Process.Pid, syscall.SIGCHLD) })
+
+	// A shell entered into pause's PID namespace starts a child and exits
+	// at once: the kernel reparents the orphan to pause, the namespace's
+	// first process. Killing it then leaves a zombie that only pause can
+	// collect.
+	sh := exec.Command("nsenter", "-t", strconv.Itoa(cmd.Process.Pid), "-p", "--", "sh", "-c", "sleep 1000 >/dev/null 2>&1 &")
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("nsenter into pause's PID namespace: %v\n%s", err, out)
+	}
+	orphan := 0
+	waitFor(t, "the orphan to become pause's child", func() bool { orphan = childOf(t, cmd.Process.Pid); return orphan != 0 })
+	if err := syscall.Kill(orphan, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "pause to reap the orphan", func() bool { return childOf(t, cmd.Process.Pid) == 0 })
+}
+
+// catches reports whether pid has a handler for sig (SigCgt in its status).
+func catches(t *testing.T, pid int, sig syscall.Signal) bool {
+	t.Helper()
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
+}
+
+// childOf returns the pid of a child of parent (a zombie counts), or 0.
+func childOf(t *testing.T, parent int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(parent) + "/task/" + strconv.Itoa(parent) + "/children")
+	if err != nil {
+		t.Fatalf("reading pause's children: %v", err)
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 0
+	}
+	pid, _ := strconv.Atoi(fields[0])
+	return pid
+}
+
+// waitFor polls cond until it holds, failing after testkit.Patience.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testkit.Patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
