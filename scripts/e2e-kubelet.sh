@@ -12,7 +12,8 @@
 #   5     behind the credential proxy, the agent (no token volume) reaches an
 #         https API server;
 #   6     the OpenShift Component under an assigned user;
-#   7     revocation (skipped until tokend withdraws a refused token).
+#   7     after a 403 the consumers see no token and the pod turns not ready
+#         (skipped with a tokend that does not withdraw a refused token).
 #
 # As root on Debian 12 (a machine of this project's kind):
 #
@@ -39,6 +40,9 @@
 #
 # Environment:
 #   KUBELET_VERSION, CACHE_DIR   as for hack/build-kubelet.sh
+#   TOKEND_BINARY                a tokend binary built already (hack/build.sh),
+#                                e.g. from another branch, instead of this
+#                                checkout's
 #   KEEP=1                       keep the state directory (logs) after the run
 #
 # Exit status: 0 when no scenario failed, 1 otherwise.
@@ -283,7 +287,7 @@ done
 t=$(now)
 mkdir -p "$S/bin" "$S/images" "$S/keys" "$S/pods"
 go build -o "$S/bin/" ./test/e2e/pause ./test/e2e/driver
-OUT=$S/images/tokend.tar IMAGE=ghcr.io/ambient-code/tokend:latest hack/image.sh >/dev/null
+OUT=$S/images/tokend.tar IMAGE=ghcr.io/ambient-code/tokend:latest BINARY=${TOKEND_BINARY:-} hack/image.sh >/dev/null
 ociimage() { GOOS= GOARCH= go run ./hack/ociimage "$@" >/dev/null; }
 ociimage -o "$S/images/pause.tar" -name "$pause_image" -add "$S/bin/pause:/pause" -entrypoint /pause -user 65535:65535
 bb=(-add "$(command -v busybox):/bin/busybox")

@@ -96,6 +96,10 @@ func TestReaderSeesEachToken(t *testing.T) {
 	if l := next(t, lines, "reading:"); !strings.HasSuffix(l, fingerprint("second-token")) {
 		t.Errorf("tick %q does not name the current token", l)
 	}
+	replace(t, path, "# token withdrawn: the control plane refused the session (403)\n")
+	if l := next(t, lines, "token "); l != "token withdrawn" {
+		t.Fatalf("after a withdrawal: %q, want \"token withdrawn\"", l)
+	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
