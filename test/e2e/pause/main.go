@@ -5,7 +5,8 @@
 // pod's containers are its descendants), and exits 0 on SIGTERM or SIGINT,
 // as the kubelet's sandbox teardown expects.
 //
-// It takes no arguments and prints only a line when it stops.
+// It takes no arguments, and prints a line to stderr once it handles the
+// signals, and one when it stops.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 func main() {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	fmt.Fprintln(os.Stderr, "pause: waiting for SIGTERM")
 	for s := range sigs {
 		if s != syscall.SIGCHLD {
 			fmt.Fprintf(os.Stderr, "pause: %v, exiting\n", s)

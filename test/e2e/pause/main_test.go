@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,28 +24,62 @@ func build(t *testing.T) string {
 	return bin
 }
 
-// TestExitsOnTERM: pause runs until SIGTERM and then exits 0, as a
-// sandbox's teardown needs.
+// start runs pause (in a PID namespace of its own with newPID) and returns
+// once it handles signals: a signal sent earlier would meet the Go
+// runtime's default action, not pause. The rest of its stderr goes to the
+// returned channel.
+func start(t *testing.T, newPID bool) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(build(t))
+	if newPID {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string, 10)
+	ready := make(chan struct{})
+	go func() {
+		defer close(lines)
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			if strings.HasSuffix(s.Text(), "waiting for SIGTERM") {
+				close(ready)
+				continue
+			}
+			lines <- s.Text()
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(testkit.Patience):
+		t.Fatal("pause never said it waits")
+	}
+	return cmd, lines
+}
+
+// TestExitsOnTERM: pause runs until SIGTERM (or SIGINT) and then exits 0,
+// as a sandbox's teardown needs.
 func TestExitsOnTERM(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(build(t))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// Sending the signal before pause has installed its handler would
-		// kill it by the default action, not exercise it: wait until the
-		// signal is caught (SigCgt in /proc) first.
-		waitFor(t, "pause to catch "+sig.String(), func() bool { return catches(t, cmd.Process.Pid, sig) })
+		cmd, lines := start(t, false)
 		if err := cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("%v: pause ended with %v, want exit 0; stderr: %s", sig, err, stderr.String())
+		var said []string
+		for l := range lines {
+			said = append(said, l)
 		}
-		if !strings.Contains(stderr.String(), "exiting") {
-			t.Errorf("%v: stderr %q does not say it stops", sig, stderr.String())
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: pause ended with %v, want exit 0; stderr: %q", sig, err, said)
+		}
+		if len(said) != 1 || !strings.Contains(said[0], "exiting") {
+			t.Errorf("%v: stderr %q does not say it stops", sig, said)
 		}
 	}
 }
@@ -57,13 +90,7 @@ func TestReapsOrphans(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, for a PID namespace")
 	}
-	cmd := exec.Command(build(t))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(t, "pause to catch SIGCHLD", func() bool { return catches(t, cmd.Process.Pid, syscall.SIGCHLD) })
+	cmd, _ := start(t, true)
 
 	// A shell entered into pause's PID namespace starts a child and exits
 	// at once: the kernel reparents the orphan to pause, the namespace's
@@ -79,24 +106,6 @@ func TestReapsOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "pause to reap the orphan", func() bool { return childOf(t, cmd.Process.Pid) == 0 })
-}
-
-// catches reports whether pid has a handler for sig (SigCgt in its status).
-func catches(t *testing.T, pid int, sig syscall.Signal) bool {
-	t.Helper()
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "SigCgt:"); ok {
-			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && mask&(1<<(uint(sig)-1)) != 0
-		}
-	}
-	return false
 }
 
 // childOf returns the pid of a child of parent (a zombie counts), or 0.
