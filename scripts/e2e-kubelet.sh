@@ -76,9 +76,10 @@ inside() {
 	local sock=$S/containerd.sock
 	# Globals: the EXIT trap runs after this function has returned.
 	ctr=(ctr -a "$sock" -n k8s.io)
-	kubelet_pid= containerd_pid=
+	kubelet_pid='' containerd_pid=''
 	readlink /proc/self/ns/mnt >"$S/node-mntns"
 
+	# shellcheck disable=SC2317 # run by the EXIT trap
 	inside_cleanup() {
 		set +e
 		[[ -n "$kubelet_pid" ]] && kill "$kubelet_pid" && wait "$kubelet_pid"
@@ -94,9 +95,10 @@ inside() {
 		fi
 		# Whatever else runs in this mount namespace was started here
 		# (containerd's shims): end it by pid.
-		local self pid
+		local self p pid
 		self=$(readlink /proc/self/ns/mnt)
-		for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+		for p in /proc/[0-9]*; do
+			pid=${p#/proc/}
 			[[ "$pid" == "$$" || "$pid" == "$BASHPID" || "$pid" == "$PPID" ]] && continue
 			[[ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" == "$self" ]] && kill -KILL "$pid" 2>/dev/null
 		done
@@ -239,22 +241,25 @@ for c in ip unshare curl mount; do
 	command -v "$c" >/dev/null || die "$c is missing: install iproute2, util-linux, curl and mount"
 done
 
-t=$(now)
+start=$(now)
+t=$start
 kubelet=$(hack/build-kubelet.sh)
 cost_kubelet=$(since "$t")
 echo "kubelet: $kubelet ($("$kubelet" --version))"
 
 S=$(mktemp -d "${TMPDIR:-/tmp}/tokend-e2e.XXXXXX")
 cgroup=tokend-e2e-$$
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	set +e
-	local d pid ns left i
+	local d p pid ns left i
 	# The node's own cleanup stops everything it started; should it have
 	# failed, whatever still runs in the node's mount namespace was started
 	# by this script: end it by pid.
 	ns=$(cat "$S/node-mntns" 2>/dev/null)
 	if [[ -n "$ns" ]]; then
-		for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+		for p in /proc/[0-9]*; do
+			pid=${p#/proc/}
 			if [[ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" == "$ns" ]]; then
 				echo "ending pid $pid, left running in the node: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-80)" >&2
 				kill -KILL "$pid" 2>/dev/null
@@ -288,7 +293,7 @@ t=$(now)
 mkdir -p "$S/bin" "$S/images" "$S/keys" "$S/pods"
 go build -o "$S/bin/" ./test/e2e/pause ./test/e2e/driver
 OUT=$S/images/tokend.tar IMAGE=ghcr.io/ambient-code/tokend:latest BINARY=${TOKEND_BINARY:-} hack/image.sh >/dev/null
-ociimage() { GOOS= GOARCH= go run ./hack/ociimage "$@" >/dev/null; }
+ociimage() { GOOS='' GOARCH='' go run ./hack/ociimage "$@" >/dev/null; }
 ociimage -o "$S/images/pause.tar" -name "$pause_image" -add "$S/bin/pause:/pause" -entrypoint /pause -user 65535:65535
 bb=(-add "$(command -v busybox):/bin/busybox")
 for a in $(busybox --list-full); do
@@ -312,4 +317,5 @@ echo "== node: containerd and kubelet in a network and mount namespace of their 
 rc=0
 E2E_STATE=$S E2E_KUBELET=$kubelet E2E_CGROUP=$cgroup E2E_COST_KUBELET=$cost_kubelet E2E_COST_IMAGES=$cost_images \
 	unshare --net --mount --propagation private --fork --kill-child -- "$self" --inside || rc=$?
+echo "e2e-kubelet.sh: $(since "$start") s in all, exit status $rc"
 exit "$rc"
