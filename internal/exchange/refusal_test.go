@@ -147,7 +147,9 @@ func TestCapabilityExpiry(t *testing.T) {
 
 // swapIssuer serves one of two encrypted-session issuers, so that a test
 // can rotate the control plane's key.
-type swapIssuer struct{ cur atomic.Pointer[fakeissuer.Issuer] }
+type swapIssuer struct {
+	cur atomic.Pointer[fakeissuer.Issuer]
+}
 
 func (s *swapIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.cur.Load().ServeHTTP(w, r) }
 

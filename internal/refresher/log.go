@@ -32,6 +32,10 @@ func (r *Refresher) logSuccess(tok exchange.Token, changed bool) {
 // logFailure logs a failed attempt, counted by fail, with the delay
 // before the next one.
 func (r *Refresher) logFailure(err error, delay time.Duration) {
+	if exchange.Classify(err) == exchange.Refused {
+		r.logRefusal(err, delay)
+		return
+	}
 	attrs := []any{
 		slog.String("error", err.Error()),
 		slog.Int("consecutive_failures", r.failures),

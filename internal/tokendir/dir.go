@@ -37,7 +37,7 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// Output is one file a Dir writes for each token.
+// Output is one file a Dir writes for each token, or for its withdrawal.
 type Output interface {
 	// Path is the file's path. Its directory must exist.
 	Path() string
@@ -47,6 +47,10 @@ type Output interface {
 	// token (a time of writing) can keep prev while it still describes
 	// tok, and nothing is written. It must not log tok.
 	Render(tok exchange.Token, prev []byte, now time.Time) ([]byte, error)
+	// RenderWithdrawal returns the file's content once the token is
+	// withdrawn for reason (which holds no secret): no token, and the
+	// reason. prev is as for Render.
+	RenderWithdrawal(reason string, prev []byte, now time.Time) []byte
 	// Describe names the output in messages, e.g. "token file".
 	Describe() string
 }
@@ -96,10 +100,11 @@ type Dir struct {
 	w          *fsnotify.Watcher // nil while not watching; Watch and Run only
 	tick       <-chan time.Time  // tests: replaces Run's ticker
 
-	mu       sync.Mutex // guards files' last, held, complete
-	files    []*file
-	held     string // the fingerprint of the token stored last
-	complete bool   // the last Store wrote every output
+	mu        sync.Mutex // guards files' last, held, complete
+	files     []*file
+	held      string // the fingerprint of the token stored last
+	withdrawn error  // the withdrawal written last, nil after a Store
+	complete  bool   // the last Store or Withdraw wrote every output
 
 	verdict atomic.Pointer[error] // the last verification; nil before any
 }
@@ -153,6 +158,35 @@ func (d *Dir) CleanTemp() (int, error) {
 func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.held, d.withdrawn = tok.Value.Fingerprint(), nil
+	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+		return f.out.Render(tok, prev, now)
+	})
+}
+
+// Withdraw replaces the token in every output by its withdrawal for
+// reason: the token file then holds tokenbytes.Withdrawal(reason), the
+// JSON document its withdrawn form. It writes as Store does (only what
+// differs; every output attempted), Run restores the withdrawal as it
+// restores a token, and the verdict is then an error wrapping
+// ErrWithdrawn. reason must not hold a secret.
+func (d *Dir) Withdraw(reason string) (changed bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := fmt.Errorf("%w: %s", ErrWithdrawn, reason)
+	d.held, d.withdrawn = "withdrawn", w
+	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+		return f.out.RenderWithdrawal(reason, prev, now), nil
+	})
+}
+
+// ErrWithdrawn is wrapped by Verified's answer after a Withdraw, until the
+// next Store.
+var ErrWithdrawn = errors.New("token withdrawn")
+
+// write renders and writes every output, the token file last; d.mu is
+// held. After a success the verdict is good (or the withdrawal).
+func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, error)) (changed bool, err error) {
 	now := d.now()
 	var errs []error
 	for _, f := range d.files {
@@ -160,7 +194,7 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 		if prev == nil {
 			prev, _ = readFile(f.path, maxRead)
 		}
-		data, err := f.out.Render(tok, prev, now)
+		data, err := render(f, prev, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, err))
 			continue
@@ -173,7 +207,6 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 		}
 		f.last = data
 	}
-	d.held = tok.Value.Fingerprint()
 	d.complete = len(errs) == 0
 	if !d.complete {
 		return changed, errors.Join(errs...)
@@ -220,7 +253,14 @@ func (d *Dir) Verified() error {
 	return ErrNotWritten
 }
 
-func (d *Dir) setVerdict(err error) { d.verdict.Store(&err) }
+// setVerdict keeps err, or the withdrawal when err is nil and the token is
+// withdrawn; d.mu is held.
+func (d *Dir) setVerdict(err error) {
+	if err == nil {
+		err = d.withdrawn
+	}
+	d.verdict.Store(&err)
+}
 
 // Remove removes every output (--remove-on-exit); a missing file is no
 // error. The error joins the failures, each naming its file.
