@@ -85,6 +85,28 @@ func (r *Refresher) warnAboutIssuer(tok exchange.Token) {
 	}
 }
 
+// credentialNotice are how long before the credential's own expiry
+// (Token.CredentialExpiry) tokend warns, once each, smallest first.
+var credentialNotice = []time.Duration{time.Hour, 24 * time.Hour}
+
+// warnCredentialExpiry warns once when the credential that obtained tok
+// has less than each of credentialNotice left: at its end the control
+// plane refuses it, and the token is withdrawn (rule 8).
+func (r *Refresher) warnCredentialExpiry(tok exchange.Token) {
+	if tok.CredentialExpiry.IsZero() {
+		return
+	}
+	left := tok.CredentialExpiry.Sub(r.now())
+	for _, notice := range credentialNotice {
+		if left <= notice {
+			r.warnOnce("credential-"+notice.String(), "the bearer credential (the run capability) expires soon; "+
+				"the control plane refuses it from then on and the token is withdrawn: end the run, or give tokend a new capability before",
+				slog.Time("credential_expires_at", tok.CredentialExpiry), slog.Duration("credential_expires_in", left.Round(time.Second)))
+			return
+		}
+	}
+}
+
 // warnOnce logs msg at warning level the first time key is seen, and at
 // debug level after that.
 func (r *Refresher) warnOnce(key, msg string, attrs ...any) {

@@ -229,6 +229,7 @@ func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	}
 	r.warnShortLife(tok)
 	r.warnAboutIssuer(tok)
+	r.warnCredentialExpiry(tok)
 	return r.store(tok, left)
 }
 

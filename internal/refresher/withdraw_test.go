@@ -90,3 +90,30 @@ func TestOnceWithdrawsOnARefusal(t *testing.T) {
 		}
 	})
 }
+
+// TestWarnsAheadOfTheCredentialsEnd: a token whose credential expires
+// within 24 hours, then within one hour, brings one warning each; tokens
+// without a credential expiry, or far from it, bring none.
+func TestWarnsAheadOfTheCredentialsEnd(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	end := now.Add(30 * time.Hour)
+	r := newRefresher(&script{}, &memStore{})
+	var logs bytes.Buffer
+	r.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	r.Now = func() time.Time { return now }
+	tok := exchange.Token{CredentialExpiry: end}
+	for _, step := range []struct {
+		at   time.Duration // before end
+		warn int           // warnings so far
+	}{{29 * time.Hour, 0}, {24*time.Hour + time.Second, 0}, {24 * time.Hour, 1}, {23 * time.Hour, 1}, {61 * time.Minute, 1}, {time.Hour, 2}, {time.Minute, 2}} {
+		now = end.Add(-step.at)
+		r.warnCredentialExpiry(tok)
+		r.warnCredentialExpiry(exchange.Token{})
+		if n := strings.Count(logs.String(), "level=WARN"); n != step.warn {
+			t.Fatalf("%v before the end: %d warnings, want %d:\n%s", step.at, n, step.warn, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "credential_expires_in=1h0m0s") {
+		t.Errorf("the warning does not say how long is left:\n%s", logs.String())
+	}
+}
