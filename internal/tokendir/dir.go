@@ -166,16 +166,23 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 
 // Withdraw replaces the token in every output by its withdrawal for
 // reason: the token file then holds tokenbytes.Withdrawal(reason), the
-// JSON document its withdrawn form. It writes as Store does (only what
-// differs; every output attempted), Run restores the withdrawal as it
-// restores a token, and the verdict is then an error wrapping
-// ErrWithdrawn. reason must not hold a secret.
+// JSON document its withdrawn form. An output that neither this Dir wrote
+// nor exists on disk holds no token to withdraw, and stays absent: a
+// consumer waiting for the first token keeps waiting. Otherwise it writes
+// as Store does (only what differs; every output attempted), Run restores
+// the withdrawal as it restores a token, and the verdict is an error
+// wrapping ErrWithdrawn until the next Store. reason must not hold a
+// secret.
 func (d *Dir) Withdraw(reason string) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	w := fmt.Errorf("%w: %s", ErrWithdrawn, reason)
-	d.held, d.withdrawn = "withdrawn", w
+	d.held, d.withdrawn = "withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason)
 	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+		if f.last == nil {
+			if _, err := os.Lstat(f.path); errors.Is(err, fs.ErrNotExist) {
+				return nil, nil // nothing to withdraw
+			}
+		}
 		return f.out.RenderWithdrawal(reason, prev, now), nil
 	})
 }
@@ -184,8 +191,10 @@ func (d *Dir) Withdraw(reason string) (changed bool, err error) {
 // next Store.
 var ErrWithdrawn = errors.New("token withdrawn")
 
-// write renders and writes every output, the token file last; d.mu is
-// held. After a success the verdict is good (or the withdrawal).
+// write renders and writes every output, the token file last, leaving out
+// those render returns nil for; d.mu is held. After a success the verdict
+// is good (or the withdrawal), and Run restores what was written when
+// every output was.
 func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, error)) (changed bool, err error) {
 	now := d.now()
 	var errs []error
@@ -199,6 +208,9 @@ func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, er
 			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, err))
 			continue
 		}
+		if data == nil {
+			continue
+		}
 		c, err := WriteFile(f.path, data, d.mode)
 		changed = changed || c
 		if err != nil {
@@ -207,8 +219,8 @@ func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, er
 		}
 		f.last = data
 	}
-	d.complete = len(errs) == 0
-	if !d.complete {
+	d.complete = len(errs) == 0 && !slices.ContainsFunc(d.files, func(f *file) bool { return f.last == nil })
+	if len(errs) > 0 {
 		return changed, errors.Join(errs...)
 	}
 	d.setVerdict(nil)

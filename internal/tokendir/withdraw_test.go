@@ -2,6 +2,7 @@ package tokendir
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +53,29 @@ func TestWithdrawAndRestore(t *testing.T) {
 	}
 	if err := w.d.Verified(); err != nil {
 		t.Errorf("Verified after restore = %v", err)
+	}
+}
+
+// TestWithdrawWritesNoFileWhereThereWasNone: a refusal before any token
+// leaves the outputs absent (a consumer waiting for the first token keeps
+// waiting), while a token file a previous run left is withdrawn.
+func TestWithdrawWritesNoFileWhereThereWasNone(t *testing.T) {
+	w := newWorld(t)
+	if changed, err := w.d.Withdraw("refused"); err != nil || changed {
+		t.Fatalf("Withdraw = %v, %v; want nothing written", changed, err)
+	}
+	for _, p := range []string{w.token, w.doc} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v, want it absent", p, err)
+		}
+	}
+	if err := os.WriteFile(w.token, []byte("tok-left-by-a-previous-run"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := w.open().Withdraw("refused"); err != nil || !changed {
+		t.Fatalf("Withdraw over a previous run's token = %v, %v; want it written", changed, err)
+	}
+	if _, err := tokenbytes.FromFile([]byte(read(t, w.token))); !errors.Is(err, tokenbytes.ErrWithdrawn) {
+		t.Errorf("a previous run's token was not withdrawn: %v", err)
 	}
 }
