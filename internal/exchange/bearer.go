@@ -101,11 +101,11 @@ func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 	client := *e.Client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, limit: bearerBodyLimit, hint: e.hint}
-	at := now(e.Now)
-	tok, err := req.do(ctx, &client, at)
+	tok, err := req.do(ctx, &client, now(e.Now))
 	exp, _ := CredentialExpiry(cred.Reveal())
 	if err != nil {
-		if ee := credentialExpired(exp, at, e.source(), err); ee != nil {
+		// Judged once the answer is in: the issuer judged it then.
+		if ee := credentialExpired(exp, now(e.Now), e.source(), err); ee != nil {
 			return Token{}, ee
 		}
 		return Token{}, err
