@@ -13,7 +13,10 @@
 //     from the bytes it wrote last (restore.go), and keeps the verdict for
 //     readiness (Verified);
 //  3. removes the temporary files a crashed run left (CleanTemp), and the
-//     outputs themselves on request (Remove).
+//     outputs themselves on request (Remove);
+//  4. replaces the token, when the control plane definitively refused the
+//     credential, by a record that there is none and why (Withdraw), which
+//     step 2 keeps in place as it keeps a token, until the next Store.
 //
 // A new output is one file in this package: a type implementing Output,
 // passed in Options.Outputs by the daemon.
@@ -88,8 +91,9 @@ type file struct {
 type Dir struct {
 	// Restored, when set, is called after each attempt of Run to write a
 	// lost output again, before the attempt is logged, with the stored
-	// token's fingerprint; err is nil once every output is back. It runs
-	// while the Dir is locked: it must not block, nor call Store or Verify.
+	// token's fingerprint ("withdrawn" after a Withdraw); err is nil once
+	// every output is back. It runs while the Dir is locked: it must not
+	// block, nor call Store or Verify.
 	Restored func(fingerprint string, err error)
 
 	mode       fs.FileMode
