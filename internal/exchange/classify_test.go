@@ -53,3 +53,12 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// TestReasonIsOneLine: the reason a withdrawal gives is one line without
+// the package prefix, whatever the error joins.
+func TestReasonIsOneLine(t *testing.T) {
+	err := fmt.Errorf("%w\nsecond cause", &StatusError{StatusCode: 403, Hint: "runner access revoked"})
+	if got, want := Reason(err), "token endpoint answered 403 Forbidden: runner access revoked; second cause"; got != want {
+		t.Errorf("Reason = %q, want %q", got, want)
+	}
+}

@@ -188,7 +188,7 @@ func Retryable(err error) bool { return Classify(err) == Transient }
 // and the proxy's answers: one line without the "exchange: " prefix. Like
 // every error of this package it holds no secret.
 func Reason(err error) string {
-	return strings.TrimPrefix(err.Error(), "exchange: ")
+	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "exchange: "), "\n", "; ")
 }
 
 // RetryAfter returns the delay the server asked for, if err carries one.

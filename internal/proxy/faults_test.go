@@ -40,6 +40,9 @@ func TestFaultMatrixNeverAnswers401(t *testing.T) {
 			s.set("tok-expired", now.Add(-time.Minute))
 			s.onRefresh = func(s *fakeSource) { s.tok, s.exp = secret.New("tok-fresh"), now.Add(time.Hour) }
 		}, 0},
+		{"refused before the first token", func(s *fakeSource) {
+			s.withdraw("token endpoint answered 403 Forbidden: runner access revoked")
+		}, http.StatusForbidden},
 		{"withdrawn", func(s *fakeSource) {
 			s.set("tok-revoked", now.Add(time.Hour))
 			s.withdraw("token endpoint answered 403 Forbidden: runner access revoked")

@@ -52,6 +52,9 @@ func (p *Proxy) answerOf(err error) (code int, retry time.Duration, outcome stri
 // returned. Its errors are errNoToken, errExpired, a *withdrawnError, or
 // ctx's error.
 func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, error) {
+	if reason, _ := p.src.Withdrawal(); reason != "" {
+		return secret.String{}, nil, &withdrawnError{reason} // also before any token
+	}
 	if err := p.awaitFirst(ctx); err != nil {
 		return secret.String{}, nil, err
 	}
