@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"strings"
 	"sync"
 	"testing"
 
@@ -17,7 +18,7 @@ func checkAuth(t *testing.T, w workload) {
 			t.Errorf("%s: envFrom hides what reaches the environment", c.Name)
 		}
 		if !isTokend(c) {
-			for _, name := range []string{"SESSION_ID", "AMBIENT_CP_TOKEN_PUBLIC_KEY"} {
+			for _, name := range []string{"SESSION_ID", "AMBIENT_CP_TOKEN_PUBLIC_KEY", "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"} {
 				if _, ok := env(c, name); ok {
 					t.Errorf("%s: a consumer has %s", c.Name, name)
 				}
@@ -27,9 +28,41 @@ func checkAuth(t *testing.T, w workload) {
 		if _, ok := env(c, "AMBIENT_CP_TOKEN_URL"); !ok {
 			t.Errorf("%s: no AMBIENT_CP_TOKEN_URL", c.Name)
 		}
-		if w.auth == encryptedSession {
+		switch w.auth {
+		case encryptedSession:
 			checkSessionAuth(t, w, c)
+		case bearer:
+			checkBearerAuth(t, w, c)
 		}
+	}
+}
+
+// checkBearerAuth: the successor's settings, as its reconciler gives them
+// (protocol.md section 3): the run capability from a Secret in
+// AMBIENT_RUNNER_BOOTSTRAP_TOKEN, the CA bundle in a read-only directory
+// mount named by AMBIENT_CP_CA_CERT_FILE, https, and none of the deployed
+// mode's settings.
+func checkBearerAuth(t *testing.T, w workload, c *corev1.Container) {
+	if e, ok := env(c, "TOKEND_AUTH"); !ok || e.Value != bearer {
+		t.Errorf("%s: TOKEND_AUTH is not %s", c.Name, bearer)
+	}
+	if e, ok := env(c, "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"); !ok || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+		t.Errorf("%s: AMBIENT_RUNNER_BOOTSTRAP_TOKEN must come from a Secret", c.Name)
+	}
+	for _, name := range []string{"SESSION_ID", "AMBIENT_CP_TOKEN_PUBLIC_KEY", "TOKEND_PUBLIC_KEY_FILE", "TOKEND_CREDENTIAL"} {
+		if _, ok := env(c, name); ok {
+			t.Errorf("%s: %s set in bearer mode", c.Name, name)
+		}
+	}
+	if u, _ := env(c, "AMBIENT_CP_TOKEN_URL"); !strings.HasPrefix(u.Value, "https://") {
+		t.Errorf("%s: the token URL is not https", c.Name)
+	}
+	ca, ok := env(c, "AMBIENT_CP_CA_CERT_FILE")
+	if !ok {
+		t.Fatalf("%s: no AMBIENT_CP_CA_CERT_FILE", c.Name)
+	}
+	if m, v := w.mountHolding(c, ca.Value); m == nil || !m.ReadOnly || m.SubPath != "" || v == nil || (v.ConfigMap == nil && v.Secret == nil) {
+		t.Errorf("%s: %s is not in a read-only ConfigMap or Secret directory mount", c.Name, ca.Value)
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	nativeSidecar = "native-sidecar" // `tokend run` as an init container with restartPolicy: Always
 
 	encryptedSession = "encrypted-session"
+	bearer           = "bearer" // the successor control plane's run capability
 )
 
 // layout is what one kustomization directory must render.
@@ -28,7 +29,7 @@ type layout struct {
 	dir     string
 	kind    string // the workload's kind; "" for the base, which has none
 	shape   string // initSidecar or nativeSidecar
-	auth    string // encryptedSession
+	auth    string // encryptedSession or bearer
 	keyFile bool   // the public key is a file from a Secret, not an env value
 	proxy   bool   // consumers reach the API through tokend's credential proxy, without the token
 }
@@ -40,6 +41,7 @@ var layouts = []layout{
 	{dir: "overlays/secret-key-file", kind: "Deployment", shape: initSidecar, auth: encryptedSession, keyFile: true},
 	{dir: "overlays/notify-signal", kind: "Job", shape: nativeSidecar, auth: encryptedSession},
 	{dir: "overlays/credential-proxy", kind: "Job", shape: nativeSidecar, auth: encryptedSession, proxy: true},
+	{dir: "overlays/successor", kind: "Job", shape: nativeSidecar, auth: bearer},
 }
 
 // workload is the rendered output of one layout, with its one pod template.

@@ -18,6 +18,7 @@ import (
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
 )
@@ -42,6 +43,8 @@ type issuerFault struct {
 	// after is the delay the fault asks for with Retry-After: the least
 	// gap before the next attempt.
 	after time.Duration
+	// refused: a definitive refusal, which withdraws the token held.
+	refused bool
 }
 
 // issuerFaults lists the faults of the issue. redirectTo is where the
@@ -66,8 +69,8 @@ func issuerFaults(redirectTo string) []issuerFault {
 		{name: "oversized body", fault: fakeissuer.Oversized(1 << 20), retry: true, want: "body exceeds 65536 bytes"},
 		{name: "expired on arrival", fault: fakeissuer.Body(`{"token":"` + fakeJWT(time.Now().Add(-time.Minute)) + `"}`), retry: true, want: "issued token is already expired"},
 		{name: "redirect", fault: fakeissuer.Redirect(redirectTo), want: "302 Found: redirect refused"},
-		{name: "401", fault: fakeissuer.Status(401), want: "401 Unauthorized: wrong public key"},
-		{name: "403", fault: fakeissuer.Status(403), want: "403 Forbidden: session id rejected"},
+		{name: "401", fault: fakeissuer.Status(401), want: "401 Unauthorized: wrong public key", refused: true},
+		{name: "403", fault: fakeissuer.Status(403), want: "403 Forbidden: session id rejected", refused: true},
 	}
 }
 
@@ -362,28 +365,43 @@ func TestRunIssuerFaults(t *testing.T) {
 		first := h.token()
 
 		// The issuer goes down: the token stored before stays, and ready.
+		// A definitive refusal withdraws it instead, at once.
 		outage.Store(true)
 		h.out.Start(f.fault)
 		held := h.outage(r, f)
 		heldTok := h.token()
-		if !validJWT(heldTok) || secret.Fingerprint(heldTok) != held.Fingerprint {
+		switch {
+		case f.refused:
+			if _, err := tokenbytes.FromFile([]byte(heldTok)); !errors.Is(err, tokenbytes.ErrWithdrawn) || !matches(t, f.want, err.Error()) {
+				t.Fatalf("token file after a refusal: %v, want the withdrawal naming %q", err, f.want)
+			}
+			if body := mustGet(t, r.addr, "/readyz", 503); !strings.HasPrefix(body, "token withdrawn: ") || !matches(t, f.want, body) {
+				t.Errorf("/readyz after a refusal says %q", body)
+			}
+			if n := strings.Count(h.stderr.String(), "ERR token withdrawn"); n != 1 {
+				t.Errorf("%d error lines for the withdrawal, want one for three refusals", n)
+			}
+		case !validJWT(heldTok) || secret.Fingerprint(heldTok) != held.Fingerprint:
 			t.Fatalf("token file does not hold the token stored before the outage")
+		default:
+			mustGet(t, r.addr, "/readyz", 200)
 		}
-		mustGet(t, r.addr, "/readyz", 200)
 		if !matches(t, f.want, h.stderr.String()) {
 			t.Errorf("the failure was not logged with %q", f.want)
 		}
-		if !f.retry && !strings.Contains(h.stderr.String(), "ERR exchange failed") {
+		if !f.retry && !f.refused && !strings.Contains(h.stderr.String(), "ERR exchange failed") {
 			t.Errorf("a permanent failure was not logged at error level")
 		}
 
-		// The issuer comes back: the first attempt after that succeeds.
+		// The issuer comes back: the first attempt after that succeeds,
+		// and restores everything a refusal withdrew.
 		outage.Store(false)
 		ended := h.out.End()
 		recovered := r.next("the token after the outage", storedNew)
 		if !validJWT(h.token()) {
 			t.Fatalf("token file after recovery does not hold an issued token")
 		}
+		mustGet(t, r.addr, "/readyz", 200)
 		var after []fakeissuer.Hit
 		for _, st := range stores.All() {
 			if st.fingerprint != recovered.Fingerprint {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 const capability = "capability-secret-0123"
@@ -42,9 +43,15 @@ func TestParseBearer(t *testing.T) {
 		args     []string
 		file     string
 		value    string
+		source   string // the credential's source, as hints name it
 		warnings []string
 	}{
-		{name: "value", over: map[string]string{"TOKEND_CREDENTIAL": capability}, value: capability},
+		{name: "value", over: map[string]string{"TOKEND_CREDENTIAL": capability}, value: capability, source: "TOKEND_CREDENTIAL (--credential)"},
+		{name: "the successor's variable", over: map[string]string{bootstrapEnv: capability}, value: capability, source: bootstrapEnv},
+		{name: "the file wins over the successor's variable", over: map[string]string{bootstrapEnv: capability, "TOKEND_CREDENTIAL_FILE": credFile},
+			file: credFile, source: "TOKEND_CREDENTIAL_FILE (--credential-file) " + credFile},
+		{name: "TOKEND_CREDENTIAL wins over the successor's variable", over: map[string]string{bootstrapEnv: "other-capability", "TOKEND_CREDENTIAL": capability},
+			value: capability, source: "TOKEND_CREDENTIAL (--credential)"},
 		{name: "file not there yet", over: map[string]string{"TOKEND_CREDENTIAL_FILE": credFile}, file: credFile},
 		{name: "flags", args: []string{"--credential-file", credFile}, file: credFile},
 		{name: "other modes' settings", over: map[string]string{"TOKEND_CREDENTIAL": capability, "SESSION_ID": "sess-secret-42"}, value: capability,
@@ -59,6 +66,9 @@ func TestParseBearer(t *testing.T) {
 			ex, ok := c.Exchanger.(*exchange.Bearer)
 			if !ok || ex.CredentialFile != tt.file || ex.Credential.Reveal() != tt.value || ex.URL != "https://ambient-control-plane.ns.svc:8443/token" {
 				t.Fatalf("exchanger %T for %q, file %q", c.Exchanger, ex.URL, ex.CredentialFile)
+			}
+			if tt.source != "" && ex.CredentialSource != tt.source {
+				t.Errorf("credential source %q, want %q", ex.CredentialSource, tt.source)
 			}
 			if c.Roots == nil {
 				t.Errorf("no roots for an https token URL")
@@ -80,10 +90,11 @@ func TestParseBearerRejects(t *testing.T) {
 		over map[string]string
 		want []string
 	}{
-		{name: "no credential", want: []string{"TOKEND_CREDENTIAL (--credential): required in bearer mode (or TOKEND_CREDENTIAL_FILE)"}},
+		{name: "no credential", want: []string{"TOKEND_CREDENTIAL (--credential): required in bearer mode (or TOKEND_CREDENTIAL_FILE, or AMBIENT_RUNNER_BOOTSTRAP_TOKEN"}},
 		{name: "both", over: map[string]string{"TOKEND_CREDENTIAL": capability, "TOKEND_CREDENTIAL_FILE": filepath.Join(dir, "c")}, want: []string{"TOKEND_CREDENTIAL (--credential): set either"}},
 		{name: "spaced", over: map[string]string{"TOKEND_CREDENTIAL": "capability secret"}, want: []string{"TOKEND_CREDENTIAL (--credential): has a whitespace", "offset 10", "HTTP header"}},
 		{name: "file is a directory", over: map[string]string{"TOKEND_CREDENTIAL_FILE": dir}, want: []string{"TOKEND_CREDENTIAL_FILE (--credential-file): " + dir + " is a directory"}},
+		{name: "the successor's variable spaced", over: map[string]string{bootstrapEnv: "capability secret"}, want: []string{bootstrapEnv + ": has a whitespace", "offset 10"}},
 		{name: "plain http outside the cluster", over: map[string]string{"TOKEND_CREDENTIAL": capability, "AMBIENT_CP_TOKEN_URL": "http://example.com/token"},
 			want: []string{"AMBIENT_CP_TOKEN_URL (--token-url): plain http to example.com is refused"}},
 	}
@@ -232,5 +243,33 @@ func TestSecretFlagsAreWarnedAbout(t *testing.T) {
 	c, err = parse("run", nil, bearerEnv(t, map[string]string{"TOKEND_CREDENTIAL": capability}))
 	if err != nil || len(c.Warnings) != 0 {
 		t.Errorf("the variable: warnings %q, %v; want none", c.Warnings, err)
+	}
+}
+
+// TestSuccessorVariableInTheDeployedMode: a pod of the successor control
+// plane has its capability and no public key; in the deployed mode the
+// missing key's message names the capability's variable and the fix.
+func TestSuccessorVariableInTheDeployedMode(t *testing.T) {
+	_, err := parse("init", nil, env(t, map[string]string{"AMBIENT_CP_TOKEN_PUBLIC_KEY": "", bootstrapEnv: capability}))
+	testkit.WantHint(t, err, "AMBIENT_CP_TOKEN_PUBLIC_KEY (--public-key): required in encrypted-session mode, but AMBIENT_RUNNER_BOOTSTRAP_TOKEN is set",
+		"set TOKEND_AUTH=bearer (--auth bearer)")
+	if strings.Contains(err.Error(), capability) {
+		t.Errorf("error quotes the capability:\n%v", err)
+	}
+}
+
+// TestPublicKeyFileReachesTheExchange: a key given as a file is read again
+// at every exchange, so the exchanger gets the path, not only the key.
+func TestPublicKeyFileReachesTheExchange(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cp.pub")
+	if err := os.WriteFile(file, []byte(testkit.PublicKeyPEM()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parse("run", nil, env(t, map[string]string{"AMBIENT_CP_TOKEN_PUBLIC_KEY": "", "TOKEND_PUBLIC_KEY_FILE": file}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex, ok := c.Exchanger.(*exchange.EncryptedSession); !ok || ex.PublicKeyFile != file || ex.PublicKey == nil {
+		t.Errorf("exchanger %T does not hold the key file %s", c.Exchanger, file)
 	}
 }

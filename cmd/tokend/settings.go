@@ -46,9 +46,14 @@ var modeSettings = map[string][]string{
 	authBearer:           {"credential", "credential-file"},
 }
 
+// bootstrapEnv is where the successor control plane's reconciler gives the
+// pod its run capability (protocol.md section 3): the bearer credential
+// when neither --credential nor --credential-file is set.
+const bootstrapEnv = "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"
+
 // secretEnv are the variables of settings that hold credentials: nothing
 // prints their values, and the processes tokend starts do not inherit them.
-var secretEnv = []string{"AMBIENT_CP_TOKEN_PUBLIC_KEY", "SESSION_ID", "TOKEND_CREDENTIAL"}
+var secretEnv = []string{"AMBIENT_CP_TOKEN_PUBLIC_KEY", "SESSION_ID", "TOKEND_CREDENTIAL", bootstrapEnv}
 
 // shared are the settings that every command judges when their variable
 // is set, even one that does not read them: an init container and its
@@ -88,7 +93,7 @@ func (o *options) define(f *flags, command string) {
 		f.add(&o.publicKey, "public-key", "AMBIENT_CP_TOKEN_PUBLIC_KEY", "", "control plane RSA public key: PEM, or base64 of the PEM ("+authEncryptedSession+")")
 		f.add(&o.publicKeyFile, "public-key-file", "TOKEND_PUBLIC_KEY_FILE", "", "file holding the public key, instead of --public-key ("+authEncryptedSession+")")
 		f.add(&o.sessionID, "session-id", "SESSION_ID", "", "session id to exchange (required in "+authEncryptedSession+"; a secret)")
-		f.add(&o.credential, "credential", "TOKEND_CREDENTIAL", "", "credential sent as Authorization: Bearer ("+authBearer+"; a secret; or --credential-file)")
+		f.add(&o.credential, "credential", "TOKEND_CREDENTIAL", "", "credential sent as Authorization: Bearer ("+authBearer+"; a secret; or --credential-file; else $"+bootstrapEnv+")")
 		f.add(&o.credentialFile, "credential-file", "TOKEND_CREDENTIAL_FILE", "", "file holding the credential, re-read before every exchange, instead of --credential ("+authBearer+")")
 		f.add(&o.caFile, "ca-file", "TOKEND_CA_FILE", "", "PEM CA bundle trusted for https besides the system roots (and SSL_CERT_FILE): "+
 			"the control plane's, a proxy's or a company's; $AMBIENT_CP_CA_CERT_FILE and --cp-ca-file are the same setting")

@@ -120,7 +120,7 @@ func (o *options) validate(f *flags, env map[string]string) error {
 	if o.Command == "run" || o.Command == "exec" {
 		o.validateRun(f)
 	}
-	newExchanger := o.mode(f)
+	newExchanger := o.mode(f, env)
 	o.loadRoots(f, env)
 	if newExchanger != nil && len(f.errs) == 0 {
 		c.Exchanger = newExchanger(exchange.NewHTTPClient(c.Roots))
@@ -184,7 +184,7 @@ func (o *options) validateRun(f *flags) {
 // mode judges the token URL and the settings of the exchange mode, warns
 // about the settings of other modes, and returns the constructor of the
 // mode's exchanger; nil when a setting is invalid.
-func (o *options) mode(f *flags) func(*http.Client) exchange.Exchanger {
+func (o *options) mode(f *flags, env map[string]string) func(*http.Client) exchange.Exchanger {
 	c := &o.Config
 	var ignored []string
 	for _, m := range slices.Sorted(maps.Keys(modeSettings)) {
@@ -205,23 +205,29 @@ func (o *options) mode(f *flags) func(*http.Client) exchange.Exchanger {
 	if c.TokenURL != nil {
 		endpoint = c.TokenURL.String()
 	}
+	bootstrap := strings.TrimSpace(env[bootstrapEnv])
 	if c.Auth == authBearer {
 		if u := c.TokenURL; u != nil && u.Scheme == "http" && !o.allowHTTP {
 			f.problemf("token-url", "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or %s=true) to send it in the clear", authBearer, runnerInsecure)
 		}
-		return o.bearer(f, endpoint, agent)
+		return o.bearer(f, endpoint, agent, bootstrap)
 	}
-	return o.encryptedSession(f, endpoint, agent)
+	return o.encryptedSession(f, endpoint, agent, bootstrap != "")
 }
 
 // encryptedSession judges exactly one of the key and its file, and the
-// session id by the control plane's rules.
-func (o *options) encryptedSession(f *flags, endpoint, agent string) func(*http.Client) exchange.Exchanger {
+// session id by the control plane's rules. successor reports that the
+// successor control plane's capability is in the environment, for the
+// hint when the key is missing.
+func (o *options) encryptedSession(f *flags, endpoint, agent string, successor bool) func(*http.Client) exchange.Exchanger {
 	var key *rsa.PublicKey
 	var err error
 	switch {
 	case o.publicKey != "" && o.publicKeyFile != "":
 		f.problemf("public-key", "set either it or %s, not both", f.label("public-key-file"))
+	case o.publicKey == "" && o.publicKeyFile == "" && successor:
+		f.problemf("public-key", "required in %s mode, but %s is set, as the successor control plane sets it instead: set %s=%s (--auth %s) to send that capability",
+			authEncryptedSession, bootstrapEnv, f.env["auth"], authBearer, authBearer)
 	case o.publicKey == "" && o.publicKeyFile == "":
 		f.problemf("public-key", "required: set it to the control plane's public key, or %s to a file holding it", f.label("public-key-file"))
 	case o.publicKeyFile != "":
@@ -241,25 +247,33 @@ func (o *options) encryptedSession(f *flags, endpoint, agent string) func(*http.
 	if key == nil {
 		return nil
 	}
-	sid := secret.New(o.sessionID)
+	sid, file := secret.New(o.sessionID), o.publicKeyFile
 	return func(client *http.Client) exchange.Exchanger {
-		return &exchange.EncryptedSession{URL: endpoint, PublicKey: key, SessionID: sid, Client: client, UserAgent: agent}
+		return &exchange.EncryptedSession{URL: endpoint, PublicKey: key, PublicKeyFile: file, SessionID: sid, Client: client, UserAgent: agent}
 	}
 }
 
-// bearer judges exactly one of the credential and its file. The file may
-// be missing at startup (a secret volume may be late; the exchange
-// retries), but must not be a directory.
-func (o *options) bearer(f *flags, endpoint, agent string) func(*http.Client) exchange.Exchanger {
+// bearer judges exactly one of the credential and its file, or else
+// bootstrap, the capability the successor's reconciler gives the pod. The
+// file may be missing at startup (a secret volume may be late; the
+// exchange retries), but must not be a directory.
+func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) func(*http.Client) exchange.Exchanger {
 	c := &o.Config
+	source := f.label("credential")
+	if o.credentialFile != "" {
+		source = f.label("credential-file") + " " + o.credentialFile
+	} else if o.credential == "" && bootstrap != "" {
+		o.credential, source = bootstrap, bootstrapEnv
+	}
 	switch {
 	case o.credential != "" && o.credentialFile != "":
 		f.problemf("credential", "set either it or %s, not both", f.label("credential-file"))
 	case o.credential == "" && o.credentialFile == "":
-		f.problemf("credential", "required in %s mode (or TOKEND_CREDENTIAL_FILE): set one to the credential the control plane gave the pod", authBearer)
+		f.problemf("credential", "required in %s mode (or TOKEND_CREDENTIAL_FILE, or %s as the successor control plane sets it): set one to the credential the control plane gave the pod",
+			authBearer, bootstrapEnv)
 	case o.credential != "":
 		if err := exchange.CheckCredential(o.credential); err != nil {
-			f.problem("credential", err)
+			f.errs = append(f.errs, fmt.Errorf("%s: %w", source, err))
 		}
 	default:
 		if fi, err := os.Stat(o.credentialFile); err == nil && fi.IsDir() {
@@ -270,7 +284,7 @@ func (o *options) bearer(f *flags, endpoint, agent string) func(*http.Client) ex
 	}
 	cred, file := secret.New(o.credential), o.credentialFile
 	return func(client *http.Client) exchange.Exchanger {
-		return &exchange.Bearer{URL: endpoint, Credential: cred, CredentialFile: file, Client: client, UserAgent: agent}
+		return &exchange.Bearer{URL: endpoint, Credential: cred, CredentialFile: file, CredentialSource: source, Client: client, UserAgent: agent}
 	}
 }
 

@@ -16,6 +16,11 @@
 //
 //	2026-11-28T21:07:08Z token changed fingerprint=3f2a9c01d4e7 previous=none expires=2026-11-28T21:07:18Z (in 10s)
 //
+// When tokend withdraws the token (the control plane definitively refused
+// the credential), the line says so, with tokend's reason:
+//
+//	2026-11-28T21:09:30Z token withdrawn previous=3f2a9c01d4e7 reason="token endpoint answered 403 Forbidden: runner access revoked"
+//
 // A file that does not exist yet is waited for. Problems with the file
 // (missing, empty, invalid) are logged on standard error when they start,
 // and the last good token is kept.
@@ -32,6 +37,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -98,6 +104,12 @@ type printer struct {
 
 func (p *printer) print(s tokenfile.Snapshot) {
 	now := p.now().UTC()
+	if errors.Is(s.Err, tokenfile.ErrWithdrawn) {
+		_, reason, _ := strings.Cut(s.Err.Error(), tokenfile.ErrWithdrawn.Error()+": ")
+		fmt.Fprintf(p.out, "%s token withdrawn previous=%s reason=%q\n", now.Format(time.RFC3339), p.previous, reason)
+		p.previous = "none"
+		return
+	}
 	expires := "unknown"
 	if !s.Expiry.IsZero() {
 		expires = fmt.Sprintf("%s (in %s)", s.Expiry.UTC().Format(time.RFC3339), s.Expiry.Sub(now).Round(time.Second))

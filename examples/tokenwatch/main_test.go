@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/test/testkit"
 )
 
@@ -107,6 +108,16 @@ func TestRun(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("second line %q lacks %q", line, want)
 		}
+	}
+	// tokend withdraws the token, then a new one comes.
+	writeRename(t, path, string(tokenbytes.Withdrawal("token endpoint answered 403 Forbidden: runner access revoked")))
+	line = lines.next(t)
+	if want := `token withdrawn previous=` + secret.Fingerprint(tokens[1]) + ` reason="token endpoint answered 403 Forbidden: runner access revoked"`; !strings.HasSuffix(strings.TrimSuffix(line, "\n"), want) {
+		t.Errorf("withdrawal line %q, want it to end %q", line, want)
+	}
+	writeRename(t, path, tokens[0])
+	if line = lines.next(t); !strings.Contains(line, "fingerprint="+secret.Fingerprint(tokens[0])+" previous=none") {
+		t.Errorf("line after the withdrawal %q", line)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -28,11 +28,16 @@ const (
 	// WaitStarted: the refresher waits until Until before its next
 	// exchange; every step before it has finished.
 	WaitStarted
+	// TokenWithdrawn: the control plane definitively refused the
+	// credential, and the token was withdrawn from every consumer
+	// (Reason); follows each refusal.
+	TokenWithdrawn
 )
 
 var kindNames = map[EventKind]string{
 	HealthListening: "HealthListening", ExchangeFailed: "ExchangeFailed",
 	TokenStored: "TokenStored", StoreFailed: "StoreFailed", WaitStarted: "WaitStarted",
+	TokenWithdrawn: "TokenWithdrawn",
 }
 
 func (k EventKind) String() string {
@@ -58,6 +63,8 @@ type Event struct {
 	Until time.Time
 	// Addr is a HealthListening server's address.
 	Addr net.Addr
+	// Reason is why a TokenWithdrawn token was withdrawn.
+	Reason string
 }
 
 func (e Event) String() string {
@@ -68,6 +75,8 @@ func (e Event) String() string {
 		return fmt.Sprintf("%v(%s changed=%v)", e.Kind, e.Fingerprint, e.Changed)
 	case HealthListening:
 		return fmt.Sprintf("%v(%v)", e.Kind, e.Addr)
+	case TokenWithdrawn:
+		return fmt.Sprintf("%v(%s)", e.Kind, e.Reason)
 	}
 	return e.Kind.String()
 }
@@ -111,4 +120,8 @@ func (d Deps) restored(fingerprint string, err error) {
 		return
 	}
 	d.emit(Event{Kind: TokenStored, Fingerprint: fingerprint, Changed: true})
+}
+
+func (o eventObserver) Withdrawn(reason string) {
+	o.d.emit(Event{Kind: TokenWithdrawn, Reason: reason})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/notify"
+	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
@@ -95,7 +96,7 @@ func (c childPolicy) Notify(ctx context.Context) error {
 // childEnv returns the child's environment at each start: tokend's own
 // without its credentials, plus the token file's path and, with
 // --token-env, the token as it is on disk at that moment, read by the
-// token rule (tokendir.ReadToken).
+// token rule (tokendir.ReadToken): empty while it is withdrawn.
 func childEnv(cfg *Config) func() ([]string, error) {
 	e := cfg.Exec
 	drop := append(slices.Clip(cfg.SecretEnv), e.TokenFileEnv)
@@ -108,6 +109,9 @@ func childEnv(cfg *Config) func() ([]string, error) {
 			return env, nil
 		}
 		tok, err := tokendir.ReadToken(cfg.TokenFile)
+		if errors.Is(err, tokenbytes.ErrWithdrawn) {
+			return append(env, e.TokenEnv+"="), nil // withdrawn: the child starts without a token
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the token for --token-env: %w", err)
 		}

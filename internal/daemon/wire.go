@@ -230,31 +230,68 @@ func (w *wiring) proxy(cfg *Config, mon *health.Monitor) error {
 }
 
 // held is the token the refresher stored last (it observes the refresher),
-// with an exchange on demand and readiness: the proxy's Source. It is safe
-// for concurrent use.
+// with an exchange on demand, readiness and its withdrawal: the proxy's
+// Source. It is safe for concurrent use; the refresher's goroutine alone
+// calls its Observer methods.
 type held struct {
 	refresher.NopObserver
-	tok   atomic.Pointer[exchange.Token]
+	st    atomic.Pointer[heldState]
 	ready chan struct{}
 	once  sync.Once
 	od    *refresher.OnDemand
 }
 
+// heldState is one immutable state of held.
+type heldState struct {
+	tok    *exchange.Token // nil while withdrawn
+	reason string          // why the token is withdrawn; "" while one is held
+	gone   context.Context // ends at the next withdrawal (ended while withdrawn)
+	end    context.CancelFunc
+}
+
 func (h *held) Token() (secret.String, time.Time, bool) {
-	t := h.tok.Load()
-	if t == nil {
+	st := h.st.Load()
+	if st == nil || st.tok == nil {
 		return secret.String{}, time.Time{}, false
 	}
-	return t.Value, t.Expiry, true
+	return st.tok.Value, st.tok.Expiry, true
 }
 
 // Ready is closed once the first token is stored.
 func (h *held) Ready() <-chan struct{} { return h.ready }
 
-// Stored holds tok (refresher.Observer).
+// Withdrawal returns why the token is withdrawn, or "", and the context
+// that ends at the withdrawal of the token held now (proxy.Source).
+func (h *held) Withdrawal() (string, context.Context) {
+	st := h.st.Load()
+	if st == nil {
+		return "", context.Background() // before the first token: nothing to withdraw
+	}
+	return st.reason, st.gone
+}
+
+// Stored holds tok (refresher.Observer). A rotation keeps the context of
+// the withdrawal to come; the first token after a withdrawal starts anew.
 func (h *held) Stored(tok exchange.Token, _ bool) {
-	h.tok.Store(&tok)
+	next := &heldState{tok: &tok}
+	if cur := h.st.Load(); cur != nil && cur.reason == "" {
+		next.gone, next.end = cur.gone, cur.end
+	} else {
+		next.gone, next.end = context.WithCancel(context.Background())
+	}
+	h.st.Store(next)
 	h.once.Do(func() { close(h.ready) })
+}
+
+// Withdrawn drops the token for reason (refresher.Observer): the proxy
+// sends it no more, and cuts what is in flight.
+func (h *held) Withdrawn(reason string) {
+	gone, end := context.WithCancel(context.Background())
+	if cur := h.st.Load(); cur != nil {
+		gone, end = cur.gone, cur.end
+	}
+	end()
+	h.st.Store(&heldState{reason: reason, gone: gone, end: end})
 }
 
 func (h *held) Refresh(ctx context.Context) error {

@@ -34,7 +34,14 @@ var ErrCredential = errors.New("exchange: bearer credential unavailable")
 //  1. Read the credential: from CredentialFile when set, re-read every
 //     time (its owner may rotate it), else Credential.
 //  2. GET URL with the credential; redirects are never followed.
-//  3. Read the answer through a 64 KiB limit and validate the token.
+//  3. Read the answer through a 64 KiB limit and validate the token; its
+//     CredentialExpiry is the credential's exp claim (CredentialExpiry).
+//  4. On a 401, read the credential again: when its file now holds another
+//     one, send that once (step 2); otherwise the 401 answered the
+//     freshest credential there is, and is confirmed (a refusal, see
+//     Classify).
+//  5. When the exchange failed and the credential's exp claim has passed
+//     on tokend's clock, the error wraps ErrCredentialExpired.
 //
 // Bearer does not judge the URL's scheme: the configuration applies the
 // rule for plain http. A Bearer is safe for concurrent use once
@@ -47,6 +54,10 @@ type Bearer struct {
 	CredentialFile string
 	// Credential is sent when CredentialFile is empty.
 	Credential secret.String
+	// CredentialSource names the setting the credential came from, for
+	// hints, e.g. "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"; when empty,
+	// TOKEND_CREDENTIAL_FILE or TOKEND_CREDENTIAL.
+	CredentialSource string
 	// Client sends the request; use NewHTTPClient.
 	Client *http.Client
 	// UserAgent is sent as the User-Agent header.
@@ -58,7 +69,7 @@ type Bearer struct {
 }
 
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
-// returns errors wrapping ErrCredential.
+// returns errors wrapping ErrCredential and ErrCredentialExpired.
 func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
 	timeout := e.Timeout
 	if timeout <= 0 {
@@ -66,17 +77,72 @@ func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cred := e.Credential
-	if e.CredentialFile != "" {
-		var err error
-		if cred, err = e.file().read(); err != nil {
-			return Token{}, err
-		}
+	cred, err := e.credential()
+	if err != nil {
+		return Token{}, err
 	}
+	tok, err := e.send(ctx, cred)
+	if StatusCode(err) == http.StatusUnauthorized {
+		tok, err = e.confirm(ctx, cred, err)
+	}
+	return tok, err
+}
+
+// credential reads the credential from its file, or returns Credential.
+func (e *Bearer) credential() (secret.String, error) {
+	if e.CredentialFile == "" {
+		return e.Credential, nil
+	}
+	return e.file().read()
+}
+
+// send sends cred once (steps 2, 3 and 5).
+func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 	client := *e.Client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, limit: bearerBodyLimit, hint: bearerHint}
-	return req.do(ctx, &client, now(e.Now))
+	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, limit: bearerBodyLimit, hint: e.hint}
+	tok, err := req.do(ctx, &client, now(e.Now))
+	exp, _ := CredentialExpiry(cred.Reveal())
+	if err != nil {
+		// Judged once the answer is in: the issuer judged it then.
+		if ee := credentialExpired(exp, now(e.Now), e.source(), err); ee != nil {
+			return Token{}, ee
+		}
+		return Token{}, err
+	}
+	if !exp.IsZero() {
+		tok.CredentialExpiry = exp.Add(-tok.Skew) // onto tokend's clock, as Expiry
+	}
+	return tok, nil
+}
+
+// confirm is step 4: sent, the credential that got a 401, and err, the 401.
+func (e *Bearer) confirm(ctx context.Context, sent secret.String, err error) (Token, error) {
+	cred, rerr := e.credential()
+	if rerr != nil {
+		return Token{}, fmt.Errorf("%w (and reading the credential again failed: %w)", err, rerr)
+	}
+	if !cred.Equal(sent) {
+		var tok Token
+		if tok, err = e.send(ctx, cred); StatusCode(err) != http.StatusUnauthorized {
+			return tok, err
+		}
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		se.Confirmed = true
+	}
+	return Token{}, err
+}
+
+func (e *Bearer) source() string {
+	switch {
+	case e.CredentialSource != "":
+		return e.CredentialSource
+	case e.CredentialFile != "":
+		return "TOKEND_CREDENTIAL_FILE (" + e.CredentialFile + ")"
+	}
+	return "TOKEND_CREDENTIAL"
 }
 
 // CheckCredential returns why v cannot be a Bearer's Credential: an HTTP
@@ -102,12 +168,12 @@ func (e *Bearer) file() credentialFile {
 	}
 }
 
-func bearerHint(code int) string {
+func (e *Bearer) hint(code int) string {
 	switch code {
 	case http.StatusUnauthorized:
-		return "credential rejected (check TOKEND_CREDENTIAL_FILE or TOKEND_CREDENTIAL: is it this run's capability, and unexpired?)"
+		return "credential rejected: " + e.source() + " is not this run's capability, or it expired or was not signed by this control plane"
 	case http.StatusForbidden:
-		return "this credential may not obtain a token (check TOKEND_CREDENTIAL_FILE or TOKEND_CREDENTIAL)"
+		return "runner access revoked: the session was stopped or restarted, and this run's capability obtains no more tokens"
 	case http.StatusMethodNotAllowed:
 		return "the endpoint does not take GET; check AMBIENT_CP_TOKEN_URL"
 	}

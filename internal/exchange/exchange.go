@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
@@ -40,6 +41,11 @@ type Token struct {
 	// IgnoredExpiry, when not empty, says why an expiry the issuer gave was
 	// out of range and treated as unknown.
 	IgnoredExpiry string
+	// CredentialExpiry is when the credential that obtained the token
+	// stops being accepted, from its own exp claim (a bearer capability,
+	// on tokend's clock); zero when unknown. The control plane never
+	// issues a token past it, and refuses the credential from then on.
+	CredentialExpiry time.Time
 }
 
 // Exchanger performs one token exchange. Implementations are safe for
@@ -72,6 +78,11 @@ type StatusError struct {
 	RetryAfter time.Duration
 	// Hint explains the status in terms of tokend's configuration.
 	Hint string
+	// Confirmed reports that a 401 answered the freshest credential there
+	// is: one re-read from its source after the 401 (or from a source that
+	// cannot change) and found unchanged. Classify calls a confirmed 401 a
+	// refusal.
+	Confirmed bool
 }
 
 func (e *StatusError) Error() string {
@@ -82,33 +93,102 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// Retryable reports whether an exchange that failed with err may succeed if
-// tried again later. It is the one place where failures are classified:
+// Class is what a failed exchange means for the token tokend holds.
+type Class int
+
+// The classes of Classify.
+const (
+	// None is the class of a nil error.
+	None Class = iota
+	// Transient: the issuer is busy, failing or out of reach; asking again
+	// soon may succeed, and the token held meanwhile stays in use until it
+	// expires.
+	Transient
+	// Permanent: a configuration problem (a redirect, a wrong URL, a server
+	// certificate tokend does not trust) or the caller stopping; the same
+	// request fails again, but says nothing about the token held, which
+	// stays in use until it expires.
+	Permanent
+	// Refused: the control plane definitively refused this pod's
+	// credential (its session was stopped, restarted or revoked, or the
+	// credential expired). The token held must stop being used at once.
+	Refused
+)
+
+func (c Class) String() string {
+	switch c {
+	case None:
+		return "none"
+	case Transient:
+		return "transient"
+	case Permanent:
+		return "permanent"
+	case Refused:
+		return "refused"
+	}
+	return fmt.Sprintf("Class(%d)", int(c))
+}
+
+// Classify says what the failure err means. It is the one place where
+// failures are classified; the refusal table below is what the README
+// documents per mode:
 //
-//   - 408, 429, 500 and every other 5xx status: retryable (the issuer is
+//   - 403: Refused in every mode (encrypted-session: the session id is
+//     rejected; bearer: "runner access revoked", the session was stopped
+//     or restarted).
+//   - 401: Refused when the exchanger confirmed it (StatusError.Confirmed):
+//     the credential sent was the freshest there is. A bearer credential
+//     is confirmed when it was re-read from its file just before, and
+//     again after the 401, unchanged (or comes from a variable, which
+//     cannot change); an encrypted-session 401 is confirmed when the public
+//     key comes from a variable, or when its file, re-read after the 401,
+//     holds the key that was used. Otherwise Permanent.
+//   - ErrCredentialExpired (the credential's own exp claim has passed on
+//     the issuer's clock): Refused.
+//   - 408, 429, 500 and every other 5xx status: Transient (the issuer is
 //     busy or failing).
-//   - every other status, redirects included: permanent (a configuration
-//     or credential problem; trying again sends the same request).
-//   - an invalid 200 answer or an already-expired token: retryable (a
+//   - every other status, redirects included: Permanent (a configuration
+//     problem; trying again sends the same request).
+//   - an invalid 200 answer or an already-expired token: Transient (a
 //     proxy's page, a passing glitch in the issuer).
-//   - ErrCredential: retryable (a mounted secret may not be in place yet).
+//   - ErrCredential: Transient (a mounted secret may not be in place yet).
 //   - a server certificate that does not verify (unknown authority, wrong
-//     host name, expired): permanent (the trusted roots are read once; the
+//     host name, expired): Permanent (the trusted roots are read once; the
 //     CA file or the URL must change).
-//   - a cancelled context: permanent (the caller is stopping).
-//   - the exchange's deadline: retryable.
-//   - anything else (connection refused, reset, DNS): retryable.
-func Retryable(err error) bool {
+//   - a cancelled context: Permanent (the caller is stopping).
+//   - the exchange's deadline: Transient.
+//   - anything else (connection refused, reset, DNS): Transient.
+func Classify(err error) Class {
 	var se *StatusError
 	var ce *tls.CertificateVerificationError
 	switch {
-	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &ce):
-		return false
+	case err == nil:
+		return None
+	case errors.Is(err, ErrCredentialExpired):
+		return Refused
+	case errors.Is(err, context.Canceled), errors.As(err, &ce):
+		return Permanent
 	case errors.As(err, &se):
-		c := se.StatusCode
-		return c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500
+		switch c := se.StatusCode; {
+		case c == http.StatusForbidden, c == http.StatusUnauthorized && se.Confirmed:
+			return Refused
+		case c == http.StatusRequestTimeout, c == http.StatusTooManyRequests, c >= 500:
+			return Transient
+		}
+		return Permanent
 	}
-	return true
+	return Transient
+}
+
+// Retryable reports whether an exchange that failed with err may succeed
+// if tried again soon: Classify(err) == Transient.
+func Retryable(err error) bool { return Classify(err) == Transient }
+
+// Reason returns why err refused the credential, for the withdrawal record
+// and the proxy's answers: one line without the "exchange: " prefix. Like
+// every error of this package it holds no secret.
+func Reason(err error) string {
+	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "exchange: "), "\n", "; ")
 }
 
 // RetryAfter returns the delay the server asked for, if err carries one.

@@ -27,15 +27,29 @@ const sessionBodyLimit = 64 << 10
 // EncryptedSession is the control plane's deployed exchange: a GET whose
 // bearer credential is the session id encrypted to the control plane's RSA
 // key (RSA-OAEP, SHA-256, empty label), in padded standard base64. Every
-// request carries fresh ciphertext.
+// request carries fresh ciphertext. Each Exchange takes these steps within
+// one deadline of Timeout:
+//
+//  1. Take the key: PublicKeyFile, read again at every exchange (a mounted
+//     Secret or ConfigMap is replaced when the control plane's key
+//     rotates), or else PublicKey.
+//  2. GET URL with the session id encrypted to that key.
+//  3. On a 401, read PublicKeyFile again: when it now holds another key,
+//     send once more with it (step 2). A 401 that survives this, or that
+//     answers a key given as PublicKey (which cannot change), is confirmed:
+//     a refusal (see Classify).
 //
 // An EncryptedSession is safe for concurrent use once constructed; its fields
 // must not change afterwards.
 type EncryptedSession struct {
 	// URL is the token endpoint, e.g. http://ambient-control-plane.ns.svc:8080/token.
 	URL string
-	// PublicKey is the control plane's key.
+	// PublicKey is the control plane's key, used when PublicKeyFile is
+	// empty.
 	PublicKey *rsa.PublicKey
+	// PublicKeyFile, when not empty, holds the key (what ParsePublicKey
+	// reads); it is read at every exchange.
+	PublicKeyFile string
 	// SessionID is the plaintext that is encrypted; it is a credential.
 	SessionID secret.String
 	// Client sends the request; use NewHTTPClient.
@@ -51,7 +65,14 @@ type EncryptedSession struct {
 	Timeout time.Duration
 }
 
-// Exchange implements Exchanger.
+// ErrPublicKey is wrapped by errors about PublicKeyFile: missing,
+// unreadable, or not holding a usable key. The error names the file and
+// what is wrong, never its content. Classify calls it transient: a mounted
+// file may be in the middle of being replaced.
+var ErrPublicKey = errors.New("exchange: public key unavailable")
+
+// Exchange implements Exchanger. Besides the errors Exchanger lists, it
+// returns errors wrapping ErrPublicKey.
 func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 	timeout := e.Timeout
 	if timeout <= 0 {
@@ -59,17 +80,57 @@ func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	key, err := e.key()
+	if err != nil {
+		return Token{}, err
+	}
+	tok, err := e.send(ctx, key)
+	if StatusCode(err) != http.StatusUnauthorized {
+		return tok, err
+	}
+	if e.PublicKeyFile != "" {
+		again, rerr := e.key()
+		if rerr != nil {
+			return Token{}, fmt.Errorf("%w (and reading the key file again failed: %w)", err, rerr)
+		}
+		if !again.Equal(key) {
+			if tok, err = e.send(ctx, again); StatusCode(err) != http.StatusUnauthorized {
+				return tok, err
+			}
+		}
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		se.Confirmed = true
+	}
+	return Token{}, err
+}
+
+// key is step 1.
+func (e *EncryptedSession) key() (*rsa.PublicKey, error) {
+	if e.PublicKeyFile == "" {
+		return e.PublicKey, nil
+	}
+	key, err := ReadPublicKeyFile(e.PublicKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPublicKey, err)
+	}
+	return key, nil
+}
+
+// send is step 2.
+func (e *EncryptedSession) send(ctx context.Context, key *rsa.PublicKey) (Token, error) {
 	rnd := e.Rand
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	ct, err := rsa.EncryptOAEP(sha256.New(), rnd, e.PublicKey, []byte(e.SessionID.Reveal()), nil)
+	ct, err := rsa.EncryptOAEP(sha256.New(), rnd, key, []byte(e.SessionID.Reveal()), nil)
 	if err != nil {
 		// The error from EncryptOAEP names sizes, never the plaintext.
 		return Token{}, fmt.Errorf("exchange: encrypting the session id: %w", err)
 	}
 	req := bearerGet{url: e.URL, credential: base64.StdEncoding.EncodeToString(ct), userAgent: e.UserAgent,
-		limit: sessionBodyLimit, hint: sessionHint}
+		limit: sessionBodyLimit, hint: e.hint}
 	return req.do(ctx, e.Client, now(e.Now))
 }
 
@@ -118,12 +179,17 @@ func (g bearerGet) do(ctx context.Context, client *http.Client, now time.Time) (
 	return readResponse(resp, g.limit, now, g.hint)
 }
 
-func sessionHint(code int) string {
+func (e *EncryptedSession) hint(code int) string {
 	switch code {
 	case http.StatusUnauthorized:
-		return "wrong public key or malformed credential (check AMBIENT_CP_TOKEN_PUBLIC_KEY)"
+		if e.PublicKeyFile != "" {
+			return "wrong public key: the key in TOKEND_PUBLIC_KEY_FILE (" + e.PublicKeyFile +
+				"), read again after this answer, is not the control plane's current key"
+		}
+		return "wrong public key: AMBIENT_CP_TOKEN_PUBLIC_KEY is not the control plane's current key " +
+			"(a key given by variable is read once; mount it as a file with --public-key-file to follow a rotation)"
 	case http.StatusForbidden:
-		return "session id rejected (check SESSION_ID)"
+		return "session id rejected: the session was stopped or is unknown (check SESSION_ID)"
 	case http.StatusMethodNotAllowed:
 		return "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)"
 	}

@@ -6,7 +6,9 @@
 //   - /livez: the refresh loop is alive. It fails when the loop has not come
 //     back from an exchange or a write for more than a minute after its last
 //     wait ended, which means it is wedged and a restart is the cure.
-//   - /readyz: the last attempt to write the token file succeeded, the
+//   - /readyz: the token is not withdrawn (the control plane has not
+//     definitively refused the credential since the last token), the
+//     last attempt to write the token file succeeded, the
 //     token directory's last verification found the token tokend last
 //     stored in place (the probe itself reads no file), and that token has
 //     not expired (when its expiry is known). A failed write (a full or read-only
@@ -92,6 +94,7 @@ type Monitor struct {
 	metrics *metrics
 
 	current   atomic.Pointer[stored]
+	withdrawn atomic.Pointer[string] // why the token is withdrawn; nil while one is held
 	writeErr  atomic.Pointer[string] // the last failed store's error; nil after a success
 	start     time.Time              // origin of waitUntil, with its monotonic reading
 	waitUntil atomic.Int64           // end of the refresher's wait, monotonic ns since start
@@ -121,7 +124,15 @@ func (m *Monitor) Stored(tok exchange.Token, changed bool) {
 		at:          m.now(),
 	})
 	m.writeErr.Store(nil)
+	m.withdrawn.Store(nil)
 	m.metrics.stored(tok, changed)
+}
+
+// Withdrawn records that the token is withdrawn for reason
+// (refresher.Observer): readiness fails, naming it, until the next Stored.
+func (m *Monitor) Withdrawn(reason string) {
+	m.withdrawn.Store(&reason)
+	m.metrics.withdrawn.Set(1)
 }
 
 // StoreFailed records a failed store (refresher.Observer).
@@ -196,6 +207,9 @@ func (m *Monitor) started() error {
 }
 
 func (m *Monitor) ready() error {
+	if why := m.withdrawn.Load(); why != nil {
+		return fmt.Errorf("token withdrawn: %s", *why)
+	}
 	cur := m.current.Load()
 	if cur == nil {
 		return fmt.Errorf("no token written yet")

@@ -25,6 +25,8 @@ type metrics struct {
 	failures    prometheus.Gauge
 	writes      *prometheus.CounterVec
 	skew        prometheus.Gauge
+	withdrawn   prometheus.Gauge
+	credExpiry  prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -59,6 +61,14 @@ func newMetrics() *metrics {
 			Name: "tokend_issuer_clock_skew_seconds",
 			Help: "How far the issuer's clock (its Date header) was ahead of this node's at the last successful exchange; negative when behind, 0 within 2 s.",
 		}),
+		withdrawn: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokend_token_withdrawn",
+			Help: "1 while the token is withdrawn because the control plane definitively refused the credential (the token file holds a withdrawal record), else 0.",
+		}),
+		credExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokend_credential_expiry_timestamp_seconds",
+			Help: "Expiry of the bearer credential (the run capability), from its exp claim, as a Unix timestamp; 0 when unknown.",
+		}),
 	}
 	info := version.Get()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -67,7 +77,7 @@ func newMetrics() *metrics {
 		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.GoVersion},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.exchanges, m.duration, m.expiry, m.lastSuccess, m.failures, m.writes, m.skew, build,
+	m.reg.MustRegister(m.exchanges, m.duration, m.expiry, m.lastSuccess, m.failures, m.writes, m.skew, m.withdrawn, m.credExpiry, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"written", "unchanged", "failed"} {
 		m.writes.WithLabelValues(r)
@@ -103,11 +113,17 @@ func (m *metrics) stored(tok exchange.Token, changed bool) {
 	m.failures.Set(0)
 	m.lastSuccess.SetToCurrentTime()
 	m.skew.Set(tok.Skew.Seconds())
-	if tok.Expiry.IsZero() {
-		m.expiry.Set(0)
-	} else {
-		m.expiry.Set(float64(tok.Expiry.UnixMilli()) / 1e3)
+	m.withdrawn.Set(0)
+	m.expiry.Set(unixSeconds(tok.Expiry))
+	m.credExpiry.Set(unixSeconds(tok.CredentialExpiry))
+}
+
+// unixSeconds is t as a Unix timestamp; 0 for the zero time.
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
 	}
+	return float64(t.UnixMilli()) / 1e3
 }
 
 func (m *metrics) storeFailed() {
@@ -117,6 +133,8 @@ func (m *metrics) storeFailed() {
 // failureKind names a failed exchange for the result label.
 func failureKind(err error) string {
 	switch {
+	case errors.Is(err, exchange.ErrCredentialExpired):
+		return "credential_expired"
 	case exchange.StatusCode(err) != 0:
 		return "http_error"
 	case errors.Is(err, exchange.ErrExpired):

@@ -5,7 +5,9 @@
 //
 // A Runner observes the refresher: a store of a token other than the one
 // stored last is a change (the first token is not, nor is a lost file
-// written again with the same token). It owns one goroutine per Notifier.
+// written again with the same token). A withdrawal (the control plane
+// definitively refused the credential) is a change too, once, and so is
+// the first token stored after it, whichever it is. It owns one goroutine per Notifier.
 // Changed never blocks the refresh loop: it marks each notifier due and
 // returns. A notifier that is
 // still busy when further changes arrive runs once more afterwards, for
@@ -84,6 +86,19 @@ func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) (*Run
 		}
 	}
 	return r, nil
+}
+
+// withdrawnMark stands for the token in last while it is withdrawn: no
+// fingerprint equals it.
+const withdrawnMark = "withdrawn"
+
+// Withdrawn calls Changed when a token was held (refresher.Observer): the
+// consumers learn that there is none.
+func (r *Runner) Withdrawn(string) {
+	if r.last != withdrawnMark {
+		r.Changed()
+	}
+	r.last = withdrawnMark
 }
 
 // Stored calls Changed when tok differs from the token stored before it; the

@@ -111,6 +111,8 @@ func TestChangesDuringANotificationCoalesce(t *testing.T) {
 
 // TestStoredMarksChangesOnly: the first token, and the same token stored
 // again (a lost file written back), are no change; a different token is.
+// A withdrawal is a change once, however many refusals follow, and so is
+// the first token after it, even the one withdrawn.
 func TestStoredMarksChangesOnly(t *testing.T) {
 	r, err := NewRunner([]Notifier{&blocking{}}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -120,8 +122,13 @@ func TestStoredMarksChangesOnly(t *testing.T) {
 	for i, step := range []struct {
 		tok string
 		due bool
-	}{{"first", false}, {"first", false}, {"second", true}, {"second", false}, {"third", true}} {
-		r.Stored(tok(step.tok), true)
+	}{{"first", false}, {"first", false}, {"second", true}, {"second", false}, {"third", true},
+		{"-", true}, {"-", false}, {"third", true}, {"third", false}} {
+		if step.tok == "-" {
+			r.Withdrawn("token endpoint answered 403 Forbidden")
+		} else {
+			r.Stored(tok(step.tok), true)
+		}
 		select {
 		case <-r.due[0]:
 			if !step.due {

@@ -22,6 +22,9 @@ func (h heldToken) Token() (secret.String, time.Time, bool) {
 func (h heldToken) Refresh(ctx context.Context) error { return ctx.Err() }
 func (h heldToken) Ready() <-chan struct{}            { return h.ready }
 
+// Withdrawal: this token is never withdrawn.
+func (h heldToken) Withdrawal() (string, context.Context) { return "", context.Background() }
+
 // The agent sends its request without a credential, or with any it likes;
 // the API server receives the daemon's token and nothing else.
 func Example() {

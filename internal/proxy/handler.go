@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
@@ -20,6 +21,7 @@ type state struct {
 	token        secret.String // the token to send; the transport replaces it on a retry
 	outcome      string
 	upstreamCode int
+	cut          atomic.Bool // the token was withdrawn while the request was in flight
 }
 
 type stateKey struct{}
@@ -52,20 +54,30 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plain(sw, http.StatusServiceUnavailable, "tokend proxy: too many requests in flight; retry shortly", p.cfg.RetryAfter)
 		return
 	}
-	tok, err := p.token(r.Context())
+	tok, gone, err := p.token(r.Context())
 	if err != nil {
-		st.outcome = outcomeOf(err)
+		code, retry, outcome := p.answerOf(err)
+		st.outcome = outcome
 		if r.Context().Err() == nil {
-			plain(sw, http.StatusServiceUnavailable, err.Error(), p.cfg.RetryAfter)
+			plain(sw, code, err.Error(), retry)
 		}
 		return
 	}
 	st.token = tok
+	// A withdrawal while the request is in flight cuts it: an answer not
+	// yet begun becomes the 403, a stream (server-sent events) ends
+	// cleanly at once (cutBody), an upgraded connection is closed.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(gone, func() { st.cut.Store(true); cancel() })()
 	// Let the upstream's response start while the request body is still
 	// streaming in (HTTP/1.1 otherwise stops reading it at the first write).
 	_ = http.NewResponseController(w).EnableFullDuplex()
-	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-	if st.outcome == "" {
+	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
+	switch {
+	case st.cut.Load():
+		st.outcome = OutcomeWithdrawn
+	case st.outcome == "":
 		st.outcome = OutcomeForwarded
 	}
 }
@@ -108,6 +120,15 @@ func refuseTarget(r *http.Request) (int, string) {
 // URL query or headers; it never holds the token.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
+	if st.cut.Load() {
+		reason, _ := p.src.Withdrawal()
+		err = &withdrawnError{reason}
+	}
+	if code, retry, outcome := p.answerOf(err); code != 0 {
+		st.outcome = outcome
+		plain(w, code, err.Error(), retry)
+		return
+	}
 	if r.Context().Err() != nil {
 		st.outcome = OutcomeCanceled
 		return

@@ -28,19 +28,47 @@ type fakeSource struct {
 	held      bool
 	refreshes int
 	onRefresh func(s *fakeSource) // called with mu held
+	failing   error               // when set, Refresh fails with it (an issuer outage)
+
+	reason string             // why the token is withdrawn; "" when it is not
+	gone   context.Context    // ends when the token is withdrawn
+	cancel context.CancelFunc // ends gone
 
 	ready     chan struct{}
 	readyOnce sync.Once
 	waiting   chan struct{} // when set, Ready sends on it (without blocking)
 }
 
-func newSource() *fakeSource { return &fakeSource{ready: make(chan struct{})} }
+func newSource() *fakeSource {
+	s := &fakeSource{ready: make(chan struct{})}
+	s.gone, s.cancel = context.WithCancel(context.Background())
+	return s
+}
 
 func (s *fakeSource) set(tok string, exp time.Time) {
 	s.mu.Lock()
 	s.tok, s.exp, s.held = secret.New(tok), exp, true
+	if s.reason != "" {
+		s.reason = ""
+		s.gone, s.cancel = context.WithCancel(context.Background())
+	}
 	s.mu.Unlock()
 	s.readyOnce.Do(func() { close(s.ready) })
+}
+
+// withdraw withdraws the token for reason, as the daemon does after a
+// definitive refusal.
+func (s *fakeSource) withdraw(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tok, s.held, s.reason = secret.String{}, false, reason
+	s.cancel()
+}
+
+func (s *fakeSource) Withdrawal() (string, context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason, s.gone
 }
 
 func (s *fakeSource) Token() (secret.String, time.Time, bool) {
@@ -55,7 +83,11 @@ func (s *fakeSource) Refresh(ctx context.Context) error {
 	if f := s.onRefresh; f != nil {
 		f(s)
 	}
+	failing := s.failing
 	s.mu.Unlock()
+	if failing != nil {
+		return failing
+	}
 	return ctx.Err()
 }
 

@@ -10,13 +10,15 @@ import (
 
 // Outcomes, the values of tokend_proxy_requests_total's outcome label.
 const (
-	OutcomeForwarded     = "forwarded"      // the upstream answered; code_class is its status class
-	OutcomeRefused       = "refused"        // an absolute-form, asterisk-form or CONNECT target, or a dot segment: 400 or 405
-	OutcomeOverloaded    = "overloaded"     // MaxConcurrent requests were in flight: 503
-	OutcomeNoToken       = "no_token"       // no first token within FirstTokenWait: 503
-	OutcomeExpired       = "expired"        // the held token had expired and no fresh one came: 503
-	OutcomeUpstreamError = "upstream_error" // the upstream could not be reached or did not answer: 502 or 504
-	OutcomeCanceled      = "canceled"       // the client went away before the upstream answered
+	OutcomeForwarded       = "forwarded"        // the upstream answered; code_class is its status class
+	OutcomeRefused         = "refused"          // an absolute-form, asterisk-form or CONNECT target, or a dot segment: 400 or 405
+	OutcomeOverloaded      = "overloaded"       // MaxConcurrent requests were in flight: 503
+	OutcomeNoToken         = "no_token"         // no first token within FirstTokenWait: 503
+	OutcomeExpired         = "expired"          // the held token had expired and no fresh one came: 503
+	OutcomeWithdrawn       = "withdrawn"        // the token was withdrawn (a definitive refusal): 403, or cut in flight
+	OutcomeUpstreamRefused = "upstream_refused" // the upstream answered 401 and no retry could fix it: 502 or 503
+	OutcomeUpstreamError   = "upstream_error"   // the upstream could not be reached or did not answer: 502 or 504
+	OutcomeCanceled        = "canceled"         // the client went away before the upstream answered
 )
 
 // metrics holds the proxy's collectors.

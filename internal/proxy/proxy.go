@@ -13,10 +13,13 @@
 //     400: it could leave the upstream's base path.
 //  2. Beyond Config.MaxConcurrent requests in flight, 503 at once.
 //  3. The token: before the first one, the request waits up to
-//     Config.FirstTokenWait, then 503. A token known to have expired (or
-//     within Config.MinRemaining of it) is never sent: the proxy asks the
-//     Source for a fresh one (Config.RefreshWait) and answers 503 with
-//     Retry-After when none comes.
+//     Config.FirstTokenWait, then 503 with Retry-After. A token known to
+//     have expired (or within Config.MinRemaining of it) is never sent:
+//     the proxy asks the Source for a fresh one (Config.RefreshWait) and
+//     answers 503 with Retry-After when none comes. While the token is
+//     withdrawn (the control plane definitively refused the credential)
+//     nothing is sent: 403, and a request in flight when it is withdrawn
+//     is cut (a stream ends cleanly).
 //  4. The client's Authorization and Proxy-Authorization are dropped and
 //     "Authorization: Bearer <token>" is set; Forwarded and X-Forwarded-*
 //     are dropped; hop-by-hop headers are handled by httputil.ReverseProxy.
@@ -33,8 +36,26 @@
 //     not when the token was itself obtained by an exchange a 401 caused
 //     (the 401 is then the upstream's verdict); at most one per token
 //     (concurrent 401s on it share it); and at most
-//     Config.Max401Refreshes a minute in all. Otherwise the 401 reaches
-//     the client.
+//     Config.Max401Refreshes a minute in all. A request whose body cannot
+//     be replayed is not sent again, but its 401 may still bring a fresh
+//     token for the next one.
+//
+// The proxy never answers 401 for its own trouble, nor passes on the
+// upstream's 401 (the client's own credentials are never sent, so a 401
+// is always about the proxy's token): MCP clients and SDKs read a 401 as
+// "credentials required" and drop the server. Each answer is one line of
+// plain text saying why:
+//
+//	no token yet                                  503, Retry-After
+//	token expired, no fresh one came              503, Retry-After
+//	token withdrawn                               403
+//	upstream 401, a fresh token came, but the body cannot be replayed
+//	                                              503, Retry-After
+//	upstream 401, the issuer failed to give a fresh token
+//	                                              503, Retry-After
+//	upstream 401, no other token (the issuer hands out the same one, or
+//	the bounds of step 6 allow no exchange)       502
+//	upstream 401 again after the retry            502
 //
 // Logs never carry the token; request lines are logged at debug only.
 package proxy
@@ -65,6 +86,11 @@ type Source interface {
 	Refresh(ctx context.Context) error
 	// Ready returns a channel closed once the first token is held.
 	Ready() <-chan struct{}
+	// Withdrawal returns why the token is withdrawn (the control plane
+	// definitively refused the credential), "" while it is not, and a
+	// context that ends once the token held now is withdrawn (already
+	// ended while it is). Token returns no token while it is withdrawn.
+	Withdrawal() (reason string, gone context.Context)
 }
 
 // Proxy is the credential proxy. It is an http.Handler; Serve runs it as

@@ -42,33 +42,36 @@ type reauth struct {
 // 401 came on the same token.
 type shared struct {
 	old  secret.String // the token the 401 came on
-	done chan struct{} // closed when tok and ok are set
+	done chan struct{} // closed when tok, ok and err are set
 	tok  secret.String
 	ok   bool
+	err  error // the Source's failure to refresh
 }
 
 // fresh returns a token to retry a request that got a 401 with old, and
-// whether there is one (see reauth for when).
-func (a *reauth) fresh(ctx context.Context, old secret.String) (secret.String, bool) {
+// whether there is one (see reauth for when); err is the Source's failure
+// when an exchange was tried and failed (the issuer failing), nil when
+// none was tried or it answered.
+func (a *reauth) fresh(ctx context.Context, old secret.String) (_ secret.String, ok bool, err error) {
 	p := a.p
 	if tok, exp, ok := p.src.Token(); ok && p.usable(exp) && !tok.Equal(old) {
-		return tok, true
+		return tok, true, nil
 	}
 	a.mu.Lock()
 	if s := a.pending; s != nil && s.old.Equal(old) {
 		a.mu.Unlock()
 		select {
 		case <-s.done:
-			return s.tok, s.ok
+			return s.tok, s.ok, s.err
 		case <-ctx.Done():
-			return secret.String{}, false
+			return secret.String{}, false, ctx.Err()
 		}
 	}
 	if why := a.refusedLocked(old); why != "" {
 		a.mu.Unlock()
 		p.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "proxy: upstream answered 401; no exchange for it",
 			slog.String("reason", why), slog.String("token", old.Fingerprint()))
-		return secret.String{}, false
+		return secret.String{}, false, nil
 	}
 	s := &shared{old: old, done: make(chan struct{})}
 	a.pending = s
@@ -77,13 +80,14 @@ func (a *reauth) fresh(ctx context.Context, old secret.String) (secret.String, b
 
 	// Shared by the requests that wait on it: it must not end with this one.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RefreshWait)
-	err := p.src.Refresh(rctx)
+	err = p.src.Refresh(rctx)
 	cancel()
-	tok, exp, ok := p.src.Token()
-	s.ok = ok && p.usable(exp) && !tok.Equal(old)
+	tok, exp, held := p.src.Token()
+	s.ok = held && p.usable(exp) && !tok.Equal(old)
 	if s.ok {
 		s.tok = tok
 	}
+	s.err = err
 
 	a.mu.Lock()
 	if err == nil {
@@ -95,7 +99,7 @@ func (a *reauth) fresh(ctx context.Context, old secret.String) (secret.String, b
 	a.pending = nil
 	a.mu.Unlock()
 	close(s.done)
-	return s.tok, s.ok
+	return s.tok, s.ok, s.err
 }
 
 // refusedLocked says why a 401 on old may not cause an exchange, or "".

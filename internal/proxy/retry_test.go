@@ -27,7 +27,10 @@ func authUpstream(t *testing.T, accepted string) (string, *recorder) {
 
 // TestRetryOn401: a 401 makes the proxy ask for a fresh token and send the
 // request once more with it, body included, when the body can be replayed.
-// Otherwise, or when no new token comes, the 401 reaches the client.
+// The upstream's 401 never reaches the client: a 401 after the retry, or
+// when the issuer hands out the same token, is a 502; a body that cannot
+// be sent again gets a 503 with Retry-After once a fresh token is in
+// place. Each answer is one line of plain text.
 func TestRetryOn401(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -43,13 +46,13 @@ func TestRetryOn401(t *testing.T) {
 		{"no body", "tok-new", "tok-new", func() io.Reader { return nil },
 			http.StatusOK, []string{"tok-old", "tok-new"}, 1},
 		{"retried once only", "tok-never", "tok-new", func() io.Reader { return strings.NewReader("payload") },
-			http.StatusUnauthorized, []string{"tok-old", "tok-new"}, 1},
+			http.StatusBadGateway, []string{"tok-old", "tok-new"}, 1},
 		{"same token after refresh", "tok-new", "", func() io.Reader { return strings.NewReader("payload") },
-			http.StatusUnauthorized, []string{"tok-old"}, 0},
+			http.StatusBadGateway, []string{"tok-old"}, 0},
 		{"streamed body is not replayed", "tok-new", "tok-new", func() io.Reader { return io.MultiReader(strings.NewReader("payload")) },
-			http.StatusUnauthorized, []string{"tok-old"}, 0},
+			http.StatusServiceUnavailable, []string{"tok-old"}, 0},
 		{"body over MaxReplayBytes", "tok-new", "tok-new", func() io.Reader { return strings.NewReader(strings.Repeat("p", 2048)) },
-			http.StatusUnauthorized, []string{"tok-old"}, 0},
+			http.StatusServiceUnavailable, []string{"tok-old"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up, rec := authUpstream(t, tc.accepted)
@@ -71,8 +74,12 @@ func TestRetryOn401(t *testing.T) {
 			if resp.StatusCode != tc.wantCode {
 				t.Fatalf("status %d %q, want %d", resp.StatusCode, b, tc.wantCode)
 			}
-			if resp.StatusCode == http.StatusUnauthorized && string(b) != "stale\n" {
-				t.Errorf("the upstream's 401 body became %q", b)
+			if resp.StatusCode != http.StatusOK && (!strings.HasPrefix(string(b), "tokend proxy: ") || strings.Count(string(b), "\n") != 1 ||
+				resp.Header.Get("Content-Type") != "text/plain; charset=utf-8") {
+				t.Errorf("answer %q (%s), want one line of plain text from the proxy", b, resp.Header.Get("Content-Type"))
+			}
+			if (resp.Header.Get("Retry-After") != "") != (resp.StatusCode == http.StatusServiceUnavailable) {
+				t.Errorf("status %d with Retry-After %q: want it with a 503 only", resp.StatusCode, resp.Header.Get("Retry-After"))
 			}
 			got := rec.all()
 			var toks []string

@@ -4,47 +4,81 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
 // Reasons a request gets no token; their text is what the client reads in
-// the 503's body.
+// the answer's body, and none of them is a 401: an MCP client or SDK reads
+// a 401 as "credentials required" and drops the server, while the trouble
+// is the proxy's own, which the client cannot fix by logging in.
 var (
 	errNoToken = errors.New("tokend proxy: no token yet; retry shortly")
 	errExpired = errors.New("tokend proxy: the token has expired and no fresh one came; retry shortly")
 )
 
-func outcomeOf(err error) string {
-	switch {
-	case errors.Is(err, errExpired):
-		return OutcomeExpired
-	case errors.Is(err, errNoToken):
-		return OutcomeNoToken
-	}
-	return OutcomeCanceled
+// withdrawnError is the answer while the token is withdrawn: the control
+// plane definitively refused the credential, and waiting does not help.
+type withdrawnError struct{ reason string }
+
+func (e *withdrawnError) Error() string {
+	return "tokend proxy: the token was withdrawn, the control plane refused this session's credential: " + e.reason
 }
 
-// token returns a token fit to send: it waits up to FirstTokenWait for the
-// first one, and when the held one has expired it asks for a fresh one.
-// Its errors are errNoToken, errExpired, or ctx's error.
-func (p *Proxy) token(ctx context.Context) (secret.String, error) {
+// answerOf returns the status, Retry-After and outcome for err, a reason a
+// request gets no token (or a request the upstream refused, see
+// retryTransport).
+func (p *Proxy) answerOf(err error) (code int, retry time.Duration, outcome string) {
+	var we *withdrawnError
+	var ua *upstreamAnswer
+	switch {
+	case errors.As(err, &we):
+		return http.StatusForbidden, 0, OutcomeWithdrawn
+	case errors.As(err, &ua):
+		return ua.code, ua.retry, OutcomeUpstreamRefused
+	case errors.Is(err, errExpired):
+		return http.StatusServiceUnavailable, p.cfg.RetryAfter, OutcomeExpired
+	case errors.Is(err, errNoToken):
+		return http.StatusServiceUnavailable, p.cfg.RetryAfter, OutcomeNoToken
+	}
+	return 0, 0, OutcomeCanceled
+}
+
+// token returns a token fit to send, and the context that ends when it is
+// withdrawn: it waits up to FirstTokenWait for the first one, and when the
+// held one has expired it asks for a fresh one. A withdrawn token is never
+// returned. Its errors are errNoToken, errExpired, a *withdrawnError, or
+// ctx's error.
+func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, error) {
+	if reason, _ := p.src.Withdrawal(); reason != "" {
+		return secret.String{}, nil, &withdrawnError{reason} // also before any token
+	}
 	if err := p.awaitFirst(ctx); err != nil {
-		return secret.String{}, err
+		return secret.String{}, nil, err
+	}
+	// gone is taken before the token: a withdrawal in between ends it.
+	reason, gone := p.src.Withdrawal()
+	if reason != "" {
+		return secret.String{}, nil, &withdrawnError{reason}
 	}
 	tok, exp, ok := p.src.Token()
 	if ok && p.usable(exp) {
-		return tok, nil
+		return tok, gone, nil
 	}
-	tok, ok = p.refresh(ctx, secret.String{})
+	tok, ok, _ = p.refresh(ctx, secret.String{})
 	if !ok {
 		if err := ctx.Err(); err != nil {
-			return secret.String{}, err
+			return secret.String{}, nil, err
 		}
-		return secret.String{}, errExpired
+		if reason, _ := p.src.Withdrawal(); reason != "" {
+			return secret.String{}, nil, &withdrawnError{reason}
+		}
+		return secret.String{}, nil, errExpired
 	}
-	return tok, nil
+	_, gone = p.src.Withdrawal()
+	return tok, gone, nil
 }
 
 // awaitFirst waits until the Source holds its first token, FirstTokenWait
@@ -74,17 +108,19 @@ func (p *Proxy) usable(exp time.Time) bool {
 }
 
 // refresh asks the Source for a fresh token, RefreshWait at most, and
-// returns it when it is usable and differs from old.
-func (p *Proxy) refresh(ctx context.Context, old secret.String) (secret.String, bool) {
+// returns it when it is usable, differs from old and is not withdrawn;
+// err is the Source's failure to refresh, nil when it answered (perhaps
+// with the same token).
+func (p *Proxy) refresh(ctx context.Context, old secret.String) (_ secret.String, ok bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.RefreshWait)
 	defer cancel()
-	if err := p.src.Refresh(rctx); err != nil {
+	if err = p.src.Refresh(rctx); err != nil {
 		// The daemon logs its own exchange failures; this is the request's view.
 		p.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "proxy: no fresh token for a request", slog.String("error", err.Error()))
 	}
-	tok, exp, ok := p.src.Token()
-	if !ok || !p.usable(exp) || tok.Equal(old) {
-		return secret.String{}, false
+	tok, exp, held := p.src.Token()
+	if reason, _ := p.src.Withdrawal(); !held || reason != "" || !p.usable(exp) || tok.Equal(old) {
+		return secret.String{}, false, err
 	}
-	return tok, true
+	return tok, true, err
 }

@@ -37,11 +37,22 @@ func newTransport(cfg Config) *http.Transport {
 const drainBytes = 4 << 10
 
 // retryTransport sends a request once more, with a fresh token, after a
-// 401 (see the package doc, step 6, and reauth for when).
+// 401 (see the package doc, step 6, and reauth for when), and never lets a
+// 401 through: it answers in the upstream's place (upstreamAnswer).
 type retryTransport struct {
 	p    *Proxy
 	base http.RoundTripper
 }
+
+// upstreamAnswer is the proxy's own answer in place of the upstream's
+// 401: the client gets code and the message, never the 401.
+type upstreamAnswer struct {
+	code  int
+	retry time.Duration
+	msg   string
+}
+
+func (a *upstreamAnswer) Error() string { return a.msg }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req, replayable, err := t.replayable(req)
@@ -49,16 +60,27 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return t.record(req.Context(), resp, err)
 	}
 	st := stateOf(req.Context())
-	fresh, ok := t.p.reauth.fresh(req.Context(), st.token)
-	if !ok {
-		return t.record(req.Context(), resp, nil) // the 401 reaches the client
+	st.upstreamCode = resp.StatusCode
+	discard(resp)
+	fresh, ok, rerr := t.p.reauth.fresh(req.Context(), st.token)
+	if reason, _ := t.p.src.Withdrawal(); reason != "" {
+		return nil, &withdrawnError{reason}
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
-	_ = resp.Body.Close()
+	switch {
+	case !ok && rerr != nil:
+		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: t.p.cfg.RetryAfter,
+			msg: "tokend proxy: the upstream refused the token (401) and no fresh one came; retry shortly"}
+	case !ok:
+		return nil, &upstreamAnswer{code: http.StatusBadGateway,
+			msg: "tokend proxy: the upstream refused the token (401), and there is no other to send"}
+	case !replayable:
+		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: t.p.cfg.RetryAfter,
+			msg: "tokend proxy: the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
+	}
 	retry := req.Clone(req.Context())
 	retry.Header.Set("Authorization", "Bearer "+fresh.Reveal())
 	if req.GetBody != nil {
@@ -71,15 +93,49 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.p.cfg.Logger.LogAttrs(req.Context(), slog.LevelDebug, "proxy: upstream answered 401; retrying with a fresh token",
 		slog.String("path", req.URL.Path), slog.String("token", fresh.Fingerprint()))
 	resp, err = t.base.RoundTrip(retry)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized {
+		discard(resp)
+		return nil, &upstreamAnswer{code: http.StatusBadGateway,
+			msg: "tokend proxy: the upstream refused a freshly issued token too (401): it does not accept this session's tokens"}
+	}
 	return t.record(req.Context(), resp, err)
 }
 
-// record notes the upstream's status for the metrics.
+// discard reads a little of resp's body, so that the connection can be
+// reused, and closes it.
+func discard(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
+	_ = resp.Body.Close()
+}
+
+// record notes the upstream's status for the metrics, and makes the body
+// end cleanly when the token is withdrawn (cutBody); an upgraded
+// connection's body is left as it is (the request's end closes it).
 func (t *retryTransport) record(ctx context.Context, resp *http.Response, err error) (*http.Response, error) {
 	if resp != nil {
-		stateOf(ctx).upstreamCode = resp.StatusCode
+		st := stateOf(ctx)
+		st.upstreamCode = resp.StatusCode
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			resp.Body = &cutBody{ReadCloser: resp.Body, st: st}
+		}
 	}
 	return resp, err
+}
+
+// cutBody is an upstream response body that ends (io.EOF) instead of
+// failing when the token was withdrawn mid-way, so that the client sees a
+// complete response (a stream that ends) rather than a broken connection.
+type cutBody struct {
+	io.ReadCloser
+	st *state
+}
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && b.st.cut.Load() {
+		return n, io.EOF
+	}
+	return n, err
 }
 
 // replayable makes req's body replayable when it has none or a declared

@@ -22,6 +22,7 @@ func (failCounter) Stored(exchange.Token, bool)    {}
 func (failCounter) StoreFailed(error)              {}
 func (failCounter) Waiting(time.Time)              {}
 func (f failCounter) Failed(_ error, n int)        { f(n) }
+func (failCounter) Withdrawn(string)               {}
 
 // TestFailuresCountedOnce: Observer.Failed carries the refresher's own count
 // of consecutive failures, exchange and store failures alike, the count its

@@ -32,6 +32,10 @@ func (r *Refresher) logSuccess(tok exchange.Token, changed bool) {
 // logFailure logs a failed attempt, counted by fail, with the delay
 // before the next one.
 func (r *Refresher) logFailure(err error, delay time.Duration) {
+	if exchange.Classify(err) == exchange.Refused {
+		r.logRefusal(err, delay)
+		return
+	}
 	attrs := []any{
 		slog.String("error", err.Error()),
 		slog.Int("consecutive_failures", r.failures),
@@ -78,6 +82,28 @@ func (r *Refresher) warnAboutIssuer(tok exchange.Token) {
 	if tok.IgnoredExpiry != "" {
 		r.warnOnce("ignored-expiry", "the issuer's expiry is out of range and treated as unknown; refreshing on the interval",
 			slog.String("reason", tok.IgnoredExpiry))
+	}
+}
+
+// credentialNotice are how long before the credential's own expiry
+// (Token.CredentialExpiry) tokend warns, once each, smallest first.
+var credentialNotice = []time.Duration{time.Hour, 24 * time.Hour}
+
+// warnCredentialExpiry warns once when the credential that obtained tok
+// has less than each of credentialNotice left: at its end the control
+// plane refuses it, and the token is withdrawn (rule 8).
+func (r *Refresher) warnCredentialExpiry(tok exchange.Token) {
+	if tok.CredentialExpiry.IsZero() {
+		return
+	}
+	left := tok.CredentialExpiry.Sub(r.now())
+	for _, notice := range credentialNotice {
+		if left <= notice {
+			r.warnOnce("credential-"+notice.String(), "the bearer credential (the run capability) expires soon; "+
+				"the control plane refuses it from then on and the token is withdrawn: end the run, or give tokend a new capability before",
+				slog.Time("credential_expires_at", tok.CredentialExpiry), slog.Duration("credential_expires_in", left.Round(time.Second)))
+			return
+		}
 	}
 }
 

@@ -14,6 +14,10 @@ type Sink interface {
 	// differs. Storing the token already stored must write nothing. A
 	// failed store is tried again (rule 3).
 	Store(tok exchange.Token) (changed bool, err error)
+	// Withdraw replaces the token stored by a record that there is none,
+	// and why (rule 8); reason holds no secret. Withdrawing again for the
+	// same reason must write nothing.
+	Withdraw(reason string) (changed bool, err error)
 }
 
 // Observer is told what the refresher does, for health, metrics and the
@@ -36,6 +40,12 @@ type Observer interface {
 	// included. The count is the refresher's own, the one its log lines
 	// carry: observers mirror it rather than count again.
 	Failed(err error, consecutive int)
+	// Withdrawn follows every definitive refusal (rule 8), after Failed
+	// and after the Sink's Withdraw (StoreFailed first when that failed):
+	// no token may be used from now on, for reason (no secret in it).
+	// The first call after a Stored begins the withdrawal; the next
+	// Stored ends it.
+	Withdrawn(reason string)
 }
 
 // NopObserver implements every Observer method as a no-op, for embedding.
@@ -46,6 +56,7 @@ func (NopObserver) Stored(exchange.Token, bool)    {}
 func (NopObserver) StoreFailed(error)              {}
 func (NopObserver) Waiting(time.Time)              {}
 func (NopObserver) Failed(error, int)              {}
+func (NopObserver) Withdrawn(string)               {}
 
 // exchanged, stored, storeFailed and waiting tell every observer.
 func (r *Refresher) exchanged(took time.Duration, err error) {

@@ -30,6 +30,7 @@ func (o *recorder) Stored(tok exchange.Token, changed bool) {
 func (o *recorder) StoreFailed(err error) { o.add(fmt.Sprintf("storeFailed(%v)", err)) }
 func (o *recorder) Waiting(time.Time)     { o.add("waiting") }
 func (o *recorder) Failed(_ error, n int) { o.add(fmt.Sprintf("failed(%d)", n)) }
+func (o *recorder) Withdrawn(why string)  { o.add(fmt.Sprintf("withdrawn(%s)", why)) }
 
 // storedOnly implements one method and embeds NopObserver for the others.
 type storedOnly struct {

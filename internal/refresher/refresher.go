@@ -42,6 +42,16 @@
 //  6. A request through OnDemand ends any wait: the next exchange starts at
 //     once, or when the floor since the last one began has passed, and
 //     answers every request that arrived before it started.
+//  8. A definitive refusal (exchange.Classify says Refused: the session
+//     was stopped or revoked, the credential expired) withdraws the
+//     token within that one exchange: the Sink replaces it by a record
+//     that there is none (Withdraw), and every Observer is told
+//     (Withdrawn), before the refresher waits. The refresher forgets the
+//     token, so nothing restores it, and keeps asking on the backoff of
+//     rule 3, capped at MaxBackoff: a session started again, or a refusal
+//     that was a mistake, recovers with the next success, which stores
+//     the new token as usual. One log line marks each change of state,
+//     not each refusal.
 package refresher
 
 import (
@@ -107,6 +117,9 @@ type Refresher struct {
 	lastChanged bool            // whether the last attempt changed the token
 	requests    pending         // on-demand requests the next exchange answers
 	warned      map[string]bool // what warnOnce has warned about
+	withdrawn   string          // why the token is withdrawn (rule 8); "" while one is held
+	entered     bool            // the last refusal began the withdrawal (not yet logged)
+	withdrawErr error           // the last Sink.Withdraw's failure
 }
 
 // Run keeps the token fresh until ctx ends, then returns nil. It never
@@ -183,11 +196,15 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 }
 
 // fail counts a failure, in the one count of consecutive failures, and
-// reports it to every Observer's Failed.
+// reports it to every Observer's Failed; a refusal then withdraws the
+// token (rule 8).
 func (r *Refresher) fail(err error) {
 	r.failures++
 	for _, o := range r.Observers {
 		o.Failed(err, r.failures)
+	}
+	if exchange.Classify(err) == exchange.Refused {
+		r.withdraw(err)
 	}
 }
 
@@ -212,6 +229,7 @@ func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	}
 	r.warnShortLife(tok)
 	r.warnAboutIssuer(tok)
+	r.warnCredentialExpiry(tok)
 	return r.store(tok, left)
 }
 
@@ -240,6 +258,7 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 	}
 	r.stored(tok, changed)
 	r.logSuccess(tok, changed)
+	r.restored(tok)
 	r.held = tok
 	r.lastChanged = changed
 	r.failures = 0

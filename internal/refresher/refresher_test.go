@@ -61,16 +61,27 @@ func fail(err error) func(int) (exchange.Token, error) {
 
 // memStore is a Sink in memory.
 type memStore struct {
-	mu     sync.Mutex
-	tokens []string
-	fail   atomic.Int32 // fail this many stores
-	calls  atomic.Int32 // stores attempted
+	mu        sync.Mutex
+	tokens    []string
+	fail      atomic.Int32 // fail this many stores
+	calls     atomic.Int32 // stores attempted
+	withdrawn []string     // the reasons of the withdrawals written
+}
+
+// Withdraw records reason; the next token stored is a change.
+func (m *memStore) Withdraw(reason string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.withdrawn = append(m.withdrawn, reason)
+	m.tokens = append(m.tokens, "")
+	return true, nil
 }
 
 // storeOnly is a Sink made of a function.
 type storeOnly func(exchange.Token) (bool, error)
 
 func (f storeOnly) Store(tok exchange.Token) (bool, error) { return f(tok) }
+func (storeOnly) Withdraw(string) (bool, error)            { return true, nil }
 
 func (m *memStore) Store(tok exchange.Token) (bool, error) {
 	m.calls.Add(1)
@@ -186,8 +197,10 @@ func TestRunBackoffIsCapped(t *testing.T) {
 }
 
 func TestRunNeverGivesUpOnPermanentErrors(t *testing.T) {
-	forbidden := &exchange.StatusError{StatusCode: 403, Hint: "session id rejected"}
-	s := &script{steps: []func(int) (exchange.Token, error){fail(forbidden), fail(forbidden), fail(forbidden), opaque}}
+	// A 403 is a refusal now (TestRefusalWithdrawsWithinOneExchange); a
+	// 404 is the permanent failure that keeps the token.
+	notFound := &exchange.StatusError{StatusCode: 404, Hint: "no token endpoint at this URL"}
+	s := &script{steps: []func(int) (exchange.Token, error){fail(notFound), fail(notFound), fail(notFound), opaque}}
 	m := &memStore{}
 	r := newRefresher(s, m)
 	var buf bytes.Buffer
@@ -196,7 +209,7 @@ func TestRunNeverGivesUpOnPermanentErrors(t *testing.T) {
 	if len(got) != 4 || len(m.tokens) != 1 {
 		t.Fatalf("calls %v, tokens %d; want 4 calls and a token in the end", got, len(m.tokens))
 	}
-	if !bytes.Contains(buf.Bytes(), []byte("level=ERROR")) || !bytes.Contains(buf.Bytes(), []byte("status=403")) {
+	if !bytes.Contains(buf.Bytes(), []byte("level=ERROR")) || !bytes.Contains(buf.Bytes(), []byte("status=404")) {
 		t.Errorf("permanent failure not logged at error level with its status:\n%s", buf.String())
 	}
 }

@@ -13,7 +13,10 @@
 //     from the bytes it wrote last (restore.go), and keeps the verdict for
 //     readiness (Verified);
 //  3. removes the temporary files a crashed run left (CleanTemp), and the
-//     outputs themselves on request (Remove).
+//     outputs themselves on request (Remove);
+//  4. replaces the token, when the control plane definitively refused the
+//     credential, by a record that there is none and why (Withdraw), which
+//     step 2 keeps in place as it keeps a token, until the next Store.
 //
 // A new output is one file in this package: a type implementing Output,
 // passed in Options.Outputs by the daemon.
@@ -37,7 +40,7 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// Output is one file a Dir writes for each token.
+// Output is one file a Dir writes for each token, or for its withdrawal.
 type Output interface {
 	// Path is the file's path. Its directory must exist.
 	Path() string
@@ -47,6 +50,10 @@ type Output interface {
 	// token (a time of writing) can keep prev while it still describes
 	// tok, and nothing is written. It must not log tok.
 	Render(tok exchange.Token, prev []byte, now time.Time) ([]byte, error)
+	// RenderWithdrawal returns the file's content once the token is
+	// withdrawn for reason (which holds no secret): no token, and the
+	// reason. prev is as for Render.
+	RenderWithdrawal(reason string, prev []byte, now time.Time) []byte
 	// Describe names the output in messages, e.g. "token file".
 	Describe() string
 }
@@ -84,8 +91,9 @@ type file struct {
 type Dir struct {
 	// Restored, when set, is called after each attempt of Run to write a
 	// lost output again, before the attempt is logged, with the stored
-	// token's fingerprint; err is nil once every output is back. It runs
-	// while the Dir is locked: it must not block, nor call Store or Verify.
+	// token's fingerprint ("withdrawn" after a Withdraw); err is nil once
+	// every output is back. It runs while the Dir is locked: it must not
+	// block, nor call Store or Verify.
 	Restored func(fingerprint string, err error)
 
 	mode       fs.FileMode
@@ -96,10 +104,11 @@ type Dir struct {
 	w          *fsnotify.Watcher // nil while not watching; Watch and Run only
 	tick       <-chan time.Time  // tests: replaces Run's ticker
 
-	mu       sync.Mutex // guards files' last, held, complete
-	files    []*file
-	held     string // the fingerprint of the token stored last
-	complete bool   // the last Store wrote every output
+	mu        sync.Mutex // guards files' last, held, complete
+	files     []*file
+	held      string // the fingerprint of the token stored last
+	withdrawn error  // the withdrawal written last, nil after a Store
+	complete  bool   // the last Store or Withdraw wrote every output
 
 	verdict atomic.Pointer[error] // the last verification; nil before any
 }
@@ -153,6 +162,44 @@ func (d *Dir) CleanTemp() (int, error) {
 func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.held, d.withdrawn = tok.Value.Fingerprint(), nil
+	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+		return f.out.Render(tok, prev, now)
+	})
+}
+
+// Withdraw replaces the token in every output by its withdrawal for
+// reason: the token file then holds tokenbytes.Withdrawal(reason), the
+// JSON document its withdrawn form. An output that neither this Dir wrote
+// nor exists on disk holds no token to withdraw, and stays absent: a
+// consumer waiting for the first token keeps waiting. Otherwise it writes
+// as Store does (only what differs; every output attempted), Run restores
+// the withdrawal as it restores a token, and the verdict is an error
+// wrapping ErrWithdrawn until the next Store. reason must not hold a
+// secret.
+func (d *Dir) Withdraw(reason string) (changed bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held, d.withdrawn = "withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason)
+	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+		if f.last == nil {
+			if _, err := os.Lstat(f.path); errors.Is(err, fs.ErrNotExist) {
+				return nil, nil // nothing to withdraw
+			}
+		}
+		return f.out.RenderWithdrawal(reason, prev, now), nil
+	})
+}
+
+// ErrWithdrawn is wrapped by Verified's answer after a Withdraw, until the
+// next Store.
+var ErrWithdrawn = errors.New("token withdrawn")
+
+// write renders and writes every output, the token file last, leaving out
+// those render returns nil for; d.mu is held. After a success the verdict
+// is good (or the withdrawal), and Run restores what was written when
+// every output was.
+func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, error)) (changed bool, err error) {
 	now := d.now()
 	var errs []error
 	for _, f := range d.files {
@@ -160,9 +207,12 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 		if prev == nil {
 			prev, _ = readFile(f.path, maxRead)
 		}
-		data, err := f.out.Render(tok, prev, now)
+		data, err := render(f, prev, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, err))
+			continue
+		}
+		if data == nil {
 			continue
 		}
 		c, err := WriteFile(f.path, data, d.mode)
@@ -173,9 +223,8 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 		}
 		f.last = data
 	}
-	d.held = tok.Value.Fingerprint()
-	d.complete = len(errs) == 0
-	if !d.complete {
+	d.complete = len(errs) == 0 && !slices.ContainsFunc(d.files, func(f *file) bool { return f.last == nil })
+	if len(errs) > 0 {
 		return changed, errors.Join(errs...)
 	}
 	d.setVerdict(nil)
@@ -220,7 +269,14 @@ func (d *Dir) Verified() error {
 	return ErrNotWritten
 }
 
-func (d *Dir) setVerdict(err error) { d.verdict.Store(&err) }
+// setVerdict keeps err, or the withdrawal when err is nil and the token is
+// withdrawn; d.mu is held.
+func (d *Dir) setVerdict(err error) {
+	if err == nil {
+		err = d.withdrawn
+	}
+	d.verdict.Store(&err)
+}
 
 // Remove removes every output (--remove-on-exit); a missing file is no
 // error. The error joins the failures, each naming its file.

@@ -18,6 +18,11 @@ import (
 // /statusz give it; written_at is when tokend first wrote this token with
 // this expiry. The document is rewritten only when the token or its expiry
 // changes, also across restarts of tokend.
+//
+// Once the token is withdrawn (the control plane definitively refused the
+// credential), the document holds no token, and says why and since when:
+//
+//	{"withdrawn": "token endpoint answered 403 Forbidden: runner access revoked: …", "withdrawn_at": "2026-11-29T12:31:07Z"}
 func JSON(path string) Output { return jsonFile(path) }
 
 type jsonFile string
@@ -28,6 +33,12 @@ type document struct {
 	ExpiresAt   string `json:"expires_at,omitempty"`
 	Fingerprint string `json:"fingerprint"`
 	WrittenAt   string `json:"written_at"`
+}
+
+// withdrawal is the JSON output's content once the token is withdrawn.
+type withdrawal struct {
+	Withdrawn   string `json:"withdrawn"`
+	WithdrawnAt string `json:"withdrawn_at"`
 }
 
 func (p jsonFile) Path() string     { return string(p) }
@@ -48,4 +59,13 @@ func (p jsonFile) Render(tok exchange.Token, prev []byte, now time.Time) ([]byte
 		return nil, err
 	}
 	return append(data, '\n'), nil
+}
+
+func (p jsonFile) RenderWithdrawal(reason string, prev []byte, now time.Time) []byte {
+	var old withdrawal
+	if json.Unmarshal(prev, &old) == nil && old.Withdrawn == reason && old.WithdrawnAt != "" {
+		return prev // withdrawn for the same reason: keep the time it began
+	}
+	data, _ := json.Marshal(withdrawal{Withdrawn: reason, WithdrawnAt: now.UTC().Format(time.RFC3339)})
+	return append(data, '\n')
 }

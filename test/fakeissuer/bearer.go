@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
 )
 
 // BearerIssuer is an http.Handler serving the successor control plane's
@@ -17,9 +19,13 @@ import (
 //   - GET /healthz: 200 ok; any other path but /token: 404.
 //   - a method other than GET: 405.
 //   - no "Bearer " credential, or one other than Capability: 401.
+//   - Capability past the exp of its claims (when it has one): 401.
+//   - after Revoke, until Reinstate: 403 "runner access revoked" (the
+//     session was stopped or restarted).
 //   - otherwise 200, Cache-Control: no-store, and a JSON body holding a
 //     new opaque token in "token" and its expiry in "expires_at" (Unix
-//     seconds): a token per request, none cached.
+//     seconds), never past the capability's exp: a token per request,
+//     none cached.
 //
 // Configure its fields before serving; afterwards use only its methods,
 // which are safe for concurrent use. Push scripts failures as for Issuer.
@@ -33,8 +39,16 @@ type BearerIssuer struct {
 	// Now is the issuer's clock; time.Now when nil.
 	Now func() time.Time
 
-	seq atomic.Int64
+	seq     atomic.Int64
+	revoked atomic.Bool
 }
+
+// Revoke makes every later request a 403 "runner access revoked", as the
+// successor answers once the session is stopped or restarted.
+func (s *BearerIssuer) Revoke() { s.revoked.Store(true) }
+
+// Reinstate undoes Revoke (a refusal that was a mistake).
+func (s *BearerIssuer) Reinstate() { s.revoked.Store(false) }
 
 // Issued returns how many tokens the issuer has minted.
 func (s *BearerIssuer) Issued() int64 { return s.seq.Load() }
@@ -56,11 +70,25 @@ func (s *BearerIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.Now != nil {
 		now = s.Now()
 	}
+	exp := now.Add(life)
+	if end, ok := exchange.CredentialExpiry(s.Capability); ok {
+		if !now.Before(end) {
+			plain(w, http.StatusUnauthorized, "capability expired")
+			return
+		}
+		if end.Before(exp) {
+			exp = end
+		}
+	}
+	if s.revoked.Load() {
+		plain(w, http.StatusForbidden, "runner access revoked")
+		return
+	}
 	seq := s.seq.Add(1)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"token":      fmt.Sprintf("fake-capability-token-%d-%d", seq, now.UnixNano()),
-		"expires_at": now.Add(life).Unix(),
+		"expires_at": exp.Unix(),
 	})
 }

@@ -97,6 +97,8 @@ func (p *pod) Store(tok exchange.Token) (bool, error) {
 	return changed, nil
 }
 
+func (p *pod) Withdraw(string) (bool, error) { return true, nil }
+
 // Run simulates f against an issuer following m and returns what it
 // measured. Call it inside a synctest bubble.
 func Run(m Model, f Fleet) Report {

@@ -19,3 +19,12 @@ func JWT(claims string) string {
 func JWTExpiring(exp time.Time) string {
 	return JWT(`{"exp":` + strconv.FormatInt(exp.Unix(), 10) + `}`)
 }
+
+// Capability returns a run capability in the successor control plane's
+// format, "acp-runner-v1.<base64url JSON claims>.<signature>", whose claims
+// name a session and expire at exp; the signature is a placeholder (tokend
+// reads the claims without verifying them).
+func Capability(exp time.Time) string {
+	claims := `{"sub":"session-1","project":"p1","gen":1,"exp":` + strconv.FormatInt(exp.Unix(), 10) + `}`
+	return "acp-runner-v1." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+}

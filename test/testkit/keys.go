@@ -26,6 +26,15 @@ var RSAKey = sync.OnceValue(func() *rsa.PrivateKey {
 	return k
 })
 
+// PublicPEM returns k's public key as a PKIX "PUBLIC KEY" PEM block.
+func PublicPEM(k *rsa.PrivateKey) string {
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
 // PublicKeyPEM returns RSAKey's public key as a PKIX "PUBLIC KEY" PEM block.
 var PublicKeyPEM = sync.OnceValue(func() string {
 	der, err := x509.MarshalPKIXPublicKey(&RSAKey().PublicKey)

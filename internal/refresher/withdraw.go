@@ -1,0 +1,63 @@
+package refresher
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+)
+
+// withdraw applies rule 8 to err, a definitive refusal: the Sink's
+// withdrawal, the Observers, and the refresher's own forgetting.
+func (r *Refresher) withdraw(err error) {
+	reason := exchange.Reason(err)
+	if _, werr := r.Sink.Withdraw(reason); werr != nil {
+		r.storeFailed(werr)
+		// Not logged as its own line: the refusal's line carries it, and
+		// the next refusal writes it again.
+		r.withdrawErr = werr
+	} else {
+		r.withdrawErr = nil
+	}
+	for _, o := range r.Observers {
+		o.Withdrawn(reason)
+	}
+	r.held, r.unstored = exchange.Token{}, nil
+	r.window, r.life, r.aimed = 0, 0, false
+	r.entered = r.withdrawn == ""
+	r.withdrawn = reason
+}
+
+// logRefusal logs a refusal, err, with the delay before the next attempt:
+// the one that began the withdrawal at error level, every later one at
+// debug level (one line per change of state, rule 8).
+func (r *Refresher) logRefusal(err error, delay time.Duration) {
+	attrs := []any{
+		slog.String("reason", r.withdrawn),
+		slog.Int("consecutive_failures", r.failures),
+		slog.Duration("retry_in", delay.Round(time.Millisecond)),
+	}
+	if code := exchange.StatusCode(err); code != 0 {
+		attrs = append(attrs, slog.Int("status", code))
+	}
+	if r.withdrawErr != nil {
+		attrs = append(attrs, slog.String("write_error", r.withdrawErr.Error()))
+	}
+	if !r.entered {
+		r.logger().Debug("refused again; the token stays withdrawn", attrs...)
+		return
+	}
+	r.entered = false
+	r.logger().Error("token withdrawn: the control plane refused the credential definitively; "+
+		"consumers get no token until it issues one again, which tokend keeps asking for", attrs...)
+}
+
+// restored ends a withdrawal with tok, the token just stored.
+func (r *Refresher) restored(tok exchange.Token) {
+	if r.withdrawn == "" {
+		return
+	}
+	r.logger().Info("token restored: the control plane issued a token again after refusing",
+		slog.String("fingerprint", tok.Value.Fingerprint()), slog.String("refused_for", r.withdrawn))
+	r.withdrawn, r.entered = "", false
+}
