@@ -109,15 +109,18 @@ func TestExitStatusPropagates(t *testing.T) {
 		name, mode string
 		env        []string
 		stop       func(h *harness, cancel context.CancelFunc)
+		grace      time.Duration
 		want       int
 	}{
-		{"exit status", "exit", []string{"HELPER_CODE=3"}, nil, 3},
-		{"forwarded SIGTERM", "serve", nil, func(h *harness, _ context.CancelFunc) { h.sigs <- syscall.SIGTERM }, 64 + 15},
-		{"killed after the grace period", "stubborn", nil, func(_ *harness, cancel context.CancelFunc) { cancel() }, 128 + 9},
+		{"exit status", "exit", []string{"HELPER_CODE=3"}, nil, time.Hour, 3},
+		// A grace period that cannot end first: the child's own exit on
+		// the forwarded signal is the event, however loaded the machine.
+		{"forwarded SIGTERM", "serve", nil, func(h *harness, _ context.CancelFunc) { h.sigs <- syscall.SIGTERM }, time.Hour, 64 + 15},
+		{"killed after the grace period", "stubborn", nil, func(_ *harness, cancel context.CancelFunc) { cancel() }, time.Millisecond, 128 + 9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.mode, PolicyNone, tc.env...)
-			h.sup.Grace = time.Millisecond
+			h.sup.Grace = tc.grace
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			h.write("tok")
