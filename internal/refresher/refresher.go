@@ -40,11 +40,23 @@
 //     after two such tokens in a row the tokens are the pod's own, until
 //     one is not, or the issuer reuses one.
 //  3. After a failure, the next attempt follows exponential backoff with
-//     jitter, starting near 1 s and capped at MaxBackoff; while the stored
-//     token is unexpired, it is also capped at half the time that token has
-//     left, so that retries quicken as expiry nears. It comes later only
-//     when the server asked for more with Retry-After (capped at 5
-//     minutes). A token that was exchanged but could not be stored is
+//     jitter, from about 1 s up to MaxBackoff. While a token with a known
+//     expiry is held, three things change. Retries are never closer than a
+//     gap drawn each time from the second half of the band's width (no
+//     more than MaxBackoff), so that pods sharing an expiry do not converge
+//     on it; while the token is valid, they are never later than half the
+//     time it has left either, unless that is shorter than the gap.
+//     Retry-After (capped at 5 minutes) is honoured, but while the token is
+//     valid it is cut to a random 1/4 to 3/4 of the time the token has
+//     left, so that the issuer's word does not push a pod past its expiry
+//     while there is time for another attempt. A 429 says the issuer is up
+//     but busy: the retry follows the backoff, or Retry-After cut as
+//     above, no sooner than 2 to 6 s at random instead of the gap; once the
+//     token has expired, the backoff restarts at the expiry and Retry-After
+//     is not waited for, so that the issuer's spare capacity goes to the
+//     pods that hold nothing valid. Without a token, or with one whose
+//     expiry is unknown, the backoff applies, or Retry-After when it asks
+//     for more. A token that was exchanged but could not be stored is
 //     stored again on this schedule, without a new exchange, until it
 //     expires.
 //  4. No path waits less than the floor between two exchanges: 500 ms, or

@@ -3,8 +3,6 @@ package refresher
 import (
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
 	"github.com/ambient-code/tokend/internal/exchange"
 )
 
@@ -31,6 +29,7 @@ type schedState struct {
 	gotAt    time.Time     // when the held token arrived
 	period   time.Duration // the held token's expiry less the one before; 0 unknown
 	stepping bool          // the last wait was an interval step in a wide band
+	resetFor time.Time     // the expiry at which a 429's backoff restarted
 }
 
 // floor is the least delay between two exchanges: minDelay, or the
@@ -207,33 +206,4 @@ func (r *Refresher) band(left time.Duration) (lo, hi time.Duration) {
 		lo, hi = h/6, h
 	}
 	return min(lo, left), min(hi, left)
-}
-
-// retryDelay applies rule 3.
-func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Duration {
-	delay := min(b.NextBackOff(), b.MaxInterval)
-	floor := r.floor()
-	if !r.held.Expiry.IsZero() {
-		if left := r.held.Expiry.Sub(r.now()); left > 0 {
-			delay = min(delay, max(left/2, floor))
-		}
-	}
-	if after, ok := exchange.RetryAfter(err); ok {
-		delay = max(delay, min(after, maxRetryAfter))
-	}
-	return max(delay, floor)
-}
-
-func (r *Refresher) newBackoff() *backoff.ExponentialBackOff {
-	maxB := r.MaxBackoff
-	if maxB <= 0 {
-		maxB = DefaultMaxBackoff
-	}
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(min(initialBackoff, maxB)),
-		backoff.WithMaxInterval(maxB),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithRandomizationFactor(0.2),
-		backoff.WithMultiplier(2),
-	)
 }
