@@ -5,32 +5,58 @@
 //
 //  1. After a success, the next exchange is due after the refresh interval
 //     less up to 10% random jitter, or, when the token's expiry is known, a
-//     margin before that expiry, whichever is sooner. The margin is at least
-//     20% of the life the token had left when it arrived (the kubelet's 80%
-//     rule for projected tokens), widened at random by up to 10% and drawn
-//     anew at every refresh; it never exceeds half the life left.
-//     The margin is measured back from the expiry, not forward from now, so
-//     pods that hold one shared token keep their random spread instead of
-//     converging (a fraction of the remaining life shrinks the gap between
-//     two pods at every refresh). While the refresh-ahead point is more than
-//     an interval away, interval steps are placed back from it, so a
-//     15-minute token costs three exchanges at a 5-minute interval. The
-//     first wait after the first token is shortened by up to half, at
-//     random, so that pods started together do not stay in step.
+//     margin before that expiry, whichever is sooner. The margin is drawn
+//     per token, uniformly from a band wide enough that pods holding one
+//     shared token never herd, whatever the issuer's reuse window. With the
+//     reuse window w known (rule 2) the band is [w/6, w], so the fleet
+//     spreads its one useful request per token over the window. For the
+//     pod's own tokens (rule 2) it is [1/6, 1/4] of their full life, about
+//     the kubelet's 80% rule for projected tokens. Else it is [h/6, h], h
+//     being the larger of half the full life (the longest life a token
+//     arrived with) and the period: how much later than the last token's
+//     the held one expires, which is the issuer's life less its reuse
+//     window, the same for every pod that shares its tokens, unlike the
+//     life a shared token arrives with. A first token's band is [1/12,
+//     1/2] of its life. The margin is measured back from the expiry, not
+//     forward from now, so pods that hold one shared token keep their
+//     random spread instead of converging (a fraction of the remaining
+//     life shrinks the gap between two pods at every refresh). While the
+//     refresh-ahead point is more than an interval away, interval steps are
+//     placed back from it, so a 15-minute token costs three exchanges at a
+//     5-minute interval. When the band is an interval wide or more, the
+//     steps land in it by themselves: the first that does is the
+//     refresh-ahead point, and each pod keeps its own phase, made random by
+//     one step of random length as it enters. The first wait after the
+//     first token is shortened by up to half, at random, so that pods
+//     started together do not stay in step.
 //  2. An issuer that answers with the token already held is reusing a
 //     cached token (the deployed control plane does until fewer than 30 s
-//     remain). The least remaining life at which that was seen is the reuse
-//     window w: new tokens exist only inside it. While w is known, the
-//     margin is drawn uniformly from [w/6, 0.9 w] instead, so the fleet
-//     spreads its one useful request per token evenly over the window. A
-//     new token obtained outside w means the issuer changed its rule, and w
-//     is forgotten.
+//     remain). The least remaining life at which that was seen at a
+//     refresh-ahead point is the reuse window w: new tokens exist only
+//     inside it. A new token obtained outside w means the issuer changed
+//     its rule, and w is forgotten. A new token minted for the pod's
+//     request arrives with the full life the issuer gives and expires as
+//     much later than the last one as that one was held (both within 2 s);
+//     after two such tokens in a row the tokens are the pod's own, until
+//     one is not, or the issuer reuses one.
 //  3. After a failure, the next attempt follows exponential backoff with
-//     jitter, starting near 1 s and capped at MaxBackoff; while the stored
-//     token is unexpired, it is also capped at half the time that token has
-//     left, so that retries quicken as expiry nears. It comes later only
-//     when the server asked for more with Retry-After (capped at 5
-//     minutes). A token that was exchanged but could not be stored is
+//     jitter, from about 1 s up to MaxBackoff. While a token with a known
+//     expiry is held, three things change. Retries are never closer than a
+//     gap drawn each time from the second half of the band's width (no
+//     more than MaxBackoff), so that pods sharing an expiry do not converge
+//     on it; while the token is valid, they are never later than half the
+//     time it has left either, unless that is shorter than the gap.
+//     Retry-After (capped at 5 minutes) is honoured, but while the token is
+//     valid it is cut to a random 1/4 to 3/4 of the time the token has
+//     left, so that the issuer's word does not push a pod past its expiry
+//     while there is time for another attempt. A 429 says the issuer is up
+//     but busy: the retry follows the backoff, or Retry-After cut as
+//     above, no sooner than 2 to 6 s at random instead of the gap; once the
+//     token has expired, the backoff restarts at the expiry and Retry-After
+//     is not waited for, so that the issuer's spare capacity goes to the
+//     pods that hold nothing valid. Without a token, or with one whose
+//     expiry is unknown, the backoff applies, or Retry-After when it asks
+//     for more. A token that was exchanged but could not be stored is
 //     stored again on this schedule, without a new exchange, until it
 //     expires.
 //  4. No path waits less than the floor between two exchanges: 500 ms, or
@@ -108,7 +134,7 @@ type Refresher struct {
 	held        exchange.Token  // the token stored last
 	unstored    *exchange.Token // exchanged, but its store failed
 	window      time.Duration   // learned reuse window (rule 2); 0 unknown
-	life        time.Duration   // the held token's remaining life on arrival
+	sched       schedState      // what else rules 1 to 3 learned, and where they stand
 	aimed       bool            // the next exchange is at the refresh-ahead point
 	aimAt       time.Time       // the refresh-ahead point of the held token
 	aimFor      time.Time       // the expiry aimAt was drawn for
@@ -244,17 +270,9 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 	}
 	r.unstored = nil
 	same := !r.held.Value.IsZero() && r.held.Value.Equal(tok.Value)
-	if left > 0 {
-		r.learn(tok, left, same)
-	}
+	r.learn(tok, left, same)
 	if r.held.Value.IsZero() {
 		r.firstWait = true
-	}
-	if !same {
-		r.life = 0
-		if !tok.Expiry.IsZero() {
-			r.life = tok.Expiry.Sub(r.now())
-		}
 	}
 	r.stored(tok, changed)
 	r.logSuccess(tok, changed)

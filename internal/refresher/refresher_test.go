@@ -150,11 +150,18 @@ func TestRunIntervalJitterIsAtMostTenPercentEarly(t *testing.T) {
 }
 
 func TestRunRefreshesAheadOfExpiry(t *testing.T) {
-	// A 100 s token is refreshed after 80 s, well before the 5 m interval.
+	// A 100 s token is refreshed well before the 5 m interval, a margin
+	// before expiry drawn from a band (rule 1; Rand 0: its low end): for
+	// the first token [1/12, 1/2] of its life, 8.3 s; for the second
+	// [h/6, h], h being the period since the first (91.7 s), 15.3 s; once
+	// two tokens in a row were minted for the pod's request, as an
+	// issuer's that mints per request are, [1/6, 1/4] of it, 16.7 s.
 	s := &script{steps: []func(int) (exchange.Token, error){lasting(100 * time.Second)}}
 	r := newRefresher(s, &memStore{})
-	got := runFor(t, r, s, 170*time.Second)
-	assertOffsets(t, got, []time.Duration{0, 80 * time.Second, 160 * time.Second}, 0)
+	got := runFor(t, r, s, 270*time.Second)
+	first := 100 * time.Second * 11 / 12
+	second := first + 100*time.Second - first/6
+	assertOffsets(t, got, []time.Duration{0, first, second, second + 100*time.Second*5/6}, time.Millisecond)
 }
 
 func TestRunBacksOffAndHonoursRetryAfter(t *testing.T) {
@@ -271,9 +278,11 @@ func TestRunSurvivesWallClockJump(t *testing.T) {
 		if got := s.offsets(); len(got) != 2 {
 			t.Fatalf("calls at %v: no refresh within a minute of the wall-clock jump", got)
 		}
-		// A backward jump must not delay the monotonic schedule.
+		// A backward jump must not delay the monotonic schedule: the next
+		// refresh is 1/12 of the 10-minute life before expiry (Rand 0),
+		// 9m10s after the last, 10m10s from the start.
 		offset.Store(-int64(time.Hour))
-		time.Sleep(8*time.Minute + time.Second)
+		time.Sleep(9 * time.Minute)
 		if got := s.offsets(); len(got) != 3 {
 			t.Fatalf("calls at %v: backward wall-clock jump delayed the refresh", got)
 		}

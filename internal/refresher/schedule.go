@@ -3,8 +3,6 @@ package refresher
 import (
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
 	"github.com/ambient-code/tokend/internal/exchange"
 )
 
@@ -12,18 +10,27 @@ import (
 const (
 	// minDelay is the floor between two exchanges on every path.
 	minDelay = 500 * time.Millisecond
-	// aheadFraction of a new token's remaining life is the least margin
-	// kept before its expiry (the kubelet's 80% rule for projected tokens).
-	aheadFraction = 0.2
-	// aheadSpread widens that margin by up to this fraction, at random.
-	aheadSpread = 0.1
-	// A learned reuse window w is aimed at uniformly between
-	// windowLow*w and windowHigh*w before expiry.
-	windowLow  = 1.0 / 6
-	windowHigh = 0.9
 	// shortLife is the remaining life under which a token is warned about.
 	shortLife = 5 * time.Second
+	// ownAfter is how many new tokens in a row, each minted for the
+	// pod's request, mark tokens as the pod's own (rule 2).
+	ownAfter = 2
+	// ownSlack is how far the figures that tell a token minted for the
+	// request may be off: the exchange's latency and the Date header's
+	// rounding.
+	ownSlack = 2 * time.Second
 )
+
+// schedState is what rules 1 to 3 learned of the issuer, and where the
+// schedule stands, besides the reuse window and the refresh-ahead point.
+type schedState struct {
+	fullLife time.Duration // the longest life a token arrived with
+	own      int           // new tokens in a row minted for the pod's request
+	gotAt    time.Time     // when the held token arrived
+	period   time.Duration // the held token's expiry less the one before; 0 unknown
+	stepping bool          // the last wait was an interval step in a wide band
+	resetFor time.Time     // the expiry at which a 429's backoff restarted
+}
 
 // floor is the least delay between two exchanges: minDelay, or the
 // interval when the operator chose a shorter one.
@@ -34,13 +41,14 @@ func (r *Refresher) floor() time.Duration {
 	return minDelay
 }
 
-// learn updates the reuse window from one successful exchange (rule 2):
-// left is how long the held token had to live when the exchange began
-// (zero when unknown), same whether the issuer returned that token again.
+// learn applies rule 2 to one stored token: left is how long the held
+// token had to live when the exchange began (zero when unknown or when no
+// exchange took place), same whether the issuer returned that token again.
 // Call it before nextRefresh plans the next exchange.
 func (r *Refresher) learn(tok exchange.Token, left time.Duration, same bool) {
 	switch {
-	case same && r.aimed && !tok.Expiry.IsZero() && left > 0:
+	case left <= 0:
+	case same && r.aimed && !tok.Expiry.IsZero():
 		// Only an exchange at the refresh-ahead point teaches anything:
 		// reuse at an interval step, long before expiry, is expected.
 		if r.window == 0 || left < r.window {
@@ -50,50 +58,61 @@ func (r *Refresher) learn(tok exchange.Token, left time.Duration, same bool) {
 		// The issuer minted anew where it used to reuse: its rule changed.
 		r.window = 0
 	}
+	if same {
+		r.sched.own = 0
+	} else {
+		r.learnLife(tok, left)
+	}
+}
+
+// learnLife learns from a new token what the band of rule 1 rests on: the
+// full life the issuer gives (and whether the tokens are the pod's own),
+// and the period, how much later than the last token's this one expires.
+func (r *Refresher) learnLife(tok exchange.Token, left time.Duration) {
+	now := r.now()
+	var life time.Duration
+	if !tok.Expiry.IsZero() {
+		life = tok.Expiry.Sub(now)
+	}
+	// Pods that share the issuer's tokens see the same expiries, so the
+	// same period, whenever each asked; the life a shared token arrives
+	// with depends on when the pod asked.
+	var period time.Duration
+	if old := r.held.Expiry; !old.IsZero() && left > 0 && tok.Expiry.After(old) {
+		period = tok.Expiry.Sub(old)
+	}
+	// A token minted for this request arrives with the full life the
+	// issuer gives, and expires as much later than the last one as that
+	// one was held; after ownAfter in a row the tokens are the pod's own.
+	held := now.Sub(r.sched.gotAt)
+	switch {
+	case period > 0 && life >= r.sched.fullLife-ownSlack && period-held < ownSlack && held-period < ownSlack:
+		r.sched.own++
+	case left > 0 || life <= 0:
+		r.sched.own = 0
+	}
+	if life < r.sched.fullLife/2 {
+		r.sched.fullLife = 0 // the issuer's tokens became much shorter
+	}
+	r.sched.fullLife = max(r.sched.fullLife, life)
+	r.sched.period, r.sched.gotAt = period, now
 }
 
 // nextRefresh applies rules 1, 2 and 4: the delay until the next exchange,
 // and the wall time by which it is due when the token's expiry is known.
-// While the refresh-ahead point is more than an interval away, the steps are
-// placed so that a whole number of them reaches that point: a 15-minute
-// token costs three exchanges at a 5-minute interval, not four.
 func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 	interval := r.Interval
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	delay := jittered(interval, r.rand())
-	floor := r.floor()
 	redraw := r.aimed
 	r.aimed = false
-	if tok.Expiry.IsZero() {
-		if r.firstWait {
-			delay = time.Duration(float64(delay) * (1 - 0.5*r.rand()))
-			r.firstWait = false
-		}
-		return max(delay, floor), time.Time{}
-	}
 	now := r.now().Round(0)
-	// The refresh-ahead point is drawn once per token, and again only
-	// after an exchange there (or a later one) still left this token
-	// held: interval steps then lead to one fixed point.
-	if redraw || !r.aimFor.Equal(tok.Expiry) || !r.aimAt.After(now) {
-		r.aimFor = tok.Expiry
-		r.aimAt = tok.Expiry.Add(-r.margin(tok.Expiry.Sub(now)))
-	}
-	ahead := r.aimAt.Sub(now)
-	if ahead > interval {
-		// The interval bounds the gap between exchanges. Place the steps
-		// back from the refresh-ahead point, one jittered interval apart,
-		// so the last lands on that point instead of just before it, and
-		// a pod's steps keep the point's randomness instead of
-		// converging with the fleet's.
-		steps := (ahead + interval - 1) / interval
-		delay = min(ahead-(steps-1)*jittered(interval, r.rand()), interval)
-		r.aimed = false
+	var delay time.Duration
+	if tok.Expiry.IsZero() {
+		delay = jittered(interval, r.rand())
 	} else {
-		delay = ahead
-		r.aimed = true
+		delay, r.aimed = r.toward(tok.Expiry, now, interval, redraw)
 	}
 	if r.firstWait {
 		// Pods that start together (a rollout, a node's restart) would
@@ -102,8 +121,57 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 		delay = time.Duration(float64(delay) * (1 - 0.5*r.rand()))
 		r.firstWait, r.aimed = false, false
 	}
-	delay = max(delay, floor)
+	delay = max(delay, r.floor())
+	if tok.Expiry.IsZero() {
+		return delay, time.Time{}
+	}
 	return delay, now.Add(delay)
+}
+
+// toward returns the delay until the next exchange for a token that
+// expires at exp, and whether that exchange is at the refresh-ahead point;
+// redraw asks for a new point (the last one left the token held).
+func (r *Refresher) toward(exp, now time.Time, interval time.Duration, redraw bool) (time.Duration, bool) {
+	left := exp.Sub(now)
+	lo, hi := r.band(left)
+	if hi-lo >= interval {
+		// The band is an interval wide or more: interval steps land in
+		// it by themselves, and the first that does is the refresh-ahead
+		// point. Each pod keeps its own random phase, and asks once per
+		// interval, not more.
+		step := jittered(interval, r.rand())
+		if !r.sched.stepping {
+			// Entering from a point drawn back from the shared expiry:
+			// move to a random phase, or the steps keep the narrower
+			// spread of those points.
+			step = time.Duration(r.rand() * float64(interval))
+			r.sched.stepping = true
+		}
+		if step < left-hi {
+			return step, false
+		}
+		return min(step, left-lo), true
+	}
+	r.sched.stepping = false
+	// The point is drawn once per token, and again only after an exchange
+	// there (or a later one) still left this token held: interval steps
+	// then lead to one fixed point.
+	if redraw || !r.aimFor.Equal(exp) || !r.aimAt.After(now) {
+		r.aimFor = exp
+		r.aimAt = exp.Add(-(lo + time.Duration(r.rand()*float64(hi-lo))))
+	}
+	ahead := r.aimAt.Sub(now)
+	if ahead <= interval {
+		return ahead, true
+	}
+	// The interval bounds the gap between exchanges. Place the steps back
+	// from the refresh-ahead point, one jittered interval apart, so the
+	// last lands on that point instead of just before it (a 15-minute
+	// token costs three exchanges at a 5-minute interval, not four), and a
+	// pod's steps keep the point's randomness instead of converging with
+	// the fleet's.
+	steps := (ahead + interval - 1) / interval
+	return min(ahead-(steps-1)*jittered(interval, r.rand()), interval), false
 }
 
 // jittered returns d less up to intervalJitter of it, u being in [0, 1).
@@ -111,49 +179,31 @@ func jittered(d time.Duration, u float64) time.Duration {
 	return time.Duration(float64(d) * (1 - intervalJitter*u))
 }
 
-// margin draws how long before expiry the held token is replaced, left
-// being its remaining life now: from the learned reuse window when there is
-// one, else at least aheadFraction of the life it had when it arrived,
-// widened at random. A token that lives less than twice that
-// margin is replaced halfway through its life. nextRefresh applies the
-// floor.
-func (r *Refresher) margin(left time.Duration) time.Duration {
-	u := r.rand()
-	if r.window > 0 {
-		w := float64(min(r.window, left))
-		return time.Duration(w * (windowLow + u*(windowHigh-windowLow)))
+// band returns the range the refresh-ahead margin is drawn from (rule 1),
+// left being the held token's remaining life now (hi is no more than
+// left):
+//
+//   - the reuse window w is known: [w/6, w], so that the fleet spreads its
+//     one useful request per token over the window;
+//   - the tokens are the pod's own: [life/6, life/4], about the kubelet's
+//     80% rule, life being the full life the issuer gives;
+//   - else: [h/6, h], h being the larger of the period (how much later
+//     than the last token's the held one expires: the issuer's life less
+//     its reuse window, the same for every pod that shares its tokens) and
+//     half the full life; [life/12, life/2] for a first token. Wide enough
+//     that pods never herd whatever the issuer's window, and reaching far
+//     enough back to find it.
+func (r *Refresher) band(left time.Duration) (lo, hi time.Duration) {
+	life := max(r.sched.fullLife, left)
+	switch {
+	case r.window > 0:
+		w := min(r.window, left)
+		return w / 6, w
+	case r.sched.own >= ownAfter:
+		lo, hi = life/6, life/4
+	default:
+		h := max(r.sched.period, life/2)
+		lo, hi = h/6, h
 	}
-	life := max(r.life, left)
-	lo := time.Duration(float64(life) * aheadFraction)
-	m := lo + time.Duration(float64(lo)*aheadSpread*u)
-	return min(m, life/2)
-}
-
-// retryDelay applies rule 3.
-func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Duration {
-	delay := min(b.NextBackOff(), b.MaxInterval)
-	floor := r.floor()
-	if !r.held.Expiry.IsZero() {
-		if left := r.held.Expiry.Sub(r.now()); left > 0 {
-			delay = min(delay, max(left/2, floor))
-		}
-	}
-	if after, ok := exchange.RetryAfter(err); ok {
-		delay = max(delay, min(after, maxRetryAfter))
-	}
-	return max(delay, floor)
-}
-
-func (r *Refresher) newBackoff() *backoff.ExponentialBackOff {
-	maxB := r.MaxBackoff
-	if maxB <= 0 {
-		maxB = DefaultMaxBackoff
-	}
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(min(initialBackoff, maxB)),
-		backoff.WithMaxInterval(maxB),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithRandomizationFactor(0.2),
-		backoff.WithMultiplier(2),
-	)
+	return min(lo, left), min(hi, left)
 }

@@ -2,7 +2,6 @@ package fleetsim
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -14,7 +13,7 @@ import (
 
 // Fleet describes the pods of a simulation.
 type Fleet struct {
-	// Pods is how many sidecars run.
+	// Pods is how many sidecars run, split evenly over the issuers.
 	Pods int
 	// StartSpread spreads the pods' starts uniformly over this long.
 	StartSpread time.Duration
@@ -23,52 +22,26 @@ type Fleet struct {
 	Duration time.Duration
 	// Seed makes a run repeatable.
 	Seed uint64
-	// Configure, when set, adjusts each pod's Refresher (Interval)
-	// before it runs, as tokend's daemon does.
-	Configure func(*refresher.Refresher)
+	// Interval and MaxBackoff are each pod's settings, given to its
+	// Refresher as tokend's daemon gives them; zero leaves the refresher's
+	// defaults.
+	Interval, MaxBackoff time.Duration
+	// RestartAt and RestartSpread, when RestartSpread is positive, restart
+	// every pod once (a rolling restart): each at a random time in
+	// [RestartAt, RestartAt+RestartSpread), with a new Refresher that
+	// knows nothing of the issuer and exchanges at once.
+	RestartAt, RestartSpread time.Duration
 	// BlindEvery, when positive, replaces the Refresher with the seed's
 	// in-process client: one exchange every BlindEvery, whatever the
 	// token's expiry. For comparison only.
 	BlindEvery time.Duration
 }
 
-// Report is what one simulation measured.
-type Report struct {
-	Model string
-	Pods  int
-	// Requests counts every exchange the issuer received.
-	Requests int
-	// MeanRPS and PeakRPS are requests per second after the start spread,
-	// in one-second buckets; PeakOverMean is their ratio.
-	MeanRPS      float64
-	PeakRPS      int
-	PeakOverMean float64
-	// PerPodPerLifetime is requests per pod per token lifetime; Steady
-	// counts only the second half of the run, once pods have learned
-	// their issuer.
-	PerPodPerLifetime float64
-	Steady            float64
-	// SameShare is the share of successful exchanges that returned the
-	// token the pod already held.
-	SameShare float64
-	// ExpiredPodSeconds is the time, summed over pods, during which the
-	// token a pod held had expired; ExpiredShare is its share of all the
-	// pod-time after each pod's first token.
-	ExpiredPodSeconds float64
-	ExpiredShare      float64
-}
-
-// String formats r as one row of a table.
-func (r Report) String() string {
-	return fmt.Sprintf("%-34s %6.1f %6d %6.2f %6.2f %6.2f %5.0f%% %9.0f %6.2f%%",
-		r.Model, r.MeanRPS, r.PeakRPS, r.PeakOverMean, r.PerPodPerLifetime, r.Steady, 100*r.SameShare, r.ExpiredPodSeconds, 100*r.ExpiredShare)
-}
-
-// Header names the columns of Report.String.
-const Header = "model                              mean/s peak/s  pk/mn  req/lt steady  same  expired-s  exp%"
-
 // pod is one sidecar's token file: what it holds and what that cost.
 type pod struct {
+	is    *Issuer
+	start time.Duration // since the simulation's start
+
 	mu      sync.Mutex // guards the fields below
 	held    exchange.Token
 	since   time.Time // when the first token was stored
@@ -99,94 +72,89 @@ func (p *pod) Store(tok exchange.Token) (bool, error) {
 
 func (p *pod) Withdraw(string) (bool, error) { return true, nil }
 
-// Run simulates f against an issuer following m and returns what it
-// measured. Call it inside a synctest bubble.
-func Run(m Model, f Fleet) Report {
-	is := NewIssuer(m)
+// Run simulates f against issuers following models (pod i asks issuer
+// i mod len(models); one front counts the requests of all) and returns what
+// it measured. Call it inside a synctest bubble.
+func Run(f Fleet, models ...Model) Report {
+	fr := newFront()
+	issuers := make([]*Issuer, len(models))
+	for i, m := range models {
+		issuers[i] = newIssuer(m, fr)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rng := rand.New(rand.NewPCG(f.Seed, 0x70c3d))
 	pods := make([]*pod, f.Pods)
 	var wg sync.WaitGroup
 	for i := range pods {
-		p := &pod{}
+		p := &pod{is: issuers[i%len(issuers)], start: time.Duration(rng.Float64() * float64(f.StartSpread))}
 		pods[i] = p
-		start := time.Duration(rng.Float64() * float64(f.StartSpread))
-		podRand := rand.New(rand.NewPCG(f.Seed, uint64(i)))
-		wg.Go(func() {
-			select {
-			case <-time.After(start):
-			case <-ctx.Done():
-				return
-			}
-			if f.BlindEvery > 0 {
-				blind(ctx, is, p, f.BlindEvery)
-				return
-			}
-			r := &refresher.Refresher{
-				Exchanger: is,
-				Sink:      p,
-				Logger:    slog.New(slog.DiscardHandler),
-				Rand:      podRand.Float64,
-			}
-			if f.Configure != nil {
-				f.Configure(r)
-			}
-			r.Run(ctx)
-		})
+		restart := f.RestartAt + time.Duration(rng.Float64()*float64(f.RestartSpread))
+		// Each pod's generator is seeded from the fleet's: PCG streams
+		// seeded with consecutive numbers are correlated, and pods would
+		// draw in step.
+		podRand := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		wg.Go(func() { live(ctx, f, p, restart, podRand.Float64) })
 	}
 	time.Sleep(f.Duration)
 	end := time.Now()
 	cancel()
 	wg.Wait()
-	return report(m, f, is, pods, end)
+	return report(f, models, issuers, fr, pods, end)
+}
+
+// live runs one pod from its start until ctx ends, restarting its
+// refresher once at restart when the fleet says so.
+func live(ctx context.Context, f Fleet, p *pod, restart time.Duration, rnd func() float64) {
+	if !sleep(ctx, p.start) {
+		return
+	}
+	if f.BlindEvery > 0 {
+		blind(ctx, p, f.BlindEvery)
+		return
+	}
+	run := func(ctx context.Context) {
+		r := &refresher.Refresher{
+			Exchanger:  p.is,
+			Sink:       p,
+			Logger:     slog.New(slog.DiscardHandler),
+			Rand:       rnd,
+			Interval:   f.Interval,
+			MaxBackoff: f.MaxBackoff,
+		}
+		r.Run(ctx)
+	}
+	if f.RestartSpread <= 0 || restart <= p.start {
+		run(ctx)
+		return
+	}
+	first, stop := context.WithTimeout(ctx, restart-p.start)
+	run(first)
+	stop()
+	if ctx.Err() == nil {
+		run(ctx)
+	}
+}
+
+// sleep waits d or until ctx ends, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // blind is the seed's client: exchange every period, whatever the expiry.
-func blind(ctx context.Context, is *Issuer, p *pod, period time.Duration) {
+func blind(ctx context.Context, p *pod, period time.Duration) {
 	for {
-		if tok, err := is.Exchange(ctx); err == nil {
+		if tok, err := p.is.Exchange(ctx); err == nil {
 			p.Store(tok)
 		}
-		select {
-		case <-time.After(period):
-		case <-ctx.Done():
+		if !sleep(ctx, period) {
 			return
 		}
 	}
-}
-
-func report(m Model, f Fleet, is *Issuer, pods []*pod, end time.Time) Report {
-	rep := Report{Model: m.Name, Pods: f.Pods, Requests: is.requests}
-	from, to := int64(f.StartSpread/time.Second), int64(f.Duration/time.Second)
-	rep.MeanRPS, rep.PeakRPS = is.rates(from, to)
-	if rep.MeanRPS > 0 {
-		rep.PeakOverMean = float64(rep.PeakRPS) / rep.MeanRPS
-	}
-	var podTime, expired time.Duration
-	var stores, same int
-	for _, p := range pods {
-		p.mu.Lock()
-		if p.stores > 0 {
-			podTime += end.Sub(p.since)
-			expired += p.expired
-			if e := p.held.Expiry; !e.IsZero() && end.After(e) {
-				expired += end.Sub(e)
-			}
-		}
-		stores += p.stores
-		same += p.same
-		p.mu.Unlock()
-	}
-	rep.ExpiredPodSeconds = expired.Seconds()
-	if podTime > 0 {
-		rep.ExpiredShare = float64(expired) / float64(podTime)
-	}
-	if stores > 0 {
-		rep.SameShare = float64(same) / float64(stores)
-	}
-	lifetimes := float64(f.Duration) / float64(m.Lifetime)
-	rep.PerPodPerLifetime = float64(is.requests) / float64(f.Pods) / lifetimes
-	half, _ := is.rates(to/2, to)
-	rep.Steady = half * float64(m.Lifetime/time.Second) / float64(f.Pods)
-	return rep
 }

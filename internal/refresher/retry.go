@@ -1,0 +1,89 @@
+package refresher
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/ambient-code/tokend/internal/exchange"
+)
+
+// retryDelay applies rule 3: the delay after a failed attempt, b being
+// the backoff of this run of failures.
+func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Duration {
+	after, asked := exchange.RetryAfter(err)
+	exp := r.held.Expiry
+	if exp.IsZero() {
+		// No token held, or its expiry unknown: backoff, or later when
+		// the issuer asks for it.
+		delay := min(b.NextBackOff(), b.MaxInterval)
+		if asked {
+			delay = max(delay, min(after, maxRetryAfter))
+		}
+		return max(delay, r.floor())
+	}
+	left := exp.Sub(r.now())
+	if exchange.StatusCode(err) == http.StatusTooManyRequests {
+		return max(r.busyDelay(b, after, left), r.floor())
+	}
+	delay := min(b.NextBackOff(), b.MaxInterval)
+	if left > 0 {
+		delay = min(delay, left/2)
+	}
+	delay = max(delay, r.gap(b.MaxInterval))
+	if asked {
+		if left > 0 {
+			after = min(after, r.reserve(left))
+		}
+		delay = max(delay, min(after, maxRetryAfter))
+	}
+	return max(delay, r.floor())
+}
+
+// busyGap is the least spacing of retries after a 429, at random up to
+// three times it.
+const busyGap = 2 * time.Second
+
+// busyDelay is the delay after a 429: the issuer is up, but has no
+// capacity for this request now.
+func (r *Refresher) busyDelay(b *backoff.ExponentialBackOff, after, left time.Duration) time.Duration {
+	if left <= 0 && !r.sched.resetFor.Equal(r.held.Expiry) {
+		b.Reset()
+		r.sched.resetFor = r.held.Expiry
+	}
+	delay := min(b.NextBackOff(), b.MaxInterval)
+	if left > 0 {
+		delay = min(max(delay, after), r.reserve(left))
+	}
+	return max(delay, busyGap+time.Duration(r.rand()*float64(2*busyGap)))
+}
+
+// reserve returns how long a retry may wait at most while the held token
+// has left to live: a random fraction of it, so that a pod keeps time for
+// more than one attempt before expiry.
+func (r *Refresher) reserve(left time.Duration) time.Duration {
+	return time.Duration(float64(left) * (0.25 + 0.5*r.rand()))
+}
+
+// gap returns the least spacing of retries while a token with a known
+// expiry is held: drawn from the second half of the band's width, no
+// longer than ceiling.
+func (r *Refresher) gap(ceiling time.Duration) time.Duration {
+	lo, hi := r.band(r.sched.fullLife)
+	return time.Duration(float64(min(hi-lo, ceiling)) * (0.5 + 0.5*r.rand()))
+}
+
+func (r *Refresher) newBackoff() *backoff.ExponentialBackOff {
+	maxB := r.MaxBackoff
+	if maxB <= 0 {
+		maxB = DefaultMaxBackoff
+	}
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(min(initialBackoff, maxB)),
+		backoff.WithMaxInterval(maxB),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithRandomizationFactor(0.2),
+		backoff.WithMultiplier(2),
+	)
+}
