@@ -15,6 +15,7 @@ import (
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/notify"
 	"github.com/ambient-code/tokend/internal/proxy"
+	"github.com/ambient-code/tokend/internal/refresher"
 )
 
 // commands are the commands that take settings, in help order.
@@ -100,13 +101,13 @@ func (o *options) define(f *flags, command string) {
 		f.add(&o.cpCAFile, "cp-ca-file", "AMBIENT_CP_CA_PATH", "", "the same setting as --ca-file")
 		f.add(&o.allowHTTP, "allow-insecure-http", "TOKEND_ALLOW_INSECURE_HTTP", "false", "allow plain http to hosts other than loopback and *.svc cluster names, and in "+authBearer+" mode at all ($AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT is the same setting)")
 		f.add(&c.InitTimeout, "init-timeout", "TOKEND_INIT_TIMEOUT", "60s", "how long the first exchange may take, retries included")
-		f.add(&c.MaxBackoff, "max-backoff", "TOKEND_MAX_BACKOFF", "30s", "longest delay between failed attempts")
+		f.add(&c.MaxBackoff, "max-backoff", "TOKEND_MAX_BACKOFF", durationText(refresher.DefaultMaxBackoff), "longest delay between failed attempts")
 		f.add(&c.TokenFile, "token-file", "TOKEND_TOKEN_FILE", defaultTokenFile, "token file to write")
 		f.add(fileMode(&c.FileMode), "file-mode", "TOKEND_FILE_MODE", "0640", "token file permissions, octal")
 		f.add(&c.Outputs.JSONFile, "json-file", "TOKEND_JSON_FILE", "", "also write the token with its expiry as a JSON document to this file (empty disables)")
 	}
 	if runs {
-		f.add(&c.RefreshInterval, "refresh-interval", "TOKEND_REFRESH_INTERVAL", "5m", "refresh cadence (sooner when the token expires sooner)")
+		f.add(&c.RefreshInterval, "refresh-interval", "TOKEND_REFRESH_INTERVAL", durationText(refresher.DefaultInterval), "refresh cadence (sooner when the token expires sooner)")
 		f.add(healthAddr(&c.HealthAddr), "health-addr", "TOKEND_HEALTH_ADDR", ":12081", "listen address for /livez, /readyz, /startupz and /metrics; empty disables")
 		f.add(signalValue(&k.NotifySignal), "notify-signal", "TOKEND_NOTIFY_SIGNAL", "", "signal sent to the process in --notify-pid-file on each token change, e.g. SIGHUP")
 		f.add(&k.NotifyPIDFile, "notify-pid-file", "TOKEND_NOTIFY_PID_FILE", "", "file holding the pid to signal, re-read each time (needs shareProcessNamespace)")
@@ -163,6 +164,20 @@ func (o *options) define(f *flags, command string) {
 		return nil
 	}, "log-format", "LOG_FORMAT", "text", "text or json")
 	f.add(&o.logLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+}
+
+// durationText formats a default duration as help shows it: 5m, not 5m0s.
+// The refresher's defaults are the one source of the schedule's; the
+// command only shows them.
+func durationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // fileMode parses an octal mode that lets the owner read the file and no

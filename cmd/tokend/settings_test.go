@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/test/testkit"
 )
 
@@ -84,6 +85,35 @@ func TestParseDefaultsAndFlagsWin(t *testing.T) {
 	}
 	if c.RefreshInterval != 2*time.Minute || c.FileMode != 0o600 || c.HealthAddr != "" {
 		t.Errorf("flags did not win over env and defaults: %v %v %q", c.RefreshInterval, c.FileMode, c.HealthAddr)
+	}
+}
+
+// TestScheduleDefaultsAreTheRefreshers: the refresher's defaults are the one
+// source of --refresh-interval's and --max-backoff's; the command applies
+// them, and its help shows them as they are.
+func TestScheduleDefaultsAreTheRefreshers(t *testing.T) {
+	c, err := parse("run", nil, env(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RefreshInterval != refresher.DefaultInterval || c.MaxBackoff != refresher.DefaultMaxBackoff {
+		t.Errorf("defaults: interval %v, max backoff %v; want the refresher's %v and %v",
+			c.RefreshInterval, c.MaxBackoff, refresher.DefaultInterval, refresher.DefaultMaxBackoff)
+	}
+	var help bytes.Buffer
+	load("run", []string{"-h"}, env(t, nil), &help)
+	for _, want := range []string{"(default " + durationText(refresher.DefaultInterval) + ")", "(default " + durationText(refresher.DefaultMaxBackoff) + ")"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, help.String())
+		}
+	}
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{{5 * time.Minute, "5m"}, {30 * time.Second, "30s"}, {time.Hour, "1h"}, {90 * time.Second, "1m30s"}, {150 * time.Minute, "2h30m"}} {
+		if got := durationText(tt.d); got != tt.want {
+			t.Errorf("durationText(%v) = %q, want %q", tt.d, got, tt.want)
+		}
 	}
 }
 

@@ -23,7 +23,7 @@ func (r *Refresher) withdraw(err error) {
 		o.Withdrawn(reason)
 	}
 	r.held, r.unstored = exchange.Token{}, nil
-	r.window, r.life, r.aimed = 0, 0, false
+	r.window, r.sched, r.aimed = 0, schedState{}, false
 	r.entered = r.withdrawn == ""
 	r.withdrawn = reason
 }
