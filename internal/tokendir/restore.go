@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
 // How Run looks after the outputs: a check every checkEvery whatever the
@@ -24,7 +26,7 @@ const (
 // (inotify instances or watches exhausted) Run tries again at each check.
 // Call it before Run, which closes the watch; never concurrently with Run.
 func (d *Dir) Watch() error {
-	w, err := d.newWatcher()
+	w, err := fswatch.New(d.newWatcher)
 	if err != nil {
 		return err
 	}
