@@ -24,6 +24,14 @@ import (
 func TestProcessRunRestoresTheTokenUnderAConnectionFlood(t *testing.T) {
 	h := newHarness(t)
 	exchanges := observeExchanges(t, h)
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	if err := fw.Add(h.dir); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("/bin/sh", "-c", `ulimit -n 40 && exec "$0" run`, binary(t))
 	p, addr, lines, r := startPiped(t, h, cmd)
 	defer r.Close()
@@ -33,6 +41,16 @@ func TestProcessRunRestoresTheTokenUnderAConnectionFlood(t *testing.T) {
 		}
 	}()
 	awaitExchange(t, p, exchanges, "start")
+	// The issuer has answered; the token file follows.
+	for !validJWT(h.token()) {
+		select {
+		case <-fw.Events:
+		case err := <-fw.Errors:
+			t.Fatal(err)
+		case <-p.exited:
+			t.Fatalf("tokend ended: %v\n%s", p.err, p.stderr.String())
+		}
+	}
 
 	// The flood: 100 connections, each asking for /metrics and staying.
 	answered := make(chan struct{}, 100)
@@ -54,14 +72,6 @@ func TestProcessRunRestoresTheTokenUnderAConnectionFlood(t *testing.T) {
 		<-answered
 	}
 
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fw.Close()
-	if err := fw.Add(h.dir); err != nil {
-		t.Fatal(err)
-	}
 	want := h.token()
 	if err := os.Remove(h.file); err != nil {
 		t.Fatal(err)
