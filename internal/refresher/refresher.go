@@ -71,6 +71,9 @@
 //  6. A request through OnDemand ends any wait: the next exchange starts at
 //     once, or when the floor since the last one began has passed, and
 //     answers every request that arrived before it started.
+//  7. A token handed over with Adopt (the one `tokend init` wrote) is
+//     stored by Run's first attempt instead of an exchange, and scheduled
+//     from as if it had just arrived.
 //  8. A definitive refusal (exchange.Classify says Refused: the session
 //     was stopped or revoked, the credential expired) withdraws the
 //     token within that one exchange: the Sink replaces it by a record
@@ -141,7 +144,7 @@ type Refresher struct {
 
 	failures    int
 	held        exchange.Token  // the token stored last
-	unstored    *exchange.Token // exchanged, but its store failed
+	unstored    *exchange.Token // exchanged (or adopted), but not stored yet
 	window      time.Duration   // learned reuse window (rule 2); 0 unknown
 	sched       schedState      // what else rules 1 to 3 learned, and where they stand
 	aimed       bool            // the next exchange is at the refresh-ahead point
