@@ -85,6 +85,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	}
 	r := newRefresher(cfg, d, log, dir, ex, od,
 		mon, w.held, runner, d.observer())
+	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
 	if cfg.HealthAddr != "" {
 		if w.health, err = listenHealth(cfg.HealthAddr); err != nil {
