@@ -3,11 +3,12 @@
 # reference peer measured in the same run: test/idlepeer, a Go program that
 # sleeps on one timer for the refresh interval and rewrites a file, the
 # least any Go sidecar pays (its wake-ups are the timer's and the Go
-# runtime's own: sysmon once a minute, a forced collection every two). A
-# wake-up is a context switch of any thread of the process: the sum of
-# voluntary_ctxt_switches and nonvoluntary_ctxt_switches over
-# /proc/PID/task/*/status, read once both have started and again MINUTES
-# later. Both run side by side against test/fakecp on loopback.
+# runtime's own: sysmon once a minute, and a forced collection every two
+# minutes in a program that has ever collected). A wake-up is a context
+# switch of any thread of the process: the sum of voluntary_ctxt_switches
+# and nonvoluntary_ctxt_switches over /proc/PID/task/*/status, read once
+# both have started and again MINUTES later. Both run side by side against
+# test/fakecp on loopback.
 #
 # By default the window holds no refresh (tokens of 2 h, an interval of
 # 1 h: tokend's first refresh is at least 17 minutes away), so it measures
@@ -15,7 +16,8 @@
 # that also refreshes on the default interval; the exchanges and writes in
 # the window are printed either way.
 #
-# Usage: scripts/idle-wakeups.sh   (MINUTES=10, INTERVAL=1h, LIFETIME=2h;
+# Usage: scripts/idle-wakeups.sh   (MINUTES=10, INTERVAL=1h, LIFETIME=2h,
+#                                    SETTLE_SECONDS=60;
 #                                    KEEP=1 keeps the logs and files;
 #                                    TOKEND_BIN=path measures that binary
 #                                    instead of building this tree's)
@@ -27,7 +29,10 @@ cd "$(dirname "$0")/.."
 minutes=${MINUTES:-10}
 interval=${INTERVAL:-1h}
 lifetime=${LIFETIME:-2h}
-settle=${SETTLE_SECONDS:-10}
+# The window opens a minute after the start, once the first exchange's
+# keep-alive connection has closed (30 s) and the runtime's monitor thread
+# has gone back to sleeping a minute at a time.
+settle=${SETTLE_SECONDS:-60}
 
 tmp=$(mktemp -d)
 pids=()
@@ -94,7 +99,7 @@ threads() { ls /proc/"$1"/task | wc -l; }
 exchanges() { grep -c 'msg=request' "$tmp/fakecp.log" || true; }
 writes() { cat "$tmp/peer-dir/token" 2>/dev/null || echo 0; }
 
-sleep "$settle" # let both finish starting: the first exchange, the first GC
+sleep "$settle"
 t0=$(switches "$tokend") p0=$(switches "$peer") e0=$(exchanges) w0=$(writes)
 echo "measuring $minutes min (interval $interval, tokens of $lifetime) ..." >&2
 sleep $((minutes * 60))
