@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 )
 
 // How Run looks after the outputs: a check every checkEvery while the
@@ -61,9 +59,11 @@ func (d *Dir) Watch() error {
 //  4. each check first installs the watch again when it is missing, and
 //     watches the directories again (one may have been recreated).
 func (d *Dir) Run(ctx context.Context) error {
+	var pu *pump // drains d.w; nil while unwatched
 	defer func() {
+		pu.stop() // closes d.w
 		if d.w != nil {
-			d.w.Close()
+			d.w.Close() // closing twice is harmless
 		}
 	}()
 	p := poll{fake: d.tick}
@@ -71,26 +71,21 @@ func (d *Dir) Run(ctx context.Context) error {
 	var retry <-chan time.Time
 	var delay time.Duration
 	for {
-		var events <-chan fsnotify.Event
-		var errs <-chan error
-		if d.w != nil {
-			events, errs = d.w.Events, d.w.Errors
+		if d.w != nil && pu == nil {
+			pu = startPump(d.w, d.concerns)
 		}
-		tick := p.ticks(d.w != nil)
+		var kick, gone <-chan struct{}
+		if pu != nil {
+			kick, gone = pu.kick, pu.done
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-events:
-			if !ok {
-				d.w = nil // closed: watch anew at this check
-			} else if !d.concerns(ev.Name) {
-				continue
-			}
-		case _, ok := <-errs: // events may have been lost
-			if !ok {
-				d.w = nil
-			}
-		case <-tick:
+		case <-kick:
+		case <-gone: // the watcher closed: watch anew at this check
+			pu.stop()
+			pu, d.w = nil, nil
+		case <-p.ticks(pu != nil):
 		case <-retry:
 		}
 		d.rewatch()
