@@ -10,13 +10,14 @@
 # both have started and again MINUTES later. Both run side by side against
 # test/fakecp on loopback.
 #
-# By default the window holds no refresh (tokens of 2 h, an interval of
-# 1 h: tokend's first refresh is at least 17 minutes away), so it measures
-# the sleep between refreshes. INTERVAL=5m LIFETIME=1h measures a sidecar
+# By default the window holds no refresh (tokens of 2 h and an interval as
+# long: a first token is refreshed no sooner than a quarter of its life
+# after it arrives, here 30 minutes), so it measures the sleep between
+# refreshes. INTERVAL=5m LIFETIME=1h measures a sidecar
 # that also refreshes on the default interval; the exchanges and writes in
 # the window are printed either way.
 #
-# Usage: scripts/idle-wakeups.sh   (MINUTES=10, INTERVAL=1h, LIFETIME=2h,
+# Usage: scripts/idle-wakeups.sh   (MINUTES=10, INTERVAL=2h, LIFETIME=2h,
 #                                    SETTLE_SECONDS=150;
 #                                    KEEP=1 keeps the logs and files;
 #                                    TOKEND_BIN=path measures that binary
@@ -27,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 minutes=${MINUTES:-10}
-interval=${INTERVAL:-1h}
+interval=${INTERVAL:-2h}
 lifetime=${LIFETIME:-2h}
 # The window opens 150 s after the start, once the first exchange is over:
 # its keep-alive connection closes 30 s after it, and the Go runtime's
