@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ambient-code/tokend/internal/fswatch"
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -75,11 +76,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 // loop is the state of one Run call. It belongs to Run's goroutine.
 type loop struct {
 	w        *Watcher
-	n        *fsnotify.Watcher // nil while polling only
-	resolved string            // the file's path with symlinks resolved, at the last sync
-	rebuilt  bool              // the watch was rebuilt since the last tick
-	addErr   string            // the last error adding a watch, to log each once
-	buildErr string            // the last error creating the watcher, likewise
+	n        *fswatch.Watcher // nil while polling only
+	resolved string           // the file's path with symlinks resolved, at the last sync
+	rebuilt  bool             // the watch was rebuilt since the last tick
+	addErr   string           // the last error adding a watch, to log each once
+	buildErr string           // the last error creating the watcher, likewise
 
 	settle <-chan time.Time // fires when an in-place write may be over; nil if none
 	dirty  bool             // written again since the settle timer started

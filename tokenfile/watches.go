@@ -5,7 +5,7 @@ import (
 	"io/fs"
 	"slices"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
 // rebuild creates the fsnotify watcher and installs the watches. On failure
@@ -15,10 +15,7 @@ func (l *loop) rebuild() {
 	l.closeNotify()
 	l.rebuilt = true
 	newNotify := l.w.hooks.newNotify
-	if newNotify == nil {
-		newNotify = fsnotify.NewWatcher
-	}
-	n, err := newNotify()
+	n, err := fswatch.New(newNotify)
 	if err != nil {
 		if msg := err.Error(); msg != l.buildErr {
 			l.buildErr = msg
@@ -33,7 +30,7 @@ func (l *loop) rebuild() {
 	l.n, l.addErr, l.buildErr = n, "", ""
 	l.sync()
 	if l.w.hooks.watching != nil {
-		l.w.hooks.watching(n)
+		l.w.hooks.watching(n.Unwrap())
 	}
 }
 

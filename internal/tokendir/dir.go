@@ -37,6 +37,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/fswatch"
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
@@ -100,9 +101,9 @@ type Dir struct {
 	log        *slog.Logger
 	now        func() time.Time
 	newWatcher func() (*fsnotify.Watcher, error)
-	dirs       []string          // the outputs' directories, each once
-	w          *fsnotify.Watcher // nil while not watching; Watch and Run only
-	tick       <-chan time.Time  // tests: replaces Run's ticker while unwatched
+	dirs       []string         // the outputs' directories, each once
+	w          *fswatch.Watcher // nil while not watching; Watch and Run only
+	tick       <-chan time.Time // tests: replaces Run's ticker while unwatched
 
 	mu        sync.Mutex // guards files' last, held, complete
 	files     []*file
@@ -124,9 +125,6 @@ func New(o Options) *Dir {
 	}
 	if d.now == nil {
 		d.now = time.Now
-	}
-	if d.newWatcher == nil {
-		d.newWatcher = fsnotify.NewWatcher
 	}
 	for _, out := range append(slices.Clone(o.Outputs), tokenFile(o.TokenFile)) {
 		p := filepath.Clean(out.Path())

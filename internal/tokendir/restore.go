@@ -6,6 +6,10 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
 // How Run looks after the outputs: a check every checkEvery while the
@@ -23,7 +27,7 @@ const (
 // instead, and tries again at each check.
 // Call it before Run, which closes the watch; never concurrently with Run.
 func (d *Dir) Watch() error {
-	w, err := d.newWatcher()
+	w, err := fswatch.New(d.newWatcher)
 	if err != nil {
 		return err
 	}
@@ -59,11 +63,9 @@ func (d *Dir) Watch() error {
 //  4. each check first installs the watch again when it is missing, and
 //     watches the directories again (one may have been recreated).
 func (d *Dir) Run(ctx context.Context) error {
-	var pu *pump // drains d.w; nil while unwatched
 	defer func() {
-		pu.stop() // closes d.w
 		if d.w != nil {
-			d.w.Close() // closing twice is harmless
+			d.w.Close()
 		}
 	}()
 	p := poll{fake: d.tick}
@@ -71,21 +73,25 @@ func (d *Dir) Run(ctx context.Context) error {
 	var retry <-chan time.Time
 	var delay time.Duration
 	for {
-		if d.w != nil && pu == nil {
-			pu = startPump(d.w, d.concerns)
-		}
-		var kick, gone <-chan struct{}
-		if pu != nil {
-			kick, gone = pu.kick, pu.done
+		var events <-chan fsnotify.Event
+		var errs <-chan error
+		if d.w != nil {
+			events, errs = d.w.Events, d.w.Errors
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-kick:
-		case <-gone: // the watcher closed: watch anew at this check
-			pu.stop()
-			pu, d.w = nil, nil
-		case <-p.ticks(pu != nil):
+		case ev, ok := <-events:
+			if !ok {
+				d.closeWatch() // closed: watch anew at this check
+			} else if !d.concerns(ev.Name) {
+				continue
+			}
+		case _, ok := <-errs: // events may have been lost
+			if !ok {
+				d.closeWatch()
+			}
+		case <-p.ticks(d.w != nil):
 		case <-retry:
 		}
 		d.rewatch()
@@ -180,4 +186,11 @@ func (d *Dir) rewatch() {
 		return
 	}
 	d.log.Info("watching the token directory again", slog.Any("dirs", d.dirs))
+}
+
+// closeWatch forgets a watch whose channels closed (its reader failed);
+// the next check installs a new one.
+func (d *Dir) closeWatch() {
+	d.w.Close()
+	d.w = nil
 }

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -110,8 +111,16 @@ func Await[T any](t testing.TB, what string, ch <-chan T) T {
 	case v := <-ch:
 		return v
 	case <-timeout.C:
-		t.Fatalf("still waiting for %s after %v", what, Patience)
+		t.Fatalf("still waiting for %s after %v; goroutines:\n%s", what, Patience, goroutines())
 		var zero T
 		return zero
 	}
+}
+
+// goroutines is the stacks of every goroutine, for the message of a wait
+// that timed out: what is stuck, and where. Stacks hold addresses and
+// names, never a value a test handed to the code under test.
+func goroutines() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
 }
