@@ -3,6 +3,7 @@ package wallalarm
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 	"time"
@@ -28,7 +29,7 @@ func New(at time.Time) (*Alarm, error) {
 	}
 	a := &Alarm{c: make(chan struct{}, 1)}
 	done := make(chan struct{})
-	go a.watch(f, at, done)
+	go a.watch(f, func() error { return arm(f, at) }, done)
 	a.stop = func() {
 		f.Close() // ends the Read in watch
 		<-done
@@ -59,10 +60,11 @@ func arm(f *os.File, at time.Time) error {
 	return nil
 }
 
-// watch delivers each expiry or cancellation of f until f is closed. An
-// expiry ends it (the timer is one-shot); a cancellation (the clock was
-// set, or the node resumed) arms the timer again for at.
-func (a *Alarm) watch(f *os.File, at time.Time, done chan<- struct{}) {
+// watch delivers each expiry or cancellation that f's reads report until
+// f is closed. An expiry ends it (the timer is one-shot); a cancellation
+// (ECANCELED: the clock was set, or the node resumed) arms the timer again
+// with rearm.
+func (a *Alarm) watch(f io.Reader, rearm func() error, done chan<- struct{}) {
 	defer close(done)
 	var buf [8]byte // the count of expiries
 	for {
@@ -73,7 +75,7 @@ func (a *Alarm) watch(f *os.File, at time.Time, done chan<- struct{}) {
 			return
 		case errors.Is(err, syscall.ECANCELED):
 			a.deliver()
-			if arm(f, at) != nil {
+			if rearm() != nil {
 				return // closed meanwhile; or unusable: the caller's own timer still runs
 			}
 		default:

@@ -1,8 +1,13 @@
 package wallalarm
 
 import (
+	"errors"
+	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ambient-code/tokend/test/testkit"
 )
@@ -58,4 +63,100 @@ func armed(t *testing.T, at time.Time) *Alarm {
 	}
 	t.Cleanup(a.Stop)
 	return a
+}
+
+// reads is the timerfd as watch sees it: each Read returns the next error
+// the test sends (nil: the timer expired), and os.ErrClosed once the
+// channel is closed (Stop closed the file).
+type reads chan error
+
+func (r reads) Read(p []byte) (int, error) {
+	err, ok := <-r
+	switch {
+	case !ok:
+		return 0, os.ErrClosed
+	case err != nil:
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// TestWatchRearmsWhenTheClockIsSet: each cancellation of the timer (the
+// wall clock was set, or the node resumed, which the kernel reports as
+// ECANCELED) is delivered and the timer armed again for the same time;
+// its expiry is delivered and ends the watch. A failed re-arm, or the
+// file closed, ends it too.
+func TestWatchRearmsWhenTheClockIsSet(t *testing.T) {
+	t.Run("set twice, then due", func(t *testing.T) {
+		a, r, rearmed, done := watching(t, nil)
+		for range 2 {
+			r <- syscall.ECANCELED
+			testkit.Await(t, "the delivery of a cancellation", a.C())
+			testkit.Await(t, "the timer armed again", rearmed)
+		}
+		r <- nil
+		testkit.Await(t, "the delivery of the expiry", a.C())
+		testkit.Await(t, "the watch to end", done)
+	})
+	t.Run("re-arm fails", func(t *testing.T) {
+		a, r, rearmed, done := watching(t, errors.New("closed"))
+		r <- syscall.ECANCELED
+		testkit.Await(t, "the delivery of a cancellation", a.C())
+		testkit.Await(t, "the re-arm", rearmed)
+		testkit.Await(t, "the watch to end", done)
+	})
+	t.Run("closed", func(t *testing.T) {
+		a, r, _, done := watching(t, nil)
+		close(r)
+		testkit.Await(t, "the watch to end", done)
+		select {
+		case <-a.C():
+			t.Error("a closed alarm delivered")
+		default:
+		}
+	})
+}
+
+// watching starts watch on a scripted timerfd whose re-arms are reported
+// on rearmed and fail with rearmErr.
+func watching(t *testing.T, rearmErr error) (a *Alarm, r reads, rearmed chan struct{}, done chan struct{}) {
+	a, r = &Alarm{c: make(chan struct{}, 1)}, make(reads)
+	rearmed, done = make(chan struct{}, 4), make(chan struct{})
+	go a.watch(r, func() error { rearmed <- struct{}{}; return rearmErr }, done)
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			close(r)
+			<-done
+		}
+	})
+	return a, r, rearmed, done
+}
+
+// TestAlarmWhenTheClockIsSet is the kernel's part of a resume from
+// suspend, which Linux reports to a timerfd as a set of the wall clock:
+// the alarm an hour ahead delivers as soon as the clock is stepped, and,
+// armed again, once more when it is stepped back. It steps this node's
+// wall clock by one microsecond and back (adjtimex ADJ_SETOFFSET, which
+// needs CAP_SYS_TIME), so it runs only when asked:
+// TOKEND_TEST_STEP_CLOCK=1 go test ./internal/wallalarm.
+func TestAlarmWhenTheClockIsSet(t *testing.T) {
+	if os.Getenv("TOKEND_TEST_STEP_CLOCK") != "1" {
+		t.Skip("steps the node's wall clock by 1 µs and back; set TOKEND_TEST_STEP_CLOCK=1 (and have CAP_SYS_TIME) to run")
+	}
+	a := armed(t, time.Now().Add(time.Hour))
+	stepClock(t, unix.Timeval{Usec: 1})
+	testkit.Await(t, "the alarm after the clock was stepped forward", a.C())
+	stepClock(t, unix.Timeval{Sec: -1, Usec: 999_999})
+	testkit.Await(t, "the alarm, armed again, after the clock was stepped back", a.C())
+}
+
+// stepClock steps the wall clock by by.
+func stepClock(t *testing.T, by unix.Timeval) {
+	t.Helper()
+	tx := unix.Timex{Modes: unix.ADJ_SETOFFSET, Time: by}
+	if _, err := unix.Adjtimex(&tx); err != nil {
+		t.Fatalf("stepping the wall clock by %+v: %v", by, err)
+	}
 }
