@@ -116,7 +116,7 @@ func TestWatchRetriedAtEachCheck(t *testing.T) {
 	if _, err := d.Store(tok("opaque-token", time.Time{})); err != nil {
 		t.Fatal(err)
 	}
-	ticks := make(chan time.Time)
+	ticks := make(chan time.Time, 1)
 	restored := watched(t, d, ticks)
 	// Each check restores the removed file: its Restored call says the
 	// check is over.
@@ -132,15 +132,16 @@ func TestWatchRetriedAtEachCheck(t *testing.T) {
 	if calls.Load() != 3 || !strings.Contains(logs.String(), "watching the token directory again") {
 		t.Fatalf("after two checks: %d constructor calls (want 3), log %q", calls.Load(), logs.String())
 	}
-	must(t, os.Remove(path))
-	awaitRestore(t, "the removal, without a check", restored)
-	select {
-	case ticks <- time.Now():
-		t.Fatal("Run took the periodic check while the watch was installed")
-	default:
+	// From now on a tick waits, ready, through each of Run's waits for an
+	// event: Run must not take it.
+	ticks <- time.Now()
+	for _, what := range []string{"the removal, without a check", "a second removal"} {
+		must(t, os.Remove(path))
+		awaitRestore(t, what, restored)
 	}
-	must(t, os.Remove(path))
-	awaitRestore(t, "a second removal", restored)
+	if len(ticks) != 1 {
+		t.Error("Run took the periodic check while the watch was installed")
+	}
 	if calls.Load() != 3 {
 		t.Fatalf("later: %d constructor calls (want 3)", calls.Load())
 	}
