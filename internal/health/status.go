@@ -26,6 +26,10 @@ type Status struct {
 	Fingerprint string `json:"fingerprint"`
 	// Expiry of that token on this node's clock; zero when unknown.
 	Expiry time.Time `json:"expires_at,omitzero"`
+	// Withdrawn, when not empty, is why the token was withdrawn after a
+	// definitive refusal (it holds no secret); the other fields then
+	// describe the token held before. Empty while a token is held.
+	Withdrawn string `json:"withdrawn,omitempty"`
 }
 
 func (m *Monitor) serveStatus(w http.ResponseWriter, _ *http.Request) {
@@ -36,7 +40,11 @@ func (m *Monitor) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(Status{LastSuccess: cur.at.UTC(), Fingerprint: cur.fingerprint, Expiry: cur.expiry})
+	st := Status{LastSuccess: cur.at.UTC(), Fingerprint: cur.fingerprint, Expiry: cur.expiry}
+	if why := m.withdrawn.Load(); why != nil {
+		st.Withdrawn = *why
+	}
+	_ = json.NewEncoder(w).Encode(st)
 }
 
 // FetchStatus asks the daemon whose probe listener is at addr (host:port as

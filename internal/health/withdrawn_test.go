@@ -12,7 +12,8 @@ import (
 )
 
 // TestWithdrawalFailsReadiness: a withdrawal fails /readyz at once, naming
-// the reason, and shows in tokend_token_withdrawn until the next token;
+// the reason, and shows in tokend_token_withdrawn and /statusz until the
+// next token;
 // the credential's expiry is exported with each token.
 func TestWithdrawalFailsReadiness(t *testing.T) {
 	dir := testDir(t)
@@ -57,6 +58,9 @@ func TestWithdrawalFailsReadiness(t *testing.T) {
 	if _, metrics := get("/metrics"); !strings.Contains(metrics, "tokend_token_withdrawn 1\n") {
 		t.Errorf("tokend_token_withdrawn is not 1 after the withdrawal")
 	}
+	if _, body := get(StatusPath); !strings.Contains(body, `"withdrawn":"`+reason+`"`) {
+		t.Errorf("%s after the withdrawal does not give its reason: %s", StatusPath, body)
+	}
 
 	tok2 := exchange.Token{Value: secret.New("tok-2"), Expiry: now.Add(5 * time.Minute)}
 	if _, err := dir.Store(tok2); err != nil {
@@ -65,6 +69,9 @@ func TestWithdrawalFailsReadiness(t *testing.T) {
 	m.Stored(tok2, true)
 	if code, body := get("/readyz"); code != 200 {
 		t.Errorf("/readyz after a new token = %d %q", code, body)
+	}
+	if _, body := get(StatusPath); strings.Contains(body, "withdrawn") {
+		t.Errorf("%s after a new token still says withdrawn: %s", StatusPath, body)
 	}
 	if _, metrics := get("/metrics"); !strings.Contains(metrics, "tokend_token_withdrawn 0\n") ||
 		!strings.Contains(metrics, "tokend_credential_expiry_timestamp_seconds 0\n") {

@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,10 +173,11 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // BenchmarkThroughput64: b.N small GETs from 64 concurrent keep-alive
 // clients, in eight interleaved rounds: direct to the upstream, through the
 // proxy, and through a bare httputil.ReverseProxy (no token, limits or
-// metrics: the floor the standard library sets). The proxy and the bare
-// one each run in a child process, so that their resident memory under
-// this load is theirs alone: reported as the peak (VmHWM) over the run.
-// Reports requests per second and the ratios to direct.
+// metrics: the floor the standard library sets), and, when caddy is on
+// PATH, through Caddy's reverse_proxy (issue 21's peer). The proxy, the
+// bare one and Caddy each run in a process of their own, so that their
+// resident memory under this load is theirs alone: reported as the peak
+// (VmHWM) over the run. Reports requests per second and the ratios.
 func BenchmarkThroughput64(b *testing.B) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, `{"ok":true}`)
@@ -204,6 +206,12 @@ func BenchmarkThroughput64(b *testing.B) {
 		return time.Since(t0)
 	}
 	bases := []string{up.URL, "http://" + proxy.addr, "http://" + bare.addr}
+	caddy, withCaddy := startCaddy(b, strings.TrimPrefix(up.URL, "http://"))
+	if withCaddy {
+		bases = append(bases, "http://"+caddy.addr)
+	} else {
+		b.Log("no caddy on PATH: the comparison with Caddy is left out (apt-get install caddy)")
+	}
 	for _, base := range bases {
 		run(base) // warm the connections
 	}
@@ -224,6 +232,10 @@ func BenchmarkThroughput64(b *testing.B) {
 	b.ReportMetric(float64(rss0)/(1<<20), "proxy-idle-rss-MiB")
 	b.ReportMetric(float64(rssOf(b, proxy.pid, "VmHWM"))/(1<<20), "proxy-peak-rss-MiB")
 	b.ReportMetric(float64(rssOf(b, bare.pid, "VmHWM"))/(1<<20), "bare-peak-rss-MiB")
+	if withCaddy {
+		b.ReportMetric(took[3].Seconds()/took[1].Seconds(), "proxy/caddy")
+		b.ReportMetric(float64(rssOf(b, caddy.pid, "VmHWM"))/(1<<20), "caddy-peak-rss-MiB")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 

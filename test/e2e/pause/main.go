@@ -6,7 +6,7 @@
 // as the kubelet's sandbox teardown expects.
 //
 // It takes no arguments, and prints a line to stderr once it handles the
-// signals, and one when it stops.
+// signals, one for each child it reaps, and one when it stops.
 package main
 
 import (
@@ -38,5 +38,6 @@ func reap() {
 		if pid <= 0 || err != nil {
 			return
 		}
+		fmt.Fprintf(os.Stderr, "pause: reaped %d\n", pid)
 	}
 }

@@ -90,22 +90,31 @@ func TestReapsOrphans(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, for a PID namespace")
 	}
-	cmd, _ := start(t, true)
+	cmd, lines := start(t, true)
 
 	// A shell entered into pause's PID namespace starts a child and exits
 	// at once: the kernel reparents the orphan to pause, the namespace's
-	// first process. Killing it then leaves a zombie that only pause can
-	// collect.
+	// first process, as the shell exits (so before nsenter, which waits
+	// for it, returns). Killing it then leaves a zombie that only pause
+	// can collect.
 	sh := exec.Command("nsenter", "-t", strconv.Itoa(cmd.Process.Pid), "-p", "--", "sh", "-c", "sleep 1000 >/dev/null 2>&1 &")
 	if out, err := sh.CombinedOutput(); err != nil {
 		t.Fatalf("nsenter into pause's PID namespace: %v\n%s", err, out)
 	}
-	orphan := 0
-	waitFor(t, "the orphan to become pause's child", func() bool { orphan = childOf(t, cmd.Process.Pid); return orphan != 0 })
+	orphan := childOf(t, cmd.Process.Pid)
+	if orphan == 0 {
+		t.Fatal("the orphan is not pause's child")
+	}
 	if err := syscall.Kill(orphan, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "pause to reap the orphan", func() bool { return childOf(t, cmd.Process.Pid) == 0 })
+	said := testkit.Await(t, "pause to say it reaped the orphan", lines)
+	if !strings.HasPrefix(said, "pause: reaped ") {
+		t.Fatalf("pause said %q, want that it reaped the orphan", said)
+	}
+	if pid := childOf(t, cmd.Process.Pid); pid != 0 {
+		t.Fatalf("pause still has child %d (a zombie) after reaping", pid)
+	}
 }
 
 // childOf returns the pid of a child of parent (a zombie counts), or 0.
@@ -121,16 +130,4 @@ func childOf(t *testing.T, parent int) int {
 	}
 	pid, _ := strconv.Atoi(fields[0])
 	return pid
-}
-
-// waitFor polls cond until it holds, failing after testkit.Patience.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testkit.Patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
