@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,11 @@ func TestInitWritesToken(t *testing.T) {
 	if fi.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
 	}
-	if entries, err := os.ReadDir(h.dir); err != nil || len(entries) != 1 {
-		t.Errorf("token directory holds %d entries (%v), want the token file alone", len(entries), err)
+	// Besides the token file, only init's note for run (without the token).
+	if entries, err := os.ReadDir(h.dir); err != nil || len(entries) != 2 || entries[0].Name() != ".token.tokend-init" {
+		t.Errorf("token directory holds %v (%v), want the token file and init's handoff", entries, err)
+	} else if b, _ := os.ReadFile(filepath.Join(h.dir, entries[0].Name())); strings.Contains(string(b), got) {
+		t.Error("init's handoff holds the token")
 	}
 	if !strings.Contains(h.stderr.String(), "token updated") {
 		t.Errorf("no info line for the new token:\n%s", h.stderr.String())
@@ -215,4 +219,30 @@ func TestCheckFailures(t *testing.T) {
 		})
 	}
 	h.assertNoSecrets(expired)
+}
+
+// TestInitThenRunIsOneExchange: a pod start, `tokend init` then `tokend
+// run` on one token directory, costs the control plane one exchange: run
+// adopts init's token, is ready with it, and waits for its refresh.
+func TestInitThenRunIsOneExchange(t *testing.T) {
+	h := newHarness(t)
+	if err := h.run(t.Context(), "init"); err != nil {
+		t.Fatalf("init: %v\n%s", err, h.stderr.String())
+	}
+	tok := h.token()
+	r := h.startRun(nil)
+	stored := r.next("init's token stored", is(daemon.TokenStored))
+	r.next("the first wait", is(daemon.WaitStarted))
+	if n := h.iss.Requests(); n != 1 {
+		t.Fatalf("%d exchanges for init and run, want 1\n%s", n, h.stderr.String())
+	}
+	if stored.Changed || h.token() != tok {
+		t.Errorf("run replaced init's token")
+	}
+	mustGet(t, r.addr, "/readyz", 200)
+	r.stop()
+	if !strings.Contains(h.stderr.String(), "adopted the token tokend init wrote") {
+		t.Errorf("run did not say it adopted init's token:\n%s", h.stderr.String())
+	}
+	h.assertNoSecrets(tok)
 }

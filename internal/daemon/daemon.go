@@ -48,8 +48,9 @@ func (d Deps) now() time.Time {
 	return d.Now()
 }
 
-// Init obtains one token within cfg.InitTimeout, writes it, reads it back
-// and returns. A permanent refusal returns at once.
+// Init obtains one token within cfg.InitTimeout, writes it, reads it back,
+// leaves run the note that lets it adopt the token (handoff.go) and
+// returns. A permanent refusal returns at once.
 func Init(ctx context.Context, cfg *Config, d Deps) error {
 	dir, ex, log, err := prepare(cfg, d)
 	if err != nil {
@@ -58,16 +59,19 @@ func Init(ctx context.Context, cfg *Config, d Deps) error {
 	r := newRefresher(cfg, d, log, dir, ex, nil, d.observer())
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
-	if _, err := r.Once(ctx); err != nil {
+	tok, err := r.Once(ctx)
+	if err != nil {
 		return err
 	}
 	if err := dir.Verify(); err != nil {
 		return fmt.Errorf("reading the token back: %w", err)
 	}
+	handOff(dir, cfg, tok, log)
 	return nil
 }
 
-// Run keeps the token fresh, has the token directory write it again as
+// Run adopts the token init wrote when it can (handoff.go), keeps the
+// token fresh, has the token directory write it again as
 // soon as the token file is removed or replaced (tokendir.Dir.Run), and
 // serves probes and metrics on cfg.HealthAddr, until ctx ends; it then
 // returns nil once any write in progress has finished. It returns an error

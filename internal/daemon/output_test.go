@@ -54,7 +54,10 @@ func TestJSONOutput(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- daemon.Run(ctx, cfg, daemon.Deps{Logger: slog.New(log)}) }()
-	await(t, log.ch, "the first token", func(l string) bool { return strings.HasPrefix(l, "token updated") })
+	// run adopts the token init wrote (handoff.go): stored, unchanged.
+	await(t, log.ch, "the first token", func(l string) bool {
+		return strings.HasPrefix(l, "token updated") || strings.HasPrefix(l, "token unchanged")
+	})
 	_, before := readDoc(t, cfg.Outputs.JSONFile, cfg.TokenFile)
 	if err := os.Remove(cfg.Outputs.JSONFile); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokendir"
 	"github.com/ambient-code/tokend/internal/version"
+	"github.com/ambient-code/tokend/internal/wallalarm"
 )
 
 // wiring is the refresher of run (and exec) with everything it calls and
@@ -84,6 +85,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	}
 	r := newRefresher(cfg, d, log, dir, ex, od,
 		mon, w.held, runner, d.observer())
+	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
 	if cfg.HealthAddr != "" {
 		if w.health, err = listenHealth(cfg.HealthAddr); err != nil {
@@ -150,9 +152,24 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 // newRefresher is the one constructor of a refresher: od carries the
 // requests for an exchange now, and observers are called in their order.
 // Init's refresher has Deps.Observe alone and no od; run's is wire's.
+// The refresher's alarm is on the system's wall clock, so it has one only
+// when Deps.Now is the system's clock.
 func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex exchange.Exchanger, od *refresher.OnDemand, observers ...refresher.Observer) *refresher.Refresher {
-	return &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
+	r := &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
 		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
+	if d.Now == nil {
+		r.WallAlarm = wallAlarm
+	}
+	return r
+}
+
+// wallAlarm is internal/wallalarm's alarm, as the refresher takes it.
+func wallAlarm(at time.Time) (<-chan struct{}, func(), error) {
+	a, err := wallalarm.New(at)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a.C(), a.Stop, nil
 }
 
 func listenHealth(addr string) (net.Listener, error) {

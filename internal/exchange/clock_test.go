@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -93,5 +94,50 @@ func TestExpiryOutOfRangeIsUnknown(t *testing.T) {
 				t.Errorf("expiry %s (%q), ignored %q; want unknown, with a reason", tok.Expiry, tok.ExpirySource, tok.IgnoredExpiry)
 			}
 		})
+	}
+}
+
+// TestExpiryPastYear9999AsUnixSeconds (issue 20, section 6): an expires_at
+// past the year 9999 written as an RFC 3339 string with a longer year (as
+// Go's Format, JavaScript's toISOString and Java's Instant write it) is
+// judged exactly as the same instant in Unix seconds: accepted with its
+// expiry unknown up to 2^40 s (the year 36812), refused beyond, where Unix
+// seconds are refused too. A malformed long year stays refused.
+func TestExpiryPastYear9999AsUnixSeconds(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		rfc3339 string
+		unix    string
+		refused bool
+	}{
+		{rfc3339: "10000-01-01T00:00:00Z", unix: "253402300800"},
+		{rfc3339: "+010000-01-01T00:00:00.000Z", unix: "253402300800"},
+		{rfc3339: "+10000-01-01T02:00:00+02:00", unix: "253402300800"},
+		{rfc3339: "10000-02-29T12:00:00.5+02:00", unix: "253407434400.5"},
+		{rfc3339: "36813-01-01T00:00:00Z", unix: "1099538928000", refused: true},
+		{rfc3339: "99999-12-31T00:00:00Z", unix: "3093527894400", refused: true},
+	} {
+		t.Run(tc.rfc3339, func(t *testing.T) {
+			str, strErr := answer(t, "", `{"token":"t","expires_at":"`+tc.rfc3339+`"}`, now)
+			num, numErr := answer(t, "", `{"token":"t","expires_at":`+tc.unix+`}`, now)
+			if tc.refused {
+				if !errors.Is(strErr, ErrInvalidResponse) || !errors.Is(numErr, ErrInvalidResponse) {
+					t.Fatalf("refusals %v and %v, want both ErrInvalidResponse", strErr, numErr)
+				}
+				return
+			}
+			if strErr != nil || numErr != nil {
+				t.Fatalf("RFC 3339: %v; Unix seconds: %v; want both accepted", strErr, numErr)
+			}
+			if str.IgnoredExpiry == "" || str.IgnoredExpiry != num.IgnoredExpiry || !str.Expiry.IsZero() || str.ExpirySource != "" {
+				t.Errorf("RFC 3339: expiry %v (%q), ignored %q; Unix seconds: ignored %q; want both unknown, for the same reason",
+					str.Expiry, str.ExpirySource, str.IgnoredExpiry, num.IgnoredExpiry)
+			}
+		})
+	}
+	for _, bad := range []string{"10000-02-30T00:00:00Z", "10001-02-29T00:00:00Z", "10000-01-01", "-10000-01-01T00:00:00Z", "1e5-01-01T00:00:00Z", "10000-01-01T00:00:00"} {
+		if _, err := answer(t, "", `{"token":"t","expires_at":"`+bad+`"}`, now); !errors.Is(err, ErrInvalidResponse) {
+			t.Errorf("expires_at %q: %v, want ErrInvalidResponse", bad, err)
+		}
 	}
 }

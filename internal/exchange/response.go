@@ -63,13 +63,15 @@ func issuerSkew(date string, now time.Time) time.Duration {
 }
 
 // maxLife is the longest remaining life taken at its word: an expiry
-// further out than this (or past the year 9999, which JSON and RFC 3339
-// cannot carry) is treated as unknown, never as a reason to refuse a token.
+// further out than this (or past the year 9999, which RFC 3339 cannot
+// carry, whether it came as Unix seconds or as a longer year) is treated
+// as unknown, never as a reason to refuse a token.
 const maxLife = 366 * 24 * time.Hour
 
 // parseBody decodes a token response body: a JSON object with the token in
 // "token" (or "service_token") and an optional "expires_at" as Unix seconds
-// (number or numeric string) or RFC 3339. Unknown fields are ignored. When
+// (number or numeric string) or RFC 3339 (also with a year past 9999, as
+// the same instant in Unix seconds is). Unknown fields are ignored. When
 // expires_at is absent, a JWT token's exp claim gives the expiry. skew is
 // how far the issuer's clock is ahead of now: the expiry, on the issuer's
 // clock, is carried over to tokend's by subtracting it, so the token's
@@ -140,6 +142,11 @@ func CheckToken(v string) error {
 	}
 }
 
+// maxExpiresAt is the latest expires_at accepted, in Unix seconds (2^40 s,
+// in the year 36812); a later one, however written, is not an expiry but
+// a malformed answer.
+const maxExpiresAt = 1 << 40
+
 func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 	bad := fmt.Errorf("%w: expires_at is neither Unix seconds nor RFC 3339", ErrInvalidResponse)
 	var s string
@@ -150,13 +157,48 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t.UTC(), nil
 		}
+		if t, ok := parseLongYear(s); ok {
+			if u := t.Unix(); u <= 0 || u > maxExpiresAt {
+				return time.Time{}, bad
+			}
+			return t, nil
+		}
 	} else {
 		s = string(raw)
 	}
 	secs, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	// Written so that NaN, which fails every comparison, is refused too.
-	if err != nil || !(secs > 0 && secs <= 1<<40) {
+	if err != nil || !(secs > 0 && secs <= maxExpiresAt) {
 		return time.Time{}, bad
 	}
 	return time.Unix(int64(secs), int64((secs-float64(int64(secs)))*1e9)).UTC(), nil
+}
+
+// parseLongYear parses an RFC 3339 date-time whose year has more than four
+// digits, optionally after a '+' (ISO 8601's expanded years, as Go's
+// Format, JavaScript's toISOString and Java's Instant write a year past
+// 9999), which RFC 3339 cannot carry and time.Parse refuses: all else is
+// RFC 3339's, checked by time.Parse on the same date in a four-digit year
+// with the same leap day. It reports false for anything else.
+func parseLongYear(s string) (time.Time, bool) {
+	digits := strings.TrimPrefix(s, "+")
+	n := 0
+	for n < len(digits) && digits[n] >= '0' && digits[n] <= '9' {
+		n++
+	}
+	if n < 5 || n > 9 || !strings.HasPrefix(digits[n:], "-") {
+		return time.Time{}, false
+	}
+	year, _ := strconv.Atoi(digits[:n]) // at most nine digits: no overflow
+	stand := 2001                       // a four-digit year with as many days
+	if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		stand = 2000
+	}
+	t, err := time.Parse(time.RFC3339Nano, strconv.Itoa(stand)+digits[n:])
+	if err != nil {
+		return time.Time{}, false
+	}
+	_, offset := t.Zone() // as given: never the local zone's rules for that year
+	return time.Date(year, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(),
+		time.FixedZone("", offset)).UTC(), true
 }

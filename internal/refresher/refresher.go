@@ -62,12 +62,18 @@
 //  4. No path waits less than the floor between two exchanges: 500 ms, or
 //     the refresh interval when the operator set a shorter one.
 //  5. Delays are measured on the monotonic clock, so a wall-clock step does
-//     not stall or rush them; a token's expiry is wall time, so while one is
-//     known the wait is also checked against the wall clock at least once a
-//     minute, which catches a node that was suspended.
+//     not stall or rush them. A token's expiry is wall time, so while one is
+//     known the wait also ends when the wall clock reaches the time the
+//     exchange is due: the monotonic clock stands still while a node is
+//     suspended, the wall clock does not. WallAlarm ends it as soon as the
+//     node resumes, without waking while it waits; without one, the wait
+//     checks the wall clock once a minute.
 //  6. A request through OnDemand ends any wait: the next exchange starts at
 //     once, or when the floor since the last one began has passed, and
 //     answers every request that arrived before it started.
+//  7. A token handed over with Adopt (the one `tokend init` wrote) is
+//     stored by Run's first attempt instead of an exchange, and scheduled
+//     from as if it had just arrived.
 //  8. A definitive refusal (exchange.Classify says Refused: the session
 //     was stopped or revoked, the credential expired) withdraws the
 //     token within that one exchange: the Sink replaces it by a record
@@ -98,7 +104,7 @@ const (
 	initialBackoff    = time.Second
 	maxRetryAfter     = 5 * time.Minute
 	intervalJitter    = 0.1
-	wallCheck         = time.Minute
+	wallCheck         = time.Minute // without a WallAlarm (rule 5)
 )
 
 // ErrStore is wrapped by the error of an attempt whose exchange succeeded
@@ -129,10 +135,16 @@ type Refresher struct {
 	Rand func() float64
 	// OnDemand, when set, carries requests for an exchange now (rule 6).
 	OnDemand *OnDemand
+	// WallAlarm, when set, arms an alarm for the wall-clock time at (rule
+	// 5): c receives when the wall clock reaches at, and may receive
+	// earlier (the clock was set, the node resumed); stop releases it.
+	// tokend's is internal/wallalarm's. When nil or failing, the wait
+	// checks the wall clock once a minute instead.
+	WallAlarm func(at time.Time) (c <-chan struct{}, stop func(), err error)
 
 	failures    int
 	held        exchange.Token  // the token stored last
-	unstored    *exchange.Token // exchanged, but its store failed
+	unstored    *exchange.Token // exchanged (or adopted), but not stored yet
 	window      time.Duration   // learned reuse window (rule 2); 0 unknown
 	sched       schedState      // what else rules 1 to 3 learned, and where they stand
 	aimed       bool            // the next exchange is at the refresh-ahead point

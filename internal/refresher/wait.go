@@ -2,6 +2,7 @@ package refresher
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -9,6 +10,8 @@ import (
 func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.Time) bool {
 	deadline := time.Now().Add(delay)
 	r.waiting(deadline)
+	alarm, stop := r.armWall(wallDue)
+	defer func() { stop() }()
 	for {
 		remaining := time.Until(deadline)
 		if !wallDue.IsZero() {
@@ -17,7 +20,7 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 		if remaining <= 0 {
 			return true
 		}
-		if !wallDue.IsZero() {
+		if !wallDue.IsZero() && alarm == nil {
 			remaining = min(remaining, wallCheck)
 		}
 		t := time.NewTimer(remaining)
@@ -26,6 +29,8 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 			t.Stop()
 			return false
 		case <-t.C:
+		case <-alarm: // the wall clock reached wallDue, or jumped: look
+			t.Stop()
 		case req := <-r.onDemand():
 			t.Stop()
 			r.requests = append(r.requests, req)
@@ -36,8 +41,28 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 				deadline = floor
 			}
 			wallDue = time.Time{}
+			stop()
+			alarm, stop = nil, func() {}
 		}
 	}
+}
+
+// armWall arms WallAlarm for due, and returns its channel and the
+// function that stops it. The channel is nil (never ready) when due is
+// zero, WallAlarm is unset, or arming failed; the failure is logged once,
+// and wait checks the wall clock itself.
+func (r *Refresher) armWall(due time.Time) (<-chan struct{}, func()) {
+	none := func() {}
+	if due.IsZero() || r.WallAlarm == nil {
+		return nil, none
+	}
+	c, stop, err := r.WallAlarm(due)
+	if err != nil {
+		r.warnOnce("wall-alarm", "cannot set an alarm on the wall clock; checking it once a minute instead, so a node that resumes from suspend may refresh up to a minute late",
+			slog.String("error", err.Error()))
+		return nil, none
+	}
+	return c, stop
 }
 
 // onDemand returns the channel of on-demand requests; nil (never ready)

@@ -103,7 +103,7 @@ type Dir struct {
 	newWatcher func() (*fsnotify.Watcher, error)
 	dirs       []string         // the outputs' directories, each once
 	w          *fswatch.Watcher // nil while not watching; Watch and Run only
-	tick       <-chan time.Time // tests: replaces Run's ticker
+	tick       <-chan time.Time // tests: replaces Run's ticker while unwatched
 
 	mu        sync.Mutex // guards files' last, held, complete
 	files     []*file

@@ -12,9 +12,9 @@ import (
 	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
-// How Run looks after the outputs: a check every checkEvery whatever the
-// watch says (it may miss events, or be missing), and a failed restore
-// tried again after firstRetry, doubling up to checkEvery.
+// How Run looks after the outputs: a check every checkEvery while the
+// watch is missing, and a failed restore tried again after firstRetry,
+// doubling up to checkEvery.
 const (
 	checkEvery = time.Minute
 	firstRetry = time.Second
@@ -23,7 +23,8 @@ const (
 // Watch installs the watch on the outputs' directories, so that Run learns
 // of a removed or replaced output at once. It watches the directories, not
 // the files: a file is replaced by rename, and may be deleted. On an error
-// (inotify instances or watches exhausted) Run tries again at each check.
+// (inotify instances or watches exhausted) Run checks every minute
+// instead, and tries again at each check.
 // Call it before Run, which closes the watch; never concurrently with Run.
 func (d *Dir) Watch() error {
 	w, err := fswatch.New(d.newWatcher)
@@ -44,7 +45,12 @@ func (d *Dir) Watch() error {
 // returns nil. Once a Store has written every output, Run checks them:
 //
 //  1. at once on a watch event for an output or its directory, or a watch
-//     error (events may have been lost), and every minute regardless;
+//     error (events may have been lost, as when the kernel's event queue
+//     overflows); while the watch is installed nothing else wakes Run, so
+//     an idle tokend sleeps. While it is missing (it could not be
+//     installed, or closed), Run checks every minute instead. What no
+//     watch reports (a write through a hard link in another directory)
+//     the next Store repairs: it compares each output on disk;
 //  2. an output that no longer holds the bytes Store wrote last (removed,
 //     replaced, emptied) is written again with those bytes, logged with
 //     what became of it, and reported to Restored; no exchange is needed,
@@ -62,12 +68,8 @@ func (d *Dir) Run(ctx context.Context) error {
 			d.w.Close()
 		}
 	}()
-	tick := d.tick
-	if tick == nil {
-		t := time.NewTicker(checkEvery)
-		defer t.Stop()
-		tick = t.C
-	}
+	p := poll{fake: d.tick}
+	defer p.stop()
 	var retry <-chan time.Time
 	var delay time.Duration
 	for {
@@ -81,15 +83,15 @@ func (d *Dir) Run(ctx context.Context) error {
 			return nil
 		case ev, ok := <-events:
 			if !ok {
-				d.w = nil // closed: watch anew at this check
+				d.closeWatch() // closed: watch anew at this check
 			} else if !d.concerns(ev.Name) {
 				continue
 			}
 		case _, ok := <-errs: // events may have been lost
 			if !ok {
-				d.w = nil
+				d.closeWatch()
 			}
-		case <-tick:
+		case <-p.ticks(d.w != nil):
 		case <-retry:
 		}
 		d.rewatch()
@@ -99,6 +101,35 @@ func (d *Dir) Run(ctx context.Context) error {
 		} else {
 			delay, retry = 0, nil
 		}
+	}
+}
+
+// poll is Run's check every checkEvery, which runs only while the watch
+// is missing: an idle tokend that watches wakes for nothing.
+type poll struct {
+	t    *time.Ticker
+	fake <-chan time.Time // tests: replaces the ticker
+}
+
+// ticks returns the channel of the checks, nil (never ready) while
+// watching.
+func (p *poll) ticks(watching bool) <-chan time.Time {
+	switch {
+	case watching:
+		p.stop()
+		return nil
+	case p.fake != nil:
+		return p.fake
+	case p.t == nil:
+		p.t = time.NewTicker(checkEvery)
+	}
+	return p.t.C
+}
+
+func (p *poll) stop() {
+	if p.t != nil {
+		p.t.Stop()
+		p.t = nil
 	}
 }
 
@@ -155,4 +186,11 @@ func (d *Dir) rewatch() {
 		return
 	}
 	d.log.Info("watching the token directory again", slog.Any("dirs", d.dirs))
+}
+
+// closeWatch forgets a watch whose channels closed (its reader failed);
+// the next check installs a new one.
+func (d *Dir) closeWatch() {
+	d.w.Close()
+	d.w = nil
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // watched runs d until the test ends, with ticks (nil: never) in place of
-// its minute check, and returns the channel of its Restored calls.
+// its minute check while unwatched, and returns the channel of its
+// Restored calls.
 func watched(t *testing.T, d *Dir, ticks chan time.Time) <-chan error {
 	restored := make(chan error, 16)
 	d.Restored = func(_ string, err error) { restored <- err }
@@ -38,10 +39,11 @@ func watched(t *testing.T, d *Dir, ticks chan time.Time) <-chan error {
 	return restored
 }
 
-// TestWatchRestoresEachOutput: with the watch installed and no periodic
-// check, removing the token file, renaming a file over it, and removing
-// the JSON document in another directory each bring the output back at
-// once; a file beside them changing triggers no check.
+// TestWatchRestoresEachOutput: with the watch installed, Run takes no
+// periodic check (a tick waits from the start, untaken), and removing the
+// token file, renaming a file over it, and removing the JSON document in
+// another directory each bring the output back at once; a file beside
+// them changing triggers no check.
 func TestWatchRestoresEachOutput(t *testing.T) {
 	dir, other := t.TempDir(), t.TempDir()
 	token, doc := filepath.Join(dir, "token"), filepath.Join(other, "token.json")
@@ -53,7 +55,9 @@ func TestWatchRestoresEachOutput(t *testing.T) {
 	if err := d.Watch(); err != nil {
 		t.Skipf("no filesystem watch here: %v", err)
 	}
-	restored := watched(t, d, nil)
+	ticks := make(chan time.Time, 1)
+	ticks <- time.Now()
+	restored := watched(t, d, ticks)
 
 	// The token file changes through a hard link in an unwatched
 	// directory, which makes no event; then a file beside it changes.
@@ -85,12 +89,15 @@ func TestWatchRestoresEachOutput(t *testing.T) {
 			t.Fatalf("after %s the token file holds something else", s.what)
 		}
 	}
+	if len(ticks) != 1 {
+		t.Error("Run took the periodic check while the watch was installed")
+	}
 }
 
 // TestWatchRetriedAtEachCheck: when the watch cannot be installed at start
 // (inotify instances exhausted), each periodic check tries again, quietly
 // while it fails; once installed, a removed token file is restored at
-// once, and no further watcher is made.
+// once, and the periodic check stops (a tick waits, untaken).
 func TestWatchRetriedAtEachCheck(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
 	var calls atomic.Int32
@@ -109,7 +116,7 @@ func TestWatchRetriedAtEachCheck(t *testing.T) {
 	if _, err := d.Store(tok("opaque-token", time.Time{})); err != nil {
 		t.Fatal(err)
 	}
-	ticks := make(chan time.Time)
+	ticks := make(chan time.Time, 1)
 	restored := watched(t, d, ticks)
 	// Each check restores the removed file: its Restored call says the
 	// check is over.
@@ -125,12 +132,18 @@ func TestWatchRetriedAtEachCheck(t *testing.T) {
 	if calls.Load() != 3 || !strings.Contains(logs.String(), "watching the token directory again") {
 		t.Fatalf("after two checks: %d constructor calls (want 3), log %q", calls.Load(), logs.String())
 	}
-	must(t, os.Remove(path))
-	awaitRestore(t, "the removal, without a check", restored)
+	// From now on a tick waits, ready, through each of Run's waits for an
+	// event: Run must not take it.
 	ticks <- time.Now()
-	ticks <- time.Now() // taken once the check before it is over
+	for _, what := range []string{"the removal, without a check", "a second removal"} {
+		must(t, os.Remove(path))
+		awaitRestore(t, what, restored)
+	}
+	if len(ticks) != 1 {
+		t.Error("Run took the periodic check while the watch was installed")
+	}
 	if calls.Load() != 3 {
-		t.Fatalf("later checks: %d constructor calls (want 3)", calls.Load())
+		t.Fatalf("later: %d constructor calls (want 3)", calls.Load())
 	}
 }
 
