@@ -142,6 +142,9 @@ func (f *flags) usage(w io.Writer, command string) {
 	fmt.Fprintf(w, "Usage: tokend %s [flags]%s\n\n%s\n\nFlags (each falls back to its environment variable):\n", command, args, summaries[command])
 	for _, name := range f.order {
 		fl, def := f.Lookup(name), ""
+		if fl.Usage == "" {
+			continue
+		}
 		if fl.DefValue != "" {
 			def = " (default " + fl.DefValue + ")"
 		}

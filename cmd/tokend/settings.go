@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -131,6 +132,9 @@ func (o *options) define(f *flags, command string) {
 		f.add(signalValue(&x.ReloadSignal), "reload-signal", "TOKEND_EXEC_RELOAD_SIGNAL", "SIGHUP", "signal sent to the child by --change-policy signal")
 		f.add(signalValue(&x.StopSignal), "stop-signal", "TOKEND_EXEC_STOP_SIGNAL", "SIGTERM", "signal that stops the child for a restart")
 		f.add(&x.Grace, "grace-period", "TOKEND_EXEC_GRACE_PERIOD", "10s", "how long a stopping child has before SIGKILL")
+		f.add(func(string) error { // run's setting, which exec would ignore; unlisted in help
+			return errors.New("tokend exec runs no on-change command: tell the child with --change-policy signal or restart (TOKEND_EXEC_CHANGE_POLICY), or let the child run it")
+		}, "on-change", "TOKEND_ON_CHANGE", "", "")
 	case "check":
 		f.add(&c.TokenFile, "token-file", "TOKEND_TOKEN_FILE", defaultTokenFile, "token file to check")
 		f.add(func(s string) error {

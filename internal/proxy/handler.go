@@ -51,7 +51,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-p.sem }()
 	default:
 		st.outcome = OutcomeOverloaded
-		plain(sw, http.StatusServiceUnavailable, "tokend proxy: too many requests in flight; retry shortly", p.cfg.RetryAfter)
+		plain(sw, http.StatusServiceUnavailable, "tokend proxy: too many requests in flight; retry shortly", retryAfter)
 		return
 	}
 	tok, gone, err := p.token(r.Context())

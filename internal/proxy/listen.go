@@ -9,29 +9,19 @@ import (
 	"strings"
 )
 
-// DefaultSocketMode is the Unix socket's permission under Listen: the
-// owner and the pod's group (fsGroup) may connect. ListenMode takes
-// another, e.g. the token file's.
-const DefaultSocketMode fs.FileMode = 0o660
-
-// Listen opens the proxy's listener for addr, as given by --proxy-listen:
+// ListenMode opens the proxy's listener for addr, as given by
+// --proxy-listen:
 //
-//   - "unix:PATH": a Unix socket at PATH, mode 0660 (DefaultSocketMode).
-//     A socket left at PATH by an earlier run is removed first; any other
-//     file there is an error.
-//     The socket is removed when the listener closes.
+//   - "unix:PATH": a Unix socket at PATH with mode (connecting needs
+//     write permission). A socket left at PATH by an earlier run is
+//     removed first; any other file there is an error. The socket is
+//     removed when the listener closes.
 //   - "HOST:PORT": TCP, where HOST is a loopback address (127.0.0.0/8, ::1)
 //     or "localhost". Any other host, an empty one included, is refused:
 //     the proxy adds the token to every request it gets, so only this pod
 //     may reach it. PORT 0 picks a free port.
 //
 // Errors name --proxy-listen and say the fix.
-func Listen(addr string) (net.Listener, error) {
-	return ListenMode(addr, DefaultSocketMode)
-}
-
-// ListenMode is Listen with mode for a Unix socket instead of
-// DefaultSocketMode; connecting needs write permission.
 func ListenMode(addr string, mode fs.FileMode) (net.Listener, error) {
 	if err := CheckAddr(addr); err != nil {
 		return nil, fmt.Errorf("proxy: --proxy-listen %w", err)

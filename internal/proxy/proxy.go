@@ -14,8 +14,8 @@
 //  2. Beyond Config.MaxConcurrent requests in flight, 503 at once.
 //  3. The token: before the first one, the request waits up to
 //     Config.FirstTokenWait, then 503 with Retry-After. A token known to
-//     have expired (or within Config.MinRemaining of it) is never sent:
-//     the proxy asks the Source for a fresh one (Config.RefreshWait) and
+//     have expired (or within a second of it) is never sent:
+//     the proxy asks the Source for a fresh one (5 s at most) and
 //     answers 503 with Retry-After when none comes. While the token is
 //     withdrawn (the control plane definitively refused the credential)
 //     nothing is sent: 403, and a request in flight when it is withdrawn
@@ -36,7 +36,7 @@
 //     not when the token was itself obtained by an exchange a 401 caused
 //     (the 401 is then the upstream's verdict); at most one per token
 //     (concurrent 401s on it share it); and at most
-//     Config.Max401Refreshes a minute in all. A request whose body cannot
+//     two a minute in all. A request whose body cannot
 //     be replayed is not sent again, but its 401 may still bring a fresh
 //     token for the next one.
 //
@@ -134,12 +134,10 @@ func New(cfg Config, src Source) (*Proxy, error) {
 }
 
 // Serve serves the proxy on ln until ctx ends, then shuts down gracefully:
-// it stops accepting, lets requests in flight finish for up to
-// Config.ShutdownTimeout, then cuts what is left (open streams and
-// tunnels). It closes ln and returns nil when ctx ended, or the error
-// that stopped the server. The client connections are bounded by
-// Config.MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout
-// (see package listen).
+// it stops accepting, lets requests in flight finish for up to 5 s, then
+// cuts what is left (open streams and tunnels). It closes ln and returns
+// nil when ctx ended, or the error that stopped the server. The client
+// connections are bounded (see Config.MaxConcurrent and package listen).
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	s := &listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: newErrorLog(p.cfg.Logger)}
 	err := s.Serve(ctx, ln)

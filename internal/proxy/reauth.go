@@ -24,7 +24,7 @@ const remembered = 4
 //     the upstream's verdict: no exchange.
 //  3. A token's 401s cause at most one exchange: 401s on it while that
 //     exchange runs share it, later ones get none.
-//  4. At most Config.Max401Refreshes exchanges a minute are caused by
+//  4. At most max401Refreshes exchanges a minute are caused by
 //     401s, whatever the tokens.
 //
 // It is safe for concurrent use.
@@ -79,7 +79,7 @@ func (a *reauth) fresh(ctx context.Context, old secret.String) (_ secret.String,
 	a.mu.Unlock()
 
 	// Shared by the requests that wait on it: it must not end with this one.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RefreshWait)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshWait)
 	err = p.src.Refresh(rctx)
 	cancel()
 	tok, exp, held := p.src.Token()
@@ -113,7 +113,7 @@ func (a *reauth) refusedLocked(old secret.String) string {
 	}
 	cutoff := a.p.cfg.Now().Add(-time.Minute)
 	a.recent = slices.DeleteFunc(a.recent, func(t time.Time) bool { return !t.After(cutoff) })
-	if len(a.recent) >= a.p.cfg.Max401Refreshes {
+	if len(a.recent) >= max401Refreshes {
 		return "401s caused as many exchanges as allowed in the last minute"
 	}
 	return ""

@@ -39,9 +39,9 @@ func (p *Proxy) answerOf(err error) (code int, retry time.Duration, outcome stri
 	case errors.As(err, &ua):
 		return ua.code, ua.retry, OutcomeUpstreamRefused
 	case errors.Is(err, errExpired):
-		return http.StatusServiceUnavailable, p.cfg.RetryAfter, OutcomeExpired
+		return http.StatusServiceUnavailable, retryAfter, OutcomeExpired
 	case errors.Is(err, errNoToken):
-		return http.StatusServiceUnavailable, p.cfg.RetryAfter, OutcomeNoToken
+		return http.StatusServiceUnavailable, retryAfter, OutcomeNoToken
 	}
 	return 0, 0, OutcomeCanceled
 }
@@ -104,7 +104,7 @@ func (p *Proxy) awaitFirst(ctx context.Context) error {
 
 // usable reports whether a token expiring at exp may be sent now.
 func (p *Proxy) usable(exp time.Time) bool {
-	return exp.IsZero() || p.cfg.Now().Add(p.cfg.MinRemaining).Before(exp)
+	return exp.IsZero() || p.cfg.Now().Add(minRemaining).Before(exp)
 }
 
 // refresh asks the Source for a fresh token, RefreshWait at most, and
@@ -112,7 +112,7 @@ func (p *Proxy) usable(exp time.Time) bool {
 // err is the Source's failure to refresh, nil when it answered (perhaps
 // with the same token).
 func (p *Proxy) refresh(ctx context.Context, old secret.String) (_ secret.String, ok bool, err error) {
-	rctx, cancel := context.WithTimeout(ctx, p.cfg.RefreshWait)
+	rctx, cancel := context.WithTimeout(ctx, refreshWait)
 	defer cancel()
 	if err = p.src.Refresh(rctx); err != nil {
 		// The daemon logs its own exchange failures; this is the request's view.

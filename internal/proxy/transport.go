@@ -16,18 +16,18 @@ import (
 // cfg.RootCAs, bounded idle connections and header wait, no environment
 // proxy (the upstream is reached directly).
 func newTransport(cfg Config) *http.Transport {
-	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,
 		TLSClientConfig:        &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    cfg.DialTimeout,
+		TLSHandshakeTimeout:    dialTimeout,
 		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           cfg.MaxIdleConns,
-		MaxIdleConnsPerHost:    cfg.MaxIdleConns,
-		IdleConnTimeout:        cfg.IdleConnTimeout,
-		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
-		ExpectContinueTimeout:  DefaultRetryAfter,
+		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    maxIdleConns,
+		IdleConnTimeout:        idleConnTimeout,
+		ResponseHeaderTimeout:  responseHeaderTimeout,
+		ExpectContinueTimeout:  retryAfter,
 		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes),
 	}
 }
@@ -72,13 +72,13 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	switch {
 	case !ok && rerr != nil:
-		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: t.p.cfg.RetryAfter,
+		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: retryAfter,
 			msg: "tokend proxy: the upstream refused the token (401) and no fresh one came; retry shortly"}
 	case !ok:
 		return nil, &upstreamAnswer{code: http.StatusBadGateway,
 			msg: "tokend proxy: the upstream refused the token (401), and there is no other to send"}
 	case !replayable:
-		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: t.p.cfg.RetryAfter,
+		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: retryAfter,
 			msg: "tokend proxy: the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
 	}
 	retry := req.Clone(req.Context())
