@@ -11,13 +11,6 @@ import (
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
-// BearerTimeout bounds one bearer exchange, from dial to the last byte of
-// the body.
-const BearerTimeout = 10 * time.Second
-
-// bearerBodyLimit bounds the response body of the bearer mode.
-const bearerBodyLimit = 64 << 10
-
 // ErrCredential is wrapped by errors about the bearer credential file:
 // missing, unreadable, empty, too long, or holding bytes a header cannot
 // carry. The error names the file, never its content. Retryable reports it
@@ -62,7 +55,7 @@ type Bearer struct {
 	Client *http.Client
 	// UserAgent is sent as the User-Agent header.
 	UserAgent string
-	// Timeout bounds one exchange; BearerTimeout when zero.
+	// Timeout bounds one exchange; RequestTimeout when zero.
 	Timeout time.Duration
 	// Now returns the wall time used to judge expiry; time.Now when nil.
 	Now func() time.Time
@@ -71,21 +64,7 @@ type Bearer struct {
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
 // returns errors wrapping ErrCredential and ErrCredentialExpired.
 func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
-	timeout := e.Timeout
-	if timeout <= 0 {
-		timeout = BearerTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cred, err := e.credential()
-	if err != nil {
-		return Token{}, err
-	}
-	tok, err := e.send(ctx, cred)
-	if StatusCode(err) == http.StatusUnauthorized {
-		tok, err = e.confirm(ctx, cred, err)
-	}
-	return tok, err
+	return exchangeOnce(ctx, e.Timeout, e.credential, secret.String.Equal, e.send, "the credential")
 }
 
 // credential reads the credential from its file, or returns Credential.
@@ -100,7 +79,7 @@ func (e *Bearer) credential() (secret.String, error) {
 func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 	client := *e.Client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, limit: bearerBodyLimit, hint: e.hint}
+	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, hint: e.hint}
 	tok, err := req.do(ctx, &client, now(e.Now))
 	exp, _ := CredentialExpiry(cred.Reveal())
 	if err != nil {
@@ -114,25 +93,6 @@ func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 		tok.CredentialExpiry = exp.Add(-tok.Skew) // onto tokend's clock, as Expiry
 	}
 	return tok, nil
-}
-
-// confirm is step 4: sent, the credential that got a 401, and err, the 401.
-func (e *Bearer) confirm(ctx context.Context, sent secret.String, err error) (Token, error) {
-	cred, rerr := e.credential()
-	if rerr != nil {
-		return Token{}, fmt.Errorf("%w (and reading the credential again failed: %w)", err, rerr)
-	}
-	if !cred.Equal(sent) {
-		var tok Token
-		if tok, err = e.send(ctx, cred); StatusCode(err) != http.StatusUnauthorized {
-			return tok, err
-		}
-	}
-	var se *StatusError
-	if errors.As(err, &se) {
-		se.Confirmed = true
-	}
-	return Token{}, err
 }
 
 func (e *Bearer) source() string {
