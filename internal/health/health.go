@@ -33,6 +33,8 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/listen"
 	"github.com/ambient-code/tokend/internal/refresher"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Bounds of the probe server (see package listen). The kubelet opens a
@@ -139,7 +141,7 @@ func (m *Monitor) Withdrawn(reason string) {
 func (m *Monitor) StoreFailed(err error) {
 	msg := err.Error()
 	m.writeErr.Store(&msg)
-	m.metrics.storeFailed()
+	m.metrics.writes.WithLabelValues("failed").Inc()
 }
 
 // Restored records the token directory's attempt to write a lost file
@@ -157,7 +159,7 @@ func (m *Monitor) Restored(err error) {
 // Failed mirrors the refresher's count of consecutive failures
 // (refresher.Observer).
 func (m *Monitor) Failed(_ error, consecutive int) {
-	m.metrics.failed(consecutive)
+	m.metrics.failures.Set(float64(consecutive))
 }
 
 // Waiting records when the refresher's wait ends (refresher.Observer).
@@ -172,7 +174,7 @@ func (m *Monitor) Handler() http.Handler {
 	mux.HandleFunc("GET /livez", m.probe(m.live))
 	mux.HandleFunc("GET /readyz", m.probe(m.ready))
 	mux.HandleFunc("GET /startupz", m.probe(m.started))
-	mux.Handle("GET /metrics", m.metrics.handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{Registry: m.metrics.reg}))
 	mux.HandleFunc("GET "+StatusPath, m.serveStatus)
 	return mux
 }
@@ -234,3 +236,8 @@ func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
+
+// Registerer returns the registry that /metrics serves, for components
+// that export their own metrics (notifiers, the refresh socket). It is safe
+// for concurrent use.
+func (m *Monitor) Registerer() prometheus.Registerer { return m.metrics.reg }
