@@ -347,25 +347,21 @@ func (o *options) loadRoots(f *flags, env map[string]string) {
 // Two given at the winning level must name the same file: a pod that
 // needs two CAs puts both in one PEM bundle.
 func (o *options) resolveCA(f *flags, env map[string]string) (label, path string) {
-	type source struct{ label, path string }
-	var flags, vars []source
-	for _, name := range []string{"ca-file", "cp-ca-file", ""} {
-		s := source{f.label(name), o.caFile}
-		switch name {
-		case "cp-ca-file":
-			s.path = o.cpCAFile
-		case "":
-			s = source{"AMBIENT_CP_CA_CERT_FILE", strings.TrimSpace(env["AMBIENT_CP_CA_CERT_FILE"])}
-		}
-		if f.fromFlag[name] {
-			flags = append(flags, s)
-		} else if s.path != "" {
-			vars = append(vars, s)
-		}
+	type source struct {
+		label, path string
+		flag        bool
 	}
-	got := flags
-	if len(got) == 0 {
-		got = vars
+	var got []source
+	for _, s := range []source{{f.label("ca-file"), o.caFile, f.fromFlag["ca-file"]}, {f.label("cp-ca-file"), o.cpCAFile, f.fromFlag["cp-ca-file"]},
+		{"AMBIENT_CP_CA_CERT_FILE", strings.TrimSpace(env["AMBIENT_CP_CA_CERT_FILE"]), false}} {
+		switch {
+		case s.flag && (len(got) == 0 || got[0].flag):
+			got = append(got, s)
+		case s.flag: // a flag wins over the variables
+			got = []source{s}
+		case s.path != "" && (len(got) == 0 || !got[0].flag):
+			got = append(got, s)
+		}
 	}
 	if len(got) == 0 {
 		return "", ""

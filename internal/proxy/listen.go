@@ -5,17 +5,16 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"strings"
+
+	"github.com/ambient-code/tokend/internal/listen"
 )
 
 // ListenMode opens the proxy's listener for addr, as given by
 // --proxy-listen:
 //
 //   - "unix:PATH": a Unix socket at PATH with mode (connecting needs
-//     write permission). A socket left at PATH by an earlier run is
-//     removed first; any other file there is an error. The socket is
-//     removed when the listener closes.
+//     write permission), as listen.Unix makes it.
 //   - "HOST:PORT": TCP, where HOST is a loopback address (127.0.0.0/8, ::1)
 //     or "localhost". Any other host, an empty one included, is refused:
 //     the proxy adds the token to every request it gets, so only this pod
@@ -27,7 +26,11 @@ func ListenMode(addr string, mode fs.FileMode) (net.Listener, error) {
 		return nil, fmt.Errorf("proxy: --proxy-listen %w", err)
 	}
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		return listenUnix(path, mode)
+		ln, err := listen.Unix(path, mode, "--proxy-listen")
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		return ln, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -59,27 +62,4 @@ func CheckAddr(addr string) error {
 		return fmt.Errorf("%q is not a loopback address, and the proxy adds the token to every request it gets: use 127.0.0.1:PORT, [::1]:PORT or unix:PATH", addr)
 	}
 	return nil
-}
-
-func listenUnix(path string, mode fs.FileMode) (net.Listener, error) {
-	switch fi, err := os.Lstat(path); {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: %w: choose a path in a writable directory", path, err)
-	case fi.Mode().Type() != fs.ModeSocket:
-		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: a file that is not a socket is in the way: remove it or choose another path", path)
-	default:
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: cannot remove the old socket: %w: remove it or choose another path", path, err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: %w: choose a path in a writable directory", path, err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		_ = ln.Close()
-		return nil, fmt.Errorf("proxy: --proxy-listen unix:%s: %w: choose a path in a directory tokend owns", path, err)
-	}
-	return ln, nil
 }

@@ -34,7 +34,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -87,24 +86,11 @@ type RefreshFunc func(ctx context.Context) (changed bool, fingerprint string, er
 // ErrNotRunning is what a RefreshFunc returns when no refresher serves it.
 var ErrNotRunning = errors.New("refreshsock: refresher not running")
 
-// Listen creates the socket at path with mode, removing a stale socket a
-// crashed tokend left. It refuses to replace anything but a socket, or a
-// socket another process still serves. Closing the listener removes the
-// socket file.
+// Listen creates the socket at path with mode, as listen.Unix does.
 func Listen(path string, mode fs.FileMode) (*net.UnixListener, error) {
-	if len(path) > 107 {
-		return nil, fmt.Errorf("refreshsock: --refresh-socket %s is longer than the 107 bytes a socket path may have: choose a shorter path", path)
-	}
-	if err := clearStale(path); err != nil {
-		return nil, err
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err := listen.Unix(path, mode, "--refresh-socket")
 	if err != nil {
-		return nil, fmt.Errorf("refreshsock: --refresh-socket: %w", err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("refreshsock: --refresh-socket: %w", err)
+		return nil, fmt.Errorf("refreshsock: %w", err)
 	}
 	return ln, nil
 }
@@ -113,27 +99,6 @@ func Listen(path string, mode fs.FileMode) (*net.UnixListener, error) {
 // read is granted, since connecting to a socket needs write permission.
 func SocketMode(fileMode fs.FileMode) fs.FileMode {
 	return fileMode.Perm() | (fileMode.Perm()&0o444)>>1
-}
-
-func clearStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("refreshsock: --refresh-socket: %w", err)
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("refreshsock: --refresh-socket %s exists and is not a socket: remove it, or choose another path", path)
-	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return fmt.Errorf("refreshsock: --refresh-socket %s is served by another process (a second tokend?): give each tokend its own token directory", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("refreshsock: removing the stale socket: %w", err)
-	}
-	return nil
 }
 
 // Serve answers refresh requests on ln with refresh until ctx ends, then
