@@ -72,7 +72,7 @@ func (e *Bearer) credential() (secret.String, error) {
 	if e.CredentialFile == "" {
 		return e.Credential, nil
 	}
-	return e.file().read()
+	return e.readCredential()
 }
 
 // send sends cred once (steps 2, 3 and 5).
@@ -117,15 +117,6 @@ func CheckCredential(v string) error {
 		return fmt.Errorf("is %w (it is sent as an HTTP header)", err)
 	}
 	return nil
-}
-
-func (e *Bearer) file() credentialFile {
-	return credentialFile{
-		path:   e.CredentialFile,
-		err:    ErrCredential,
-		absent: "is the secret that holds it mounted?",
-		denied: "make the file readable by the user tokend runs as (the pod's securityContext.fsGroup, or the secret volume's defaultMode)",
-	}
 }
 
 func (e *Bearer) hint(code int) string {

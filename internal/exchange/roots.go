@@ -7,41 +7,32 @@ import (
 	"os"
 )
 
-// LoadRoots returns the system roots plus the certificates in the PEM files
-// at paths; empty paths are skipped. The system roots honour SSL_CERT_FILE
-// and SSL_CERT_DIR. Loading them is most of a cold start's CPU, so call it
+// LoadRoots returns the system roots plus the certificates in the PEM file
+// at path, when not empty. The system roots honour SSL_CERT_FILE and
+// SSL_CERT_DIR. Loading them is most of a cold start's CPU, so call it
 // only for an https URL. Errors name the file and say what is wrong with it.
-func LoadRoots(paths ...string) (*x509.CertPool, error) {
+func LoadRoots(path string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	if err := appendPEMFiles(pool, paths...); err != nil {
-		return nil, err
-	}
-	return pool, nil
+	return pool, appendPEMFile(pool, path)
 }
 
-// CheckCAFiles reports, as LoadRoots would, whether each PEM file at paths
+// CheckCAFiles reports, as LoadRoots would, whether the PEM file at path
 // can be read and holds a certificate, without loading the system roots.
-func CheckCAFiles(paths ...string) error {
-	return appendPEMFiles(x509.NewCertPool(), paths...)
-}
+func CheckCAFiles(path string) error { return appendPEMFile(x509.NewCertPool(), path) }
 
-// appendPEMFiles adds the certificates of the PEM files at paths to pool;
-// empty paths are skipped.
-func appendPEMFiles(pool *x509.CertPool, paths ...string) error {
-	for _, path := range paths {
-		if path == "" {
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
-		}
-		if !pool.AppendCertsFromPEM(data) {
-			return fmt.Errorf("%s holds no PEM certificate", path)
-		}
+func appendPEMFile(pool *x509.CertPool, path string) error {
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"log"
 	"log/slog"
 	"math"
 	"net/http"
@@ -135,17 +134,12 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	st.outcome = OutcomeUpstreamError
 	code, reason := http.StatusBadGateway, "tokend proxy: the upstream could not be reached"
-	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+	if t := (interface{ Timeout() bool })(nil); errors.Is(err, context.DeadlineExceeded) || errors.As(err, &t) && t.Timeout() {
 		code, reason = http.StatusGatewayTimeout, "tokend proxy: the upstream did not answer in time"
 	}
 	p.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "proxy: upstream request failed",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	plain(w, code, reason, 0)
-}
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
 }
 
 // plain writes a short text/plain answer, with Retry-After when retry > 0.
@@ -185,8 +179,3 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// newErrorLog adapts l for net/http's *log.Logger hooks, at warn.
-func newErrorLog(l *slog.Logger) *log.Logger {
-	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
-}

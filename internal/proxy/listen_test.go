@@ -24,7 +24,7 @@ func TestUnixSocket(t *testing.T) {
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close() // leaves the socket file behind, as a crash would
 
-	ln, err := ListenMode("unix:" + path, 0o660)
+	ln, err := ListenMode("unix:"+path, 0o660)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package proxy
 
 import "sync"
 
-// copyBufferSize is the size of the buffers that copy response bodies.
 const copyBufferSize = 32 << 10
 
 // bufferPool lends httputil.ReverseProxy its copy buffers, so that a

@@ -10,17 +10,14 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// Reasons a request gets no token; their text is what the client reads in
-// the answer's body, and none of them is a 401: an MCP client or SDK reads
-// a 401 as "credentials required" and drops the server, while the trouble
-// is the proxy's own, which the client cannot fix by logging in.
+// Reasons a request gets no token, as the client reads them; none is a
+// 401 (see the package doc).
 var (
 	errNoToken = errors.New("tokend proxy: no token yet; retry shortly")
 	errExpired = errors.New("tokend proxy: the token has expired and no fresh one came; retry shortly")
 )
 
-// withdrawnError is the answer while the token is withdrawn: the control
-// plane definitively refused the credential, and waiting does not help.
+// withdrawnError is the answer while the token is withdrawn.
 type withdrawnError struct{ reason string }
 
 func (e *withdrawnError) Error() string {
@@ -81,8 +78,7 @@ func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, erro
 	return tok, gone, nil
 }
 
-// awaitFirst waits until the Source holds its first token, FirstTokenWait
-// at most.
+// awaitFirst waits for the Source's first token, FirstTokenWait at most.
 func (p *Proxy) awaitFirst(ctx context.Context) error {
 	ready := p.src.Ready()
 	select {
@@ -115,7 +111,6 @@ func (p *Proxy) refresh(ctx context.Context, old secret.String) (_ secret.String
 	rctx, cancel := context.WithTimeout(ctx, refreshWait)
 	defer cancel()
 	if err = p.src.Refresh(rctx); err != nil {
-		// The daemon logs its own exchange failures; this is the request's view.
 		p.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "proxy: no fresh token for a request", slog.String("error", err.Error()))
 	}
 	tok, exp, held := p.src.Token()
