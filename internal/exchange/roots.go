@@ -16,7 +16,10 @@ func LoadRoots(path string) (*x509.CertPool, error) {
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	return pool, appendPEMFile(pool, path)
+	if err := appendPEMFile(pool, path); err != nil {
+		return nil, err
+	}
+	return pool, nil
 }
 
 // CheckCAFiles reports, as LoadRoots would, whether the PEM file at path
