@@ -14,9 +14,8 @@ import (
 // make room (see the package doc). It is safe for concurrent use.
 type capListener struct {
 	net.Listener
-	max       int
-	maxFields int
-	hooks     hooks
+	max   int
+	hooks hooks
 
 	mu    sync.Mutex // guards the fields below
 	open  map[*conn]struct{}
@@ -26,8 +25,8 @@ type capListener struct {
 	doneC chan struct{} // closed by Close
 }
 
-func newCapListener(ln net.Listener, max, maxFields int) *capListener {
-	return &capListener{Listener: ln, max: max, maxFields: maxFields, open: make(map[*conn]struct{}, max), doneC: make(chan struct{})}
+func newCapListener(ln net.Listener, max int) *capListener {
+	return &capListener{Listener: ln, max: max, open: make(map[*conn]struct{}, max), doneC: make(chan struct{})}
 }
 
 // Accept accepts a connection and admits it, closing the idlest one when
@@ -206,7 +205,7 @@ type conn struct {
 // connection, so an oversized header is never parsed.
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && c.scan.feed(p[:n]) > c.l.maxFields+1 { // +1: the request line
+	if n > 0 && c.scan.feed(p[:n]) > MaxHeaderFields+1 { // +1: the request line
 		c.refuse()
 		return 0, &net.OpError{Op: "read", Net: "tcp", Err: errTooManyFields}
 	}
@@ -218,7 +217,7 @@ func (c *conn) Read(p []byte) (int, error) {
 // header for a moment, so that closing does not reset the connection
 // before the client has read the answer.
 func (c *conn) refuse() {
-	msg := tooManyFields(c.l.maxFields) + "\n"
+	msg := tooManyFields + "\n"
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(refuseWait))
 	_, _ = c.Conn.Write([]byte("HTTP/1.1 431 Request Header Fields Too Large\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
