@@ -30,8 +30,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Process is a started process, the leader of its own process group, whose
@@ -128,4 +131,33 @@ func withDevNull(files []*os.File) ([]*os.File, func(), error) {
 		}
 	}
 	return out, func() { null.Close() }, nil
+}
+
+// foregroundTerminal returns f when it is a terminal whose foreground
+// process group is tokend's own, else nil.
+func foregroundTerminal(f *os.File) *os.File {
+	fd := int(f.Fd())
+	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
+		return nil
+	}
+	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != syscall.Getpgrp() {
+		return nil
+	}
+	return f
+}
+
+// restoreForeground gives the terminal's foreground back to tokend's
+// group when the group pgid still holds it. tokend is in the background
+// until then, and the kernel refuses tcsetpgrp from the background unless
+// SIGTTOU is ignored or blocked: it is ignored for the call, with
+// reaper.mu held so that no process starts meanwhile and inherits the
+// ignored signal.
+func restoreForeground(tty *os.File, pgid int) {
+	fd := int(tty.Fd())
+	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != pgid {
+		return
+	}
+	signal.Ignore(syscall.SIGTTOU)
+	defer signal.Reset(syscall.SIGTTOU)
+	_ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, syscall.Getpgrp())
 }
