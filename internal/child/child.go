@@ -137,27 +137,30 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	case <-ctx.Done():
 		return 0, ErrNotStarted
 	}
-	r := &run{s: s, b: s.RestartBackoff, log: s.logger()}
+	cfg := *s // with the defaults of its zero fields
+	if cfg.StopSignal == 0 {
+		cfg.StopSignal = syscall.SIGTERM
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.StableAfter <= 0 {
+		cfg.StableAfter = DefaultStableAfter
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &run{s: &cfg, b: s.RestartBackoff, log: s.Logger}
 	if r.b == nil {
-		r.b = newRestartBackoff()
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = time.Second, time.Minute, 0
+		b.Reset()
+		r.b = b
+	}
+	if r.log == nil {
+		r.log = slog.Default()
 	}
 	return r.loop(ctx)
-}
-
-func (s *Supervisor) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.Default()
-	}
-	return s.Logger
-}
-
-func newRestartBackoff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = time.Second
-	b.MaxInterval = time.Minute
-	b.MaxElapsedTime = 0
-	b.Reset()
-	return b
 }
 
 func signum(sig os.Signal) int { return int(sysSignal(sig)) }
