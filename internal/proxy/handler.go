@@ -56,7 +56,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, gone, err := p.token(r.Context())
 	if err != nil {
-		code, retry, outcome := p.answerOf(err)
+		code, retry, outcome := answerOf(err)
 		st.outcome = outcome
 		if r.Context().Err() == nil {
 			plain(sw, code, err.Error(), retry)
@@ -122,9 +122,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	st := stateOf(r.Context())
 	if st.cut.Load() {
 		reason, _ := p.src.Withdrawal()
-		err = &withdrawnError{reason}
+		err = withdrawn(reason)
 	}
-	if code, retry, outcome := p.answerOf(err); code != 0 {
+	if code, retry, outcome := answerOf(err); code != 0 {
 		st.outcome = outcome
 		plain(w, code, err.Error(), retry)
 		return

@@ -10,47 +10,50 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// Reasons a request gets no token, as the client reads them; none is a
-// 401 (see the package doc).
-var (
-	errNoToken = errors.New("tokend proxy: no token yet; retry shortly")
-	errExpired = errors.New("tokend proxy: the token has expired and no fresh one came; retry shortly")
-)
-
-// withdrawnError is the answer while the token is withdrawn.
-type withdrawnError struct{ reason string }
-
-func (e *withdrawnError) Error() string {
-	return "tokend proxy: the token was withdrawn, the control plane refused this session's credential: " + e.reason
+// answer is the proxy's own answer to a request, in place of a token it
+// cannot send or of the upstream's 401: never a 401 itself (see the
+// package doc). Its text is what the client reads.
+type answer struct {
+	code    int
+	retry   bool // with Retry-After
+	outcome string
+	msg     string
 }
 
-// answerOf returns the status, Retry-After and outcome for err, a reason a
-// request gets no token (or a request the upstream refused, see
-// retryTransport).
-func (p *Proxy) answerOf(err error) (code int, retry time.Duration, outcome string) {
-	var we *withdrawnError
-	var ua *upstreamAnswer
-	switch {
-	case errors.As(err, &we):
-		return http.StatusForbidden, 0, OutcomeWithdrawn
-	case errors.As(err, &ua):
-		return ua.code, ua.retry, OutcomeUpstreamRefused
-	case errors.Is(err, errExpired):
-		return http.StatusServiceUnavailable, retryAfter, OutcomeExpired
-	case errors.Is(err, errNoToken):
-		return http.StatusServiceUnavailable, retryAfter, OutcomeNoToken
+func (a *answer) Error() string { return a.msg }
+
+// The answers to a request that gets no token.
+var (
+	errNoToken = &answer{http.StatusServiceUnavailable, true, OutcomeNoToken, "tokend proxy: no token yet; retry shortly"}
+	errExpired = &answer{http.StatusServiceUnavailable, true, OutcomeExpired, "tokend proxy: the token has expired and no fresh one came; retry shortly"}
+)
+
+func withdrawn(reason string) *answer {
+	return &answer{http.StatusForbidden, false, OutcomeWithdrawn,
+		"tokend proxy: the token was withdrawn, the control plane refused this session's credential: " + reason}
+}
+
+// answerOf returns the status, Retry-After and outcome for err: an
+// *answer's, or none (code 0) for another error.
+func answerOf(err error) (code int, retry time.Duration, outcome string) {
+	var a *answer
+	if !errors.As(err, &a) {
+		return 0, 0, OutcomeCanceled
 	}
-	return 0, 0, OutcomeCanceled
+	if a.retry {
+		retry = retryAfter
+	}
+	return a.code, retry, a.outcome
 }
 
 // token returns a token fit to send, and the context that ends when it is
 // withdrawn: it waits up to FirstTokenWait for the first one, and when the
 // held one has expired it asks for a fresh one. A withdrawn token is never
-// returned. Its errors are errNoToken, errExpired, a *withdrawnError, or
+// returned. Its errors are errNoToken, errExpired, a withdrawn answer, or
 // ctx's error.
 func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, error) {
 	if reason, _ := p.src.Withdrawal(); reason != "" {
-		return secret.String{}, nil, &withdrawnError{reason} // also before any token
+		return secret.String{}, nil, withdrawn(reason) // also before any token
 	}
 	if err := p.awaitFirst(ctx); err != nil {
 		return secret.String{}, nil, err
@@ -58,7 +61,7 @@ func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, erro
 	// gone is taken before the token: a withdrawal in between ends it.
 	reason, gone := p.src.Withdrawal()
 	if reason != "" {
-		return secret.String{}, nil, &withdrawnError{reason}
+		return secret.String{}, nil, withdrawn(reason)
 	}
 	tok, exp, ok := p.src.Token()
 	if ok && p.usable(exp) {
@@ -70,7 +73,7 @@ func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, erro
 			return secret.String{}, nil, err
 		}
 		if reason, _ := p.src.Withdrawal(); reason != "" {
-			return secret.String{}, nil, &withdrawnError{reason}
+			return secret.String{}, nil, withdrawn(reason)
 		}
 		return secret.String{}, nil, errExpired
 	}

@@ -39,21 +39,11 @@ const drainBytes = 4 << 10
 
 // retryTransport sends a request once more, with a fresh token, after a
 // 401 (see the package doc, step 6, and reauth for when), and never lets a
-// 401 through: it answers in the upstream's place (upstreamAnswer).
+// 401 through: it answers in the upstream's place.
 type retryTransport struct {
 	p    *Proxy
 	base http.RoundTripper
 }
-
-// upstreamAnswer is the proxy's own answer in place of the upstream's
-// 401: the client gets code and the message, never the 401.
-type upstreamAnswer struct {
-	code  int
-	retry time.Duration
-	msg   string
-}
-
-func (a *upstreamAnswer) Error() string { return a.msg }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req, replayable, err := t.replayable(req)
@@ -69,18 +59,18 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	discard(resp)
 	fresh, ok, rerr := t.p.reauth.fresh(req.Context(), st.token)
 	if reason, _ := t.p.src.Withdrawal(); reason != "" {
-		return nil, &withdrawnError{reason}
+		return nil, withdrawn(reason)
 	}
 	switch {
 	case !ok && rerr != nil:
-		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: retryAfter,
-			msg: "tokend proxy: the upstream refused the token (401) and no fresh one came; retry shortly"}
+		return nil, &answer{http.StatusServiceUnavailable, true, OutcomeUpstreamRefused,
+			"tokend proxy: the upstream refused the token (401) and no fresh one came; retry shortly"}
 	case !ok:
-		return nil, &upstreamAnswer{code: http.StatusBadGateway,
-			msg: "tokend proxy: the upstream refused the token (401), and there is no other to send"}
+		return nil, &answer{http.StatusBadGateway, false, OutcomeUpstreamRefused,
+			"tokend proxy: the upstream refused the token (401), and there is no other to send"}
 	case !replayable:
-		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: retryAfter,
-			msg: "tokend proxy: the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
+		return nil, &answer{http.StatusServiceUnavailable, true, OutcomeUpstreamRefused,
+			"tokend proxy: the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
 	}
 	retry := req.Clone(req.Context())
 	retry.Header.Set("Authorization", "Bearer "+fresh.Reveal())
@@ -96,8 +86,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err = t.base.RoundTrip(retry)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		discard(resp)
-		return nil, &upstreamAnswer{code: http.StatusBadGateway,
-			msg: "tokend proxy: the upstream refused a freshly issued token too (401): it does not accept this session's tokens"}
+		return nil, &answer{http.StatusBadGateway, false, OutcomeUpstreamRefused,
+			"tokend proxy: the upstream refused a freshly issued token too (401): it does not accept this session's tokens"}
 	}
 	return t.record(req.Context(), resp, err)
 }
