@@ -79,7 +79,7 @@ func (f *flags) add(target any, name, env, def, usage string) {
 	parse := func(s string) error {
 		f.given[name] = true
 		if err := set(strings.TrimSpace(s)); err != nil {
-			f.problem(name, err)
+			f.problemf(name, "%w", err)
 		}
 		return nil
 	}
@@ -116,12 +116,9 @@ func (f *flags) label(name string) string {
 	return "--" + name
 }
 
-func (f *flags) problem(name string, err error) {
-	f.errs = append(f.errs, fmt.Errorf("%s: %w", f.label(name), err))
-}
-
+// problemf adds a problem with the setting name: its label, then format.
 func (f *flags) problemf(name, format string, args ...any) {
-	f.problem(name, fmt.Errorf(format, args...))
+	f.errs = append(f.errs, fmt.Errorf("%s: "+format, append([]any{f.label(name)}, args...)...))
 }
 
 // usage prints a command's help: static defaults only, never a value

@@ -17,6 +17,7 @@ import (
 	"github.com/ambient-code/tokend/internal/notify"
 	"github.com/ambient-code/tokend/internal/proxy"
 	"github.com/ambient-code/tokend/internal/refresher"
+	"golang.org/x/sys/unix"
 )
 
 // commands are the commands that take settings, in help order.
@@ -228,21 +229,18 @@ func envName(p *string) func(string) error {
 	}
 }
 
-var signals = map[string]syscall.Signal{
-	"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "TERM": syscall.SIGTERM,
-	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH, "ALRM": syscall.SIGALRM,
-}
-
-// signalValue parses a signal name (SIGHUP, HUP, hup) or number.
+// signalValue parses a signal name (SIGHUP, HUP, hup) or number; SIGKILL
+// and SIGSTOP, which a process cannot handle, are refused.
 func signalValue(p *syscall.Signal) func(string) error {
 	return func(s string) error {
-		if sig, ok := signals[strings.TrimPrefix(strings.ToUpper(s), "SIG")]; ok {
-			*p = sig
-		} else if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 && n != int(syscall.SIGKILL) && n != int(syscall.SIGSTOP) {
-			*p = syscall.Signal(n)
-		} else {
+		sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(s), "SIG"))
+		if n, err := strconv.Atoi(s); err == nil {
+			sig = syscall.Signal(n)
+		}
+		if sig <= 0 || sig >= 65 || sig == syscall.SIGKILL || sig == syscall.SIGSTOP {
 			return fmt.Errorf("%q is not a signal tokend sends: use HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM or a number", s)
 		}
+		*p = sig
 		return nil
 	}
 }
