@@ -112,21 +112,22 @@ func (l *capListener) Close() error {
 	return l.Listener.Close()
 }
 
-// closeIdle closes the connections that serve no request, at the start of
-// a shutdown. (http.Server.Shutdown would give one that has not sent its
-// first request 5 s to do so.)
-func (l *capListener) closeIdle() {
+// closeWhere closes the open connections for which pick is true (with l.mu
+// held): at the start of a shutdown, those that serve no request
+// (http.Server.Shutdown would give one that has not sent its first request
+// 5 s to do so); at its end, the hijacked ones (tunnels), which the
+// http.Server no longer tracks.
+func (l *capListener) closeWhere(pick func(*conn) bool) {
 	l.mu.Lock()
-	var idle []*conn
+	var cs []*conn
 	for c := range l.open {
-		if !c.busy {
-			idle = append(idle, c)
-			delete(l.open, c)
+		if pick(c) {
+			cs = append(cs, c)
 		}
 	}
 	l.mu.Unlock()
-	for _, c := range idle {
-		_ = c.Conn.Close()
+	for _, c := range cs {
+		_ = c.Close()
 	}
 }
 
@@ -169,22 +170,6 @@ func (l *capListener) release(c *conn) {
 		l.wakeLocked()
 	}
 	l.mu.Unlock()
-}
-
-// closeHijacked closes the hijacked connections still open (tunnels), at
-// the end of a shutdown: the http.Server no longer tracks them.
-func (l *capListener) closeHijacked() {
-	l.mu.Lock()
-	var hs []*conn
-	for c := range l.open {
-		if c.hijacked {
-			hs = append(hs, c)
-		}
-	}
-	l.mu.Unlock()
-	for _, c := range hs {
-		_ = c.Close()
-	}
 }
 
 // conn is an admitted connection. Its slot is given back when it closes.

@@ -156,12 +156,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lim.ShutdownTimeout)
 	defer cancel()
 	_ = cl.Close() // no new connections; then no waiting on idle ones
-	cl.closeIdle()
+	cl.closeWhere(func(c *conn) bool { return !c.busy })
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
 	<-errc // http.ErrServerClosed
-	cl.closeHijacked()
+	cl.closeWhere(func(c *conn) bool { return c.hijacked })
 	return nil
 }
 
