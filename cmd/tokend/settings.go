@@ -12,12 +12,13 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/notify"
 	"github.com/ambient-code/tokend/internal/proxy"
 	"github.com/ambient-code/tokend/internal/refresher"
-	"golang.org/x/sys/unix"
 )
 
 // commands are the commands that take settings, in help order.

@@ -7,13 +7,11 @@
 //     back from an exchange or a write for more than a minute after its last
 //     wait ended, which means it is wedged and a restart is the cure.
 //   - /readyz: the token is not withdrawn (the control plane has not
-//     definitively refused the credential since the last token), the
-//     last attempt to write the token file succeeded, the
-//     token directory's last verification found the token tokend last
-//     stored in place (the probe itself reads no file), and that token has
-//     not expired (when its expiry is known). A failed write (a full or read-only
-//     volume, a directory in the token's place) makes it fail even while the
-//     old token is intact, until a write succeeds again.
+//     definitively refused the credential since the last token), the last
+//     attempt to write the token file succeeded (a failed write fails it
+//     even while the old token is intact), the token directory's last
+//     verification found the token tokend last stored in place (the probe
+//     itself reads no file), and that token has not expired.
 //   - /startupz: the first token has been written.
 //   - /metrics: Prometheus metrics from a private registry.
 //
@@ -33,11 +31,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/listen"
 	"github.com/ambient-code/tokend/internal/refresher"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Bounds of the probe server (see package listen). The kubelet opens a
