@@ -109,8 +109,10 @@ func (f *flags) fromEnv(env map[string]string) {
 }
 
 // label names a setting as every message does: "VARIABLE (--flag)".
-func (f *flags) label(name string) string {
-	if env := f.env[name]; env != "" {
+func (f *flags) label(name string) string { return label(name, f.env[name]) }
+
+func label(name, env string) string {
+	if env != "" {
 		return env + " (--" + name + ")"
 	}
 	return "--" + name

@@ -62,20 +62,15 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 	}
 	f.fromEnv(env)
 	known := map[string]string{"AMBIENT_CP_CA_CERT_FILE": "AMBIENT_CP_CA_CERT_FILE"}
-	done := map[string]bool{}
-	for _, cmd := range commands {
-		other := newFlags(cmd)
-		(&options{}).define(other, cmd)
-		for _, name := range other.order {
-			e := other.env[name]
-			known[e] = other.label(name)
-			if slices.Contains(shared, name) && f.Lookup(name) == nil && !done[name] && env[e] != "" {
-				done[name] = true
-				other.Set(name, env[e])
-			}
+	other := newFlags("other")
+	for _, s := range (&options{}).table() {
+		known[s.env] = label(s.name, s.env)
+		if s.cmds[0] == '*' && f.Lookup(s.name) == nil && other.Lookup(s.name) == nil && env[s.env] != "" {
+			other.add(s.to, s.name, s.env, "", "")
+			other.Set(s.name, env[s.env])
 		}
-		f.errs = append(f.errs, other.errs...)
 	}
+	f.errs = append(f.errs, other.errs...)
 	f.unknownVariables(env, known)
 	full := o.validate(f, env)
 	if len(f.errs) > 0 {
