@@ -131,22 +131,17 @@ func command(ctx context.Context, o *options, d daemon.Deps, stdout io.Writer) e
 // configuration or usage.
 func exitCode(err error, stderr io.Writer) int {
 	var ee *exitError
-	var ie *invalidError
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ee):
-		if ee.code == 2 {
-			fmt.Fprintln(stderr, "tokend:", ee.err)
-		}
-		return ee.code
-	case errors.As(err, &ie):
-		fmt.Fprintln(stderr, "tokend:", err)
-		return 2
-	default:
-		fmt.Fprintln(stderr, "tokend:", err)
-		return 1
+	case errors.As(err, &ee) && ee.code != 2:
+		return ee.code // logged already
 	}
+	fmt.Fprintln(stderr, "tokend:", err)
+	if ee != nil || errors.As(err, new(*invalidError)) {
+		return 2
+	}
+	return 1
 }
 
 // usage prints tokend's top-level help.
