@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -58,8 +57,6 @@ type EncryptedSession struct {
 	UserAgent string
 	// Now returns the wall time used to judge expiry; time.Now when nil.
 	Now func() time.Time
-	// Rand is the randomness for OAEP; crypto/rand when nil.
-	Rand io.Reader
 	// Timeout bounds one exchange, from dial to the last byte of the body;
 	// RequestTimeout when zero.
 	Timeout time.Duration
@@ -127,11 +124,7 @@ func (e *EncryptedSession) key() (*rsa.PublicKey, error) {
 
 // send is step 2.
 func (e *EncryptedSession) send(ctx context.Context, key *rsa.PublicKey) (Token, error) {
-	rnd := e.Rand
-	if rnd == nil {
-		rnd = rand.Reader
-	}
-	ct, err := rsa.EncryptOAEP(sha256.New(), rnd, key, []byte(e.SessionID.Reveal()), nil)
+	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, key, []byte(e.SessionID.Reveal()), nil)
 	if err != nil {
 		// The error from EncryptOAEP names sizes, never the plaintext.
 		return Token{}, fmt.Errorf("exchange: encrypting the session id: %w", err)
