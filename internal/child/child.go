@@ -78,7 +78,6 @@ var ErrNotStarted = errors.New("child: stopped before the command started")
 // reaper's) and must not block.
 type Hooks struct {
 	Started   func(pid int)
-	Exited    func(pid int, code int)
 	Signalled func(pid int, sig syscall.Signal)
 	Reaped    func(pid int)
 }

@@ -107,9 +107,6 @@ func (r *run) exited(ws syscall.WaitStatus) {
 	code, pid := proc.ExitCode(ws), r.child.Pid
 	r.child = nil
 	r.log.Info("child exited", slog.Int("pid", pid), slog.Int("code", code))
-	if h := r.s.Hooks.Exited; h != nil {
-		h(pid, code)
-	}
 	if !r.restarting {
 		r.ending, r.code = true, code
 		if !r.isStopping(pid) && proc.GroupExists(pid) {
