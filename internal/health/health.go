@@ -42,12 +42,7 @@ import (
 
 // Bounds of the probe server (see package listen). The kubelet opens a
 // connection per probe and Prometheus keeps one alive, so a handful are in
-// use at a time; MaxConns bounds what a flood from the pod network can
-// cost: at the cap, a new connection closes the idlest. A request's
-// header (8 KiB at most) must arrive within ReadHeaderTimeout, and a
-// keep-alive connection is closed after IdleTimeout without a request
-// (the kubelet does not keep probe connections alive; Prometheus
-// reconnects at its next scrape).
+// use at a time; MaxConns bounds what a flood from the pod network costs.
 const (
 	MaxConns          = 16
 	ReadHeaderTimeout = 5 * time.Second
@@ -229,9 +224,7 @@ func (m *Monitor) ready() error {
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully, within
-// the bounds above (MaxConns connections, ReadHeaderTimeout, IdleTimeout,
-// request headers of at most 8 KiB and 100 fields). It returns nil after
-// a shutdown caused by ctx.
+// the bounds above. It returns nil after a shutdown caused by ctx.
 func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 	s := &listen.Server{Handler: m.Handler(), Limits: limits, ErrorLog: m.ErrorLog}
 	if err := s.Serve(ctx, ln); err != nil {

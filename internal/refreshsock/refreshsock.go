@@ -46,10 +46,7 @@ const Name = ".tokend.sock"
 // requestTimeout bounds one refresh request on the server side.
 const requestTimeout = 30 * time.Second
 
-// Bounds of the socket's server (see package listen): at most MaxConns
-// connections (at the cap, a new one closes the idlest), a request's
-// header of at most 4 KiB and 100 fields within 5 s, and a keep-alive
-// connection closed after IdleTimeout without a request. `tokend refresh`
+// Bounds of the socket's server (see package listen). `tokend refresh`
 // and tokenfile make one request per connection, so a handful are open at
 // a time; the connections cost at most 2 MiB (listen.Limits.MemoryBound).
 const (
