@@ -67,17 +67,21 @@ func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, erro
 	if ok && p.usable(exp) {
 		return tok, gone, nil
 	}
-	tok, ok, _ = p.refresh(ctx, secret.String{})
-	if !ok {
-		if err := ctx.Err(); err != nil {
-			return secret.String{}, nil, err
-		}
-		if reason, _ := p.src.Withdrawal(); reason != "" {
-			return secret.String{}, nil, withdrawn(reason)
-		}
+	// Expired: ask for a fresh one, refreshWait at most.
+	rctx, cancel := context.WithTimeout(ctx, refreshWait)
+	defer cancel()
+	if err := p.src.Refresh(rctx); err != nil {
+		p.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "proxy: no fresh token for a request", slog.String("error", err.Error()))
+	}
+	if err := ctx.Err(); err != nil {
+		return secret.String{}, nil, err
+	}
+	if reason, gone = p.src.Withdrawal(); reason != "" {
+		return secret.String{}, nil, withdrawn(reason)
+	}
+	if tok, exp, ok = p.src.Token(); !ok || !p.usable(exp) {
 		return secret.String{}, nil, errExpired
 	}
-	_, gone = p.src.Withdrawal()
 	return tok, gone, nil
 }
 
@@ -104,21 +108,4 @@ func (p *Proxy) awaitFirst(ctx context.Context) error {
 // usable reports whether a token expiring at exp may be sent now.
 func (p *Proxy) usable(exp time.Time) bool {
 	return exp.IsZero() || p.cfg.Now().Add(minRemaining).Before(exp)
-}
-
-// refresh asks the Source for a fresh token, RefreshWait at most, and
-// returns it when it is usable, differs from old and is not withdrawn;
-// err is the Source's failure to refresh, nil when it answered (perhaps
-// with the same token).
-func (p *Proxy) refresh(ctx context.Context, old secret.String) (_ secret.String, ok bool, err error) {
-	rctx, cancel := context.WithTimeout(ctx, refreshWait)
-	defer cancel()
-	if err = p.src.Refresh(rctx); err != nil {
-		p.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "proxy: no fresh token for a request", slog.String("error", err.Error()))
-	}
-	tok, exp, held := p.src.Token()
-	if reason, _ := p.src.Withdrawal(); !held || reason != "" || !p.usable(exp) || tok.Equal(old) {
-		return secret.String{}, false, err
-	}
-	return tok, true, err
 }
