@@ -111,12 +111,7 @@ func (f *flags) fromEnv(env map[string]string) {
 // label names a setting as every message does: "VARIABLE (--flag)".
 func (f *flags) label(name string) string { return label(name, f.env[name]) }
 
-func label(name, env string) string {
-	if env != "" {
-		return env + " (--" + name + ")"
-	}
-	return "--" + name
-}
+func label(name, env string) string { return env + " (--" + name + ")" }
 
 // problemf adds a problem with the setting name: its label, then format.
 func (f *flags) problemf(name, format string, args ...any) {

@@ -132,7 +132,7 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	select {
 	case <-s.Ready:
 	case sig := <-s.Signals:
-		return 128 + signum(sig), ErrNotStarted
+		return 128 + int(sysSignal(sig)), ErrNotStarted
 	case <-ctx.Done():
 		return 0, ErrNotStarted
 	}
@@ -162,8 +162,7 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	return r.loop(ctx)
 }
 
-func signum(sig os.Signal) int { return int(sysSignal(sig)) }
-
+// sysSignal is sig as a syscall.Signal; SIGTERM for another kind.
 func sysSignal(sig os.Signal) syscall.Signal {
 	if s, ok := sig.(syscall.Signal); ok {
 		return s

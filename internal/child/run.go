@@ -75,7 +75,7 @@ func (r *run) loop(ctx context.Context) (int, error) {
 		case <-r.s.Changes:
 			r.changed()
 		case sig := <-r.s.Signals:
-			r.end(sysSignal(sig), 128+signum(sig))
+			r.end(sysSignal(sig), 128+int(sysSignal(sig)))
 		case <-done:
 			done = nil
 			r.end(r.s.StopSignal, 0)
