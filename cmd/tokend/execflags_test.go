@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -39,7 +41,7 @@ func TestParseExecProblems(t *testing.T) {
 		{[]string{"--change-policy", "reload", "--reload-signal", "KILL", "--token-env", "9X", "--grace-period", "0s", "--", "x"},
 			[]string{"TOKEND_EXEC_CHANGE_POLICY (--change-policy): must be none, signal or restart", "TOKEND_EXEC_RELOAD_SIGNAL (--reload-signal): \"KILL\" is not a signal",
 				"TOKEND_EXEC_TOKEN_ENV (--token-env): \"9X\" is not a variable name", "TOKEND_EXEC_GRACE_PERIOD (--grace-period): must be positive"}},
-		{[]string{"--on-change", "x", "--", "x"}, []string{"flag provided but not defined: -on-change"}},
+		{[]string{"--on-change", "x", "--", "x"}, []string{"TOKEND_ON_CHANGE (--on-change): tokend exec runs no on-change command: tell the child with --change-policy"}},
 		{[]string{"--notify-signal", "HUP", "--", "x"}, []string{"--notify-pid-file): required with --notify-signal"}},
 	} {
 		_, err := parse("exec", tc.args, env(t, nil))
@@ -48,6 +50,43 @@ func TestParseExecProblems(t *testing.T) {
 				t.Errorf("%q: error %v, want %q", tc.args, err, w)
 			}
 		}
+	}
+}
+
+// TestExecRefusesOnChange: run's on-change command, given to exec by its
+// variable (an environment shared with a run sidecar) or its flag, is not
+// silently ignored: exec exits 2 naming the setting and the fix, and runs
+// nothing.
+func TestExecRefusesOnChange(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"variable", []string{"exec", "--", "true"}, map[string]string{"TOKEND_ON_CHANGE": "/bin/reload"}},
+		{"flag", []string{"exec", "--on-change", "/bin/reload", "--", "true"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			maps.Copy(h.env, tc.env)
+			err := h.run(t.Context(), tc.args...)
+			var stderr bytes.Buffer
+			if code := exitCode(err, &stderr); code != 2 {
+				t.Fatalf("exit %d, want 2: %v", code, err)
+			}
+			for _, want := range []string{"TOKEND_ON_CHANGE (--on-change)", "--change-policy signal or restart"} {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr %q lacks %q", stderr.String(), want)
+				}
+			}
+			if _, err := os.Stat(h.file); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("exec wrote the token file before refusing its configuration: %v", err)
+			}
+		})
+	}
+	var help bytes.Buffer
+	if _, err := load("exec", []string{"-h"}, env(t, nil), &help); !errors.Is(err, flag.ErrHelp) || strings.Contains(help.String(), "on-change") {
+		t.Errorf("exec -h lists --on-change, which exec refuses: %v\n%s", err, help.String())
 	}
 }
 

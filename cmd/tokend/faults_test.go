@@ -75,12 +75,12 @@ func issuerFaults(redirectTo string) []issuerFault {
 }
 
 // slow reports whether a fault needs a short per-request timeout to be
-// seen failing (it would otherwise take exchange.SessionRequestTimeout).
+// seen failing (it would otherwise take exchange.RequestTimeout).
 func (f issuerFault) slow() bool {
 	return f.name == "hang" || f.name == "slow body past the deadline"
 }
 
-// testRequestTimeout replaces exchange.SessionRequestTimeout for the slow
+// testRequestTimeout replaces exchange.RequestTimeout for the slow
 // faults.
 const testRequestTimeout = 400 * time.Millisecond
 
@@ -142,7 +142,7 @@ func (h *faultHarness) start(ctx context.Context, cmd string, f issuerFault, sho
 // that short admits when it is sent. A fault that hangs needs a deadline
 // to fail at all, while an answer after the fault must not be cut off by
 // that deadline on a loaded machine: the exchanger's own timeout
-// (SessionRequestTimeout) bounds those.
+// (RequestTimeout) bounds those.
 func shortTimeout(short func() bool) func(exchange.Exchanger) error {
 	return func(ex exchange.Exchanger) error {
 		es, ok := ex.(*exchange.EncryptedSession)

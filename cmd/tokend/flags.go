@@ -36,33 +36,25 @@ func newFlags(command string) *flags {
 
 // add registers a setting: the typed target its text is parsed into, its
 // flag name, its variable, its default as text ("" for none) and its
-// usage. target is a *string, a *bool, a *time.Duration (which must be
-// positive), a *slog.Level, or a func that parses the text into its own
-// target and returns the problem.
+// usage ("" leaves it out of help). target is a *string, a *bool, a
+// *time.Duration (which must be positive), a *slog.Level, or a func that
+// parses the text into its own target and returns the problem. The text
+// is trimmed; a problem is recorded, never returned, so that the parse
+// goes on and reports every one.
 func (f *flags) add(target any, name, env, def, usage string) {
-	set, isBool := setter(target)
-	f.Var(&value{f: f, name: name, set: set, isBool: isBool}, name, usage)
-	f.Lookup(name).DefValue = def
-	f.env[name] = env
-	f.order = append(f.order, name)
-	if def != "" {
-		set(def)
-	}
-}
-
-func setter(target any) (set func(string) error, isBool bool) {
+	var set func(string) error
 	switch p := target.(type) {
 	case *string:
-		return func(s string) error { *p = s; return nil }, false
+		set = func(s string) error { *p = s; return nil }
 	case *bool:
-		return func(s string) (err error) {
+		set = func(s string) (err error) {
 			if *p, err = strconv.ParseBool(s); err != nil {
 				return fmt.Errorf("must be true or false, not %q", s)
 			}
 			return nil
-		}, true
+		}
 	case *time.Duration:
-		return func(s string) error {
+		set = func(s string) error {
 			d, err := time.ParseDuration(s)
 			if err != nil {
 				return fmt.Errorf("must be a Go duration such as 30s or 5m, not %q", s)
@@ -71,37 +63,37 @@ func setter(target any) (set func(string) error, isBool bool) {
 			}
 			*p = d
 			return nil
-		}, false
+		}
 	case *slog.Level:
-		return func(s string) error {
+		set = func(s string) error {
 			if p.UnmarshalText([]byte(s)) != nil {
 				return fmt.Errorf("must be debug, info, warn or error, not %q", s)
 			}
 			return nil
-		}, false
+		}
 	case func(string) error:
-		return p, false
+		set = p
+	default:
+		panic(fmt.Sprintf("flags: no setter for %T", target))
 	}
-	panic(fmt.Sprintf("flags: no setter for %T", target))
-}
-
-// value is a setting's flag.Value. It trims the text and records a parse
-// error as a problem. Its String is empty, so flag never prints a value.
-type value struct {
-	f      *flags
-	name   string
-	set    func(string) error
-	isBool bool
-}
-
-func (v *value) String() string   { return "" }
-func (v *value) IsBoolFlag() bool { return v.isBool }
-func (v *value) Set(s string) error {
-	v.f.given[v.name] = true
-	if err := v.set(strings.TrimSpace(s)); err != nil {
-		v.f.problem(v.name, err)
+	parse := func(s string) error {
+		f.given[name] = true
+		if err := set(strings.TrimSpace(s)); err != nil {
+			f.problemf(name, "%w", err)
+		}
+		return nil
 	}
-	return nil
+	if _, isBool := target.(*bool); isBool {
+		f.BoolFunc(name, usage, parse)
+	} else {
+		f.Func(name, usage, parse)
+	}
+	f.Lookup(name).DefValue = def
+	f.env[name] = env
+	f.order = append(f.order, name)
+	if def != "" {
+		set(def)
+	}
 }
 
 // fromEnv gives every setting that no flag set the value of its variable
@@ -117,19 +109,13 @@ func (f *flags) fromEnv(env map[string]string) {
 }
 
 // label names a setting as every message does: "VARIABLE (--flag)".
-func (f *flags) label(name string) string {
-	if env := f.env[name]; env != "" {
-		return env + " (--" + name + ")"
-	}
-	return "--" + name
-}
+func (f *flags) label(name string) string { return label(name, f.env[name]) }
 
-func (f *flags) problem(name string, err error) {
-	f.errs = append(f.errs, fmt.Errorf("%s: %w", f.label(name), err))
-}
+func label(name, env string) string { return env + " (--" + name + ")" }
 
+// problemf adds a problem with the setting name: its label, then format.
 func (f *flags) problemf(name, format string, args ...any) {
-	f.problem(name, fmt.Errorf(format, args...))
+	f.errs = append(f.errs, fmt.Errorf("%s: "+format, append([]any{f.label(name)}, args...)...))
 }
 
 // usage prints a command's help: static defaults only, never a value
@@ -142,6 +128,9 @@ func (f *flags) usage(w io.Writer, command string) {
 	fmt.Fprintf(w, "Usage: tokend %s [flags]%s\n\n%s\n\nFlags (each falls back to its environment variable):\n", command, args, summaries[command])
 	for _, name := range f.order {
 		fl, def := f.Lookup(name), ""
+		if fl.Usage == "" {
+			continue
+		}
 		if fl.DefValue != "" {
 			def = " (default " + fl.DefValue + ")"
 		}

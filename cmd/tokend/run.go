@@ -17,6 +17,8 @@ import (
 
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/proc"
+	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/internal/version"
 )
 
@@ -72,14 +74,25 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	log := newLogger(o.logFormat, o.logLevel, stderr)
-	defer reapAsInit(log)() // process.go: as PID 1, reap orphans under every command
+	if os.Getpid() == 1 { // reap the orphans re-parented to PID 1 (an --on-change program's children)
+		defer proc.Adopt(func(pid int) { log.Debug("reaped an orphan process", slog.Int("pid", pid)) })()
+	}
+	d := daemon.Deps{Logger: log}
+	if cmd == "run" || cmd == "exec" {
+		// SIGHUP and SIGUSR1 ask for an exchange now; unhandled, SIGHUP
+		// would end tokend (and leave exec's command running).
+		refresh := make(chan os.Signal, 1)
+		signal.Notify(refresh, syscall.SIGHUP, syscall.SIGUSR1)
+		defer signal.Stop(refresh)
+		d.RefreshSignals = refresh
+	}
 	switch cmd {
-	case "exec": // exec.go
-		return execCommand(ctx, o, log)
-	case "refresh": // exec.go
+	case "exec":
+		return execCommand(ctx, o, d)
+	case "refresh":
 		return refreshCommand(ctx, o, stdout, stderr)
 	}
-	if err := command(ctx, o, log, stdout); err != nil {
+	if err := command(ctx, o, d, stdout); err != nil {
 		log.Error(cmd+" failed", slog.String("error", err.Error()))
 		return &exitError{code: 1, err: err}
 	}
@@ -87,8 +100,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 }
 
 // command runs init, run or check.
-func command(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer) error {
-	cfg, d := &o.Config, daemon.Deps{Logger: log}
+func command(ctx context.Context, o *options, d daemon.Deps, stdout io.Writer) error {
+	cfg := &o.Config
 	switch cfg.Command {
 	case "init":
 		err := daemon.Init(ctx, cfg, d)
@@ -98,12 +111,9 @@ func command(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer
 		}
 		return err
 	case "run":
-		var stop func()
-		d.RefreshSignals, stop = refreshSignals()
 		err := daemon.Run(ctx, cfg, d)
-		stop()
 		if err == nil {
-			log.Info("stopped")
+			d.Logger.Info("stopped")
 		}
 		return err
 	}
@@ -121,22 +131,17 @@ func command(ctx context.Context, o *options, log *slog.Logger, stdout io.Writer
 // configuration or usage.
 func exitCode(err error, stderr io.Writer) int {
 	var ee *exitError
-	var ie *invalidError
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ee):
-		if ee.code == 2 {
-			fmt.Fprintln(stderr, "tokend:", ee.err)
-		}
-		return ee.code
-	case errors.As(err, &ie):
-		fmt.Fprintln(stderr, "tokend:", err)
-		return 2
-	default:
-		fmt.Fprintln(stderr, "tokend:", err)
-		return 1
+	case errors.As(err, &ee) && ee.code != 2:
+		return ee.code // logged already
 	}
+	fmt.Fprintln(stderr, "tokend:", err)
+	if ee != nil || errors.As(err, new(*invalidError)) {
+		return 2
+	}
+	return 1
 }
 
 // usage prints tokend's top-level help.
@@ -177,4 +182,46 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// execCommand runs `tokend exec [flags] -- CMD [ARGS...]` and exits with
+// the command's status.
+func execCommand(ctx context.Context, o *options, d daemon.Deps) error {
+	// Exec ignores the end of ctx and forwards these to the child instead.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	log := d.Logger
+	code, err := daemon.Exec(ctx, &o.Config, d, daemon.ExecDeps{Signals: sigs})
+	if err != nil {
+		log.Error("exec failed", slog.String("error", err.Error()))
+		return &exitError{code: max(code, 1), err: err}
+	}
+	log.Info("command exited", slog.Int("code", code))
+	if code != 0 {
+		return &exitError{code: code, err: fmt.Errorf("command exited with status %d", code)}
+	}
+	return nil
+}
+
+// refreshCommand runs `tokend refresh`: it asks the running tokend for an
+// exchange now and prints the outcome; exit 0 on success, 1 on failure.
+func refreshCommand(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	path := o.Consumers.RefreshSocket
+	if path == "" {
+		path = refreshsock.DefaultPath(o.TokenFile)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.refreshTimeout)
+	defer cancel()
+	resp, err := refreshsock.Request(ctx, path)
+	if err != nil {
+		fmt.Fprintln(stderr, "tokend refresh:", err)
+		return &exitError{code: 1, err: err}
+	}
+	state := "unchanged"
+	if resp.Changed {
+		state = "changed"
+	}
+	fmt.Fprintf(stdout, "ok: token %s %s\n", resp.Fingerprint, state)
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ambient-code/tokend/internal/child"
 	"github.com/ambient-code/tokend/internal/daemon"
@@ -56,11 +59,6 @@ const bootstrapEnv = "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"
 // prints their values, and the processes tokend starts do not inherit them.
 var secretEnv = []string{"AMBIENT_CP_TOKEN_PUBLIC_KEY", "SESSION_ID", "TOKEND_CREDENTIAL", bootstrapEnv}
 
-// shared are the settings that every command judges when their variable
-// is set, even one that does not read them: an init container and its
-// sidecar share one environment, so a typo stops the pod at init.
-var shared = []string{"auth", "allow-insecure-http", "init-timeout", "max-backoff", "file-mode", "refresh-interval", "health-addr", "max-age"}
-
 const defaultTokenFile = "/var/run/ambient/token"
 
 // options is one command's settings: the daemon's Config, and what the
@@ -78,92 +76,103 @@ type options struct {
 	caFile, cpCAFile                    string // one setting; see resolveCA
 }
 
-// define registers command's settings on f, in help order: the table of
-// every flag, its variable, default, usage and typed target.
-func (o *options) define(f *flags, command string) {
+// setting is one row of the settings table.
+type setting struct {
+	name, env, def string
+	// cmds are the commands that read it: i(nit) r(un) e(xec) (re)f(resh)
+	// c(heck). A leading * has every command judge it when its variable is
+	// set: an init container and its sidecar share one environment, so a
+	// typo stops the pod at init.
+	cmds  string
+	usage string // "" leaves it out of help
+	to    any    // its typed target in o (see flags.add)
+}
+
+// table is every setting, in help order, with its target in o.
+func (o *options) table() []setting {
 	c, k, x := &o.Config, &o.Config.Consumers, &o.Config.Exec
-	exchanges, runs := command == "init" || command == "run" || command == "exec", command == "run" || command == "exec"
-	if exchanges {
-		f.add(func(s string) error {
-			if c.Auth = s; modeSettings[s] == nil {
-				return fmt.Errorf("must be %s or %s, not %q", authBearer, authEncryptedSession, s)
-			}
-			return nil
-		}, "auth", "TOKEND_AUTH", authEncryptedSession, "exchange mode: "+authEncryptedSession+" (deployed) or "+authBearer+" (the successor as served)")
-		f.add(&o.tokenURL, "token-url", "AMBIENT_CP_TOKEN_URL", "", "control plane token endpoint URL (required)")
-		f.add(&o.publicKey, "public-key", "AMBIENT_CP_TOKEN_PUBLIC_KEY", "", "control plane RSA public key: PEM, or base64 of the PEM ("+authEncryptedSession+")")
-		f.add(&o.publicKeyFile, "public-key-file", "TOKEND_PUBLIC_KEY_FILE", "", "file holding the public key, instead of --public-key ("+authEncryptedSession+")")
-		f.add(&o.sessionID, "session-id", "SESSION_ID", "", "session id to exchange (required in "+authEncryptedSession+"; a secret)")
-		f.add(&o.credential, "credential", "TOKEND_CREDENTIAL", "", "credential sent as Authorization: Bearer ("+authBearer+"; a secret; or --credential-file; else $"+bootstrapEnv+")")
-		f.add(&o.credentialFile, "credential-file", "TOKEND_CREDENTIAL_FILE", "", "file holding the credential, re-read before every exchange, instead of --credential ("+authBearer+")")
-		f.add(&o.caFile, "ca-file", "TOKEND_CA_FILE", "", "PEM CA bundle trusted for https besides the system roots (and SSL_CERT_FILE): "+
-			"the control plane's, a proxy's or a company's; $AMBIENT_CP_CA_CERT_FILE and --cp-ca-file are the same setting")
-		f.add(&o.cpCAFile, "cp-ca-file", "AMBIENT_CP_CA_PATH", "", "the same setting as --ca-file")
-		f.add(&o.allowHTTP, "allow-insecure-http", "TOKEND_ALLOW_INSECURE_HTTP", "false", "allow plain http to hosts other than loopback and *.svc cluster names, and in "+authBearer+" mode at all ($AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT is the same setting)")
-		f.add(&c.InitTimeout, "init-timeout", "TOKEND_INIT_TIMEOUT", "60s", "how long the first exchange may take, retries included")
-		f.add(&c.MaxBackoff, "max-backoff", "TOKEND_MAX_BACKOFF", durationText(refresher.DefaultMaxBackoff), "longest delay between failed attempts")
-		f.add(&c.TokenFile, "token-file", "TOKEND_TOKEN_FILE", defaultTokenFile, "token file to write")
-		f.add(fileMode(&c.FileMode), "file-mode", "TOKEND_FILE_MODE", "0640", "token file permissions, octal")
-		f.add(&c.Outputs.JSONFile, "json-file", "TOKEND_JSON_FILE", "", "also write the token with its expiry as a JSON document to this file (empty disables)")
-	}
-	if runs {
-		f.add(&c.RefreshInterval, "refresh-interval", "TOKEND_REFRESH_INTERVAL", durationText(refresher.DefaultInterval), "refresh cadence (sooner when the token expires sooner)")
-		f.add(healthAddr(&c.HealthAddr), "health-addr", "TOKEND_HEALTH_ADDR", ":12081", "listen address for /livez, /readyz, /startupz and /metrics; empty disables")
-		f.add(signalValue(&k.NotifySignal), "notify-signal", "TOKEND_NOTIFY_SIGNAL", "", "signal sent to the process in --notify-pid-file on each token change, e.g. SIGHUP")
-		f.add(&k.NotifyPIDFile, "notify-pid-file", "TOKEND_NOTIFY_PID_FILE", "", "file holding the pid to signal, re-read each time (needs shareProcessNamespace)")
-		f.add(&k.RefreshSocket, "refresh-socket", "TOKEND_REFRESH_SOCKET", "", "serve refresh requests on this Unix socket, e.g. <token dir>/.tokend.sock; empty disables")
-		f.add(&k.RemoveOnExit, "remove-on-exit", "TOKEND_REMOVE_ON_EXIT", "false", "remove the token file when tokend stops")
-	}
-	switch command {
-	case "run":
-		f.add(func(s string) (err error) { k.OnChange, err = notify.ParseArgv(s); return err }, "on-change", "TOKEND_ON_CHANGE", "",
-			`command run without a shell on each token change: words split at spaces, or a JSON array ["prog","arg"]`)
-		f.add(&k.OnChangeTimeout, "on-change-timeout", "TOKEND_ON_CHANGE_TIMEOUT", "30s", "how long --on-change may run before it is killed")
-	case "exec":
-		f.add(envName(&x.TokenFileEnv), "token-file-env", "TOKEND_EXEC_TOKEN_FILE_ENV", "TOKEND_TOKEN_FILE", "variable that gives the child the token file's path")
-		f.add(envName(&x.TokenEnv), "token-env", "TOKEND_EXEC_TOKEN_ENV", "", "variable that gives the child the token itself, read once at its start; empty: none")
-		f.add(func(s string) error {
-			if x.Policy = child.Policy(s); !slices.Contains([]child.Policy{child.PolicyNone, child.PolicySignal, child.PolicyRestart}, x.Policy) {
-				return fmt.Errorf("must be none, signal or restart, not %q", s)
-			}
-			return nil
-		}, "change-policy", "TOKEND_EXEC_CHANGE_POLICY", "none", "on a token change: none, signal (--reload-signal) or restart (--stop-signal, --grace-period)")
-		f.add(signalValue(&x.ReloadSignal), "reload-signal", "TOKEND_EXEC_RELOAD_SIGNAL", "SIGHUP", "signal sent to the child by --change-policy signal")
-		f.add(signalValue(&x.StopSignal), "stop-signal", "TOKEND_EXEC_STOP_SIGNAL", "SIGTERM", "signal that stops the child for a restart")
-		f.add(&x.Grace, "grace-period", "TOKEND_EXEC_GRACE_PERIOD", "10s", "how long a stopping child has before SIGKILL")
-	case "check":
-		f.add(&c.TokenFile, "token-file", "TOKEND_TOKEN_FILE", defaultTokenFile, "token file to check")
-		f.add(func(s string) error {
+	return []setting{
+		{"auth", "TOKEND_AUTH", authEncryptedSession, "*ire", "exchange mode: " + authEncryptedSession + " (deployed) or " + authBearer + " (the successor as served)", oneOf(&c.Auth, authBearer, authEncryptedSession)},
+		{"token-url", "AMBIENT_CP_TOKEN_URL", "", "ire", "control plane token endpoint URL (required)", &o.tokenURL},
+		{"public-key", "AMBIENT_CP_TOKEN_PUBLIC_KEY", "", "ire", "control plane RSA public key: PEM, or base64 of the PEM (" + authEncryptedSession + ")", &o.publicKey},
+		{"public-key-file", "TOKEND_PUBLIC_KEY_FILE", "", "ire", "file holding the public key, instead of --public-key (" + authEncryptedSession + ")", &o.publicKeyFile},
+		{"session-id", "SESSION_ID", "", "ire", "session id to exchange (required in " + authEncryptedSession + "; a secret)", &o.sessionID},
+		{"credential", "TOKEND_CREDENTIAL", "", "ire", "credential sent as Authorization: Bearer (" + authBearer + "; a secret; or --credential-file; else $" + bootstrapEnv + ")", &o.credential},
+		{"credential-file", "TOKEND_CREDENTIAL_FILE", "", "ire", "file holding the credential, re-read before every exchange, instead of --credential (" + authBearer + ")", &o.credentialFile},
+		{"ca-file", "TOKEND_CA_FILE", "", "ire", "PEM CA bundle trusted for https besides the system roots (and SSL_CERT_FILE): " +
+			"the control plane's, a proxy's or a company's; $AMBIENT_CP_CA_CERT_FILE and --cp-ca-file are the same setting", &o.caFile},
+		{"cp-ca-file", "AMBIENT_CP_CA_PATH", "", "ire", "the same setting as --ca-file", &o.cpCAFile},
+		{"allow-insecure-http", "TOKEND_ALLOW_INSECURE_HTTP", "false", "*ire", "allow plain http to hosts other than loopback and *.svc cluster names, and in " + authBearer +
+			" mode at all ($AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT is the same setting)", &o.allowHTTP},
+		{"init-timeout", "TOKEND_INIT_TIMEOUT", "60s", "*ire", "how long the first exchange may take, retries included", &c.InitTimeout},
+		{"max-backoff", "TOKEND_MAX_BACKOFF", durationText(refresher.DefaultMaxBackoff), "*ire", "longest delay between failed attempts", &c.MaxBackoff},
+		{"token-file", "TOKEND_TOKEN_FILE", defaultTokenFile, "irefc", "token file: init, run and exec write it, check reads it, refresh finds the socket beside it", &c.TokenFile},
+		{"file-mode", "TOKEND_FILE_MODE", "0640", "*ire", "token file permissions, octal", fileMode(&c.FileMode)},
+		{"json-file", "TOKEND_JSON_FILE", "", "ire", "also write the token with its expiry as a JSON document to this file (empty disables)", &c.Outputs.JSONFile},
+		{"refresh-interval", "TOKEND_REFRESH_INTERVAL", durationText(refresher.DefaultInterval), "*re", "refresh cadence (sooner when the token expires sooner)", &c.RefreshInterval},
+		{"health-addr", "TOKEND_HEALTH_ADDR", ":12081", "*re", "listen address for /livez, /readyz, /startupz and /metrics; empty disables", healthAddr(&c.HealthAddr)},
+		{"notify-signal", "TOKEND_NOTIFY_SIGNAL", "", "re", "signal sent to the process in --notify-pid-file on each token change, e.g. SIGHUP", signalValue(&k.NotifySignal)},
+		{"notify-pid-file", "TOKEND_NOTIFY_PID_FILE", "", "re", "file holding the pid to signal, re-read each time (needs shareProcessNamespace)", &k.NotifyPIDFile},
+		{"refresh-socket", "TOKEND_REFRESH_SOCKET", "", "re", "serve refresh requests on this Unix socket, e.g. <token dir>/.tokend.sock; empty disables", &k.RefreshSocket},
+		{"remove-on-exit", "TOKEND_REMOVE_ON_EXIT", "false", "re", "remove the token file when tokend stops", &k.RemoveOnExit},
+		{"on-change", "TOKEND_ON_CHANGE", "", "r", `command run without a shell on each token change: words split at spaces, or a JSON array ["prog","arg"]`,
+			func(s string) (err error) { k.OnChange, err = notify.ParseArgv(s); return err }},
+		{"on-change-timeout", "TOKEND_ON_CHANGE_TIMEOUT", "30s", "r", "how long --on-change may run before it is killed", &k.OnChangeTimeout},
+		{"token-file-env", "TOKEND_EXEC_TOKEN_FILE_ENV", "TOKEND_TOKEN_FILE", "e", "variable that gives the child the token file's path", envName(&x.TokenFileEnv)},
+		{"token-env", "TOKEND_EXEC_TOKEN_ENV", "", "e", "variable that gives the child the token itself, read once at its start; empty: none", envName(&x.TokenEnv)},
+		{"change-policy", "TOKEND_EXEC_CHANGE_POLICY", "none", "e", "on a token change: none, signal (--reload-signal) or restart (--stop-signal, --grace-period)",
+			oneOf(&x.Policy, child.PolicyNone, child.PolicySignal, child.PolicyRestart)},
+		{"reload-signal", "TOKEND_EXEC_RELOAD_SIGNAL", "SIGHUP", "e", "signal sent to the child by --change-policy signal", signalValue(&x.ReloadSignal)},
+		{"stop-signal", "TOKEND_EXEC_STOP_SIGNAL", "SIGTERM", "e", "signal that stops the child for a restart", signalValue(&x.StopSignal)},
+		{"grace-period", "TOKEND_EXEC_GRACE_PERIOD", "10s", "e", "how long a stopping child has before SIGKILL", &x.Grace},
+		{"on-change", "TOKEND_ON_CHANGE", "", "e", "", func(string) error { // run's setting, which exec would ignore
+			return errors.New("tokend exec runs no on-change command: tell the child with --change-policy signal or restart (TOKEND_EXEC_CHANGE_POLICY), or let the child run it")
+		}},
+		{"max-age", "TOKEND_CHECK_MAX_AGE", "0s", "*c", "also require a successful exchange within this long, as tokend run reports it (0 disables)", func(s string) error {
 			d, err := time.ParseDuration(s)
 			if err != nil || d < 0 {
 				return fmt.Errorf("must be a Go duration such as 10m, or 0 to disable, not %q", s)
 			}
 			c.MaxAge = d
 			return nil
-		}, "max-age", "TOKEND_CHECK_MAX_AGE", "0s", "also require a successful exchange within this long, as tokend run reports it (0 disables)")
-		f.add(healthAddr(&c.HealthAddr), "health-addr", "TOKEND_HEALTH_ADDR", ":12081", "probe listener of tokend run, asked for the token's expiry and last exchange; empty: judge the file alone")
-	case "refresh":
-		f.add(&k.RefreshSocket, "refresh-socket", "TOKEND_REFRESH_SOCKET", "", "socket of the running tokend (default <dir of --token-file>/.tokend.sock)")
-		f.add(&c.TokenFile, "token-file", "TOKEND_TOKEN_FILE", defaultTokenFile, "token file, whose directory holds the socket")
-		f.add(&o.refreshTimeout, "timeout", "TOKEND_REFRESH_TIMEOUT", "30s", "how long to wait for the answer")
+		}},
+		{"health-addr", "TOKEND_HEALTH_ADDR", ":12081", "*c", "probe listener of tokend run, asked for the token's expiry and last exchange; empty: judge the file alone", healthAddr(&c.HealthAddr)},
+		{"refresh-socket", "TOKEND_REFRESH_SOCKET", "", "f", "socket of the running tokend (default <dir of --token-file>/.tokend.sock)", &k.RefreshSocket},
+		{"timeout", "TOKEND_REFRESH_TIMEOUT", "30s", "f", "how long to wait for the answer", &o.refreshTimeout},
+		{"proxy-listen", "TOKEND_PROXY_LISTEN", "", "re", "credential proxy address: 127.0.0.1:PORT or unix:PATH; it adds the token to every request and forwards it to --proxy-upstream (empty disables)",
+			func(s string) error {
+				if c.Proxy.Listen = s; s != "" {
+					return proxy.CheckAddr(s)
+				}
+				return nil
+			}},
+		{"proxy-upstream", "AMBIENT_API_SERVER_URL", "", "re", "the platform API server the credential proxy forwards to (required with --proxy-listen)", &o.proxyUpstream},
+		{"log-format", "LOG_FORMAT", "text", "irefc", "text or json", oneOf(&o.logFormat, "text", "json")},
+		{"log-level", "LOG_LEVEL", "info", "irefc", "debug, info, warn or error", &o.logLevel},
 	}
-	if runs {
-		f.add(func(s string) error {
-			if c.Proxy.Listen = s; s != "" {
-				return proxy.CheckAddr(s)
-			}
-			return nil
-		}, "proxy-listen", "TOKEND_PROXY_LISTEN", "", "credential proxy address: 127.0.0.1:PORT or unix:PATH; it adds the token to every request and forwards it to --proxy-upstream (empty disables)")
-		f.add(&o.proxyUpstream, "proxy-upstream", "AMBIENT_API_SERVER_URL", "", "the platform API server the credential proxy forwards to (required with --proxy-listen)")
-	}
-	f.add(func(s string) error {
-		if s != "text" && s != "json" {
-			return fmt.Errorf("must be text or json, not %q", s)
+}
+
+// define registers command's settings on f, in help order.
+func (o *options) define(f *flags, command string) {
+	letter := "irefc"[slices.Index(commands, command)]
+	for _, s := range o.table() {
+		if strings.IndexByte(s.cmds, letter) >= 0 {
+			f.add(s.to, s.name, s.env, s.def, s.usage)
 		}
-		o.logFormat = s
-		return nil
-	}, "log-format", "LOG_FORMAT", "text", "text or json")
-	f.add(&o.logLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	}
+}
+
+// oneOf parses one of choices into p, which holds the text even when it
+// is none of them.
+func oneOf[T ~string](p *T, choices ...T) func(string) error {
+	return func(s string) error {
+		if *p = T(s); slices.Contains(choices, *p) {
+			return nil
+		}
+		n := len(choices) - 1
+		list := strings.ReplaceAll(strings.Trim(fmt.Sprint(choices[:n]), "[]"), " ", ", ") + " or " + string(choices[n])
+		return fmt.Errorf("must be %s, not %q", list, s)
+	}
 }
 
 // durationText formats a default duration as help shows it: 5m, not 5m0s.
@@ -224,21 +233,18 @@ func envName(p *string) func(string) error {
 	}
 }
 
-var signals = map[string]syscall.Signal{
-	"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "TERM": syscall.SIGTERM,
-	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH, "ALRM": syscall.SIGALRM,
-}
-
-// signalValue parses a signal name (SIGHUP, HUP, hup) or number.
+// signalValue parses a signal name (SIGHUP, HUP, hup) or number; SIGKILL
+// and SIGSTOP, which a process cannot handle, are refused.
 func signalValue(p *syscall.Signal) func(string) error {
 	return func(s string) error {
-		if sig, ok := signals[strings.TrimPrefix(strings.ToUpper(s), "SIG")]; ok {
-			*p = sig
-		} else if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 && n != int(syscall.SIGKILL) && n != int(syscall.SIGSTOP) {
-			*p = syscall.Signal(n)
-		} else {
+		sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(s), "SIG"))
+		if n, err := strconv.Atoi(s); err == nil {
+			sig = syscall.Signal(n)
+		}
+		if sig <= 0 || sig >= 65 || sig == syscall.SIGKILL || sig == syscall.SIGSTOP {
 			return fmt.Errorf("%q is not a signal tokend sends: use HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM or a number", s)
 		}
+		*p = sig
 		return nil
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"maps"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -63,20 +62,15 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 	}
 	f.fromEnv(env)
 	known := map[string]string{"AMBIENT_CP_CA_CERT_FILE": "AMBIENT_CP_CA_CERT_FILE"}
-	done := map[string]bool{}
-	for _, cmd := range commands {
-		other := newFlags(cmd)
-		(&options{}).define(other, cmd)
-		for _, name := range other.order {
-			e := other.env[name]
-			known[e] = other.label(name)
-			if slices.Contains(shared, name) && f.Lookup(name) == nil && !done[name] && env[e] != "" {
-				done[name] = true
-				other.Set(name, env[e])
-			}
+	other := newFlags("other")
+	for _, s := range (&options{}).table() {
+		known[s.env] = label(s.name, s.env)
+		if s.cmds[0] == '*' && f.Lookup(s.name) == nil && other.Lookup(s.name) == nil && env[s.env] != "" {
+			other.add(s.to, s.name, s.env, "", "")
+			other.Set(s.name, env[s.env])
 		}
-		f.errs = append(f.errs, other.errs...)
 	}
+	f.errs = append(f.errs, other.errs...)
 	f.unknownVariables(env, known)
 	full := o.validate(f, env)
 	if len(f.errs) > 0 {
@@ -107,7 +101,7 @@ func (o *options) validate(f *flags, env map[string]string) error {
 	if v, ok := env[runnerInsecure]; ok && !o.allowHTTP && f.Lookup("allow-insecure-http") != nil {
 		allow, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
-			f.problem("allow-insecure-http", fmt.Errorf("%s must be true or false, not %q", runnerInsecure, v))
+			f.problemf("allow-insecure-http", "%s must be true or false, not %q", runnerInsecure, v)
 		}
 		o.allowHTTP = allow
 	}
@@ -120,10 +114,13 @@ func (o *options) validate(f *flags, env map[string]string) error {
 	if o.Command == "run" || o.Command == "exec" {
 		o.validateRun(f)
 	}
-	newExchanger := o.mode(f, env)
+	c.Exchanger = o.mode(f, env)
 	o.loadRoots(f, env)
-	if newExchanger != nil && len(f.errs) == 0 {
-		c.Exchanger = newExchanger(exchange.NewHTTPClient(c.Roots))
+	switch e := c.Exchanger.(type) { // the client trusts the roots loaded for the token URL
+	case *exchange.Bearer:
+		e.Client = exchange.NewHTTPClient(c.Roots)
+	case *exchange.EncryptedSession:
+		e.Client = exchange.NewHTTPClient(c.Roots)
 	}
 	if path := c.Outputs.JSONFile; path != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
 		f.problemf("json-file", "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
@@ -147,7 +144,7 @@ func checkWritable(f *flags, name, path string) error {
 	case errors.Is(err, fs.ErrNotExist):
 		f.problemf(name, "%v: create the directory, or mount the token volume there (an emptyDir the consumers mount too)", err)
 	case err != nil:
-		f.problem(name, err)
+		f.problemf(name, "%w", err)
 	}
 	return nil
 }
@@ -173,7 +170,7 @@ func (o *options) validateRun(f *flags) {
 	case o.proxyUpstream == "":
 		f.problemf("proxy-upstream", "required with --proxy-listen: set it to the platform API server's URL, e.g. https://ambient-api-server.<ns>.svc:8443")
 	case err != nil:
-		f.problem("proxy-upstream", err)
+		f.problemf("proxy-upstream", "%w", err)
 	case u.Scheme == "http" && !o.allowHTTP && !internalHost(u.Hostname()):
 		f.problemf("proxy-upstream", "plain http to %s would send the token in clear: use https, an in-cluster *.svc name, or %s=true", u.Hostname(), f.label("allow-insecure-http"))
 	default:
@@ -182,9 +179,9 @@ func (o *options) validateRun(f *flags) {
 }
 
 // mode judges the token URL and the settings of the exchange mode, warns
-// about the settings of other modes, and returns the constructor of the
-// mode's exchanger; nil when a setting is invalid.
-func (o *options) mode(f *flags, env map[string]string) func(*http.Client) exchange.Exchanger {
+// about the settings of other modes, and returns the mode's exchanger,
+// without its client; nil when a setting is invalid.
+func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	c := &o.Config
 	var ignored []string
 	for _, m := range slices.Sorted(maps.Keys(modeSettings)) {
@@ -219,7 +216,7 @@ func (o *options) mode(f *flags, env map[string]string) func(*http.Client) excha
 // session id by the control plane's rules. successor reports that the
 // successor control plane's capability is in the environment, for the
 // hint when the key is missing.
-func (o *options) encryptedSession(f *flags, endpoint, agent string, successor bool) func(*http.Client) exchange.Exchanger {
+func (o *options) encryptedSession(f *flags, endpoint, agent string, successor bool) exchange.Exchanger {
 	var key *rsa.PublicKey
 	var err error
 	switch {
@@ -232,32 +229,29 @@ func (o *options) encryptedSession(f *flags, endpoint, agent string, successor b
 		f.problemf("public-key", "required: set it to the control plane's public key, or %s to a file holding it", f.label("public-key-file"))
 	case o.publicKeyFile != "":
 		if key, err = exchange.ReadPublicKeyFile(o.publicKeyFile); err != nil {
-			f.problem("public-key-file", err)
+			f.problemf("public-key-file", "%w", err)
 		}
 	default:
 		if key, err = exchange.ParsePublicKey(o.publicKey); err != nil {
-			f.problem("public-key", err)
+			f.problemf("public-key", "%w", err)
 		}
 	}
 	if o.sessionID == "" {
 		f.problemf("session-id", "required: set it to the id of the session this pod serves")
 	} else if err := exchange.CheckSessionID(o.sessionID, key); err != nil {
-		f.problem("session-id", err)
+		f.problemf("session-id", "%w", err)
 	}
 	if key == nil {
 		return nil
 	}
-	sid, file := secret.New(o.sessionID), o.publicKeyFile
-	return func(client *http.Client) exchange.Exchanger {
-		return &exchange.EncryptedSession{URL: endpoint, PublicKey: key, PublicKeyFile: file, SessionID: sid, Client: client, UserAgent: agent}
-	}
+	return &exchange.EncryptedSession{URL: endpoint, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID), UserAgent: agent}
 }
 
 // bearer judges exactly one of the credential and its file, or else
 // bootstrap, the capability the successor's reconciler gives the pod. The
 // file may be missing at startup (a secret volume may be late; the
 // exchange retries), but must not be a directory.
-func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) func(*http.Client) exchange.Exchanger {
+func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.Exchanger {
 	c := &o.Config
 	source := f.label("credential")
 	if o.credentialFile != "" {
@@ -282,10 +276,7 @@ func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) func(*http
 			c.Warnings = append(c.Warnings, f.label("credential-file")+": "+err.Error()+"; tokend retries")
 		}
 	}
-	cred, file := secret.New(o.credential), o.credentialFile
-	return func(client *http.Client) exchange.Exchanger {
-		return &exchange.Bearer{URL: endpoint, Credential: cred, CredentialFile: file, CredentialSource: source, Client: client, UserAgent: agent}
-	}
+	return &exchange.Bearer{URL: endpoint, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source, UserAgent: agent}
 }
 
 // checkTokenURL judges the token endpoint's URL by the plain-http rule:
@@ -347,25 +338,21 @@ func (o *options) loadRoots(f *flags, env map[string]string) {
 // Two given at the winning level must name the same file: a pod that
 // needs two CAs puts both in one PEM bundle.
 func (o *options) resolveCA(f *flags, env map[string]string) (label, path string) {
-	type source struct{ label, path string }
-	var flags, vars []source
-	for _, name := range []string{"ca-file", "cp-ca-file", ""} {
-		s := source{f.label(name), o.caFile}
-		switch name {
-		case "cp-ca-file":
-			s.path = o.cpCAFile
-		case "":
-			s = source{"AMBIENT_CP_CA_CERT_FILE", strings.TrimSpace(env["AMBIENT_CP_CA_CERT_FILE"])}
-		}
-		if f.fromFlag[name] {
-			flags = append(flags, s)
-		} else if s.path != "" {
-			vars = append(vars, s)
-		}
+	type source struct {
+		label, path string
+		flag        bool
 	}
-	got := flags
-	if len(got) == 0 {
-		got = vars
+	var got []source
+	for _, s := range []source{{f.label("ca-file"), o.caFile, f.fromFlag["ca-file"]}, {f.label("cp-ca-file"), o.cpCAFile, f.fromFlag["cp-ca-file"]},
+		{"AMBIENT_CP_CA_CERT_FILE", strings.TrimSpace(env["AMBIENT_CP_CA_CERT_FILE"]), false}} {
+		switch {
+		case s.flag && (len(got) == 0 || got[0].flag):
+			got = append(got, s)
+		case s.flag: // a flag wins over the variables
+			got = []source{s}
+		case s.path != "" && (len(got) == 0 || !got[0].flag):
+			got = append(got, s)
+		}
 	}
 	if len(got) == 0 {
 		return "", ""

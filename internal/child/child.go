@@ -78,7 +78,6 @@ var ErrNotStarted = errors.New("child: stopped before the command started")
 // reaper's) and must not block.
 type Hooks struct {
 	Started   func(pid int)
-	Exited    func(pid int, code int)
 	Signalled func(pid int, sig syscall.Signal)
 	Reaped    func(pid int)
 }
@@ -133,35 +132,37 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	select {
 	case <-s.Ready:
 	case sig := <-s.Signals:
-		return 128 + signum(sig), ErrNotStarted
+		return 128 + int(sysSignal(sig)), ErrNotStarted
 	case <-ctx.Done():
 		return 0, ErrNotStarted
 	}
-	r := &run{s: s, b: s.RestartBackoff, log: s.logger()}
+	cfg := *s // with the defaults of its zero fields
+	if cfg.StopSignal == 0 {
+		cfg.StopSignal = syscall.SIGTERM
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.StableAfter <= 0 {
+		cfg.StableAfter = DefaultStableAfter
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &run{s: &cfg, b: s.RestartBackoff, log: s.Logger}
 	if r.b == nil {
-		r.b = newRestartBackoff()
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = time.Second, time.Minute, 0
+		b.Reset()
+		r.b = b
+	}
+	if r.log == nil {
+		r.log = slog.Default()
 	}
 	return r.loop(ctx)
 }
 
-func (s *Supervisor) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.Default()
-	}
-	return s.Logger
-}
-
-func newRestartBackoff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = time.Second
-	b.MaxInterval = time.Minute
-	b.MaxElapsedTime = 0
-	b.Reset()
-	return b
-}
-
-func signum(sig os.Signal) int { return int(sysSignal(sig)) }
-
+// sysSignal is sig as a syscall.Signal; SIGTERM for another kind.
 func sysSignal(sig os.Signal) syscall.Signal {
 	if s, ok := sig.(syscall.Signal); ok {
 		return s

@@ -75,10 +75,10 @@ func (r *run) loop(ctx context.Context) (int, error) {
 		case <-r.s.Changes:
 			r.changed()
 		case sig := <-r.s.Signals:
-			r.end(sysSignal(sig), 128+signum(sig))
+			r.end(sysSignal(sig), 128+int(sysSignal(sig)))
 		case <-done:
 			done = nil
-			r.end(r.stopSignal(), 0)
+			r.end(r.s.StopSignal, 0)
 		}
 	}
 }
@@ -93,7 +93,7 @@ func (r *run) start() error {
 	if err != nil {
 		return fmt.Errorf("child: %w", err)
 	}
-	r.child, r.lastStart, r.restarting = p, r.now(), false
+	r.child, r.lastStart, r.restarting = p, r.s.Now(), false
 	r.log.Info("child started", slog.Int("pid", p.Pid), slog.String("command", r.s.Argv[0]))
 	if h := r.s.Hooks.Started; h != nil {
 		h(p.Pid)
@@ -107,14 +107,11 @@ func (r *run) exited(ws syscall.WaitStatus) {
 	code, pid := proc.ExitCode(ws), r.child.Pid
 	r.child = nil
 	r.log.Info("child exited", slog.Int("pid", pid), slog.Int("code", code))
-	if h := r.s.Hooks.Exited; h != nil {
-		h(pid, code)
-	}
 	if !r.restarting {
 		r.ending, r.code = true, code
 		if !r.isStopping(pid) && proc.GroupExists(pid) {
 			r.log.Info("stopping the processes the child left in its group", slog.Int("pgid", pid))
-			r.stopGroup(pid, r.stopSignal())
+			r.stopGroup(pid, r.s.StopSignal)
 		}
 		return
 	}
@@ -140,7 +137,7 @@ func (r *run) changed() {
 	case PolicyRestart:
 		r.log.Info("token changed; restarting the child", slog.Int("pid", r.child.Pid))
 		r.restarting = true
-		r.stopGroup(r.child.Pid, r.stopSignal())
+		r.stopGroup(r.child.Pid, r.s.StopSignal)
 	}
 }
 
@@ -165,7 +162,7 @@ func (r *run) stopGroup(pgid int, sig syscall.Signal) {
 	}
 	_ = proc.SignalGroup(pgid, syscall.SIGCONT)
 	if !r.isStopping(pgid) {
-		r.stopping = append(r.stopping, &stopping{pgid: pgid, deadline: time.Now().Add(r.grace())})
+		r.stopping = append(r.stopping, &stopping{pgid: pgid, deadline: time.Now().Add(r.s.Grace)})
 	}
 }
 
@@ -206,28 +203,10 @@ func (r *run) wake() <-chan time.Time {
 	return time.After(time.Until(first.deadline))
 }
 
-func (r *run) stopSignal() syscall.Signal {
-	if r.s.StopSignal == 0 {
-		return syscall.SIGTERM
-	}
-	return r.s.StopSignal
-}
-
-func (r *run) grace() time.Duration {
-	if r.s.Grace <= 0 {
-		return DefaultGrace
-	}
-	return r.s.Grace
-}
-
 // restartDelay is zero for a child that ran StableAfter or longer (which
 // resets the backoff), else the backoff's next delay.
 func (r *run) restartDelay() time.Duration {
-	stable := r.s.StableAfter
-	if stable <= 0 {
-		stable = DefaultStableAfter
-	}
-	if r.now().Sub(r.lastStart) >= stable {
+	if r.s.Now().Sub(r.lastStart) >= r.s.StableAfter {
 		r.b.Reset()
 		return 0
 	}
@@ -236,13 +215,6 @@ func (r *run) restartDelay() time.Duration {
 		return time.Minute
 	}
 	return d
-}
-
-func (r *run) now() time.Time {
-	if r.s.Now == nil {
-		return time.Now()
-	}
-	return r.s.Now()
 }
 
 func timerC(t *time.Timer) <-chan time.Time {

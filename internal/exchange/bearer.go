@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/ambient-code/tokend/internal/jwtexp"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
-
-// BearerTimeout bounds one bearer exchange, from dial to the last byte of
-// the body.
-const BearerTimeout = 10 * time.Second
-
-// bearerBodyLimit bounds the response body of the bearer mode.
-const bearerBodyLimit = 64 << 10
 
 // ErrCredential is wrapped by errors about the bearer credential file:
 // missing, unreadable, empty, too long, or holding bytes a header cannot
@@ -62,7 +60,7 @@ type Bearer struct {
 	Client *http.Client
 	// UserAgent is sent as the User-Agent header.
 	UserAgent string
-	// Timeout bounds one exchange; BearerTimeout when zero.
+	// Timeout bounds one exchange; RequestTimeout when zero.
 	Timeout time.Duration
 	// Now returns the wall time used to judge expiry; time.Now when nil.
 	Now func() time.Time
@@ -71,21 +69,7 @@ type Bearer struct {
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
 // returns errors wrapping ErrCredential and ErrCredentialExpired.
 func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
-	timeout := e.Timeout
-	if timeout <= 0 {
-		timeout = BearerTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cred, err := e.credential()
-	if err != nil {
-		return Token{}, err
-	}
-	tok, err := e.send(ctx, cred)
-	if StatusCode(err) == http.StatusUnauthorized {
-		tok, err = e.confirm(ctx, cred, err)
-	}
-	return tok, err
+	return exchangeOnce(ctx, e.Timeout, e.credential, secret.String.Equal, e.send, "the credential")
 }
 
 // credential reads the credential from its file, or returns Credential.
@@ -93,14 +77,14 @@ func (e *Bearer) credential() (secret.String, error) {
 	if e.CredentialFile == "" {
 		return e.Credential, nil
 	}
-	return e.file().read()
+	return e.readCredential()
 }
 
 // send sends cred once (steps 2, 3 and 5).
 func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 	client := *e.Client
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, limit: bearerBodyLimit, hint: e.hint}
+	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, hint: e.hint}
 	tok, err := req.do(ctx, &client, now(e.Now))
 	exp, _ := CredentialExpiry(cred.Reveal())
 	if err != nil {
@@ -114,25 +98,6 @@ func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 		tok.CredentialExpiry = exp.Add(-tok.Skew) // onto tokend's clock, as Expiry
 	}
 	return tok, nil
-}
-
-// confirm is step 4: sent, the credential that got a 401, and err, the 401.
-func (e *Bearer) confirm(ctx context.Context, sent secret.String, err error) (Token, error) {
-	cred, rerr := e.credential()
-	if rerr != nil {
-		return Token{}, fmt.Errorf("%w (and reading the credential again failed: %w)", err, rerr)
-	}
-	if !cred.Equal(sent) {
-		var tok Token
-		if tok, err = e.send(ctx, cred); StatusCode(err) != http.StatusUnauthorized {
-			return tok, err
-		}
-	}
-	var se *StatusError
-	if errors.As(err, &se) {
-		se.Confirmed = true
-	}
-	return Token{}, err
 }
 
 func (e *Bearer) source() string {
@@ -159,15 +124,6 @@ func CheckCredential(v string) error {
 	return nil
 }
 
-func (e *Bearer) file() credentialFile {
-	return credentialFile{
-		path:   e.CredentialFile,
-		err:    ErrCredential,
-		absent: "is the secret that holds it mounted?",
-		denied: "make the file readable by the user tokend runs as (the pod's securityContext.fsGroup, or the secret volume's defaultMode)",
-	}
-}
-
 func (e *Bearer) hint(code int) string {
 	switch code {
 	case http.StatusUnauthorized:
@@ -178,4 +134,78 @@ func (e *Bearer) hint(code int) string {
 		return "the endpoint does not take GET; check AMBIENT_CP_TOKEN_URL"
 	}
 	return commonHint(code)
+}
+
+// ErrCredentialExpired is wrapped by the error of a bearer exchange that
+// failed after the credential's own exp claim had passed: the successor
+// control plane refuses an expired capability (401), and a new run gets a
+// new one. The issuer's answer rules while it gives one (a 200 is a
+// success, whatever tokend's clock says); when it is out of reach, the
+// claim alone ends the credential. Classify calls it a refusal.
+var ErrCredentialExpired = errors.New("exchange: the bearer credential has expired")
+
+// CapabilityPrefix starts the successor control plane's run capability:
+// "acp-runner-v1.<base64url JSON claims>.<base64url signature>"
+// (protocol.md section 3).
+const CapabilityPrefix = "acp-runner-v1."
+
+// CredentialExpiry returns the exp claim of a bearer credential: the
+// successor's run capability, or any JWT. The signature is not verified
+// (tokend holds no key to verify it, and needs only the expiry); ok is
+// false for a credential without a readable exp claim. Safe for concurrent
+// use; it never returns credential bytes.
+func CredentialExpiry(credential string) (exp time.Time, ok bool) {
+	// A capability has a JWT's shape, its first segment a version
+	// label instead of a header; jwtexp reads the second segment only.
+	if strings.HasPrefix(credential, CapabilityPrefix) || strings.Count(credential, ".") == 2 {
+		return jwtexp.Expiry(credential)
+	}
+	return time.Time{}, false
+}
+
+// credentialExpired returns an error wrapping ErrCredentialExpired and
+// cause, the exchange's failure, when exp (a credential's expiry) is not
+// after now; nil otherwise. source names the credential's setting.
+func credentialExpired(exp, now time.Time, source string, cause error) error {
+	if exp.IsZero() || now.Before(exp) {
+		return nil
+	}
+	return fmt.Errorf("%w at %s (its exp claim): a new run gets a new one, or replace %s (the last answer: %w)",
+		ErrCredentialExpired, exp.UTC().Format(time.RFC3339), source, cause)
+}
+
+// readCredential reads the credential from CredentialFile, re-read before
+// every exchange (its owner may rotate it). Its content follows the token
+// file rule (tokenbytes.FromFile): the credential, then optionally line
+// feeds. Errors wrap ErrCredential and name the path and the cause, never
+// the content.
+func (e *Bearer) readCredential() (secret.String, error) {
+	const absent = "is the secret that holds it mounted?"
+	path := e.CredentialFile
+	h, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return secret.String{}, fmt.Errorf("%w: %s: %w (%s)", ErrCredential, path, cause(err), absent)
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return secret.String{}, fmt.Errorf("%w: %s exists but tokend may not read it: %w%s: %s", ErrCredential, path, cause(err), fileAccessHint(path, err),
+				"make the file readable by the user tokend runs as (the pod's securityContext.fsGroup, or the secret volume's defaultMode)")
+		}
+		return secret.String{}, fmt.Errorf("%w: %s: %w", ErrCredential, path, cause(err))
+	}
+	defer h.Close()
+	data, err := io.ReadAll(io.LimitReader(h, tokenbytes.MaxLen+1))
+	if err != nil {
+		return secret.String{}, fmt.Errorf("%w: reading %s: %w", ErrCredential, path, cause(err))
+	}
+	v, err := tokenbytes.FromFile(data)
+	switch {
+	case errors.Is(err, tokenbytes.ErrEmpty):
+		return secret.String{}, fmt.Errorf("%w: %s is empty (%s)", ErrCredential, path, absent)
+	case errors.Is(err, tokenbytes.ErrTooLong):
+		return secret.String{}, fmt.Errorf("%w: %s is %w", ErrCredential, path, err)
+	case err != nil:
+		return secret.String{}, fmt.Errorf("%w: %s has %w", ErrCredential, path, err)
+	}
+	return secret.New(v), nil
 }

@@ -28,12 +28,7 @@ func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 	}
 	data := []byte(s)
 	if !strings.HasPrefix(s, "-----") {
-		compact := strings.Map(func(r rune) rune {
-			if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
-				return -1
-			}
-			return r
-		}, s)
+		compact := strings.Join(strings.Fields(s), "")
 		dec, err := base64.StdEncoding.DecodeString(compact)
 		if err != nil {
 			dec, err = base64.RawStdEncoding.DecodeString(compact)

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -17,12 +16,12 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// SessionRequestTimeout bounds one encrypted-session exchange, from dial to
-// the last byte of the body.
-const SessionRequestTimeout = 10 * time.Second
+// RequestTimeout bounds one exchange of either mode, from dial to the last
+// byte of the body, when the Exchanger's Timeout is zero.
+const RequestTimeout = 10 * time.Second
 
-// sessionBodyLimit bounds the response body of the encrypted-session mode.
-const sessionBodyLimit = 64 << 10
+// bodyLimit bounds the response body of either mode.
+const bodyLimit = 64 << 10
 
 // EncryptedSession is the control plane's deployed exchange: a GET whose
 // bearer credential is the session id encrypted to the control plane's RSA
@@ -58,10 +57,8 @@ type EncryptedSession struct {
 	UserAgent string
 	// Now returns the wall time used to judge expiry; time.Now when nil.
 	Now func() time.Time
-	// Rand is the randomness for OAEP; crypto/rand when nil.
-	Rand io.Reader
 	// Timeout bounds one exchange, from dial to the last byte of the body;
-	// SessionRequestTimeout when zero.
+	// RequestTimeout when zero.
 	Timeout time.Duration
 }
 
@@ -74,29 +71,36 @@ var ErrPublicKey = errors.New("exchange: public key unavailable")
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
 // returns errors wrapping ErrPublicKey.
 func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
-	timeout := e.Timeout
+	return exchangeOnce(ctx, e.Timeout, e.key, func(a, b *rsa.PublicKey) bool { return a.Equal(b) }, e.send, "the key file")
+}
+
+// exchangeOnce is the shape of one exchange in either mode, within timeout
+// (RequestTimeout when zero): read the credential, send it, and on a 401
+// read it again. A credential that changed meanwhile is sent once more;
+// a 401 on the freshest credential there is, is confirmed (see Classify).
+// what names the credential's source in an error.
+func exchangeOnce[C any](ctx context.Context, timeout time.Duration, read func() (C, error), same func(a, b C) bool,
+	send func(context.Context, C) (Token, error), what string) (Token, error) {
 	if timeout <= 0 {
-		timeout = SessionRequestTimeout
+		timeout = RequestTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	key, err := e.key()
+	cred, err := read()
 	if err != nil {
 		return Token{}, err
 	}
-	tok, err := e.send(ctx, key)
+	tok, err := send(ctx, cred)
 	if StatusCode(err) != http.StatusUnauthorized {
 		return tok, err
 	}
-	if e.PublicKeyFile != "" {
-		again, rerr := e.key()
-		if rerr != nil {
-			return Token{}, fmt.Errorf("%w (and reading the key file again failed: %w)", err, rerr)
-		}
-		if !again.Equal(key) {
-			if tok, err = e.send(ctx, again); StatusCode(err) != http.StatusUnauthorized {
-				return tok, err
-			}
+	again, rerr := read()
+	if rerr != nil {
+		return Token{}, fmt.Errorf("%w (and reading %s again failed: %w)", err, what, rerr)
+	}
+	if !same(again, cred) {
+		if tok, err = send(ctx, again); StatusCode(err) != http.StatusUnauthorized {
+			return tok, err
 		}
 	}
 	var se *StatusError
@@ -120,17 +124,12 @@ func (e *EncryptedSession) key() (*rsa.PublicKey, error) {
 
 // send is step 2.
 func (e *EncryptedSession) send(ctx context.Context, key *rsa.PublicKey) (Token, error) {
-	rnd := e.Rand
-	if rnd == nil {
-		rnd = rand.Reader
-	}
-	ct, err := rsa.EncryptOAEP(sha256.New(), rnd, key, []byte(e.SessionID.Reveal()), nil)
+	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, key, []byte(e.SessionID.Reveal()), nil)
 	if err != nil {
 		// The error from EncryptOAEP names sizes, never the plaintext.
 		return Token{}, fmt.Errorf("exchange: encrypting the session id: %w", err)
 	}
-	req := bearerGet{url: e.URL, credential: base64.StdEncoding.EncodeToString(ct), userAgent: e.UserAgent,
-		limit: sessionBodyLimit, hint: e.hint}
+	req := bearerGet{url: e.URL, credential: base64.StdEncoding.EncodeToString(ct), userAgent: e.UserAgent, hint: e.hint}
 	return req.do(ctx, e.Client, now(e.Now))
 }
 
@@ -154,10 +153,9 @@ func CheckSessionID(id string, key *rsa.PublicKey) error {
 
 // bearerGet is the GET both the encrypted-session and the bearer modes
 // send: the credential in "Authorization: Bearer", no body, and the answer
-// read through limit bytes.
+// read through bodyLimit bytes.
 type bearerGet struct {
 	url, credential, userAgent string
-	limit                      int64
 	hint                       func(int) string
 }
 
@@ -176,7 +174,7 @@ func (g bearerGet) do(ctx context.Context, client *http.Client, now time.Time) (
 		return Token{}, requestError("GET", g.url, err)
 	}
 	defer resp.Body.Close()
-	return readResponse(resp, g.limit, now, g.hint)
+	return readResponse(resp, bodyLimit, now, g.hint)
 }
 
 func (e *EncryptedSession) hint(code int) string {

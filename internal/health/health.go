@@ -7,13 +7,11 @@
 //     back from an exchange or a write for more than a minute after its last
 //     wait ended, which means it is wedged and a restart is the cure.
 //   - /readyz: the token is not withdrawn (the control plane has not
-//     definitively refused the credential since the last token), the
-//     last attempt to write the token file succeeded, the
-//     token directory's last verification found the token tokend last
-//     stored in place (the probe itself reads no file), and that token has
-//     not expired (when its expiry is known). A failed write (a full or read-only
-//     volume, a directory in the token's place) makes it fail even while the
-//     old token is intact, until a write succeeds again.
+//     definitively refused the credential since the last token), the last
+//     attempt to write the token file succeeded (a failed write fails it
+//     even while the old token is intact), the token directory's last
+//     verification found the token tokend last stored in place (the probe
+//     itself reads no file), and that token has not expired.
 //   - /startupz: the first token has been written.
 //   - /metrics: Prometheus metrics from a private registry.
 //
@@ -30,6 +28,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/listen"
 	"github.com/ambient-code/tokend/internal/refresher"
@@ -37,12 +38,7 @@ import (
 
 // Bounds of the probe server (see package listen). The kubelet opens a
 // connection per probe and Prometheus keeps one alive, so a handful are in
-// use at a time; MaxConns bounds what a flood from the pod network can
-// cost: at the cap, a new connection closes the idlest. A request's
-// header (8 KiB at most) must arrive within ReadHeaderTimeout, and a
-// keep-alive connection is closed after IdleTimeout without a request
-// (the kubelet does not keep probe connections alive; Prometheus
-// reconnects at its next scrape).
+// use at a time; MaxConns bounds what a flood from the pod network costs.
 const (
 	MaxConns          = 16
 	ReadHeaderTimeout = 5 * time.Second
@@ -139,7 +135,7 @@ func (m *Monitor) Withdrawn(reason string) {
 func (m *Monitor) StoreFailed(err error) {
 	msg := err.Error()
 	m.writeErr.Store(&msg)
-	m.metrics.storeFailed()
+	m.metrics.writes.WithLabelValues("failed").Inc()
 }
 
 // Restored records the token directory's attempt to write a lost file
@@ -157,7 +153,7 @@ func (m *Monitor) Restored(err error) {
 // Failed mirrors the refresher's count of consecutive failures
 // (refresher.Observer).
 func (m *Monitor) Failed(_ error, consecutive int) {
-	m.metrics.failed(consecutive)
+	m.metrics.failures.Set(float64(consecutive))
 }
 
 // Waiting records when the refresher's wait ends (refresher.Observer).
@@ -172,7 +168,7 @@ func (m *Monitor) Handler() http.Handler {
 	mux.HandleFunc("GET /livez", m.probe(m.live))
 	mux.HandleFunc("GET /readyz", m.probe(m.ready))
 	mux.HandleFunc("GET /startupz", m.probe(m.started))
-	mux.Handle("GET /metrics", m.metrics.handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{Registry: m.metrics.reg}))
 	mux.HandleFunc("GET "+StatusPath, m.serveStatus)
 	return mux
 }
@@ -224,9 +220,7 @@ func (m *Monitor) ready() error {
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully, within
-// the bounds above (MaxConns connections, ReadHeaderTimeout, IdleTimeout,
-// request headers of at most 8 KiB and 100 fields). It returns nil after
-// a shutdown caused by ctx.
+// the bounds above. It returns nil after a shutdown caused by ctx.
 func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 	s := &listen.Server{Handler: m.Handler(), Limits: limits, ErrorLog: m.ErrorLog}
 	if err := s.Serve(ctx, ln); err != nil {
@@ -234,3 +228,8 @@ func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
+
+// Registerer returns the registry that /metrics serves, for components
+// that export their own metrics (notifiers, the refresh socket). It is safe
+// for concurrent use.
+func (m *Monitor) Registerer() prometheus.Registerer { return m.metrics.reg }

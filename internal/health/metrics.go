@@ -2,13 +2,11 @@ package health
 
 import (
 	"errors"
-	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/version"
@@ -41,34 +39,22 @@ func newMetrics() *metrics {
 			Help:    "Duration of token exchanges, successful or not.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
-		expiry: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tokend_token_expiry_timestamp_seconds",
-			Help: "Expiry of the token on disk as a Unix timestamp; 0 when unknown.",
-		}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tokend_last_success_timestamp_seconds",
-			Help: "Time of the last successful exchange and write, as a Unix timestamp.",
-		}),
-		failures: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tokend_consecutive_failures",
-			Help: "Failed attempts since the last success.",
-		}),
+		expiry: gauge("tokend_token_expiry_timestamp_seconds",
+			"Expiry of the token on disk as a Unix timestamp; 0 when unknown."),
+		lastSuccess: gauge("tokend_last_success_timestamp_seconds",
+			"Time of the last successful exchange and write, as a Unix timestamp."),
+		failures: gauge("tokend_consecutive_failures",
+			"Failed attempts since the last success."),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_file_writes_total",
 			Help: "Token file writes by result: written, unchanged (not rewritten) or failed.",
 		}, []string{"result"}),
-		skew: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tokend_issuer_clock_skew_seconds",
-			Help: "How far the issuer's clock (its Date header) was ahead of this node's at the last successful exchange; negative when behind, 0 within 2 s.",
-		}),
-		withdrawn: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tokend_token_withdrawn",
-			Help: "1 while the token is withdrawn because the control plane definitively refused the credential (the token file holds a withdrawal record), else 0.",
-		}),
-		credExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tokend_credential_expiry_timestamp_seconds",
-			Help: "Expiry of the bearer credential (the run capability), from its exp claim, as a Unix timestamp; 0 when unknown.",
-		}),
+		skew: gauge("tokend_issuer_clock_skew_seconds",
+			"How far the issuer's clock (its Date header) was ahead of this node's at the last successful exchange; negative when behind, 0 within 2 s."),
+		withdrawn: gauge("tokend_token_withdrawn",
+			"1 while the token is withdrawn because the control plane definitively refused the credential (the token file holds a withdrawal record), else 0."),
+		credExpiry: gauge("tokend_credential_expiry_timestamp_seconds",
+			"Expiry of the bearer credential (the run capability), from its exp claim, as a Unix timestamp; 0 when unknown."),
 	}
 	info := version.Get()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -85,10 +71,6 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
-}
-
 func (m *metrics) exchanged(d time.Duration, err error, now time.Time) {
 	m.duration.Observe(d.Seconds())
 	code := strconv.Itoa(exchange.StatusCode(err))
@@ -97,11 +79,6 @@ func (m *metrics) exchanged(d time.Duration, err error, now time.Time) {
 		return
 	}
 	m.exchanges.WithLabelValues(failureKind(err), code).Inc()
-}
-
-// failed mirrors the refresher's count of consecutive failures.
-func (m *metrics) failed(consecutive int) {
-	m.failures.Set(float64(consecutive))
 }
 
 func (m *metrics) stored(tok exchange.Token, changed bool) {
@@ -118,16 +95,16 @@ func (m *metrics) stored(tok exchange.Token, changed bool) {
 	m.credExpiry.Set(unixSeconds(tok.CredentialExpiry))
 }
 
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
 // unixSeconds is t as a Unix timestamp; 0 for the zero time.
 func unixSeconds(t time.Time) float64 {
 	if t.IsZero() {
 		return 0
 	}
 	return float64(t.UnixMilli()) / 1e3
-}
-
-func (m *metrics) storeFailed() {
-	m.writes.WithLabelValues("failed").Inc()
 }
 
 // failureKind names a failed exchange for the result label.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -76,20 +77,12 @@ func FetchStatus(ctx context.Context, addr string, timeout time.Duration) (Statu
 		return Status{}, fmt.Errorf("reading %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Status{}, fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, firstLine(body))
+		line, _, _ := strings.Cut(string(body[:min(len(body), 200)]), "\n")
+		return Status{}, fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, line)
 	}
 	var st Status
 	if err := json.Unmarshal(body, &st); err != nil || st.LastSuccess.IsZero() {
 		return Status{}, errors.Join(fmt.Errorf("%s: not a tokend status", url), err)
 	}
 	return st, nil
-}
-
-func firstLine(b []byte) string {
-	for i, c := range b {
-		if c == '\n' || i == 200 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
 }

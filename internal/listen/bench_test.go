@@ -69,11 +69,10 @@ func BenchmarkHeldConns(b *testing.B) {
 // bigHeader is a request with MaxHeaderFields fields filling
 // MaxHeaderBytes, to /hold.
 func bigHeader(l Limits) string {
-	l = l.withDefaults()
 	var sb strings.Builder
 	sb.WriteString("GET /hold HTTP/1.1\r\nHost: x\r\n")
-	each := l.MaxHeaderBytes/(l.MaxHeaderFields-1) - 12
-	for i := 1; i < l.MaxHeaderFields; i++ {
+	each := l.MaxHeaderBytes/(MaxHeaderFields-1) - 12
+	for i := 1; i < MaxHeaderFields; i++ {
 		fmt.Fprintf(&sb, "X-F%03d: %s\r\n", i, strings.Repeat("v", each))
 	}
 	sb.WriteString("\r\n")

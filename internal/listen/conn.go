@@ -14,9 +14,8 @@ import (
 // make room (see the package doc). It is safe for concurrent use.
 type capListener struct {
 	net.Listener
-	max       int
-	maxFields int
-	hooks     hooks
+	max   int
+	hooks hooks
 
 	mu    sync.Mutex // guards the fields below
 	open  map[*conn]struct{}
@@ -26,8 +25,8 @@ type capListener struct {
 	doneC chan struct{} // closed by Close
 }
 
-func newCapListener(ln net.Listener, max, maxFields int) *capListener {
-	return &capListener{Listener: ln, max: max, maxFields: maxFields, open: make(map[*conn]struct{}, max), doneC: make(chan struct{})}
+func newCapListener(ln net.Listener, max int) *capListener {
+	return &capListener{Listener: ln, max: max, open: make(map[*conn]struct{}, max), doneC: make(chan struct{})}
 }
 
 // Accept accepts a connection and admits it, closing the idlest one when
@@ -113,21 +112,22 @@ func (l *capListener) Close() error {
 	return l.Listener.Close()
 }
 
-// closeIdle closes the connections that serve no request, at the start of
-// a shutdown. (http.Server.Shutdown would give one that has not sent its
-// first request 5 s to do so.)
-func (l *capListener) closeIdle() {
+// closeWhere closes the open connections for which pick is true (with l.mu
+// held): at the start of a shutdown, those that serve no request
+// (http.Server.Shutdown would give one that has not sent its first request
+// 5 s to do so); at its end, the hijacked ones (tunnels), which the
+// http.Server no longer tracks.
+func (l *capListener) closeWhere(pick func(*conn) bool) {
 	l.mu.Lock()
-	var idle []*conn
+	var cs []*conn
 	for c := range l.open {
-		if !c.busy {
-			idle = append(idle, c)
-			delete(l.open, c)
+		if pick(c) {
+			cs = append(cs, c)
 		}
 	}
 	l.mu.Unlock()
-	for _, c := range idle {
-		_ = c.Conn.Close()
+	for _, c := range cs {
+		_ = c.Close()
 	}
 }
 
@@ -172,22 +172,6 @@ func (l *capListener) release(c *conn) {
 	l.mu.Unlock()
 }
 
-// closeHijacked closes the hijacked connections still open (tunnels), at
-// the end of a shutdown: the http.Server no longer tracks them.
-func (l *capListener) closeHijacked() {
-	l.mu.Lock()
-	var hs []*conn
-	for c := range l.open {
-		if c.hijacked {
-			hs = append(hs, c)
-		}
-	}
-	l.mu.Unlock()
-	for _, c := range hs {
-		_ = c.Close()
-	}
-}
-
 // conn is an admitted connection. Its slot is given back when it closes.
 type conn struct {
 	net.Conn
@@ -206,7 +190,7 @@ type conn struct {
 // connection, so an oversized header is never parsed.
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && c.scan.feed(p[:n]) > c.l.maxFields+1 { // +1: the request line
+	if n > 0 && c.scan.feed(p[:n]) > MaxHeaderFields+1 { // +1: the request line
 		c.refuse()
 		return 0, &net.OpError{Op: "read", Net: "tcp", Err: errTooManyFields}
 	}
@@ -218,7 +202,7 @@ func (c *conn) Read(p []byte) (int, error) {
 // header for a moment, so that closing does not reset the connection
 // before the client has read the answer.
 func (c *conn) refuse() {
-	msg := tooManyFields(c.l.maxFields) + "\n"
+	msg := tooManyFields + "\n"
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(refuseWait))
 	_, _ = c.Conn.Write([]byte("HTTP/1.1 431 Request Header Fields Too Large\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +

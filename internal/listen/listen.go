@@ -13,7 +13,7 @@
 //     kernel's accept backlog, holding none.
 //   - A request's header must arrive within Limits.ReadHeaderTimeout, hold
 //     at most Limits.MaxHeaderBytes (431 beyond) and at most
-//     Limits.MaxHeaderFields fields (431 beyond). The fields are counted
+//     MaxHeaderFields fields (431 beyond). The fields are counted
 //     as the header arrives, before it is parsed.
 //   - A keep-alive connection is closed after Limits.IdleTimeout without a
 //     request.
@@ -26,15 +26,18 @@ package listen
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 )
 
-// DefaultMaxHeaderFields is Limits.MaxHeaderFields when it is zero.
-const DefaultMaxHeaderFields = 100
+// MaxHeaderFields bounds a request's header fields; more get 431.
+const MaxHeaderFields = 100
 
 // Per-connection costs that MemoryBound adds up, in bytes; measured by
 // BenchmarkHeldConns (heap and stacks of the serving side).
@@ -59,9 +62,6 @@ type Limits struct {
 	// http.Server.MaxHeaderBytes (which allows 4 KiB of slack); a larger
 	// header gets 431.
 	MaxHeaderBytes int
-	// MaxHeaderFields bounds a request's header fields; more get 431.
-	// Zero means DefaultMaxHeaderFields.
-	MaxHeaderFields int
 	// ReadHeaderTimeout bounds reading a request's header, from the
 	// first byte of the connection or the end of the previous request.
 	ReadHeaderTimeout time.Duration
@@ -85,25 +85,13 @@ type Limits struct {
 // parsed) and field count. What a handler allocates for a request is not
 // included.
 func (l Limits) MemoryBound() int64 {
-	l = l.withDefaults()
 	header := int64(l.MaxHeaderBytes) + 4<<10 // net/http's slack
-	perConn := ConnBytes + 2*header + int64(l.MaxHeaderFields)*FieldBytes
+	perConn := ConnBytes + 2*header + MaxHeaderFields*FieldBytes
 	return int64(l.MaxConns) * perConn
 }
 
-func (l Limits) withDefaults() Limits {
-	if l.MaxHeaderFields == 0 {
-		l.MaxHeaderFields = DefaultMaxHeaderFields
-	}
-	if l.ShutdownTimeout == 0 {
-		l.ShutdownTimeout = 5 * time.Second
-	}
-	return l
-}
-
 func (l Limits) validate() error {
-	if l.MaxConns <= 0 || l.MaxHeaderBytes <= 0 || l.MaxHeaderFields < 0 ||
-		l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 {
+	if l.MaxConns <= 0 || l.MaxHeaderBytes <= 0 || l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 {
 		return errors.New("listen: MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout must be positive: set each listener's bounds")
 	}
 	return nil
@@ -137,15 +125,18 @@ type hooks struct {
 // contexts carry ctx's values but do not end with it. Serve closes ln
 // and returns nil when ctx ended, or the error that stopped the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	lim := s.Limits.withDefaults()
+	lim := s.Limits
+	if lim.ShutdownTimeout == 0 {
+		lim.ShutdownTimeout = 5 * time.Second
+	}
 	if err := lim.validate(); err != nil {
 		_ = ln.Close()
 		return err
 	}
-	cl := newCapListener(ln, lim.MaxConns, lim.MaxHeaderFields)
+	cl := newCapListener(ln, lim.MaxConns)
 	cl.hooks = s.hooks
 	srv := &http.Server{
-		Handler:           fieldLimit(s.Handler, lim.MaxHeaderFields),
+		Handler:           fieldLimit(s.Handler),
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		IdleTimeout:       lim.IdleTimeout,
@@ -165,33 +156,67 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lim.ShutdownTimeout)
 	defer cancel()
 	_ = cl.Close() // no new connections; then no waiting on idle ones
-	cl.closeIdle()
+	cl.closeWhere(func(c *conn) bool { return !c.busy })
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
 	<-errc // http.ErrServerClosed
-	cl.closeHijacked()
+	cl.closeWhere(func(c *conn) bool { return c.hijacked })
 	return nil
 }
 
 // fieldLimit answers 431 to a request with more than max header fields.
 // The connection's scan refuses most such requests before they are
 // parsed; this catches a pipelined request whose header was read ahead.
-func fieldLimit(h http.Handler, max int) http.Handler {
+func fieldLimit(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := 0
 		for _, v := range r.Header {
 			n += len(v)
 		}
-		if n > max {
+		if n > MaxHeaderFields {
 			w.Header().Set("Connection", "close")
-			http.Error(w, tooManyFields(max), http.StatusRequestHeaderFieldsTooLarge)
+			http.Error(w, tooManyFields, http.StatusRequestHeaderFieldsTooLarge)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-func tooManyFields(max int) string {
-	return "the request has more than " + strconv.Itoa(max) + " header fields: send at most " + strconv.Itoa(max)
+var tooManyFields = "the request has more than " + strconv.Itoa(MaxHeaderFields) + " header fields: send at most " + strconv.Itoa(MaxHeaderFields)
+
+// Unix listens on a Unix socket at path with mode (connecting needs write
+// permission). A socket that a stopped process left there is removed
+// first; anything else there, a socket another process still serves, or a
+// path over the 107 bytes a socket path may have is refused. Closing the
+// listener removes the socket. Errors name setting, the flag that gave
+// path, and say the fix.
+func Unix(path string, mode fs.FileMode, setting string) (*net.UnixListener, error) {
+	if len(path) > 107 {
+		return nil, fmt.Errorf("%s %s is longer than the 107 bytes a socket path may have: choose a shorter path", setting, path)
+	}
+	switch fi, err := os.Lstat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("%s %s: %w: choose a path in a writable directory", setting, path, err)
+	case fi.Mode().Type() != fs.ModeSocket:
+		return nil, fmt.Errorf("%s %s exists and is not a socket: remove it or choose another path", setting, path)
+	default:
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s %s is served by another process (a second tokend?): give each tokend its own path", setting, path)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s %s: cannot remove the stale socket: %w: remove it or choose another path", setting, path, err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w: choose a path in a writable directory", setting, path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s %s: %w: choose a path in a directory tokend owns", setting, path, err)
+	}
+	return ln, nil
 }

@@ -3,24 +3,18 @@
 // (under `tokend exec`) the child's change policy. It is tokend's one way of
 // telling a consumer of a change.
 //
-// A Runner observes the refresher: a store of a token other than the one
-// stored last is a change (the first token is not, nor is a lost file
-// written again with the same token). A withdrawal (the control plane
-// definitively refused the credential) is a change too, once, and so is
-// the first token stored after it, whichever it is. It owns one goroutine per Notifier.
-// Changed never blocks the refresh loop: it marks each notifier due and
-// returns. A notifier that is
-// still busy when further changes arrive runs once more afterwards, for
-// all of them (changes coalesce to the latest). Each notification is
-// counted in tokend_notifications_total{notifier,result}, notifier being
-// the Notifier's Name and result "success" or "failure"; a failure is logged once, with the notifier's
-// setting, and never stops the Runner.
-//
-// A failure that a moment may cure (a pid file not yet rewritten by a
-// restarting consumer) is retried: after RetryBackoff's delays, or at once
-// when the next change arrives, until it succeeds or the backoff gives up
-// (by default after 30 s, the delays growing from 100 ms to 2 s). Only
-// the outcome is counted.
+// A Runner observes the refresher. A change is a store of a token other
+// than the one stored last (the first token is none, nor is a lost file
+// written again), a withdrawal (once), and the first token after one. It
+// owns one goroutine per Notifier; Changed never blocks the refresh loop,
+// and a notifier still busy when further changes arrive runs once more
+// afterwards, for all of them. Each notification is counted in
+// tokend_notifications_total{notifier,result} (result "success" or
+// "failure"); a failure is logged once, naming the setting, and never
+// stops the Runner. A failure that a moment may cure (a pid file not yet
+// rewritten by a restarting consumer) is retried, after RetryBackoff's
+// delays (by default 100 ms growing to 2 s, for 30 s) or at once on the
+// next change.
 package notify
 
 import (
@@ -88,8 +82,7 @@ func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) (*Run
 	return r, nil
 }
 
-// withdrawnMark stands for the token in last while it is withdrawn: no
-// fingerprint equals it.
+// withdrawnMark is last while the token is withdrawn: no fingerprint equals it.
 const withdrawnMark = "withdrawn"
 
 // Withdrawn calls Changed when a token was held (refresher.Observer): the
@@ -153,7 +146,7 @@ func (r *Runner) serve(ctx context.Context, n Notifier, due <-chan struct{}) {
 }
 
 // deliver runs one notification, and retries it while it fails with an
-// error marked by retry (see the package doc).
+// error marked by retry.
 func (r *Runner) deliver(ctx context.Context, n Notifier, due <-chan struct{}) error {
 	b := r.backoff()
 	for {

@@ -67,15 +67,10 @@ func (s *Signal) pid() (int, error) {
 	}
 	pid, err := strconv.Atoi(text)
 	if err != nil || pid <= 1 {
-		return 0, fmt.Errorf("notify: --notify-pid-file %s holds %q, not a process id above 1: write the consumer's pid, in decimal", s.PIDFile, clip(text))
+		if len(text) > 20 {
+			text = text[:20] + "..."
+		}
+		return 0, fmt.Errorf("notify: --notify-pid-file %s holds %q, not a process id above 1: write the consumer's pid, in decimal", s.PIDFile, text)
 	}
 	return pid, nil
-}
-
-// clip shortens what a malformed pid file holds, for an error message.
-func clip(s string) string {
-	if len(s) > 20 {
-		return s[:20] + "..."
-	}
-	return s
 }

@@ -30,8 +30,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Process is a started process, the leader of its own process group, whose
@@ -52,28 +55,32 @@ func (p *Process) Done() <-chan syscall.WaitStatus { return p.done }
 // /dev/null (never a closed descriptor, which the process's next open file
 // would take the place of). Errors say what to fix.
 func Start(argv, env []string, files []*os.File) (*Process, error) {
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return nil, fmt.Errorf("%w (give the full path, or set PATH)", err)
+	cmd := exec.Command(argv[0], argv[1:]...) // exec.Cmd gives a nil file /dev/null
+	if cmd.Err != nil {
+		return nil, fmt.Errorf("%w (give the full path, or set PATH)", cmd.Err)
 	}
-	files, closeNull, err := withDevNull(files)
-	if err != nil {
-		return nil, err
+	cmd.Env, cmd.SysProcAttr = env, &syscall.SysProcAttr{Setpgid: true}
+	files = append(slices.Clone(files), nil, nil, nil)
+	var tty *os.File
+	if files[0] != nil {
+		cmd.Stdin, tty = files[0], foregroundTerminal(files[0])
 	}
-	defer closeNull()
-	sys := &syscall.SysProcAttr{Setpgid: true}
-	tty := foregroundTerminal(files[0])
+	if files[1] != nil {
+		cmd.Stdout = files[1]
+	}
+	if files[2] != nil {
+		cmd.Stderr = files[2]
+	}
 	if tty != nil {
-		sys.Foreground, sys.Ctty = true, int(tty.Fd())
+		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(tty.Fd()) // a descriptor of the parent
 	}
 	reaper.mu.Lock()
 	defer reaper.mu.Unlock()
-	op, err := os.StartProcess(path, argv, &os.ProcAttr{Env: env, Files: files, Sys: sys})
-	if err != nil {
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", argv[0], errors.Unwrap(err))
 	}
-	p := &Process{Pid: op.Pid, done: make(chan syscall.WaitStatus, 1), tty: tty}
-	_ = op.Release() // statuses come from wait4 (reap.go), not from os.Process
+	p := &Process{Pid: cmd.Process.Pid, done: make(chan syscall.WaitStatus, 1), tty: tty}
+	_ = cmd.Process.Release() // statuses come from wait4 (reap.go), not from exec.Cmd
 	reaper.waiting[p.Pid] = p
 	if !reaper.active {
 		go waitPid(p.Pid)
@@ -109,23 +116,31 @@ func ExitCode(ws syscall.WaitStatus) int {
 	return 1
 }
 
-// withDevNull replaces nil entries of files with /dev/null.
-func withDevNull(files []*os.File) ([]*os.File, func(), error) {
-	if len(files) > 0 && !slices.Contains(files, nil) {
-		return files, func() {}, nil
+// foregroundTerminal returns f when it is a terminal whose foreground
+// process group is tokend's own, else nil.
+func foregroundTerminal(f *os.File) *os.File {
+	fd := int(f.Fd())
+	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
+		return nil
 	}
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return nil, nil, err
+	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != syscall.Getpgrp() {
+		return nil
 	}
-	out := slices.Clone(files)
-	if len(out) == 0 {
-		out = make([]*os.File, 3)
+	return f
+}
+
+// restoreForeground gives the terminal's foreground back to tokend's
+// group when the group pgid still holds it. tokend is in the background
+// until then, and the kernel refuses tcsetpgrp from the background unless
+// SIGTTOU is ignored or blocked: it is ignored for the call, with
+// reaper.mu held so that no process starts meanwhile and inherits the
+// ignored signal.
+func restoreForeground(tty *os.File, pgid int) {
+	fd := int(tty.Fd())
+	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != pgid {
+		return
 	}
-	for i, f := range out {
-		if f == nil {
-			out[i] = null
-		}
-	}
-	return out, func() { null.Close() }, nil
+	signal.Ignore(syscall.SIGTTOU)
+	defer signal.Reset(syscall.SIGTTOU)
+	_ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, syscall.Getpgrp())
 }

@@ -120,8 +120,7 @@ func reapAll() {
 		}
 	}
 	if reaped {
-		close(reaper.next)
-		reaper.next = make(chan struct{})
+		tellReaped()
 	}
 }
 
@@ -144,8 +143,7 @@ func waitPid(pid int) {
 	reaper.mu.Lock()
 	defer reaper.mu.Unlock()
 	if deliver(pid, ws) {
-		close(reaper.next)
-		reaper.next = make(chan struct{})
+		tellReaped()
 	}
 }
 
@@ -162,6 +160,12 @@ func deliver(pid int, ws syscall.WaitStatus) bool {
 	}
 	p.done <- ws
 	return true
+}
+
+// tellReaped ends the wait of Reaped's callers. The caller holds reaper.mu.
+func tellReaped() {
+	close(reaper.next)
+	reaper.next = make(chan struct{})
 }
 
 // Reaped returns a channel that is closed once the next process has been

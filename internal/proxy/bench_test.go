@@ -47,7 +47,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := Listen("127.0.0.1:0")
+	ln, err := ListenMode("127.0.0.1:0", 0o660)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func bareProxy(b *testing.B, upstream string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tr := &http.Transport{MaxIdleConns: DefaultMaxIdleConns, MaxIdleConnsPerHost: DefaultMaxIdleConns}
+	tr := &http.Transport{MaxIdleConns: maxIdleConns, MaxIdleConnsPerHost: maxIdleConns}
 	srv := httptest.NewServer(&httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
 		Transport: tr,

@@ -4,8 +4,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,22 +18,26 @@ import (
 
 // Defaults for the zero values of Config's limits.
 const (
-	DefaultMaxHeaderBytes        = 32 << 10
-	DefaultMaxConcurrent         = 256
-	DefaultMaxConns              = DefaultMaxConcurrent + 32
-	DefaultMaxIdleConns          = 64
-	DefaultIdleConnTimeout       = 90 * time.Second
-	DefaultReadHeaderTimeout     = 10 * time.Second
-	DefaultIdleTimeout           = 120 * time.Second
-	DefaultDialTimeout           = 10 * time.Second
-	DefaultResponseHeaderTimeout = 2 * time.Minute
-	DefaultFirstTokenWait        = 10 * time.Second
-	DefaultRefreshWait           = 5 * time.Second
-	DefaultMaxReplayBytes        = 64 << 10
-	DefaultMax401Refreshes       = 2
-	DefaultMinRemaining          = time.Second
-	DefaultRetryAfter            = time.Second
-	DefaultShutdownTimeout       = 5 * time.Second
+	DefaultMaxHeaderBytes = 32 << 10
+	DefaultMaxConcurrent  = 256
+	DefaultFirstTokenWait = 10 * time.Second
+	DefaultMaxReplayBytes = 64 << 10
+)
+
+// Fixed bounds of the proxy, which no setting changes.
+const (
+	maxConns              = DefaultMaxConcurrent + 32 // every request in flight has its connection, and 32 more may be idle or sending their header
+	maxIdleConns          = 64                        // idle keep-alive connections to the upstream
+	idleConnTimeout       = 90 * time.Second          // closes an idle upstream connection
+	readHeaderTimeout     = 10 * time.Second          // reading a client's request header
+	idleTimeout           = 120 * time.Second         // closes an idle client keep-alive connection
+	dialTimeout           = 10 * time.Second          // connecting to the upstream, TLS handshake included
+	responseHeaderTimeout = 2 * time.Minute           // the upstream's response header, once the request is sent; bodies and streams have no deadline
+	refreshWait           = 5 * time.Second           // one Source.Refresh made for a request (after a 401, or an expired token)
+	max401Refreshes       = 2                         // exchanges that 401s from the upstream may cause in any minute (package doc, step 6)
+	minRemaining          = time.Second               // a token with less left before its expiry counts as expired, so it does not expire on the way
+	retryAfter            = time.Second               // the Retry-After sent with a 503
+	shutdownTimeout       = 5 * time.Second           // the graceful shutdown when Serve's context ends; streams still open are cut
 )
 
 // Config configures a Proxy. Only Upstream is required; every zero limit
@@ -49,49 +56,18 @@ type Config struct {
 	// MaxHeaderBytes bounds a request's header block; a larger one gets 431.
 	// A header of more than 100 fields gets 431 too.
 	MaxHeaderBytes int
-	// MaxConns bounds the client connections open at once; at the cap a
-	// new one closes the idlest (see package listen). Zero means
-	// MaxConcurrent + 32, so that every request in flight has its
-	// connection and 32 more may be idle or sending their header.
-	MaxConns int
 	// MaxConcurrent bounds requests in flight, streams included. A request
 	// beyond it is answered 503 with Retry-After at once, never queued.
+	// Client connections are bounded at DefaultMaxConcurrent + 32; at the
+	// cap a new one closes the idlest (see package listen).
 	MaxConcurrent int
-	// MaxIdleConns bounds idle keep-alive connections to the upstream.
-	MaxIdleConns int
-	// IdleConnTimeout closes an idle upstream connection after this long.
-	IdleConnTimeout time.Duration
-	// ReadHeaderTimeout bounds reading a client's request header.
-	ReadHeaderTimeout time.Duration
-	// IdleTimeout closes an idle client keep-alive connection after this long.
-	IdleTimeout time.Duration
-	// DialTimeout bounds connecting to the upstream, TLS handshake included.
-	DialTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for the upstream's response
-	// header once the request is sent. Bodies and streams have no deadline:
-	// they end when either side ends them.
-	ResponseHeaderTimeout time.Duration
 	// FirstTokenWait is how long a request waits for the first token before
 	// it is answered 503.
 	FirstTokenWait time.Duration
-	// RefreshWait bounds one Source.Refresh made for a request (after a 401,
-	// or when the held token has expired).
-	RefreshWait time.Duration
 	// MaxReplayBytes is the largest request body, of declared length, held in
 	// memory so that it can be sent again after a 401. A longer body, or
 	// one of unknown length (chunked), streams and is never retried.
 	MaxReplayBytes int64
-	// Max401Refreshes bounds the exchanges that 401s from the upstream
-	// cause, in any minute (see the package doc, step 6).
-	Max401Refreshes int
-	// MinRemaining: a token with less than this left before its expiry
-	// counts as expired, so that it does not expire on the way.
-	MinRemaining time.Duration
-	// RetryAfter is the Retry-After sent with a 503 (rounded up to seconds).
-	RetryAfter time.Duration
-	// ShutdownTimeout bounds the graceful shutdown when Serve's context
-	// ends; streams still open after it are cut.
-	ShutdownTimeout time.Duration
 
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
@@ -104,13 +80,8 @@ type Config struct {
 
 // limits are the bounds of the client side's listener.
 func (c Config) limits() listen.Limits {
-	return listen.Limits{
-		MaxConns:          c.MaxConns,
-		MaxHeaderBytes:    c.MaxHeaderBytes,
-		ReadHeaderTimeout: c.ReadHeaderTimeout,
-		IdleTimeout:       c.IdleTimeout,
-		ShutdownTimeout:   c.ShutdownTimeout,
-	}
+	return listen.Limits{MaxConns: maxConns, MaxHeaderBytes: c.MaxHeaderBytes, ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout: idleTimeout, ShutdownTimeout: shutdownTimeout}
 }
 
 // MemoryBound is the most the client connections of a Proxy with c can
@@ -123,27 +94,8 @@ func (c Config) MemoryBound() int64 { return c.withDefaults().limits().MemoryBou
 func (c Config) withDefaults() Config {
 	setInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setInt(&c.MaxConcurrent, DefaultMaxConcurrent)
-	setInt(&c.MaxConns, c.MaxConcurrent+32)
-	setInt(&c.MaxIdleConns, DefaultMaxIdleConns)
 	setInt(&c.MaxReplayBytes, DefaultMaxReplayBytes)
-	setInt(&c.Max401Refreshes, DefaultMax401Refreshes)
-	for _, d := range []struct {
-		p *time.Duration
-		v time.Duration
-	}{
-		{&c.IdleConnTimeout, DefaultIdleConnTimeout},
-		{&c.ReadHeaderTimeout, DefaultReadHeaderTimeout},
-		{&c.IdleTimeout, DefaultIdleTimeout},
-		{&c.DialTimeout, DefaultDialTimeout},
-		{&c.ResponseHeaderTimeout, DefaultResponseHeaderTimeout},
-		{&c.FirstTokenWait, DefaultFirstTokenWait},
-		{&c.RefreshWait, DefaultRefreshWait},
-		{&c.MinRemaining, DefaultMinRemaining},
-		{&c.RetryAfter, DefaultRetryAfter},
-		{&c.ShutdownTimeout, DefaultShutdownTimeout},
-	} {
-		setInt(d.p, d.v)
-	}
+	setInt(&c.FirstTokenWait, DefaultFirstTokenWait)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -167,7 +119,7 @@ func (c Config) validate() error {
 	} else if err := checkUpstream(c.Upstream); err != nil {
 		errs = append(errs, err)
 	}
-	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxConns < 0 || c.MaxIdleConns < 0 || c.MaxReplayBytes < 0 || c.Max401Refreshes < 0 {
+	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxReplayBytes < 0 {
 		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
 	}
 	return errors.Join(errs...)
@@ -199,6 +151,60 @@ func checkUpstream(u *url.URL) error {
 		return fmt.Errorf("%s carries user info: remove it; the proxy sends the token as the only credential", setting)
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
 		return fmt.Errorf("%s has a query or fragment: give the base URL only", setting)
+	}
+	return nil
+}
+
+// ListenMode opens the proxy's listener for addr, as given by
+// --proxy-listen:
+//
+//   - "unix:PATH": a Unix socket at PATH with mode (connecting needs
+//     write permission), as listen.Unix makes it.
+//   - "HOST:PORT": TCP, where HOST is a loopback address (127.0.0.0/8, ::1)
+//     or "localhost". Any other host, an empty one included, is refused:
+//     the proxy adds the token to every request it gets, so only this pod
+//     may reach it. PORT 0 picks a free port.
+//
+// Errors name --proxy-listen and say the fix.
+func ListenMode(addr string, mode fs.FileMode) (net.Listener, error) {
+	if err := CheckAddr(addr); err != nil {
+		return nil, fmt.Errorf("proxy: --proxy-listen %w", err)
+	}
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		ln, err := listen.Unix(path, mode, "--proxy-listen")
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: --proxy-listen %q: %w: choose a free port", addr, err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		_ = ln.Close()
+		return nil, fmt.Errorf("proxy: --proxy-listen %q resolved to %s, not a loopback address: use 127.0.0.1:PORT", addr, ln.Addr())
+	}
+	return ln, nil
+}
+
+// CheckAddr returns why Listen refuses addr by its form alone, without
+// binding it: neither HOST:PORT nor unix:PATH, a host that is not
+// loopback, or no path. The error is a phrase that quotes addr and says
+// the fix, for the caller to prefix with the setting's name.
+func CheckAddr(addr string) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return errors.New(`"unix:" has no path: use unix:PATH, e.g. unix:/var/run/tokend/proxy.sock`)
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is neither HOST:PORT nor unix:PATH: use 127.0.0.1:PORT or unix:PATH", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q is not a loopback address, and the proxy adds the token to every request it gets: use 127.0.0.1:PORT, [::1]:PORT or unix:PATH", addr)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	ln, err := proxy.Listen("127.0.0.1:0") // --proxy-listen
+	ln, err := proxy.ListenMode("127.0.0.1:0", 0o660) // --proxy-listen
 	if err != nil {
 		fmt.Println(err)
 		return

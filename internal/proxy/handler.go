@@ -3,11 +3,11 @@ package proxy
 import (
 	"context"
 	"errors"
-	"log"
 	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -51,12 +51,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-p.sem }()
 	default:
 		st.outcome = OutcomeOverloaded
-		plain(sw, http.StatusServiceUnavailable, "tokend proxy: too many requests in flight; retry shortly", p.cfg.RetryAfter)
+		plain(sw, http.StatusServiceUnavailable, "tokend proxy: too many requests in flight; retry shortly", retryAfter)
 		return
 	}
 	tok, gone, err := p.token(r.Context())
 	if err != nil {
-		code, retry, outcome := p.answerOf(err)
+		code, retry, outcome := answerOf(err)
 		st.outcome = outcome
 		if r.Context().Err() == nil {
 			plain(sw, code, err.Error(), retry)
@@ -122,9 +122,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	st := stateOf(r.Context())
 	if st.cut.Load() {
 		reason, _ := p.src.Withdrawal()
-		err = &withdrawnError{reason}
+		err = withdrawn(reason)
 	}
-	if code, retry, outcome := p.answerOf(err); code != 0 {
+	if code, retry, outcome := answerOf(err); code != 0 {
 		st.outcome = outcome
 		plain(w, code, err.Error(), retry)
 		return
@@ -135,17 +135,12 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	st.outcome = OutcomeUpstreamError
 	code, reason := http.StatusBadGateway, "tokend proxy: the upstream could not be reached"
-	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+	if t := (interface{ Timeout() bool })(nil); errors.Is(err, context.DeadlineExceeded) || errors.As(err, &t) && t.Timeout() {
 		code, reason = http.StatusGatewayTimeout, "tokend proxy: the upstream did not answer in time"
 	}
 	p.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "proxy: upstream request failed",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	plain(w, code, reason, 0)
-}
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
 }
 
 // plain writes a short text/plain answer, with Retry-After when retry > 0.
@@ -186,7 +181,73 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// newErrorLog adapts l for net/http's *log.Logger hooks, at warn.
-func newErrorLog(l *slog.Logger) *log.Logger {
-	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
+// maxDecodes bounds how many layers of percent-encoding hasDotSegment
+// peels: a path that still decodes to something new after this many is
+// refused outright.
+const maxDecodes = 4
+
+// hasDotSegment reports whether the escaped request path p has a "." or
+// ".." segment (RFC 3986, section 3.3) as any server on the way might see
+// it: decoded once or more (%2e, %252e, any case), with an encoded slash
+// (%2f) or a backslash (\, %5c) as a separator, and with a ";" parameter
+// after the dots ("..;", which some servers resolve). Such a path, joined
+// under the upstream's base path, could resolve to a path outside it, with
+// the token attached.
+func hasDotSegment(p string) bool {
+	for range maxDecodes + 1 {
+		if dotSegment(p) {
+			return true
+		}
+		d := unescape(p)
+		if d == p {
+			return false
+		}
+		p = d
+	}
+	return true
+}
+
+// dotSegment checks one decoding of the path.
+func dotSegment(p string) bool {
+	p = strings.ReplaceAll(p, `\`, "/")
+	for seg := range strings.SplitSeq(p, "/") {
+		seg, _, _ = strings.Cut(seg, ";")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// unescape decodes every valid %XX in s and leaves the rest as it is, as a
+// lenient server would.
+func unescape(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }

@@ -158,7 +158,7 @@ func start(t *testing.T, upstream string, src *fakeSource, mod func(*Config), ln
 		t.Fatal(err)
 	}
 	if ln == nil {
-		if ln, err = Listen("127.0.0.1:0"); err != nil {
+		if ln, err = ListenMode("127.0.0.1:0", 0o660); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,13 +24,13 @@ func TestUnixSocket(t *testing.T) {
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close() // leaves the socket file behind, as a crash would
 
-	ln, err := Listen("unix:" + path)
+	ln, err := ListenMode("unix:"+path, 0o660)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != DefaultSocketMode {
-		t.Fatalf("socket file: %v %v, want a socket with mode %o", fi.Mode(), err, DefaultSocketMode)
+	if err != nil || fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket file: %v %v, want a socket with mode %o", fi.Mode(), err, 0o660)
 	}
 	src := newSource()
 	src.set("tok-unix", noExpiry)
@@ -87,7 +87,7 @@ func TestListenRefuses(t *testing.T) {
 		{"unix:" + file, "remove it or choose another path"},
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
-			ln, err := Listen(tc.addr)
+			ln, err := ListenMode(tc.addr, 0o660)
 			if err == nil {
 				ln.Close()
 				t.Fatal("accepted")
@@ -105,7 +105,7 @@ func TestListenRefuses(t *testing.T) {
 // TestListenLoopback: loopback addresses are accepted.
 func TestListenLoopback(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:0", "localhost:0", "127.0.0.2:0"} {
-		ln, err := Listen(addr)
+		ln, err := ListenMode(addr, 0o660)
 		if err != nil {
 			t.Errorf("%s: %v", addr, err)
 			continue

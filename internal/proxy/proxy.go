@@ -14,9 +14,9 @@
 //  2. Beyond Config.MaxConcurrent requests in flight, 503 at once.
 //  3. The token: before the first one, the request waits up to
 //     Config.FirstTokenWait, then 503 with Retry-After. A token known to
-//     have expired (or within Config.MinRemaining of it) is never sent:
-//     the proxy asks the Source for a fresh one (Config.RefreshWait) and
-//     answers 503 with Retry-After when none comes. While the token is
+//     have expired (or within a second of it) is never sent: the proxy
+//     asks the Source for a fresh one (5 s at most) and answers 503 with
+//     Retry-After when none comes. While the token is
 //     withdrawn (the control plane definitively refused the credential)
 //     nothing is sent: 403, and a request in flight when it is withdrawn
 //     is cut (a stream ends cleanly).
@@ -35,10 +35,9 @@
 //     answers 401 to everything cannot make the proxy hammer the issuer:
 //     not when the token was itself obtained by an exchange a 401 caused
 //     (the 401 is then the upstream's verdict); at most one per token
-//     (concurrent 401s on it share it); and at most
-//     Config.Max401Refreshes a minute in all. A request whose body cannot
-//     be replayed is not sent again, but its 401 may still bring a fresh
-//     token for the next one.
+//     (concurrent 401s on it share it); and at most two a minute in all.
+//     A request whose body cannot be replayed is not sent again, but its
+//     401 may still bring a fresh token for the next one.
 //
 // The proxy never answers 401 for its own trouble, nor passes on the
 // upstream's 401 (the client's own credentials are never sent, so a 401
@@ -63,6 +62,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -128,26 +128,23 @@ func New(cfg Config, src Source) (*Proxy, error) {
 		FlushInterval: -1,
 		BufferPool:    newBufferPool(),
 		ErrorHandler:  p.upstreamError,
-		ErrorLog:      newErrorLog(cfg.Logger),
+		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return p, nil
 }
 
 // Serve serves the proxy on ln until ctx ends, then shuts down gracefully:
-// it stops accepting, lets requests in flight finish for up to
-// Config.ShutdownTimeout, then cuts what is left (open streams and
-// tunnels). It closes ln and returns nil when ctx ended, or the error
-// that stopped the server. The client connections are bounded by
-// Config.MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout
-// (see package listen).
+// it stops accepting, lets requests in flight finish for up to 5 s, then
+// cuts what is left (open streams and tunnels). It closes ln and returns
+// nil when ctx ended, or the error that stopped the server. The client
+// connections are bounded (see Config.MaxConcurrent and package listen).
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	s := &listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: newErrorLog(p.cfg.Logger)}
+	s := &listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: p.rp.ErrorLog}
 	err := s.Serve(ctx, ln)
 	p.base.CloseIdleConnections()
 	return err
 }
 
-// rewrite pins the request to the upstream and sets the credential.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.cfg.Upstream)
 	h := pr.Out.Header

@@ -10,24 +10,13 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// remembered is how many tokens reauth keeps in each of its lists: tokens
-// change rarely, and one no longer held by the Source is seldom sent again.
+// remembered is how many tokens reauth keeps in each of its lists.
 const remembered = 4
 
-// reauth decides which 401s from the upstream may cause an exchange, so
-// that an upstream answering 401 to everything costs the issuer a bounded
-// number of exchanges (step 6 of the package doc):
-//
-//  1. When the Source already holds another usable token than the one
-//     the request carried, the request is retried with it, at no cost.
-//  2. A 401 on a token that an exchange caused by a 401 just obtained is
-//     the upstream's verdict: no exchange.
-//  3. A token's 401s cause at most one exchange: 401s on it while that
-//     exchange runs share it, later ones get none.
-//  4. At most Config.Max401Refreshes exchanges a minute are caused by
-//     401s, whatever the tokens.
-//
-// It is safe for concurrent use.
+// reauth decides which 401s from the upstream may cause an exchange (step
+// 6 of the package doc), so that an upstream answering 401 to everything
+// costs the issuer a bounded number of exchanges. It is safe for
+// concurrent use.
 type reauth struct {
 	p *Proxy
 
@@ -49,9 +38,8 @@ type shared struct {
 }
 
 // fresh returns a token to retry a request that got a 401 with old, and
-// whether there is one (see reauth for when); err is the Source's failure
-// when an exchange was tried and failed (the issuer failing), nil when
-// none was tried or it answered.
+// whether there is one; err is the Source's failure when an exchange was
+// tried and failed, nil when none was tried or it answered.
 func (a *reauth) fresh(ctx context.Context, old secret.String) (_ secret.String, ok bool, err error) {
 	p := a.p
 	if tok, exp, ok := p.src.Token(); ok && p.usable(exp) && !tok.Equal(old) {
@@ -79,7 +67,7 @@ func (a *reauth) fresh(ctx context.Context, old secret.String) (_ secret.String,
 	a.mu.Unlock()
 
 	// Shared by the requests that wait on it: it must not end with this one.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RefreshWait)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshWait)
 	err = p.src.Refresh(rctx)
 	cancel()
 	tok, exp, held := p.src.Token()
@@ -113,7 +101,7 @@ func (a *reauth) refusedLocked(old secret.String) string {
 	}
 	cutoff := a.p.cfg.Now().Add(-time.Minute)
 	a.recent = slices.DeleteFunc(a.recent, func(t time.Time) bool { return !t.After(cutoff) })
-	if len(a.recent) >= a.p.cfg.Max401Refreshes {
+	if len(a.recent) >= max401Refreshes {
 		return "401s caused as many exchanges as allowed in the last minute"
 	}
 	return ""

@@ -43,7 +43,7 @@ func init() {
 }
 
 func runChild(mode string) error {
-	ln, err := Listen("127.0.0.1:0")
+	ln, err := ListenMode("127.0.0.1:0", 0o660)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runChild(mode string) error {
 		return err
 	}
 	if mode == childBare {
-		tr := &http.Transport{MaxIdleConns: DefaultMaxIdleConns, MaxIdleConnsPerHost: DefaultMaxIdleConns}
+		tr := &http.Transport{MaxIdleConns: maxIdleConns, MaxIdleConnsPerHost: maxIdleConns}
 		srv := &http.Server{Handler: &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr}}
 		go func() { <-ctx.Done(); _ = srv.Close() }()
 		_ = srv.Serve(ln)

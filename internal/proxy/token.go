@@ -10,50 +10,50 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// Reasons a request gets no token; their text is what the client reads in
-// the answer's body, and none of them is a 401: an MCP client or SDK reads
-// a 401 as "credentials required" and drops the server, while the trouble
-// is the proxy's own, which the client cannot fix by logging in.
-var (
-	errNoToken = errors.New("tokend proxy: no token yet; retry shortly")
-	errExpired = errors.New("tokend proxy: the token has expired and no fresh one came; retry shortly")
-)
-
-// withdrawnError is the answer while the token is withdrawn: the control
-// plane definitively refused the credential, and waiting does not help.
-type withdrawnError struct{ reason string }
-
-func (e *withdrawnError) Error() string {
-	return "tokend proxy: the token was withdrawn, the control plane refused this session's credential: " + e.reason
+// answer is the proxy's own answer to a request, in place of a token it
+// cannot send or of the upstream's 401: never a 401 itself (see the
+// package doc). Its text is what the client reads.
+type answer struct {
+	code    int
+	retry   bool // with Retry-After
+	outcome string
+	msg     string
 }
 
-// answerOf returns the status, Retry-After and outcome for err, a reason a
-// request gets no token (or a request the upstream refused, see
-// retryTransport).
-func (p *Proxy) answerOf(err error) (code int, retry time.Duration, outcome string) {
-	var we *withdrawnError
-	var ua *upstreamAnswer
-	switch {
-	case errors.As(err, &we):
-		return http.StatusForbidden, 0, OutcomeWithdrawn
-	case errors.As(err, &ua):
-		return ua.code, ua.retry, OutcomeUpstreamRefused
-	case errors.Is(err, errExpired):
-		return http.StatusServiceUnavailable, p.cfg.RetryAfter, OutcomeExpired
-	case errors.Is(err, errNoToken):
-		return http.StatusServiceUnavailable, p.cfg.RetryAfter, OutcomeNoToken
+func (a *answer) Error() string { return a.msg }
+
+// The answers to a request that gets no token.
+var (
+	errNoToken = &answer{http.StatusServiceUnavailable, true, OutcomeNoToken, "tokend proxy: no token yet; retry shortly"}
+	errExpired = &answer{http.StatusServiceUnavailable, true, OutcomeExpired, "tokend proxy: the token has expired and no fresh one came; retry shortly"}
+)
+
+func withdrawn(reason string) *answer {
+	return &answer{http.StatusForbidden, false, OutcomeWithdrawn,
+		"tokend proxy: the token was withdrawn, the control plane refused this session's credential: " + reason}
+}
+
+// answerOf returns the status, Retry-After and outcome for err: an
+// *answer's, or none (code 0) for another error.
+func answerOf(err error) (code int, retry time.Duration, outcome string) {
+	var a *answer
+	if !errors.As(err, &a) {
+		return 0, 0, OutcomeCanceled
 	}
-	return 0, 0, OutcomeCanceled
+	if a.retry {
+		retry = retryAfter
+	}
+	return a.code, retry, a.outcome
 }
 
 // token returns a token fit to send, and the context that ends when it is
 // withdrawn: it waits up to FirstTokenWait for the first one, and when the
 // held one has expired it asks for a fresh one. A withdrawn token is never
-// returned. Its errors are errNoToken, errExpired, a *withdrawnError, or
+// returned. Its errors are errNoToken, errExpired, a withdrawn answer, or
 // ctx's error.
 func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, error) {
 	if reason, _ := p.src.Withdrawal(); reason != "" {
-		return secret.String{}, nil, &withdrawnError{reason} // also before any token
+		return secret.String{}, nil, withdrawn(reason) // also before any token
 	}
 	if err := p.awaitFirst(ctx); err != nil {
 		return secret.String{}, nil, err
@@ -61,28 +61,31 @@ func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, erro
 	// gone is taken before the token: a withdrawal in between ends it.
 	reason, gone := p.src.Withdrawal()
 	if reason != "" {
-		return secret.String{}, nil, &withdrawnError{reason}
+		return secret.String{}, nil, withdrawn(reason)
 	}
 	tok, exp, ok := p.src.Token()
 	if ok && p.usable(exp) {
 		return tok, gone, nil
 	}
-	tok, ok, _ = p.refresh(ctx, secret.String{})
-	if !ok {
-		if err := ctx.Err(); err != nil {
-			return secret.String{}, nil, err
-		}
-		if reason, _ := p.src.Withdrawal(); reason != "" {
-			return secret.String{}, nil, &withdrawnError{reason}
-		}
+	// Expired: ask for a fresh one, refreshWait at most.
+	rctx, cancel := context.WithTimeout(ctx, refreshWait)
+	defer cancel()
+	if err := p.src.Refresh(rctx); err != nil {
+		p.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "proxy: no fresh token for a request", slog.String("error", err.Error()))
+	}
+	if err := ctx.Err(); err != nil {
+		return secret.String{}, nil, err
+	}
+	if reason, gone = p.src.Withdrawal(); reason != "" {
+		return secret.String{}, nil, withdrawn(reason)
+	}
+	if tok, exp, ok = p.src.Token(); !ok || !p.usable(exp) {
 		return secret.String{}, nil, errExpired
 	}
-	_, gone = p.src.Withdrawal()
 	return tok, gone, nil
 }
 
-// awaitFirst waits until the Source holds its first token, FirstTokenWait
-// at most.
+// awaitFirst waits for the Source's first token, FirstTokenWait at most.
 func (p *Proxy) awaitFirst(ctx context.Context) error {
 	ready := p.src.Ready()
 	select {
@@ -104,23 +107,5 @@ func (p *Proxy) awaitFirst(ctx context.Context) error {
 
 // usable reports whether a token expiring at exp may be sent now.
 func (p *Proxy) usable(exp time.Time) bool {
-	return exp.IsZero() || p.cfg.Now().Add(p.cfg.MinRemaining).Before(exp)
-}
-
-// refresh asks the Source for a fresh token, RefreshWait at most, and
-// returns it when it is usable, differs from old and is not withdrawn;
-// err is the Source's failure to refresh, nil when it answered (perhaps
-// with the same token).
-func (p *Proxy) refresh(ctx context.Context, old secret.String) (_ secret.String, ok bool, err error) {
-	rctx, cancel := context.WithTimeout(ctx, p.cfg.RefreshWait)
-	defer cancel()
-	if err = p.src.Refresh(rctx); err != nil {
-		// The daemon logs its own exchange failures; this is the request's view.
-		p.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "proxy: no fresh token for a request", slog.String("error", err.Error()))
-	}
-	tok, exp, held := p.src.Token()
-	if reason, _ := p.src.Withdrawal(); !held || reason != "" || !p.usable(exp) || tok.Equal(old) {
-		return secret.String{}, false, err
-	}
-	return tok, true, err
+	return exp.IsZero() || p.cfg.Now().Add(minRemaining).Before(exp)
 }

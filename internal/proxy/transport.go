@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -16,18 +17,18 @@ import (
 // cfg.RootCAs, bounded idle connections and header wait, no environment
 // proxy (the upstream is reached directly).
 func newTransport(cfg Config) *http.Transport {
-	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,
 		TLSClientConfig:        &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    cfg.DialTimeout,
+		TLSHandshakeTimeout:    dialTimeout,
 		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           cfg.MaxIdleConns,
-		MaxIdleConnsPerHost:    cfg.MaxIdleConns,
-		IdleConnTimeout:        cfg.IdleConnTimeout,
-		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
-		ExpectContinueTimeout:  DefaultRetryAfter,
+		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    maxIdleConns,
+		IdleConnTimeout:        idleConnTimeout,
+		ResponseHeaderTimeout:  responseHeaderTimeout,
+		ExpectContinueTimeout:  retryAfter,
 		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes),
 	}
 }
@@ -38,21 +39,11 @@ const drainBytes = 4 << 10
 
 // retryTransport sends a request once more, with a fresh token, after a
 // 401 (see the package doc, step 6, and reauth for when), and never lets a
-// 401 through: it answers in the upstream's place (upstreamAnswer).
+// 401 through: it answers in the upstream's place.
 type retryTransport struct {
 	p    *Proxy
 	base http.RoundTripper
 }
-
-// upstreamAnswer is the proxy's own answer in place of the upstream's
-// 401: the client gets code and the message, never the 401.
-type upstreamAnswer struct {
-	code  int
-	retry time.Duration
-	msg   string
-}
-
-func (a *upstreamAnswer) Error() string { return a.msg }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req, replayable, err := t.replayable(req)
@@ -68,18 +59,18 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	discard(resp)
 	fresh, ok, rerr := t.p.reauth.fresh(req.Context(), st.token)
 	if reason, _ := t.p.src.Withdrawal(); reason != "" {
-		return nil, &withdrawnError{reason}
+		return nil, withdrawn(reason)
 	}
 	switch {
 	case !ok && rerr != nil:
-		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: t.p.cfg.RetryAfter,
-			msg: "tokend proxy: the upstream refused the token (401) and no fresh one came; retry shortly"}
+		return nil, &answer{http.StatusServiceUnavailable, true, OutcomeUpstreamRefused,
+			"tokend proxy: the upstream refused the token (401) and no fresh one came; retry shortly"}
 	case !ok:
-		return nil, &upstreamAnswer{code: http.StatusBadGateway,
-			msg: "tokend proxy: the upstream refused the token (401), and there is no other to send"}
+		return nil, &answer{http.StatusBadGateway, false, OutcomeUpstreamRefused,
+			"tokend proxy: the upstream refused the token (401), and there is no other to send"}
 	case !replayable:
-		return nil, &upstreamAnswer{code: http.StatusServiceUnavailable, retry: t.p.cfg.RetryAfter,
-			msg: "tokend proxy: the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
+		return nil, &answer{http.StatusServiceUnavailable, true, OutcomeUpstreamRefused,
+			"tokend proxy: the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
 	}
 	retry := req.Clone(req.Context())
 	retry.Header.Set("Authorization", "Bearer "+fresh.Reveal())
@@ -95,8 +86,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err = t.base.RoundTrip(retry)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		discard(resp)
-		return nil, &upstreamAnswer{code: http.StatusBadGateway,
-			msg: "tokend proxy: the upstream refused a freshly issued token too (401): it does not accept this session's tokens"}
+		return nil, &answer{http.StatusBadGateway, false, OutcomeUpstreamRefused,
+			"tokend proxy: the upstream refused a freshly issued token too (401): it does not accept this session's tokens"}
 	}
 	return t.record(req.Context(), resp, err)
 }
@@ -160,4 +151,23 @@ func (t *retryTransport) replayable(req *http.Request) (*http.Request, bool, err
 	out.Body = io.NopCloser(bytes.NewReader(buf))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	return out, true, nil
+}
+
+const copyBufferSize = 32 << 10
+
+// bufferPool lends httputil.ReverseProxy its copy buffers, so that a
+// request does not allocate (and the collector does not reclaim) 32 KiB
+// each time. Safe for concurrent use.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
+}
+
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
+	}
 }

@@ -29,11 +29,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -46,10 +46,7 @@ const Name = ".tokend.sock"
 // requestTimeout bounds one refresh request on the server side.
 const requestTimeout = 30 * time.Second
 
-// Bounds of the socket's server (see package listen): at most MaxConns
-// connections (at the cap, a new one closes the idlest), a request's
-// header of at most 4 KiB and 100 fields within 5 s, and a keep-alive
-// connection closed after IdleTimeout without a request. `tokend refresh`
+// Bounds of the socket's server (see package listen). `tokend refresh`
 // and tokenfile make one request per connection, so a handful are open at
 // a time; the connections cost at most 2 MiB (listen.Limits.MemoryBound).
 const (
@@ -86,24 +83,11 @@ type RefreshFunc func(ctx context.Context) (changed bool, fingerprint string, er
 // ErrNotRunning is what a RefreshFunc returns when no refresher serves it.
 var ErrNotRunning = errors.New("refreshsock: refresher not running")
 
-// Listen creates the socket at path with mode, removing a stale socket a
-// crashed tokend left. It refuses to replace anything but a socket, or a
-// socket another process still serves. Closing the listener removes the
-// socket file.
+// Listen creates the socket at path with mode, as listen.Unix does.
 func Listen(path string, mode fs.FileMode) (*net.UnixListener, error) {
-	if len(path) > 107 {
-		return nil, fmt.Errorf("refreshsock: --refresh-socket %s is longer than the 107 bytes a socket path may have: choose a shorter path", path)
-	}
-	if err := clearStale(path); err != nil {
-		return nil, err
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err := listen.Unix(path, mode, "--refresh-socket")
 	if err != nil {
-		return nil, fmt.Errorf("refreshsock: --refresh-socket: %w", err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("refreshsock: --refresh-socket: %w", err)
+		return nil, fmt.Errorf("refreshsock: %w", err)
 	}
 	return ln, nil
 }
@@ -112,27 +96,6 @@ func Listen(path string, mode fs.FileMode) (*net.UnixListener, error) {
 // read is granted, since connecting to a socket needs write permission.
 func SocketMode(fileMode fs.FileMode) fs.FileMode {
 	return fileMode.Perm() | (fileMode.Perm()&0o444)>>1
-}
-
-func clearStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("refreshsock: --refresh-socket: %w", err)
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("refreshsock: --refresh-socket %s exists and is not a socket: remove it, or choose another path", path)
-	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return fmt.Errorf("refreshsock: --refresh-socket %s is served by another process (a second tokend?): give each tokend its own token directory", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("refreshsock: removing the stale socket: %w", err)
-	}
-	return nil
 }
 
 // Serve answers refresh requests on ln with refresh until ctx ends, then
@@ -171,4 +134,37 @@ func handler(refresh RefreshFunc, log *slog.Logger) http.HandlerFunc {
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(resp)
 	}
+}
+
+// Request asks the tokend serving the socket at path for an exchange now
+// and returns its answer. A nil error means the exchange succeeded; any
+// other outcome is an error saying what to do. It is safe for concurrent
+// use.
+func Request(ctx context.Context, path string) (Response, error) {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://tokend/v1/refresh", nil)
+	if err != nil {
+		return Response{}, err
+	}
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return Response{}, fmt.Errorf("refreshsock: cannot connect to %s: is tokend running with --refresh-socket set to this path, and is the directory shared with this container? (%v)", path, oe.Err)
+		}
+		return Response{}, fmt.Errorf("refreshsock: %w", err)
+	}
+	defer res.Body.Close()
+	var resp Response
+	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&resp); err != nil {
+		return Response{}, fmt.Errorf("refreshsock: %s answered %s without a valid body: %v", path, res.Status, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return resp, fmt.Errorf("refreshsock: refresh failed (%s): %s", res.Status, resp.Error)
+	}
+	return resp, nil
 }
