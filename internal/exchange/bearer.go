@@ -69,35 +69,22 @@ type Bearer struct {
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
 // returns errors wrapping ErrCredential and ErrCredentialExpired.
 func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
-	return exchangeOnce(ctx, e.Timeout, e.credential, secret.String.Equal, e.send, "the credential")
-}
-
-// credential reads the credential from its file, or returns Credential.
-func (e *Bearer) credential() (secret.String, error) {
-	if e.CredentialFile == "" {
-		return e.Credential, nil
-	}
-	return e.readCredential()
+	return exchangeOnce(ctx, e.Timeout, e.readCredential, secret.String.Equal, e.send, "the credential")
 }
 
 // send sends cred once (steps 2, 3 and 5).
 func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
-	client := *e.Client
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	req := bearerGet{url: e.URL, credential: cred.Reveal(), userAgent: e.UserAgent, hint: e.hint}
-	tok, err := req.do(ctx, &client, now(e.Now))
+	tok, err := get(ctx, e.Client, e.URL, cred.Reveal(), e.UserAgent, now(e.Now), e.hint)
 	exp, _ := CredentialExpiry(cred.Reveal())
-	if err != nil {
-		// Judged once the answer is in: the issuer judged it then.
-		if ee := credentialExpired(exp, now(e.Now), e.source(), err); ee != nil {
-			return Token{}, ee
-		}
-		return Token{}, err
+	// Judged once the answer is in: the issuer judged it then.
+	if t := now(e.Now); err != nil && !exp.IsZero() && !t.Before(exp) {
+		return Token{}, fmt.Errorf("%w at %s (its exp claim): a new run gets a new one, or replace %s (the last answer: %w)",
+			ErrCredentialExpired, exp.UTC().Format(time.RFC3339), e.source(), err)
 	}
-	if !exp.IsZero() {
+	if err == nil && !exp.IsZero() {
 		tok.CredentialExpiry = exp.Add(-tok.Skew) // onto tokend's clock, as Expiry
 	}
-	return tok, nil
+	return tok, err
 }
 
 func (e *Bearer) source() string {
@@ -163,23 +150,14 @@ func CredentialExpiry(credential string) (exp time.Time, ok bool) {
 	return time.Time{}, false
 }
 
-// credentialExpired returns an error wrapping ErrCredentialExpired and
-// cause, the exchange's failure, when exp (a credential's expiry) is not
-// after now; nil otherwise. source names the credential's setting.
-func credentialExpired(exp, now time.Time, source string, cause error) error {
-	if exp.IsZero() || now.Before(exp) {
-		return nil
-	}
-	return fmt.Errorf("%w at %s (its exp claim): a new run gets a new one, or replace %s (the last answer: %w)",
-		ErrCredentialExpired, exp.UTC().Format(time.RFC3339), source, cause)
-}
-
-// readCredential reads the credential from CredentialFile, re-read before
-// every exchange (its owner may rotate it). Its content follows the token
-// file rule (tokenbytes.FromFile): the credential, then optionally line
-// feeds. Errors wrap ErrCredential and name the path and the cause, never
-// the content.
+// readCredential returns Credential, or else reads CredentialFile (step 1)
+// by the token file rule (tokenbytes.FromFile): the credential, then
+// optionally line feeds. Errors wrap ErrCredential and name the path and
+// the cause, never the content.
 func (e *Bearer) readCredential() (secret.String, error) {
+	if e.CredentialFile == "" {
+		return e.Credential, nil
+	}
 	const absent = "is the secret that holds it mounted?"
 	path := e.CredentialFile
 	h, err := os.Open(path)

@@ -33,32 +33,24 @@ func NewHTTPClient(roots *x509.CertPool) *http.Client {
 // environment only once).
 func newHTTPClient(roots *x509.CertPool, proxy func(*http.Request) (*url.URL, error)) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = httpsOnly(proxy)
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
-	tr.IdleConnTimeout = 30 * time.Second
-	tr.MaxIdleConns = 2
-	tr.ResponseHeaderTimeout = 10 * time.Second
-	tr.MaxResponseHeaderBytes = MaxResponseHeaderBytes
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
-// httpsOnly applies proxy to https requests only. A forward proxy sees a
-// plain-http request in clear: the credential, and an answer it may forge.
-// Through an https proxy setting the request travels in a CONNECT tunnel,
-// and TLS still verifies the issuer end to end.
-func httpsOnly(proxy func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
-	return func(req *http.Request) (*url.URL, error) {
+	// A forward proxy would see a plain-http request in clear: the
+	// credential, and an answer it may forge. An https request crosses it
+	// in a CONNECT tunnel, and TLS still verifies the issuer end to end.
+	tr.Proxy = func(req *http.Request) (*url.URL, error) {
 		if req.URL.Scheme != "https" {
 			return nil, nil
 		}
 		return proxy(req)
 	}
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	tr.IdleConnTimeout = 30 * time.Second
+	tr.MaxIdleConns = 2
+	tr.ResponseHeaderTimeout = 10 * time.Second
+	tr.MaxResponseHeaderBytes = MaxResponseHeaderBytes
+	return &http.Client{Transport: tr, CheckRedirect: noRedirect}
 }
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // LoadRoots returns the system roots plus the certificates in the PEM file
 // at path, when not empty. The system roots honour SSL_CERT_FILE and
@@ -66,7 +58,7 @@ func httpsOnly(proxy func(*http.Request) (*url.URL, error)) func(*http.Request) 
 // only for an https URL. Errors name the file and say what is wrong with it.
 func LoadRoots(path string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
+	if err != nil {
 		pool = x509.NewCertPool()
 	}
 	if err := appendPEMFile(pool, path); err != nil {

@@ -28,11 +28,8 @@ func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 	}
 	data := []byte(s)
 	if !strings.HasPrefix(s, "-----") {
-		compact := strings.Join(strings.Fields(s), "")
-		dec, err := base64.StdEncoding.DecodeString(compact)
-		if err != nil {
-			dec, err = base64.RawStdEncoding.DecodeString(compact)
-		}
+		// Padded or not: RawStdEncoding takes either once the padding goes.
+		dec, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.Join(strings.Fields(s), ""), "="))
 		if err != nil {
 			return nil, errors.New("neither PEM (starting with -----) nor base64 of a PEM; " + howToPass)
 		}

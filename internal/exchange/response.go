@@ -48,18 +48,11 @@ const MinSkew = 2 * time.Second
 // when behind), from the answer's Date header; zero when the header is
 // absent, unparseable or within MinSkew.
 func issuerSkew(date string, now time.Time) time.Duration {
-	if date == "" {
-		return 0
-	}
 	t, err := http.ParseTime(date)
-	if err != nil {
-		return 0
+	if skew := t.Sub(now); err == nil && (skew <= -MinSkew || skew >= MinSkew) {
+		return skew
 	}
-	skew := t.Sub(now)
-	if skew > -MinSkew && skew < MinSkew {
-		return 0
-	}
-	return skew
+	return 0
 }
 
 // maxLife is the longest remaining life taken at its word: an expiry
@@ -85,15 +78,13 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 	if err := json.Unmarshal(body, &r); err != nil {
 		return Token{}, fmt.Errorf("%w: not a JSON object with a string token field", ErrInvalidResponse)
 	}
-	var value string
-	switch {
-	case r.Token != nil:
-		value = *r.Token
-	case r.ServiceToken != nil:
-		value = *r.ServiceToken
-	default:
+	if r.Token == nil {
+		r.Token = r.ServiceToken
+	}
+	if r.Token == nil {
 		return Token{}, fmt.Errorf("%w: no token field", ErrInvalidResponse)
 	}
+	value := *r.Token
 	if err := CheckToken(value); err != nil {
 		return Token{}, err
 	}
@@ -149,22 +140,15 @@ const maxExpiresAt = 1 << 40
 
 func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 	bad := fmt.Errorf("%w: expires_at is neither Unix seconds nor RFC 3339", ErrInvalidResponse)
-	var s string
-	if raw[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, bad
-		}
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t.UTC(), nil
-		}
-		if t, ok := parseLongYear(s); ok {
-			if u := t.Unix(); u <= 0 || u > maxExpiresAt {
-				return time.Time{}, bad
-			}
-			return t, nil
-		}
-	} else {
-		s = string(raw)
+	s := string(raw)
+	if raw[0] == '"' && json.Unmarshal(raw, &s) != nil {
+		return time.Time{}, bad
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, ok := parseLongYear(s); ok && t.Unix() > 0 && t.Unix() <= maxExpiresAt {
+		return t, nil
 	}
 	secs, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	// Written so that NaN, which fails every comparison, is refused too.

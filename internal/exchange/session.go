@@ -129,8 +129,7 @@ func (e *EncryptedSession) send(ctx context.Context, key *rsa.PublicKey) (Token,
 		// The error from EncryptOAEP names sizes, never the plaintext.
 		return Token{}, fmt.Errorf("exchange: encrypting the session id: %w", err)
 	}
-	req := bearerGet{url: e.URL, credential: base64.StdEncoding.EncodeToString(ct), userAgent: e.UserAgent, hint: e.hint}
-	return req.do(ctx, e.Client, now(e.Now))
+	return get(ctx, e.Client, e.URL, base64.StdEncoding.EncodeToString(ct), e.UserAgent, now(e.Now), e.hint)
 }
 
 // CheckSessionID returns why id cannot be the session id of an
@@ -151,30 +150,27 @@ func CheckSessionID(id string, key *rsa.PublicKey) error {
 	return nil
 }
 
-// bearerGet is the GET both the encrypted-session and the bearer modes
-// send: the credential in "Authorization: Bearer", no body, and the answer
-// read through bodyLimit bytes.
-type bearerGet struct {
-	url, credential, userAgent string
-	hint                       func(int) string
-}
-
-func (g bearerGet) do(ctx context.Context, client *http.Client, now time.Time) (Token, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url, nil)
+// get sends the GET of both modes: credential in "Authorization: Bearer",
+// no body, redirects never followed, and the answer read through bodyLimit
+// bytes.
+func get(ctx context.Context, client *http.Client, endpoint, credential, userAgent string, now time.Time, hint func(int) string) (Token, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return Token{}, fmt.Errorf("exchange: building request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+g.credential)
+	req.Header.Set("Authorization", "Bearer "+credential)
 	req.Header.Set("Accept", "application/json")
-	if g.userAgent != "" {
-		req.Header.Set("User-Agent", g.userAgent)
+	if userAgent != "" {
+		req.Header.Set("User-Agent", userAgent)
 	}
-	resp, err := client.Do(req)
+	c := *client
+	c.CheckRedirect = noRedirect
+	resp, err := c.Do(req)
 	if err != nil {
-		return Token{}, requestError("GET", g.url, err)
+		return Token{}, requestError("GET", endpoint, err)
 	}
 	defer resp.Body.Close()
-	return readResponse(resp, bodyLimit, now, g.hint)
+	return readResponse(resp, bodyLimit, now, hint)
 }
 
 func (e *EncryptedSession) hint(code int) string {
