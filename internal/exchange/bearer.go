@@ -18,43 +18,39 @@ import (
 
 // ErrCredential is wrapped by errors about the bearer credential file:
 // missing, unreadable, empty, too long, or holding bytes a header cannot
-// carry. The error names the file, never its content. Retryable reports it
-// as retryable, since a mounted secret may not be in place yet.
+// carry. The error names the file, never its content. Classify calls it
+// transient (a mounted secret may not be in place yet).
 var ErrCredential = errors.New("exchange: bearer credential unavailable")
 
 // Bearer sends a static credential as it is: GET with "Authorization:
 // Bearer <credential>" and no body, the answer a JSON object with "token"
-// and "expires_at". It is what the successor control plane serves today
-// (protocol.md section 3), with a control-plane-signed capability as the
-// credential. Each Exchange takes these steps within one deadline of
-// Timeout:
+// and "expires_at", as the successor control plane serves it today with a
+// run capability as the credential (protocol.md section 3). Each Exchange
+// takes these steps within one deadline of Timeout:
 //
-//  1. Read the credential: from CredentialFile when set, re-read every
-//     time (its owner may rotate it), else Credential.
+//  1. Read the credential: CredentialFile when set, re-read every time
+//     (its owner may rotate it), else Credential.
 //  2. GET URL with the credential; redirects are never followed.
 //  3. Read the answer through a 64 KiB limit and validate the token; its
-//     CredentialExpiry is the credential's exp claim (CredentialExpiry).
+//     CredentialExpiry is the credential's exp claim.
 //  4. On a 401, read the credential again: when its file now holds another
-//     one, send that once (step 2); otherwise the 401 answered the
-//     freshest credential there is, and is confirmed (a refusal, see
-//     Classify).
+//     one, send that once; otherwise the 401 is confirmed (Classify).
 //  5. When the exchange failed and the credential's exp claim has passed
 //     on tokend's clock, the error wraps ErrCredentialExpired.
 //
-// Bearer does not judge the URL's scheme: the configuration applies the
-// rule for plain http. A Bearer is safe for concurrent use once
-// constructed; its fields must not change afterwards.
+// Bearer does not judge the URL's scheme (the configuration does). A
+// Bearer is safe for concurrent use once constructed; its fields must not
+// change afterwards.
 type Bearer struct {
 	// URL is the token endpoint, e.g. https://ambient-control-plane.ns.svc:8443/token.
 	URL string
-	// CredentialFile, when not empty, holds the credential (the token
-	// file rule: the credential, then optionally line feeds).
+	// CredentialFile, when not empty, holds the credential (then
+	// optionally line feeds, as a token file).
 	CredentialFile string
 	// Credential is sent when CredentialFile is empty.
 	Credential secret.String
-	// CredentialSource names the setting the credential came from, for
-	// hints, e.g. "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"; when empty,
-	// TOKEND_CREDENTIAL_FILE or TOKEND_CREDENTIAL.
+	// CredentialSource names the credential's setting for hints, e.g.
+	// "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"; by default TOKEND_CREDENTIAL(_FILE).
 	CredentialSource string
 	// Client sends the request; use NewHTTPClient.
 	Client *http.Client
@@ -117,18 +113,14 @@ func (e *Bearer) hint(code int) string {
 		return "credential rejected: " + e.source() + " is not this run's capability, or it expired or was not signed by this control plane"
 	case http.StatusForbidden:
 		return "runner access revoked: the session was stopped or restarted, and this run's capability obtains no more tokens"
-	case http.StatusMethodNotAllowed:
-		return "the endpoint does not take GET; check AMBIENT_CP_TOKEN_URL"
 	}
 	return commonHint(code)
 }
 
 // ErrCredentialExpired is wrapped by the error of a bearer exchange that
-// failed after the credential's own exp claim had passed: the successor
-// control plane refuses an expired capability (401), and a new run gets a
-// new one. The issuer's answer rules while it gives one (a 200 is a
-// success, whatever tokend's clock says); when it is out of reach, the
-// claim alone ends the credential. Classify calls it a refusal.
+// failed after the credential's own exp claim had passed (a 200 is a
+// success whatever tokend's clock says; an issuer out of reach cannot
+// overrule the claim). Classify calls it a refusal.
 var ErrCredentialExpired = errors.New("exchange: the bearer credential has expired")
 
 // CapabilityPrefix starts the successor control plane's run capability:
@@ -136,14 +128,11 @@ var ErrCredentialExpired = errors.New("exchange: the bearer credential has expir
 // (protocol.md section 3).
 const CapabilityPrefix = "acp-runner-v1."
 
-// CredentialExpiry returns the exp claim of a bearer credential: the
-// successor's run capability, or any JWT. The signature is not verified
-// (tokend holds no key to verify it, and needs only the expiry); ok is
-// false for a credential without a readable exp claim. Safe for concurrent
-// use; it never returns credential bytes.
+// CredentialExpiry returns the exp claim of a bearer credential, the
+// successor's run capability or any JWT, without verifying its signature;
+// ok is false when it has no readable exp claim. Safe for concurrent use.
 func CredentialExpiry(credential string) (exp time.Time, ok bool) {
-	// A capability has a JWT's shape, its first segment a version
-	// label instead of a header; jwtexp reads the second segment only.
+	// A capability is shaped as a JWT; jwtexp reads the second segment only.
 	if strings.HasPrefix(credential, CapabilityPrefix) || strings.Count(credential, ".") == 2 {
 		return jwtexp.Expiry(credential)
 	}

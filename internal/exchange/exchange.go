@@ -1,13 +1,10 @@
 // Package exchange obtains API tokens from the control plane's token endpoint.
 //
 // An Exchanger performs one exchange: one credential sent, one token back.
-// Two implementations speak the control plane's protocols:
-// EncryptedSession (deployed today) and Bearer (a run-scoped capability,
-// as the successor serves it). An Exchanger sends one request and never
-// schedules anything; the caller decides when to call again, using
-// Retryable and RetryAfter to read an error. Every Exchanger validates the answer
-// completely before returning it, so a Token it returns is always fit to be
-// written out.
+// EncryptedSession speaks the deployed protocol, Bearer the successor's
+// (a run-scoped capability). An Exchanger never schedules anything: the
+// caller decides when to call again, reading an error with Classify and
+// RetryAfter. A Token it returns is validated, fit to be written out.
 //
 // Errors never contain the token, the session id, the bearer credential,
 // or key material.
@@ -23,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,16 +38,15 @@ type Token struct {
 	// field), "jwt" (the token's exp claim) or "" (unknown).
 	ExpirySource string
 	// Skew is how far the issuer's clock (its Date header) was ahead of
-	// tokend's when the token arrived; negative when behind, zero when
-	// unknown or within MinSkew. Expiry is already on tokend's clock.
+	// tokend's; negative when behind, zero when unknown or within MinSkew.
+	// Expiry is already on tokend's clock.
 	Skew time.Duration
 	// IgnoredExpiry, when not empty, says why an expiry the issuer gave was
 	// out of range and treated as unknown.
 	IgnoredExpiry string
 	// CredentialExpiry is when the credential that obtained the token
-	// stops being accepted, from its own exp claim (a bearer capability,
-	// on tokend's clock); zero when unknown. The control plane never
-	// issues a token past it, and refuses the credential from then on.
+	// stops being accepted, from its exp claim (on tokend's clock); zero
+	// when unknown. No token is issued past it.
 	CredentialExpiry time.Time
 }
 
@@ -83,10 +80,9 @@ type StatusError struct {
 	RetryAfter time.Duration
 	// Hint explains the status in terms of tokend's configuration.
 	Hint string
-	// Confirmed reports that a 401 answered the freshest credential there
-	// is: one re-read from its source after the 401 (or from a source that
-	// cannot change) and found unchanged. Classify calls a confirmed 401 a
-	// refusal.
+	// Confirmed reports that a 401 answered the freshest credential: one
+	// re-read after the 401 and found unchanged, or from a source that
+	// cannot change. Classify calls a confirmed 401 a refusal.
 	Confirmed bool
 }
 
@@ -106,17 +102,15 @@ const (
 	// None is the class of a nil error.
 	None Class = iota
 	// Transient: the issuer is busy, failing or out of reach; asking again
-	// soon may succeed, and the token held meanwhile stays in use until it
-	// expires.
+	// soon may succeed. The token held stays in use until it expires.
 	Transient
-	// Permanent: a configuration problem (a redirect, a wrong URL, a server
-	// certificate tokend does not trust) or the caller stopping; the same
-	// request fails again, but says nothing about the token held, which
-	// stays in use until it expires.
+	// Permanent: a configuration problem (a redirect, a wrong URL, an
+	// untrusted certificate) or the caller stopping; the same request
+	// fails again. The token held stays in use until it expires.
 	Permanent
 	// Refused: the control plane definitively refused this pod's
-	// credential (its session was stopped, restarted or revoked, or the
-	// credential expired). The token held must stop being used at once.
+	// credential (session stopped, restarted or revoked, or credential
+	// expired). The token held must stop being used at once.
 	Refused
 )
 
@@ -127,15 +121,12 @@ const (
 //   - 403: Refused in every mode (encrypted-session: the session id is
 //     rejected; bearer: "runner access revoked", the session was stopped
 //     or restarted).
-//   - 401: Refused when the exchanger confirmed it (StatusError.Confirmed):
-//     the credential sent was the freshest there is. A bearer credential
-//     is confirmed when it was re-read from its file just before, and
-//     again after the 401, unchanged (or comes from a variable, which
-//     cannot change); an encrypted-session 401 is confirmed when the public
-//     key comes from a variable, or when its file, re-read after the 401,
-//     holds the key that was used. Otherwise Permanent.
-//   - ErrCredentialExpired (the credential's own exp claim has passed on
-//     the issuer's clock): Refused.
+//   - 401: Refused when confirmed (StatusError.Confirmed: the credential,
+//     or the public key, re-read from its file after the 401 is the one
+//     sent, or comes from a variable, which cannot change). Otherwise
+//     Permanent.
+//   - ErrCredentialExpired (the credential's own exp claim has passed):
+//     Refused.
 //   - 408, 429, 500 and every other 5xx status: Transient (the issuer is
 //     busy or failing).
 //   - every other status, redirects included: Permanent (a configuration
@@ -175,9 +166,8 @@ func Classify(err error) Class {
 // if tried again soon: Classify(err) == Transient.
 func Retryable(err error) bool { return Classify(err) == Transient }
 
-// Reason returns why err refused the credential, for the withdrawal record
-// and the proxy's answers: one line without the "exchange: " prefix. Like
-// every error of this package it holds no secret.
+// Reason returns err as one line without the "exchange: " prefix, for the
+// withdrawal record and the proxy's answers. It holds no secret.
 func Reason(err error) string {
 	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "exchange: "), "\n", "; ")
 }
@@ -201,29 +191,19 @@ func StatusCode(err error) int {
 }
 
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date,
-// relative to now. Absent, negative or unparseable values give zero.
+// relative to now, at most a day; absent, negative or unparseable: zero.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && v[0] != '+' {
+		d = time.Duration(min(max(secs, 0), 24*3600)) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = min(t.Sub(now), 24*time.Hour)
 	}
-	var secs int64
-	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil && fmt.Sprint(secs) == v {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, 24*3600)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, 24*time.Hour)
-		}
-	}
-	return 0
+	return max(d, 0)
 }
 
 // cause drops a *url.Error or *fs.PathError wrapper, whose message repeats
-// the method, URL or path that the caller already states (and a URL's
-// query string, which must not reach logs).
+// the method, URL (with a query string, which must not reach logs) or path.
 func cause(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -236,9 +216,8 @@ func cause(err error) error {
 	return err
 }
 
-// SafeURL returns raw for logs and error messages: scheme, host and path
-// only. The control plane ignores the query string, but a gateway in front
-// of it may carry a credential there (or in user info).
+// SafeURL returns raw's scheme, host and path, for logs and errors: a
+// gateway may carry a credential in the query string or user info.
 func SafeURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -247,9 +226,8 @@ func SafeURL(raw string) string {
 	return u.Scheme + "://" + u.Host + u.Path
 }
 
-// requestError reports a request that got no answer. When the server's
-// certificate is signed by an authority tokend does not trust, it names the
-// settings that add one.
+// requestError reports a request that got no answer, naming the settings
+// that add a CA when the server's certificate has an unknown authority.
 func requestError(method, rawURL string, err error) error {
 	hint := ""
 	var ua x509.UnknownAuthorityError

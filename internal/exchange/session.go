@@ -25,29 +25,25 @@ const bodyLimit = 64 << 10
 
 // EncryptedSession is the control plane's deployed exchange: a GET whose
 // bearer credential is the session id encrypted to the control plane's RSA
-// key (RSA-OAEP, SHA-256, empty label), in padded standard base64. Every
-// request carries fresh ciphertext. Each Exchange takes these steps within
-// one deadline of Timeout:
+// key (RSA-OAEP, SHA-256, empty label), fresh at every request, in padded
+// standard base64. Each Exchange takes these steps within one deadline of
+// Timeout:
 //
 //  1. Take the key: PublicKeyFile, read again at every exchange (a mounted
-//     Secret or ConfigMap is replaced when the control plane's key
-//     rotates), or else PublicKey.
+//     Secret follows the control plane's key rotation), or else PublicKey.
 //  2. GET URL with the session id encrypted to that key.
 //  3. On a 401, read PublicKeyFile again: when it now holds another key,
-//     send once more with it (step 2). A 401 that survives this, or that
-//     answers a key given as PublicKey (which cannot change), is confirmed:
-//     a refusal (see Classify).
+//     send once more with it. A 401 that survives this, or answers a
+//     PublicKey (which cannot change), is confirmed: a refusal (Classify).
 //
-// An EncryptedSession is safe for concurrent use once constructed; its fields
-// must not change afterwards.
+// An EncryptedSession is safe for concurrent use once constructed; its
+// fields must not change afterwards.
 type EncryptedSession struct {
 	// URL is the token endpoint, e.g. http://ambient-control-plane.ns.svc:8080/token.
 	URL string
-	// PublicKey is the control plane's key, used when PublicKeyFile is
-	// empty.
+	// PublicKey is the control plane's key, used when PublicKeyFile is empty.
 	PublicKey *rsa.PublicKey
-	// PublicKeyFile, when not empty, holds the key (what ParsePublicKey
-	// reads); it is read at every exchange.
+	// PublicKeyFile, when not empty, holds the key as ParsePublicKey reads it.
 	PublicKeyFile string
 	// SessionID is the plaintext that is encrypted; it is a credential.
 	SessionID secret.String
@@ -57,15 +53,14 @@ type EncryptedSession struct {
 	UserAgent string
 	// Now returns the wall time used to judge expiry; time.Now when nil.
 	Now func() time.Time
-	// Timeout bounds one exchange, from dial to the last byte of the body;
-	// RequestTimeout when zero.
+	// Timeout bounds one exchange; RequestTimeout when zero.
 	Timeout time.Duration
 }
 
 // ErrPublicKey is wrapped by errors about PublicKeyFile: missing,
 // unreadable, or not holding a usable key. The error names the file and
-// what is wrong, never its content. Classify calls it transient: a mounted
-// file may be in the middle of being replaced.
+// what is wrong, never its content. Classify calls it transient (a mounted
+// file may be in the middle of being replaced).
 var ErrPublicKey = errors.New("exchange: public key unavailable")
 
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
@@ -74,10 +69,9 @@ func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 	return exchangeOnce(ctx, e.Timeout, e.key, func(a, b *rsa.PublicKey) bool { return a.Equal(b) }, e.send, "the key file")
 }
 
-// exchangeOnce is the shape of one exchange in either mode, within timeout
-// (RequestTimeout when zero): read the credential, send it, and on a 401
-// read it again. A credential that changed meanwhile is sent once more;
-// a 401 on the freshest credential there is, is confirmed (see Classify).
+// exchangeOnce is one exchange of either mode within timeout: read the
+// credential, send it, and on a 401 read it again; a changed credential is
+// sent once more, and a 401 on the freshest one is confirmed (Classify).
 // what names the credential's source in an error.
 func exchangeOnce[C any](ctx context.Context, timeout time.Duration, read func() (C, error), same func(a, b C) bool,
 	send func(context.Context, C) (Token, error), what string) (Token, error) {
@@ -117,9 +111,9 @@ func (e *EncryptedSession) key() (*rsa.PublicKey, error) {
 	}
 	key, err := ReadPublicKeyFile(e.PublicKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPublicKey, err)
+		err = fmt.Errorf("%w: %w", ErrPublicKey, err)
 	}
-	return key, nil
+	return key, err
 }
 
 // send is step 2.
@@ -150,9 +144,8 @@ func CheckSessionID(id string, key *rsa.PublicKey) error {
 	return nil
 }
 
-// get sends the GET of both modes: credential in "Authorization: Bearer",
-// no body, redirects never followed, and the answer read through bodyLimit
-// bytes.
+// get sends the GET of both modes: the credential in "Authorization:
+// Bearer", no body, no redirect followed, the answer read through bodyLimit.
 func get(ctx context.Context, client *http.Client, endpoint, credential, userAgent string, now time.Time, hint func(int) string) (Token, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
@@ -184,8 +177,6 @@ func (e *EncryptedSession) hint(code int) string {
 			"(a key given by variable is read once; mount it as a file with --public-key-file to follow a rotation)"
 	case http.StatusForbidden:
 		return "session id rejected: the session was stopped or is unknown (check SESSION_ID)"
-	case http.StatusMethodNotAllowed:
-		return "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)"
 	}
 	return commonHint(code)
 }
@@ -195,6 +186,8 @@ func commonHint(code int) string {
 	switch {
 	case code == http.StatusNotFound:
 		return "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)"
+	case code == http.StatusMethodNotAllowed:
+		return "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)"
 	case code >= 300 && code < 400:
 		return "redirect refused (tokend never follows redirects; check AMBIENT_CP_TOKEN_URL)"
 	case code == http.StatusTooManyRequests:
