@@ -13,7 +13,7 @@ import (
 )
 
 // answer serves body with the given Date header from a real server and
-// returns what readResponse makes of it at now.
+// returns what get makes of it at now.
 func answer(t *testing.T, date, body string, now time.Time) (Token, error) {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -25,12 +25,7 @@ func answer(t *testing.T, date, body string, now time.Time) (Token, error) {
 		fmt.Fprintln(w, body)
 	}))
 	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	return readResponse(resp, 64<<10, now, func(int) string { return "" })
+	return get(t.Context(), srv.Client(), srv.URL, "a-credential", "", now, func(int) string { return "" })
 }
 
 // TestIssuerClockSkew: an issuer five minutes behind tokend that mints

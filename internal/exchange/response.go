@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,10 +16,27 @@ import (
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
-// readResponse turns an HTTP answer into a validated Token. The body is read
-// through a limit of limit bytes; a longer body is an error, not a truncated
-// token. hint explains non-200 statuses for the calling mode.
-func readResponse(resp *http.Response, limit int64, now time.Time, hint func(int) string) (Token, error) {
+// get sends the GET of both modes and turns the answer into a validated
+// Token: the credential in "Authorization: Bearer", no body, no redirect
+// followed. The body is read through bodyLimit bytes; a longer body is an
+// error, not a truncated token. hint explains non-200 statuses.
+func get(ctx context.Context, client *http.Client, endpoint, credential, userAgent string, now time.Time, hint func(int) string) (Token, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return Token{}, fmt.Errorf("exchange: building request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+credential)
+	req.Header.Set("Accept", "application/json")
+	if userAgent != "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	c := *client
+	c.CheckRedirect = noRedirect
+	resp, err := c.Do(req)
+	if err != nil {
+		return Token{}, requestError("GET", endpoint, err)
+	}
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		// Drain a little so the connection can be reused, then give up on it.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
@@ -28,15 +46,18 @@ func readResponse(resp *http.Response, limit int64, now time.Time, hint func(int
 			Hint:       hint(resp.StatusCode),
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, bodyLimit+1))
 	if err != nil {
 		return Token{}, fmt.Errorf("exchange: reading response body: %w", err)
 	}
-	if int64(len(body)) > limit {
-		return Token{}, fmt.Errorf("%w: body exceeds %d bytes", ErrInvalidResponse, limit)
+	if len(body) > bodyLimit {
+		return Token{}, fmt.Errorf("%w: body exceeds %d bytes", ErrInvalidResponse, bodyLimit)
 	}
 	return parseBody(body, now, issuerSkew(resp.Header.Get("Date"), now))
 }
+
+// bodyLimit bounds the response body of either mode.
+const bodyLimit = 64 << 10
 
 // MinSkew is the least difference between the issuer's clock and tokend's
 // that is corrected for. The Date header has whole seconds (RFC 9110,

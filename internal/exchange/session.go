@@ -20,9 +20,6 @@ import (
 // byte of the body, when the Exchanger's Timeout is zero.
 const RequestTimeout = 10 * time.Second
 
-// bodyLimit bounds the response body of either mode.
-const bodyLimit = 64 << 10
-
 // EncryptedSession is the control plane's deployed exchange: a GET whose
 // bearer credential is the session id encrypted to the control plane's RSA
 // key (RSA-OAEP, SHA-256, empty label), fresh at every request, in padded
@@ -142,28 +139,6 @@ func CheckSessionID(id string, key *rsa.PublicKey) error {
 		return fmt.Errorf("is %d bytes, more than the %d a %d-bit key can encrypt", len(id), key.Size()-2*sha256.Size-2, key.N.BitLen())
 	}
 	return nil
-}
-
-// get sends the GET of both modes: the credential in "Authorization:
-// Bearer", no body, no redirect followed, the answer read through bodyLimit.
-func get(ctx context.Context, client *http.Client, endpoint, credential, userAgent string, now time.Time, hint func(int) string) (Token, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		return Token{}, fmt.Errorf("exchange: building request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+credential)
-	req.Header.Set("Accept", "application/json")
-	if userAgent != "" {
-		req.Header.Set("User-Agent", userAgent)
-	}
-	c := *client
-	c.CheckRedirect = noRedirect
-	resp, err := c.Do(req)
-	if err != nil {
-		return Token{}, requestError("GET", endpoint, err)
-	}
-	defer resp.Body.Close()
-	return readResponse(resp, bodyLimit, now, hint)
 }
 
 func (e *EncryptedSession) hint(code int) string {
