@@ -60,14 +60,12 @@ func get(ctx context.Context, client *http.Client, endpoint, credential, userAge
 const bodyLimit = 64 << 10
 
 // MinSkew is the least difference between the issuer's clock and tokend's
-// that is corrected for. The Date header has whole seconds (RFC 9110,
-// section 5.6.7) and the answer takes time to arrive, so smaller
-// differences are noise.
+// that is corrected for: the Date header has whole seconds, and the answer
+// takes time to arrive.
 const MinSkew = 2 * time.Second
 
-// issuerSkew returns how far the issuer's clock is ahead of now (negative
-// when behind), from the answer's Date header; zero when the header is
-// absent, unparseable or within MinSkew.
+// issuerSkew returns how far the issuer's clock (the header value date) is
+// ahead of now; zero when absent, unparseable or within MinSkew.
 func issuerSkew(date string, now time.Time) time.Duration {
 	t, err := http.ParseTime(date)
 	if skew := t.Sub(now); err == nil && (skew <= -MinSkew || skew >= MinSkew) {
@@ -77,19 +75,16 @@ func issuerSkew(date string, now time.Time) time.Duration {
 }
 
 // maxLife is the longest remaining life taken at its word: an expiry
-// further out than this (or past the year 9999, which RFC 3339 cannot
-// carry, whether it came as Unix seconds or as a longer year) is treated
-// as unknown, never as a reason to refuse a token.
+// further out, or past the year 9999, is unknown, never a reason to refuse
+// a token.
 const maxLife = 366 * 24 * time.Hour
 
 // parseBody decodes a token response body: a JSON object with the token in
 // "token" (or "service_token") and an optional "expires_at" as Unix seconds
-// (number or numeric string) or RFC 3339 (also with a year past 9999, as
-// the same instant in Unix seconds is). Unknown fields are ignored. When
-// expires_at is absent, a JWT token's exp claim gives the expiry. skew is
-// how far the issuer's clock is ahead of now: the expiry, on the issuer's
-// clock, is carried over to tokend's by subtracting it, so the token's
-// remaining life is expiry - Date whatever either clock says.
+// (number or numeric string) or RFC 3339 (a year past 9999 too). Unknown
+// fields are ignored. Without expires_at, a JWT's exp claim gives the
+// expiry. skew, how far the issuer's clock is ahead of now, is subtracted
+// from the expiry, so the remaining life is expiry - Date.
 func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 	var r struct {
 		Token        *string         `json:"token"`
@@ -136,11 +131,9 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 }
 
 // CheckToken reports whether v is usable as a bearer token by the rule of
-// package tokenbytes: non-empty, at most tokenbytes.MaxLen bytes, and only
-// printable ASCII without whitespace (so a reader that pastes it into a
-// header cannot be made to inject another). The error wraps
-// ErrInvalidResponse and names the problem and a byte offset, never the
-// value.
+// package tokenbytes (1 to tokenbytes.MaxLen bytes of printable ASCII
+// without whitespace). The error wraps ErrInvalidResponse and names the
+// problem and a byte offset, never the value.
 func CheckToken(v string) error {
 	switch err := tokenbytes.Check(v); {
 	case err == nil:
@@ -154,9 +147,8 @@ func CheckToken(v string) error {
 	}
 }
 
-// maxExpiresAt is the latest expires_at accepted, in Unix seconds (2^40 s,
-// in the year 36812); a later one, however written, is not an expiry but
-// a malformed answer.
+// maxExpiresAt is the latest expires_at accepted, in Unix seconds (in the
+// year 36812); a later one is a malformed answer.
 const maxExpiresAt = 1 << 40
 
 func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
@@ -179,12 +171,10 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 	return time.Unix(int64(secs), int64((secs-float64(int64(secs)))*1e9)).UTC(), nil
 }
 
-// parseLongYear parses an RFC 3339 date-time whose year has more than four
-// digits, optionally after a '+' (ISO 8601's expanded years, as Go's
-// Format, JavaScript's toISOString and Java's Instant write a year past
-// 9999), which RFC 3339 cannot carry and time.Parse refuses: all else is
-// RFC 3339's, checked by time.Parse on the same date in a four-digit year
-// with the same leap day. It reports false for anything else.
+// parseLongYear parses an RFC 3339 date-time with a year of five to nine
+// digits, optionally after a '+' (as Go, JavaScript and Java write a year
+// past 9999), which time.Parse refuses: the rest is checked by time.Parse
+// in a four-digit year as leap as it. It reports false for anything else.
 func parseLongYear(s string) (time.Time, bool) {
 	digits := strings.TrimPrefix(s, "+")
 	n := 0
@@ -203,7 +193,6 @@ func parseLongYear(s string) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
-	_, offset := t.Zone() // as given: never the local zone's rules for that year
-	return time.Date(year, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(),
-		time.FixedZone("", offset)).UTC(), true
+	// Same leap-ness: in UTC too, no date moves to or from a 29 February.
+	return t.UTC().AddDate(year-stand, 0, 0), true
 }
