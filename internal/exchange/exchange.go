@@ -13,16 +13,12 @@ package exchange
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/secret"
@@ -202,16 +198,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return max(d, 0)
 }
 
-// cause drops a *url.Error or *fs.PathError wrapper, whose message repeats
-// the method, URL (with a query string, which must not reach logs) or path.
+// cause drops err's outer wrapper, at every call a *url.Error or
+// *fs.PathError, whose message repeats the method, URL (with a query
+// string, which must not reach logs) or path that the caller states.
 func cause(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+	if inner := errors.Unwrap(err); inner != nil {
+		return inner
 	}
 	return err
 }
@@ -224,32 +216,4 @@ func SafeURL(raw string) string {
 		return "the token URL"
 	}
 	return u.Scheme + "://" + u.Host + u.Path
-}
-
-// requestError reports a request that got no answer, naming the settings
-// that add a CA when the server's certificate has an unknown authority.
-func requestError(method, rawURL string, err error) error {
-	hint := ""
-	var ua x509.UnknownAuthorityError
-	if errors.As(err, &ua) {
-		hint = "; the server's certificate is signed by a CA tokend does not trust: " +
-			"give tokend that CA's PEM certificate (the control plane's, a proxy's or a company's; several in one bundle) " +
-			"with --ca-file (TOKEND_CA_FILE) or --cp-ca-file (AMBIENT_CP_CA_PATH), one setting also read from AMBIENT_CP_CA_CERT_FILE"
-	}
-	return fmt.Errorf("exchange: %s %s: %w%s", method, SafeURL(rawURL), cause(err), hint)
-}
-
-// fileAccessHint says who tokend runs as and who owns path, when opening
-// path was refused; "" for any other error.
-func fileAccessHint(path string, err error) string {
-	if !errors.Is(err, fs.ErrPermission) {
-		return ""
-	}
-	hint := fmt.Sprintf("; tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
-	if fi, serr := os.Stat(path); serr == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			hint += fmt.Sprintf(", and the file is owned by uid %d, gid %d with mode %04o", st.Uid, st.Gid, fi.Mode().Perm())
-		}
-	}
-	return hint
 }

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,8 @@ import (
 // get sends the GET of both modes and turns the answer into a validated
 // Token: the credential in "Authorization: Bearer", no body, no redirect
 // followed. The body is read through bodyLimit bytes; a longer body is an
-// error, not a truncated token. hint explains non-200 statuses.
+// error, not a truncated token. hint explains non-200 statuses; when the
+// server's certificate has an unknown CA, the error names the CA settings.
 func get(ctx context.Context, client *http.Client, endpoint, credential, userAgent string, now time.Time, hint func(int) string) (Token, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
@@ -34,7 +36,13 @@ func get(ctx context.Context, client *http.Client, endpoint, credential, userAge
 	c.CheckRedirect = noRedirect
 	resp, err := c.Do(req)
 	if err != nil {
-		return Token{}, requestError("GET", endpoint, err)
+		hint := ""
+		if errors.As(err, new(x509.UnknownAuthorityError)) {
+			hint = "; the server's certificate is signed by a CA tokend does not trust: " +
+				"give tokend that CA's PEM certificate (the control plane's, a proxy's or a company's; several in one bundle) " +
+				"with --ca-file (TOKEND_CA_FILE) or --cp-ca-file (AMBIENT_CP_CA_PATH), one setting also read from AMBIENT_CP_CA_CERT_FILE"
+		}
+		return Token{}, fmt.Errorf("exchange: GET %s: %w%s", SafeURL(endpoint), cause(err), hint)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
