@@ -110,32 +110,22 @@ const (
 	Refused
 )
 
-// Classify says what the failure err means. It is the one place where
-// failures are classified; the refusal table below is what the README
-// documents per mode:
+// Classify says what the failure err means; it is the one place where
+// failures are classified, and what the README documents per mode:
 //
-//   - 403: Refused in every mode (encrypted-session: the session id is
-//     rejected; bearer: "runner access revoked", the session was stopped
-//     or restarted).
-//   - 401: Refused when confirmed (StatusError.Confirmed: the credential,
-//     or the public key, re-read from its file after the 401 is the one
-//     sent, or comes from a variable, which cannot change). Otherwise
-//     Permanent.
-//   - ErrCredentialExpired (the credential's own exp claim has passed):
-//     Refused.
-//   - 408, 429, 500 and every other 5xx status: Transient (the issuer is
-//     busy or failing).
-//   - every other status, redirects included: Permanent (a configuration
-//     problem; trying again sends the same request).
-//   - an invalid 200 answer or an already-expired token: Transient (a
-//     proxy's page, a passing glitch in the issuer).
-//   - ErrCredential: Transient (a mounted secret may not be in place yet).
-//   - a server certificate that does not verify (unknown authority, wrong
-//     host name, expired): Permanent (the trusted roots are read once; the
-//     CA file or the URL must change).
-//   - a cancelled context: Permanent (the caller is stopping).
-//   - the exchange's deadline: Transient.
-//   - anything else (connection refused, reset, DNS): Transient.
+//   - Refused: 403 (the session id rejected, or "runner access revoked");
+//     a confirmed 401 (StatusError.Confirmed: the credential or key sent
+//     was re-read from its file after the 401, or comes from a variable,
+//     which cannot change); ErrCredentialExpired.
+//   - Permanent: every other 3xx or 4xx status, an unconfirmed 401
+//     included (a configuration problem: the same request fails again); a
+//     server certificate that does not verify (the trusted roots are read
+//     once); a cancelled context (the caller is stopping).
+//   - Transient: 408, 429 and 5xx (the issuer is busy or failing); an
+//     invalid 200 answer or an already-expired token (a proxy's page, a
+//     passing glitch); ErrCredential and ErrPublicKey (a mounted file may
+//     be late); the exchange's deadline; anything else (connection
+//     refused, reset, DNS).
 func Classify(err error) Class {
 	var se *StatusError
 	var ce *tls.CertificateVerificationError

@@ -26,22 +26,19 @@ func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 	if s == "" {
 		return nil, errors.New("empty")
 	}
-	data := []byte(s)
 	if !strings.HasPrefix(s, "-----") {
 		// Padded or not: RawStdEncoding takes either once the padding goes.
 		dec, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.Join(strings.Fields(s), ""), "="))
 		if err != nil {
 			return nil, errors.New("neither PEM (starting with -----) nor base64 of a PEM; " + howToPass)
 		}
-		pemText := strings.TrimSpace(string(dec))
-		if !strings.HasPrefix(pemText, "-----") {
+		if s = strings.TrimSpace(string(dec)); !strings.HasPrefix(s, "-----") {
 			return nil, errors.New("base64 decodes to something other than PEM; " + howToPass)
 		}
-		data = []byte(pemText)
 	}
-	block, _ := pem.Decode(data)
+	block, _ := pem.Decode([]byte(s))
 	if block == nil {
-		return nil, fmt.Errorf("no complete PEM block: %s; %s", pemProblem(string(data)), howToPass)
+		return nil, fmt.Errorf("no complete PEM block: %s; %s", pemProblem(s), howToPass)
 	}
 	var pub any
 	var err error

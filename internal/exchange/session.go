@@ -95,9 +95,8 @@ func exchangeOnce[C any](ctx context.Context, timeout time.Duration, read func()
 		}
 	}
 	var se *StatusError
-	if errors.As(err, &se) {
-		se.Confirmed = true
-	}
+	errors.As(err, &se) // found: StatusCode(err) is 401
+	se.Confirmed = true
 	return Token{}, err
 }
 
