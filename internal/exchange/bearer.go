@@ -109,13 +109,8 @@ func CheckCredential(v string) error {
 }
 
 func (e *Bearer) hint(code int) string {
-	switch code {
-	case http.StatusUnauthorized:
-		return "credential rejected: " + e.source() + " is not this run's capability, or it expired or was not signed by this control plane"
-	case http.StatusForbidden:
-		return "runner access revoked: the session was stopped or restarted, and this run's capability obtains no more tokens"
-	}
-	return commonHint(code)
+	return hint(code, "credential rejected: "+e.source()+" is not this run's capability, or it expired or was not signed by this control plane",
+		"runner access revoked: the session was stopped or restarted, and this run's capability obtains no more tokens")
 }
 
 // ErrCredentialExpired is wrapped by the error of a bearer exchange that

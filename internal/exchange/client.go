@@ -11,26 +11,22 @@ import (
 	"time"
 )
 
-// MaxResponseHeaderBytes bounds the status line and headers of an answer
-// from the token endpoint, as the body is bounded: an issuer, or a proxy
-// in front of it, could otherwise make tokend hold megabytes of headers.
+// MaxResponseHeaderBytes bounds the status line and headers of an answer,
+// as the body is bounded, against megabytes of headers.
 const MaxResponseHeaderBytes = 64 << 10
 
 // NewHTTPClient returns the HTTP client every Exchanger should use: TLS 1.2
 // or later verified against roots (the system pool when nil), redirects
-// returned to the caller instead of followed (a 3xx becomes a *StatusError),
-// response headers bounded by MaxResponseHeaderBytes, idle connections kept
-// briefly under the server's 60 s idle timeout, and the proxy from the
-// environment (HTTPS_PROXY, NO_PROXY) for https URLs only: a plain-http
-// exchange always goes straight to the issuer. The client is safe for
-// concurrent use.
+// not followed (a 3xx becomes a *StatusError), headers bounded by
+// MaxResponseHeaderBytes, idle connections closed under the server's 60 s,
+// and the proxy from the environment (HTTPS_PROXY, NO_PROXY) for https
+// URLs only. The client is safe for concurrent use.
 func NewHTTPClient(roots *x509.CertPool) *http.Client {
 	return newHTTPClient(roots, http.ProxyFromEnvironment)
 }
 
 // newHTTPClient is NewHTTPClient with the proxy setting read by proxy
-// (tests inject it; http.ProxyFromEnvironment reads the process
-// environment only once).
+// (tests inject it: http.ProxyFromEnvironment reads the environment once).
 func newHTTPClient(roots *x509.CertPool, proxy func(*http.Request) (*url.URL, error)) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// A forward proxy would see a plain-http request in clear: the
@@ -52,10 +48,10 @@ func newHTTPClient(roots *x509.CertPool, proxy func(*http.Request) (*url.URL, er
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// LoadRoots returns the system roots plus the certificates in the PEM file
-// at path, when not empty. The system roots honour SSL_CERT_FILE and
-// SSL_CERT_DIR. Loading them is most of a cold start's CPU, so call it
-// only for an https URL. Errors name the file and say what is wrong with it.
+// LoadRoots returns the system roots (SSL_CERT_FILE and SSL_CERT_DIR
+// honoured) plus the certificates in the PEM file at path, when not empty.
+// It is most of a cold start's CPU: call it only for an https URL. Errors
+// name the file and say what is wrong with it.
 func LoadRoots(path string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil {

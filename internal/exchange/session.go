@@ -141,23 +141,23 @@ func CheckSessionID(id string, key *rsa.PublicKey) error {
 }
 
 func (e *EncryptedSession) hint(code int) string {
-	switch code {
-	case http.StatusUnauthorized:
-		if e.PublicKeyFile != "" {
-			return "wrong public key: the key in TOKEND_PUBLIC_KEY_FILE (" + e.PublicKeyFile +
-				"), read again after this answer, is not the control plane's current key"
-		}
-		return "wrong public key: AMBIENT_CP_TOKEN_PUBLIC_KEY is not the control plane's current key " +
-			"(a key given by variable is read once; mount it as a file with --public-key-file to follow a rotation)"
-	case http.StatusForbidden:
-		return "session id rejected: the session was stopped or is unknown (check SESSION_ID)"
+	on401 := "wrong public key: AMBIENT_CP_TOKEN_PUBLIC_KEY is not the control plane's current key " +
+		"(a key given by variable is read once; mount it as a file with --public-key-file to follow a rotation)"
+	if e.PublicKeyFile != "" {
+		on401 = "wrong public key: the key in TOKEND_PUBLIC_KEY_FILE (" + e.PublicKeyFile +
+			"), read again after this answer, is not the control plane's current key"
 	}
-	return commonHint(code)
+	return hint(code, on401, "session id rejected: the session was stopped or is unknown (check SESSION_ID)")
 }
 
-// commonHint explains the statuses that mean the same in every mode.
-func commonHint(code int) string {
+// hint explains status code: a 401 by on401 and a 403 by on403, which
+// differ by mode, and the other statuses as every mode means them.
+func hint(code int, on401, on403 string) string {
 	switch {
+	case code == http.StatusUnauthorized:
+		return on401
+	case code == http.StatusForbidden:
+		return on403
 	case code == http.StatusNotFound:
 		return "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)"
 	case code == http.StatusMethodNotAllowed:
