@@ -39,9 +39,8 @@ var ErrCredential = errors.New("exchange: bearer credential unavailable")
 //  5. When the exchange failed and the credential's exp claim has passed
 //     on tokend's clock, the error wraps ErrCredentialExpired.
 //
-// Bearer does not judge the URL's scheme (the configuration does). A
-// Bearer is safe for concurrent use once constructed; its fields must not
-// change afterwards.
+// Bearer does not judge the URL's scheme (the configuration does). It is
+// safe for concurrent use; its fields must not change after construction.
 type Bearer struct {
 	// URL is the token endpoint, e.g. https://ambient-control-plane.ns.svc:8443/token.
 	URL string
@@ -94,10 +93,9 @@ func (e *Bearer) source() string {
 	return "TOKEND_CREDENTIAL"
 }
 
-// CheckCredential returns why v cannot be a Bearer's Credential: an HTTP
-// header carries it, so it follows the rule for a token's bytes (package
-// tokenbytes). The error is a phrase for the caller to prefix with the
-// setting's name; it names the offset of a bad byte, never the value.
+// CheckCredential returns why v, sent as an HTTP header, cannot be a
+// Bearer's Credential by package tokenbytes' rule: a phrase to prefix with
+// the setting's name, naming a bad byte's offset, never the value.
 func CheckCredential(v string) error {
 	var be *tokenbytes.ByteError
 	if err := tokenbytes.Check(v); errors.As(err, &be) {

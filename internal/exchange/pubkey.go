@@ -14,13 +14,11 @@ import (
 // MinKeyBits is the smallest RSA modulus ParsePublicKey accepts.
 const MinKeyBits = 2048
 
-// ParsePublicKey reads the control plane's RSA public key in either form the
-// platform injects it: raw PEM (the value starts with "-----"), or the
-// standard base64 encoding of that PEM (for gateways that cannot carry a
-// multi-line value). The PEM block must be "PUBLIC KEY" (PKIX) or
-// "RSA PUBLIC KEY" (PKCS #1) and hold an RSA key of at least MinKeyBits bits.
-// Errors describe what was found without quoting the input, and end with
-// the ways to pass a key.
+// ParsePublicKey reads the control plane's RSA public key as raw PEM (the
+// value starts with "-----") or as the standard base64 of that PEM. The
+// block must be "PUBLIC KEY" (PKIX) or "RSA PUBLIC KEY" (PKCS #1) holding
+// an RSA key of at least MinKeyBits bits. Errors describe what was found
+// without quoting the input, and end with the ways to pass a key.
 func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {

@@ -122,12 +122,10 @@ func (e *EncryptedSession) send(ctx context.Context, key *rsa.PublicKey) (Token,
 	return get(ctx, e.Client, e.URL, base64.StdEncoding.EncodeToString(ct), e.UserAgent, now(e.Now), e.hint)
 }
 
-// CheckSessionID returns why id cannot be the session id of an
-// EncryptedSession under key: the control plane refuses one shorter than 8
-// characters or holding whitespace (protocol.md section 1), and RSA-OAEP
-// with SHA-256 encrypts at most key.Size()-66 bytes (a nil key skips that
-// rule). The error is a phrase for the caller to prefix with the setting's
-// name; it never quotes id.
+// CheckSessionID returns why id cannot be the session id under key: the
+// control plane refuses one under 8 characters or with whitespace, and
+// RSA-OAEP with SHA-256 encrypts at most key.Size()-66 bytes (unchecked
+// for a nil key). The error is a phrase to prefix with the setting's name.
 func CheckSessionID(id string, key *rsa.PublicKey) error {
 	switch {
 	case len(id) < 8:
