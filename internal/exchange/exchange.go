@@ -180,7 +180,7 @@ func StatusCode(err error) int {
 // relative to now, at most a day; absent, negative or unparseable: zero.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && v[0] != '+' {
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && strconv.FormatInt(secs, 10) == v {
 		d = time.Duration(min(max(secs, 0), 24*3600)) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = min(t.Sub(now), 24*time.Hour)

@@ -125,7 +125,8 @@ func (e *EncryptedSession) send(ctx context.Context, key *rsa.PublicKey) (Token,
 // CheckSessionID returns why id cannot be the session id under key: the
 // control plane refuses one under 8 characters or with whitespace, and
 // RSA-OAEP with SHA-256 encrypts at most key.Size()-66 bytes (unchecked
-// for a nil key). The error is a phrase to prefix with the setting's name.
+// for a nil key). The error, a phrase to prefix with the setting's name,
+// never quotes id.
 func CheckSessionID(id string, key *rsa.PublicKey) error {
 	switch {
 	case len(id) < 8:
