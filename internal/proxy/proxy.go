@@ -102,7 +102,7 @@ type Proxy struct {
 	base    *http.Transport
 	sem     chan struct{} // one slot per request in flight
 	metrics *metrics
-	reauth  *reauth
+	reauth  reauth
 }
 
 // New returns a Proxy forwarding to cfg.Upstream with tokens from src. Its
@@ -119,16 +119,15 @@ func New(cfg Config, src Source) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, src: src, sem: make(chan struct{}, cfg.MaxConcurrent), metrics: m}
-	p.reauth = &reauth{p: p}
-	p.base = newTransport(cfg)
+	p := &Proxy{cfg: cfg, src: src, sem: make(chan struct{}, cfg.MaxConcurrent), metrics: m, base: newTransport(cfg)}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:       p.rewrite,
-		Transport:     &retryTransport{p: p, base: p.base},
-		FlushInterval: -1,
-		BufferPool:    newBufferPool(),
-		ErrorHandler:  p.upstreamError,
-		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		Rewrite:        p.rewrite,
+		Transport:      retryTransport{p},
+		FlushInterval:  -1,
+		BufferPool:     newBufferPool(),
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return p, nil
 }
