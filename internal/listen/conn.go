@@ -1,7 +1,7 @@
 package listen
 
 import (
-	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,16 +17,17 @@ type capListener struct {
 	max   int
 	hooks hooks
 
-	mu    sync.Mutex // guards the fields below
-	open  map[*conn]struct{}
-	seq   uint64        // orders the moments connections became idle
-	wake  chan struct{} // closed when room may have appeared; nil when no one waits
-	done  bool          // Close was called
-	doneC chan struct{} // closed by Close
+	mu   sync.Mutex // guards the fields below
+	room sync.Cond  // signalled when room may have appeared, or on Close
+	open map[*conn]struct{}
+	seq  uint64 // orders the moments connections became idle
+	done bool   // Close was called
 }
 
 func newCapListener(ln net.Listener, max int) *capListener {
-	return &capListener{Listener: ln, max: max, open: make(map[*conn]struct{}, max), doneC: make(chan struct{})}
+	l := &capListener{Listener: ln, max: max, open: make(map[*conn]struct{}, max)}
+	l.room.L = &l.mu
+	return l
 }
 
 // Accept accepts a connection and admits it, closing the idlest one when
@@ -39,43 +40,31 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 	c := &conn{Conn: nc, l: l}
 	c.scan.start()
-	for {
-		l.mu.Lock()
-		if l.done {
-			l.mu.Unlock()
-			_ = nc.Close()
-			return nil, net.ErrClosed
+	l.mu.Lock()
+	var victim *conn
+	for !l.done && len(l.open) >= l.max {
+		if victim = l.idlestLocked(); victim != nil {
+			delete(l.open, victim)
+			break
 		}
-		var victim *conn
-		if len(l.open) >= l.max {
-			victim = l.idlestLocked()
-		}
-		if len(l.open) < l.max || victim != nil {
-			if victim != nil {
-				delete(l.open, victim)
-			}
-			l.seq++
-			c.since = l.seq
-			l.open[c] = struct{}{}
-			l.mu.Unlock()
-			if victim != nil {
-				_ = victim.Conn.Close() // its server goroutine ends on the read error
-			}
-			return c, nil
-		}
-		if l.wake == nil {
-			l.wake = make(chan struct{})
-		}
-		wake := l.wake
-		l.mu.Unlock()
 		if l.hooks.waiting != nil {
-			l.hooks.waiting()
+			l.hooks.waiting() // with l.mu held
 		}
-		select {
-		case <-wake:
-		case <-l.doneC:
-		}
+		l.room.Wait()
 	}
+	if l.done {
+		l.mu.Unlock()
+		_ = nc.Close()
+		return nil, net.ErrClosed
+	}
+	l.seq++
+	c.since = l.seq
+	l.open[c] = struct{}{}
+	l.mu.Unlock()
+	if victim != nil {
+		_ = victim.Conn.Close() // its server goroutine ends on the read error
+	}
+	return c, nil
 }
 
 // idlestLocked returns the open connection that serves no request and
@@ -90,25 +79,16 @@ func (l *capListener) idlestLocked() *conn {
 	return v
 }
 
-// wakeLocked tells a waiting Accept that room may have appeared.
-func (l *capListener) wakeLocked() {
-	if l.wake != nil {
-		close(l.wake)
-		l.wake = nil
-	}
-}
-
 // Close closes the listener and ends an Accept waiting for room. Calls
 // after the first do nothing.
 func (l *capListener) Close() error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.done {
-		l.mu.Unlock()
 		return nil
 	}
 	l.done = true
-	close(l.doneC)
-	l.mu.Unlock()
+	l.room.Broadcast()
 	return l.Listener.Close()
 }
 
@@ -152,7 +132,7 @@ func (l *capListener) connState(nc net.Conn, st http.ConnState) {
 		c.busy = false
 		l.seq++
 		c.since = l.seq
-		l.wakeLocked()
+		l.room.Signal()
 		l.mu.Unlock()
 	case http.StateClosed:
 		l.release(c)
@@ -167,7 +147,7 @@ func (l *capListener) release(c *conn) {
 	l.mu.Lock()
 	if _, ok := l.open[c]; ok {
 		delete(l.open, c)
-		l.wakeLocked()
+		l.room.Signal()
 	}
 	l.mu.Unlock()
 }
@@ -227,11 +207,7 @@ func (c *conn) Close() error {
 	return err
 }
 
-type fieldsError struct{}
-
-func (fieldsError) Error() string { return "listen: too many header fields" }
-
-var errTooManyFields error = fieldsError{}
+var errTooManyFields = errors.New("listen: too many header fields")
 
 // headerScan counts the lines of a request header as its bytes are read,
 // from the start of a request (the connection's start, or its turning
@@ -259,19 +235,19 @@ func (s *headerScan) start() {
 func (s *headerScan) feed(b []byte) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.on && len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			s.lineBytes = s.lineBytes || len(bytes.TrimRight(b, "\r")) > 0
-			break
-		}
-		if !s.lineBytes && len(bytes.TrimRight(b[:i], "\r")) == 0 {
+	for _, c := range b {
+		switch {
+		case !s.on:
+			return 0
+		case c == '\n' && !s.lineBytes:
 			s.on = false // the blank line: the header is complete
 			return s.lines
+		case c == '\n':
+			s.lines++
+			s.lineBytes = false
+		case c != '\r':
+			s.lineBytes = true
 		}
-		s.lines++
-		s.lineBytes = false
-		b = b[i+1:]
 	}
 	if !s.on {
 		return 0
