@@ -24,6 +24,7 @@
 package listen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,13 +91,6 @@ func (l Limits) MemoryBound() int64 {
 	return int64(l.MaxConns) * perConn
 }
 
-func (l Limits) validate() error {
-	if l.MaxConns <= 0 || l.MaxHeaderBytes <= 0 || l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 {
-		return errors.New("listen: MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout must be positive: set each listener's bounds")
-	}
-	return nil
-}
-
 // Server serves one handler within Limits. Set its fields before Serve;
 // Serve may be called once.
 type Server struct {
@@ -126,12 +120,10 @@ type hooks struct {
 // and returns nil when ctx ended, or the error that stopped the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	lim := s.Limits
-	if lim.ShutdownTimeout == 0 {
-		lim.ShutdownTimeout = 5 * time.Second
-	}
-	if err := lim.validate(); err != nil {
+	lim.ShutdownTimeout = cmp.Or(lim.ShutdownTimeout, 5*time.Second)
+	if lim.MaxConns <= 0 || lim.MaxHeaderBytes <= 0 || lim.ReadHeaderTimeout <= 0 || lim.IdleTimeout <= 0 {
 		_ = ln.Close()
-		return err
+		return errors.New("listen: MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout must be positive: set each listener's bounds")
 	}
 	cl := newCapListener(ln, lim.MaxConns)
 	cl.hooks = s.hooks

@@ -66,6 +66,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/listen"
@@ -124,7 +125,7 @@ func New(cfg Config, src Source) (*Proxy, error) {
 		Rewrite:        p.rewrite,
 		Transport:      retryTransport{p},
 		FlushInterval:  -1,
-		BufferPool:     newBufferPool(),
+		BufferPool:     &bufferPool{sync.Pool{New: func() any { return new([copyBufferSize]byte) }}},
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -138,16 +139,12 @@ func New(cfg Config, src Source) (*Proxy, error) {
 // nil when ctx ended, or the error that stopped the server. The client
 // connections are bounded (see Config.MaxConcurrent and package listen).
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	s := &listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: p.rp.ErrorLog}
-	err := s.Serve(ctx, ln)
-	p.base.CloseIdleConnections()
-	return err
+	defer p.base.CloseIdleConnections()
+	return (&listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: p.rp.ErrorLog}).Serve(ctx, ln)
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.cfg.Upstream)
-	h := pr.Out.Header
-	h.Del("Authorization")
-	h.Del("Proxy-Authorization")
-	h.Set("Authorization", "Bearer "+stateOf(pr.In.Context()).token.Reveal())
+	pr.Out.Header.Del("Proxy-Authorization")
+	pr.Out.Header.Set("Authorization", "Bearer "+stateOf(pr.In.Context()).token.Reveal()) // replaces the client's
 }

@@ -16,10 +16,8 @@ import (
 // cfg.RootCAs, bounded idle connections and header wait, no environment
 // proxy (the upstream is reached directly).
 func newTransport(cfg Config) *http.Transport {
-	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
+		DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:        &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    dialTimeout,
 		ForceAttemptHTTP2:      true,
@@ -116,9 +114,7 @@ func (b *cutBody) Read(p []byte) (int, error) {
 // again.
 func (t retryTransport) replayable(req *http.Request) (*http.Request, bool, error) {
 	switch {
-	case req.Body == nil || req.Body == http.NoBody:
-		return req, true, nil
-	case req.GetBody != nil:
+	case req.Body == nil || req.Body == http.NoBody || req.GetBody != nil:
 		return req, true, nil
 	case req.ContentLength <= 0 || req.ContentLength > t.p.cfg.MaxReplayBytes:
 		return req, false, nil
@@ -140,10 +136,6 @@ const copyBufferSize = 32 << 10
 // request does not allocate (and the collector does not reclaim) 32 KiB
 // each time. Safe for concurrent use.
 type bufferPool struct{ p sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
-}
 
 func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
 
