@@ -95,8 +95,8 @@ func (l *capListener) Close() error {
 // closeWhere closes the open connections for which pick is true (with l.mu
 // held): at the start of a shutdown, those that serve no request
 // (http.Server.Shutdown would give one that has not sent its first request
-// 5 s to do so); at its end, the hijacked ones (tunnels), which the
-// http.Server no longer tracks.
+// 5 s to do so); at its end, all that are left: the hijacked ones
+// (tunnels), which the http.Server no longer tracks.
 func (l *capListener) closeWhere(pick func(*conn) bool) {
 	l.mu.Lock()
 	var cs []*conn
@@ -116,15 +116,11 @@ func (l *capListener) closeWhere(pick func(*conn) bool) {
 // been read and the handler is about to run: the connection is busy until
 // it turns idle again. A hijacked connection stays busy until closed.
 func (l *capListener) connState(nc net.Conn, st http.ConnState) {
-	c, ok := nc.(*conn)
-	if !ok {
-		return
-	}
+	c := nc.(*conn) // as Accept made it
 	switch st {
 	case http.StateActive, http.StateHijacked:
 		l.mu.Lock()
 		c.busy = true
-		c.hijacked = st == http.StateHijacked
 		l.mu.Unlock()
 	case http.StateIdle:
 		c.scan.start()
@@ -158,9 +154,8 @@ type conn struct {
 	l *capListener
 
 	// guarded by l.mu:
-	busy     bool   // serving a request, or hijacked
-	hijacked bool   // taken over by a handler (a tunnel)
-	since    uint64 // l.seq when it connected or last became idle
+	busy  bool   // serving a request, or hijacked
+	since uint64 // l.seq when it connected or last became idle
 
 	scan headerScan // only the serving goroutine reads; see headerScan
 }
@@ -182,23 +177,18 @@ func (c *conn) Read(p []byte) (int, error) {
 // header for a moment, so that closing does not reset the connection
 // before the client has read the answer.
 func (c *conn) refuse() {
+	const wait, drain = 500 * time.Millisecond, 64 << 10 // how long, and how many bytes, to read after the answer
 	msg := tooManyFields + "\n"
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(refuseWait))
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(wait))
 	_, _ = c.Conn.Write([]byte("HTTP/1.1 431 Request Header Fields Too Large\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
 		"Content-Length: " + strconv.Itoa(len(msg)) + "\r\n\r\n" + msg))
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	_ = c.Conn.SetReadDeadline(time.Now().Add(refuseWait))
-	_, _ = io.CopyN(io.Discard, c.Conn, refuseDrain)
+	_ = c.Conn.SetReadDeadline(time.Now().Add(wait))
+	_, _ = io.CopyN(io.Discard, c.Conn, drain)
 }
-
-// How long, and how many bytes, refuse reads after answering 431.
-const (
-	refuseWait  = 500 * time.Millisecond
-	refuseDrain = 64 << 10
-)
 
 // Close closes the connection and gives its slot back.
 func (c *conn) Close() error {

@@ -152,8 +152,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	<-errc // http.ErrServerClosed
-	cl.closeWhere(func(c *conn) bool { return c.hijacked })
+	<-errc                                          // http.ErrServerClosed
+	cl.closeWhere(func(*conn) bool { return true }) // what is left is hijacked
 	return nil
 }
 
