@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -197,17 +199,10 @@ func unescape(s string) string {
 	if !strings.Contains(s, "%") {
 		return s
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) {
-			if c, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
-				b.WriteByte(byte(c))
-				i += 2
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return percentXX.ReplaceAllStringFunc(s, func(m string) string {
+		b, _ := hex.DecodeString(m[1:])
+		return string(b)
+	})
 }
+
+var percentXX = regexp.MustCompile(`%[0-9A-Fa-f]{2}`)
