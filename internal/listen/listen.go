@@ -3,24 +3,19 @@
 // that no client, in the pod or on the pod network, can exhaust tokend's
 // memory, descriptors or goroutines by holding connections open:
 //
-//   - At most Limits.MaxConns connections are open at once. A connection
-//     that arrives at the cap makes room by closing the idlest one: of the
-//     connections not serving a request (idle keep-alive, or still sending
-//     its request header), the one whose last request ended, or that
-//     connected, longest ago. When every connection is serving a request,
-//     the new one waits, accepted but unread, until one ends: the listener
-//     then holds MaxConns+1 descriptors, and further clients queue in the
-//     kernel's accept backlog, holding none.
-//   - A request's header must arrive within Limits.ReadHeaderTimeout, hold
-//     at most Limits.MaxHeaderBytes (431 beyond) and at most
-//     MaxHeaderFields fields (431 beyond). The fields are counted
-//     as the header arrives, before it is parsed.
-//   - A keep-alive connection is closed after Limits.IdleTimeout without a
-//     request.
+//   - At most Limits.MaxConns connections are open at once. One that
+//     arrives at the cap closes the idlest: of those serving no request
+//     (idle keep-alive, or still sending its header), the one whose last
+//     request ended, or that connected, longest ago. When all are serving
+//     a request, the new one waits, accepted but unread, until one ends;
+//     further clients queue in the kernel's accept backlog.
+//   - A request's header must arrive within Limits.ReadHeaderTimeout and
+//     hold at most Limits.MaxHeaderBytes and MaxHeaderFields fields (431
+//     beyond), the fields counted as they arrive, before parsing.
+//   - A keep-alive connection is closed after Limits.IdleTimeout idle.
 //
-// So what the connections cost is bounded by Limits.MemoryBound, whatever
-// the clients do; what the handler holds for a request is the handler's
-// to bound.
+// So the connections cost at most Limits.MemoryBound, whatever the
+// clients do; what a handler holds for a request is its own to bound.
 package listen
 
 import (
@@ -59,21 +54,16 @@ const (
 type Limits struct {
 	// MaxConns is the most connections open at once.
 	MaxConns int
-	// MaxHeaderBytes bounds a request's line and header, in bytes, as
-	// http.Server.MaxHeaderBytes (which allows 4 KiB of slack); a larger
-	// header gets 431.
+	// MaxHeaderBytes bounds a request's line and header as
+	// http.Server.MaxHeaderBytes does (with 4 KiB of slack); beyond, 431.
 	MaxHeaderBytes int
-	// ReadHeaderTimeout bounds reading a request's header, from the
-	// first byte of the connection or the end of the previous request.
+	// ReadHeaderTimeout bounds reading a request's header.
 	ReadHeaderTimeout time.Duration
-	// IdleTimeout closes a keep-alive connection after this long without
-	// a request.
+	// IdleTimeout closes a keep-alive connection idle this long.
 	IdleTimeout time.Duration
-	// ReadTimeout bounds reading a whole request, body included; zero: no
-	// bound (streams).
+	// ReadTimeout bounds reading a whole request; zero (streams): none.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing a response, from the end of its
-	// request's header; zero: no bound (streams).
+	// WriteTimeout bounds writing a response; zero (streams): none.
 	WriteTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown when Serve's context
 	// ends: requests still running after it are cut. Zero means 5 s.
