@@ -1,7 +1,7 @@
 package listen
 
 import (
-	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,16 +17,17 @@ type capListener struct {
 	max   int
 	hooks hooks
 
-	mu    sync.Mutex // guards the fields below
-	open  map[*conn]struct{}
-	seq   uint64        // orders the moments connections became idle
-	wake  chan struct{} // closed when room may have appeared; nil when no one waits
-	done  bool          // Close was called
-	doneC chan struct{} // closed by Close
+	mu   sync.Mutex // guards the fields below
+	room sync.Cond  // signalled when room may have appeared, or on Close
+	open map[*conn]struct{}
+	seq  uint64 // orders the moments connections became idle
+	done bool   // Close was called
 }
 
 func newCapListener(ln net.Listener, max int) *capListener {
-	return &capListener{Listener: ln, max: max, open: make(map[*conn]struct{}, max), doneC: make(chan struct{})}
+	l := &capListener{Listener: ln, max: max, open: make(map[*conn]struct{}, max)}
+	l.room.L = &l.mu
+	return l
 }
 
 // Accept accepts a connection and admits it, closing the idlest one when
@@ -39,43 +40,31 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 	c := &conn{Conn: nc, l: l}
 	c.scan.start()
-	for {
-		l.mu.Lock()
-		if l.done {
-			l.mu.Unlock()
-			_ = nc.Close()
-			return nil, net.ErrClosed
+	l.mu.Lock()
+	var victim *conn
+	for !l.done && len(l.open) >= l.max {
+		if victim = l.idlestLocked(); victim != nil {
+			delete(l.open, victim)
+			break
 		}
-		var victim *conn
-		if len(l.open) >= l.max {
-			victim = l.idlestLocked()
-		}
-		if len(l.open) < l.max || victim != nil {
-			if victim != nil {
-				delete(l.open, victim)
-			}
-			l.seq++
-			c.since = l.seq
-			l.open[c] = struct{}{}
-			l.mu.Unlock()
-			if victim != nil {
-				_ = victim.Conn.Close() // its server goroutine ends on the read error
-			}
-			return c, nil
-		}
-		if l.wake == nil {
-			l.wake = make(chan struct{})
-		}
-		wake := l.wake
-		l.mu.Unlock()
 		if l.hooks.waiting != nil {
-			l.hooks.waiting()
+			l.hooks.waiting() // with l.mu held
 		}
-		select {
-		case <-wake:
-		case <-l.doneC:
-		}
+		l.room.Wait()
 	}
+	if l.done {
+		l.mu.Unlock()
+		_ = nc.Close()
+		return nil, net.ErrClosed
+	}
+	l.seq++
+	c.since = l.seq
+	l.open[c] = struct{}{}
+	l.mu.Unlock()
+	if victim != nil {
+		_ = victim.Conn.Close() // its server goroutine ends on the read error
+	}
+	return c, nil
 }
 
 // idlestLocked returns the open connection that serves no request and
@@ -90,33 +79,24 @@ func (l *capListener) idlestLocked() *conn {
 	return v
 }
 
-// wakeLocked tells a waiting Accept that room may have appeared.
-func (l *capListener) wakeLocked() {
-	if l.wake != nil {
-		close(l.wake)
-		l.wake = nil
-	}
-}
-
 // Close closes the listener and ends an Accept waiting for room. Calls
 // after the first do nothing.
 func (l *capListener) Close() error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.done {
-		l.mu.Unlock()
 		return nil
 	}
 	l.done = true
-	close(l.doneC)
-	l.mu.Unlock()
+	l.room.Broadcast()
 	return l.Listener.Close()
 }
 
 // closeWhere closes the open connections for which pick is true (with l.mu
 // held): at the start of a shutdown, those that serve no request
 // (http.Server.Shutdown would give one that has not sent its first request
-// 5 s to do so); at its end, the hijacked ones (tunnels), which the
-// http.Server no longer tracks.
+// 5 s to do so); at its end, all that are left: the hijacked ones
+// (tunnels), which the http.Server no longer tracks.
 func (l *capListener) closeWhere(pick func(*conn) bool) {
 	l.mu.Lock()
 	var cs []*conn
@@ -136,15 +116,11 @@ func (l *capListener) closeWhere(pick func(*conn) bool) {
 // been read and the handler is about to run: the connection is busy until
 // it turns idle again. A hijacked connection stays busy until closed.
 func (l *capListener) connState(nc net.Conn, st http.ConnState) {
-	c, ok := nc.(*conn)
-	if !ok {
-		return
-	}
+	c := nc.(*conn) // as Accept made it
 	switch st {
 	case http.StateActive, http.StateHijacked:
 		l.mu.Lock()
 		c.busy = true
-		c.hijacked = st == http.StateHijacked
 		l.mu.Unlock()
 	case http.StateIdle:
 		c.scan.start()
@@ -152,7 +128,7 @@ func (l *capListener) connState(nc net.Conn, st http.ConnState) {
 		c.busy = false
 		l.seq++
 		c.since = l.seq
-		l.wakeLocked()
+		l.room.Signal()
 		l.mu.Unlock()
 	case http.StateClosed:
 		l.release(c)
@@ -167,7 +143,7 @@ func (l *capListener) release(c *conn) {
 	l.mu.Lock()
 	if _, ok := l.open[c]; ok {
 		delete(l.open, c)
-		l.wakeLocked()
+		l.room.Signal()
 	}
 	l.mu.Unlock()
 }
@@ -178,9 +154,8 @@ type conn struct {
 	l *capListener
 
 	// guarded by l.mu:
-	busy     bool   // serving a request, or hijacked
-	hijacked bool   // taken over by a handler (a tunnel)
-	since    uint64 // l.seq when it connected or last became idle
+	busy  bool   // serving a request, or hijacked
+	since uint64 // l.seq when it connected or last became idle
 
 	scan headerScan // only the serving goroutine reads; see headerScan
 }
@@ -202,23 +177,18 @@ func (c *conn) Read(p []byte) (int, error) {
 // header for a moment, so that closing does not reset the connection
 // before the client has read the answer.
 func (c *conn) refuse() {
+	const wait, drain = 500 * time.Millisecond, 64 << 10 // how long, and how many bytes, to read after the answer
 	msg := tooManyFields + "\n"
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(refuseWait))
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(wait))
 	_, _ = c.Conn.Write([]byte("HTTP/1.1 431 Request Header Fields Too Large\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
 		"Content-Length: " + strconv.Itoa(len(msg)) + "\r\n\r\n" + msg))
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	_ = c.Conn.SetReadDeadline(time.Now().Add(refuseWait))
-	_, _ = io.CopyN(io.Discard, c.Conn, refuseDrain)
+	_ = c.Conn.SetReadDeadline(time.Now().Add(wait))
+	_, _ = io.CopyN(io.Discard, c.Conn, drain)
 }
-
-// How long, and how many bytes, refuse reads after answering 431.
-const (
-	refuseWait  = 500 * time.Millisecond
-	refuseDrain = 64 << 10
-)
 
 // Close closes the connection and gives its slot back.
 func (c *conn) Close() error {
@@ -227,11 +197,7 @@ func (c *conn) Close() error {
 	return err
 }
 
-type fieldsError struct{}
-
-func (fieldsError) Error() string { return "listen: too many header fields" }
-
-var errTooManyFields error = fieldsError{}
+var errTooManyFields = errors.New("listen: too many header fields")
 
 // headerScan counts the lines of a request header as its bytes are read,
 // from the start of a request (the connection's start, or its turning
@@ -259,19 +225,19 @@ func (s *headerScan) start() {
 func (s *headerScan) feed(b []byte) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.on && len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			s.lineBytes = s.lineBytes || len(bytes.TrimRight(b, "\r")) > 0
-			break
-		}
-		if !s.lineBytes && len(bytes.TrimRight(b[:i], "\r")) == 0 {
+	for _, c := range b {
+		switch {
+		case !s.on:
+			return 0
+		case c == '\n' && !s.lineBytes:
 			s.on = false // the blank line: the header is complete
 			return s.lines
+		case c == '\n':
+			s.lines++
+			s.lineBytes = false
+		case c != '\r':
+			s.lineBytes = true
 		}
-		s.lines++
-		s.lineBytes = false
-		b = b[i+1:]
 	}
 	if !s.on {
 		return 0

@@ -3,27 +3,23 @@
 // that no client, in the pod or on the pod network, can exhaust tokend's
 // memory, descriptors or goroutines by holding connections open:
 //
-//   - At most Limits.MaxConns connections are open at once. A connection
-//     that arrives at the cap makes room by closing the idlest one: of the
-//     connections not serving a request (idle keep-alive, or still sending
-//     its request header), the one whose last request ended, or that
-//     connected, longest ago. When every connection is serving a request,
-//     the new one waits, accepted but unread, until one ends: the listener
-//     then holds MaxConns+1 descriptors, and further clients queue in the
-//     kernel's accept backlog, holding none.
-//   - A request's header must arrive within Limits.ReadHeaderTimeout, hold
-//     at most Limits.MaxHeaderBytes (431 beyond) and at most
-//     MaxHeaderFields fields (431 beyond). The fields are counted
-//     as the header arrives, before it is parsed.
-//   - A keep-alive connection is closed after Limits.IdleTimeout without a
-//     request.
+//   - At most Limits.MaxConns connections are open at once. One that
+//     arrives at the cap closes the idlest: of those serving no request
+//     (idle keep-alive, or still sending its header), the one whose last
+//     request ended, or that connected, longest ago. When all are serving
+//     a request, the new one waits, accepted but unread, until one ends;
+//     further clients queue in the kernel's accept backlog.
+//   - A request's header must arrive within Limits.ReadHeaderTimeout and
+//     hold at most Limits.MaxHeaderBytes and MaxHeaderFields fields (431
+//     beyond), the fields counted as they arrive, before parsing.
+//   - A keep-alive connection is closed after Limits.IdleTimeout idle.
 //
-// So what the connections cost is bounded by Limits.MemoryBound, whatever
-// the clients do; what the handler holds for a request is the handler's
-// to bound.
+// So the connections cost at most Limits.MemoryBound, whatever the
+// clients do; what a handler holds for a request is its own to bound.
 package listen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,21 +54,16 @@ const (
 type Limits struct {
 	// MaxConns is the most connections open at once.
 	MaxConns int
-	// MaxHeaderBytes bounds a request's line and header, in bytes, as
-	// http.Server.MaxHeaderBytes (which allows 4 KiB of slack); a larger
-	// header gets 431.
+	// MaxHeaderBytes bounds a request's line and header as
+	// http.Server.MaxHeaderBytes does (with 4 KiB of slack); beyond, 431.
 	MaxHeaderBytes int
-	// ReadHeaderTimeout bounds reading a request's header, from the
-	// first byte of the connection or the end of the previous request.
+	// ReadHeaderTimeout bounds reading a request's header.
 	ReadHeaderTimeout time.Duration
-	// IdleTimeout closes a keep-alive connection after this long without
-	// a request.
+	// IdleTimeout closes a keep-alive connection idle this long.
 	IdleTimeout time.Duration
-	// ReadTimeout bounds reading a whole request, body included; zero: no
-	// bound (streams).
+	// ReadTimeout bounds reading a whole request; zero (streams): none.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing a response, from the end of its
-	// request's header; zero: no bound (streams).
+	// WriteTimeout bounds writing a response; zero (streams): none.
 	WriteTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown when Serve's context
 	// ends: requests still running after it are cut. Zero means 5 s.
@@ -88,13 +79,6 @@ func (l Limits) MemoryBound() int64 {
 	header := int64(l.MaxHeaderBytes) + 4<<10 // net/http's slack
 	perConn := ConnBytes + 2*header + MaxHeaderFields*FieldBytes
 	return int64(l.MaxConns) * perConn
-}
-
-func (l Limits) validate() error {
-	if l.MaxConns <= 0 || l.MaxHeaderBytes <= 0 || l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 {
-		return errors.New("listen: MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout must be positive: set each listener's bounds")
-	}
-	return nil
 }
 
 // Server serves one handler within Limits. Set its fields before Serve;
@@ -126,12 +110,10 @@ type hooks struct {
 // and returns nil when ctx ended, or the error that stopped the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	lim := s.Limits
-	if lim.ShutdownTimeout == 0 {
-		lim.ShutdownTimeout = 5 * time.Second
-	}
-	if err := lim.validate(); err != nil {
+	lim.ShutdownTimeout = cmp.Or(lim.ShutdownTimeout, 5*time.Second)
+	if lim.MaxConns <= 0 || lim.MaxHeaderBytes <= 0 || lim.ReadHeaderTimeout <= 0 || lim.IdleTimeout <= 0 {
 		_ = ln.Close()
-		return err
+		return errors.New("listen: MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout must be positive: set each listener's bounds")
 	}
 	cl := newCapListener(ln, lim.MaxConns)
 	cl.hooks = s.hooks
@@ -160,8 +142,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	<-errc // http.ErrServerClosed
-	cl.closeWhere(func(c *conn) bool { return c.hijacked })
+	<-errc                                          // http.ErrServerClosed
+	cl.closeWhere(func(*conn) bool { return true }) // what is left is hijacked
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -92,10 +93,10 @@ func (c Config) MemoryBound() int64 { return c.withDefaults().limits().MemoryBou
 
 // withDefaults returns c with every zero limit set to its default.
 func (c Config) withDefaults() Config {
-	setInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	setInt(&c.MaxConcurrent, DefaultMaxConcurrent)
-	setInt(&c.MaxReplayBytes, DefaultMaxReplayBytes)
-	setInt(&c.FirstTokenWait, DefaultFirstTokenWait)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.MaxConcurrent = cmp.Or(c.MaxConcurrent, DefaultMaxConcurrent)
+	c.MaxReplayBytes = cmp.Or(c.MaxReplayBytes, DefaultMaxReplayBytes)
+	c.FirstTokenWait = cmp.Or(c.FirstTokenWait, DefaultFirstTokenWait)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -103,12 +104,6 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
-}
-
-func setInt[T int | int64 | time.Duration](p *T, def T) {
-	if *p == 0 {
-		*p = def
-	}
 }
 
 // validate reports every problem with c at once.

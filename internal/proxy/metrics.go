@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -53,14 +51,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// observe records one finished request.
-func (m *metrics) observe(outcome string, upstreamCode int, headerAfter time.Duration) {
-	class := "none"
-	if upstreamCode >= 100 && upstreamCode < 600 {
-		class = strconv.Itoa(upstreamCode/100) + "xx"
-	}
-	m.requests.WithLabelValues(outcome, class).Inc()
-	m.duration.Observe(headerAfter.Seconds())
 }

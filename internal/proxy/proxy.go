@@ -6,55 +6,40 @@
 // For each request, in order:
 //
 //  1. A target that is not origin-form (an absolute URL, "*", or CONNECT)
-//     is refused with 400 or 405: this is not a forward proxy, and nothing
-//     in a request changes where it goes. The Host header is ignored: the
-//     upstream's host is always sent. A path with a "." or ".." segment,
-//     in any encoding (%2e, %252e, ..%2f, ..%5c, ..;), is refused with
-//     400: it could leave the upstream's base path.
+//     is refused with 400 or 405: this is not a forward proxy. The Host
+//     header is ignored. A path with a "." or ".." segment in any encoding
+//     (%2e, %252e, ..%2f, ..%5c, ..;) is refused with 400: it could leave
+//     the upstream's base path.
 //  2. Beyond Config.MaxConcurrent requests in flight, 503 at once.
 //  3. The token: before the first one, the request waits up to
-//     Config.FirstTokenWait, then 503 with Retry-After. A token known to
-//     have expired (or within a second of it) is never sent: the proxy
-//     asks the Source for a fresh one (5 s at most) and answers 503 with
-//     Retry-After when none comes. While the token is
-//     withdrawn (the control plane definitively refused the credential)
-//     nothing is sent: 403, and a request in flight when it is withdrawn
-//     is cut (a stream ends cleanly).
+//     Config.FirstTokenWait, then 503. A token within a second of its
+//     expiry is never sent: the proxy asks the Source for a fresh one (5 s
+//     at most), else 503. While the token is withdrawn (the control plane
+//     definitively refused the credential), 403; a request in flight when
+//     it is withdrawn is cut (a stream ends cleanly).
 //  4. The client's Authorization and Proxy-Authorization are dropped and
 //     "Authorization: Bearer <token>" is set; Forwarded and X-Forwarded-*
 //     are dropped; hop-by-hop headers are handled by httputil.ReverseProxy.
-//  5. Bodies stream both ways without buffering (responses are flushed as
-//     they arrive, so server-sent events pass one by one); a client that
-//     goes away cancels the upstream request.
-//  6. On a 401 from the upstream, the proxy sends the request once more
-//     with a fresh token, if the body can be replayed (no body, or a
-//     declared length up to Config.MaxReplayBytes, buffered before
-//     sending) and a fresh token comes. It comes at no cost when the
-//     Source already holds another token than the one sent. Otherwise the
-//     401 may cause an exchange, within bounds, so that an upstream that
-//     answers 401 to everything cannot make the proxy hammer the issuer:
-//     not when the token was itself obtained by an exchange a 401 caused
-//     (the 401 is then the upstream's verdict); at most one per token
-//     (concurrent 401s on it share it); and at most two a minute in all.
-//     A request whose body cannot be replayed is not sent again, but its
-//     401 may still bring a fresh token for the next one.
+//  5. Bodies stream both ways unbuffered (server-sent events pass one by
+//     one); a client that goes away cancels the upstream request.
+//  6. On a 401 from the upstream, the request is sent once more with a
+//     fresh token if its body can be replayed (none, or a declared length
+//     up to Config.MaxReplayBytes, buffered before sending). A newer token
+//     the Source holds costs nothing; otherwise the 401 may cause an
+//     exchange, within bounds, so that an upstream answering 401 to
+//     everything cannot make the proxy hammer the issuer: none for a token
+//     itself obtained after a 401 (the 401 is then the upstream's verdict),
+//     one per token (concurrent 401s share it), two a minute in all. A 401
+//     on a body that cannot be replayed may still bring a fresh token for
+//     the next request.
 //
-// The proxy never answers 401 for its own trouble, nor passes on the
-// upstream's 401 (the client's own credentials are never sent, so a 401
-// is always about the proxy's token): MCP clients and SDKs read a 401 as
-// "credentials required" and drop the server. Each answer is one line of
-// plain text saying why:
-//
-//	no token yet                                  503, Retry-After
-//	token expired, no fresh one came              503, Retry-After
-//	token withdrawn                               403
-//	upstream 401, a fresh token came, but the body cannot be replayed
-//	                                              503, Retry-After
-//	upstream 401, the issuer failed to give a fresh token
-//	                                              503, Retry-After
-//	upstream 401, no other token (the issuer hands out the same one, or
-//	the bounds of step 6 allow no exchange)       502
-//	upstream 401 again after the retry            502
+// The proxy never answers 401, nor passes on the upstream's (the client's
+// credentials are never sent, so a 401 is about the proxy's token): MCP
+// clients and SDKs read a 401 as "credentials required" and drop the
+// server. Its own answers are one line of plain text saying why, each 503
+// with Retry-After. An upstream 401 becomes a 503 when no fresh token came
+// or the body cannot be replayed, a 502 when there is no other token or
+// the retry got a 401 too (docs/credential-proxy.md has the table).
 //
 // Logs never carry the token; request lines are logged at debug only.
 package proxy
@@ -66,6 +51,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/listen"
@@ -102,7 +88,7 @@ type Proxy struct {
 	base    *http.Transport
 	sem     chan struct{} // one slot per request in flight
 	metrics *metrics
-	reauth  *reauth
+	reauth  reauth
 }
 
 // New returns a Proxy forwarding to cfg.Upstream with tokens from src. Its
@@ -119,16 +105,15 @@ func New(cfg Config, src Source) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, src: src, sem: make(chan struct{}, cfg.MaxConcurrent), metrics: m}
-	p.reauth = &reauth{p: p}
-	p.base = newTransport(cfg)
+	p := &Proxy{cfg: cfg, src: src, sem: make(chan struct{}, cfg.MaxConcurrent), metrics: m, base: newTransport(cfg)}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:       p.rewrite,
-		Transport:     &retryTransport{p: p, base: p.base},
-		FlushInterval: -1,
-		BufferPool:    newBufferPool(),
-		ErrorHandler:  p.upstreamError,
-		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		Rewrite:        p.rewrite,
+		Transport:      retryTransport{p},
+		FlushInterval:  -1,
+		BufferPool:     &bufferPool{sync.Pool{New: func() any { return new([copyBufferSize]byte) }}},
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return p, nil
 }
@@ -139,16 +124,12 @@ func New(cfg Config, src Source) (*Proxy, error) {
 // nil when ctx ended, or the error that stopped the server. The client
 // connections are bounded (see Config.MaxConcurrent and package listen).
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	s := &listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: p.rp.ErrorLog}
-	err := s.Serve(ctx, ln)
-	p.base.CloseIdleConnections()
-	return err
+	defer p.base.CloseIdleConnections()
+	return (&listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: p.rp.ErrorLog}).Serve(ctx, ln)
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.cfg.Upstream)
-	h := pr.Out.Header
-	h.Del("Authorization")
-	h.Del("Proxy-Authorization")
-	h.Set("Authorization", "Bearer "+stateOf(pr.In.Context()).token.Reveal())
+	pr.Out.Header.Del("Proxy-Authorization")
+	pr.Out.Header.Set("Authorization", "Bearer "+stateOf(pr.In.Context()).token.Reveal()) // replaces the client's
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -17,10 +16,8 @@ import (
 // cfg.RootCAs, bounded idle connections and header wait, no environment
 // proxy (the upstream is reached directly).
 func newTransport(cfg Config) *http.Transport {
-	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
+		DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:        &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:    dialTimeout,
 		ForceAttemptHTTP2:      true,
@@ -40,37 +37,34 @@ const drainBytes = 4 << 10
 // retryTransport sends a request once more, with a fresh token, after a
 // 401 (see the package doc, step 6, and reauth for when), and never lets a
 // 401 through: it answers in the upstream's place.
-type retryTransport struct {
-	p    *Proxy
-	base http.RoundTripper
-}
+type retryTransport struct{ p *Proxy }
 
-func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req, replayable, err := t.replayable(req)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := t.base.RoundTrip(req)
+	resp, err := t.p.base.RoundTrip(req)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return t.record(req.Context(), resp, err)
+		return resp, err
 	}
 	st := stateOf(req.Context())
 	st.upstreamCode = resp.StatusCode
 	discard(resp)
-	fresh, ok, rerr := t.p.reauth.fresh(req.Context(), st.token)
+	fresh, ok, rerr := t.p.fresh(req.Context(), st.token)
 	if reason, _ := t.p.src.Withdrawal(); reason != "" {
 		return nil, withdrawn(reason)
 	}
+	refused := func(code int, msg string) *answer {
+		return &answer{code, code == http.StatusServiceUnavailable, OutcomeUpstreamRefused, "tokend proxy: the upstream refused " + msg}
+	}
 	switch {
 	case !ok && rerr != nil:
-		return nil, &answer{http.StatusServiceUnavailable, true, OutcomeUpstreamRefused,
-			"tokend proxy: the upstream refused the token (401) and no fresh one came; retry shortly"}
+		return nil, refused(http.StatusServiceUnavailable, "the token (401) and no fresh one came; retry shortly")
 	case !ok:
-		return nil, &answer{http.StatusBadGateway, false, OutcomeUpstreamRefused,
-			"tokend proxy: the upstream refused the token (401), and there is no other to send"}
+		return nil, refused(http.StatusBadGateway, "the token (401), and there is no other to send")
 	case !replayable:
-		return nil, &answer{http.StatusServiceUnavailable, true, OutcomeUpstreamRefused,
-			"tokend proxy: the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
+		return nil, refused(http.StatusServiceUnavailable, "the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again")
 	}
 	retry := req.Clone(req.Context())
 	retry.Header.Set("Authorization", "Bearer "+fresh.Reveal())
@@ -83,13 +77,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.p.metrics.retries.Inc()
 	t.p.cfg.Logger.LogAttrs(req.Context(), slog.LevelDebug, "proxy: upstream answered 401; retrying with a fresh token",
 		slog.String("path", req.URL.Path), slog.String("token", fresh.Fingerprint()))
-	resp, err = t.base.RoundTrip(retry)
+	resp, err = t.p.base.RoundTrip(retry)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		discard(resp)
-		return nil, &answer{http.StatusBadGateway, false, OutcomeUpstreamRefused,
-			"tokend proxy: the upstream refused a freshly issued token too (401): it does not accept this session's tokens"}
+		return nil, refused(http.StatusBadGateway, "a freshly issued token too (401): it does not accept this session's tokens")
 	}
-	return t.record(req.Context(), resp, err)
+	return resp, err
 }
 
 // discard reads a little of resp's body, so that the connection can be
@@ -97,20 +90,6 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func discard(resp *http.Response) {
 	_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
 	_ = resp.Body.Close()
-}
-
-// record notes the upstream's status for the metrics, and makes the body
-// end cleanly when the token is withdrawn (cutBody); an upgraded
-// connection's body is left as it is (the request's end closes it).
-func (t *retryTransport) record(ctx context.Context, resp *http.Response, err error) (*http.Response, error) {
-	if resp != nil {
-		st := stateOf(ctx)
-		st.upstreamCode = resp.StatusCode
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			resp.Body = &cutBody{ReadCloser: resp.Body, st: st}
-		}
-	}
-	return resp, err
 }
 
 // cutBody is an upstream response body that ends (io.EOF) instead of
@@ -133,11 +112,9 @@ func (b *cutBody) Read(p []byte) (int, error) {
 // length up to MaxReplayBytes, reading it into memory; a longer body or one
 // of unknown length is left to stream. It reports whether req can be sent
 // again.
-func (t *retryTransport) replayable(req *http.Request) (*http.Request, bool, error) {
+func (t retryTransport) replayable(req *http.Request) (*http.Request, bool, error) {
 	switch {
-	case req.Body == nil || req.Body == http.NoBody:
-		return req, true, nil
-	case req.GetBody != nil:
+	case req.Body == nil || req.Body == http.NoBody || req.GetBody != nil:
 		return req, true, nil
 	case req.ContentLength <= 0 || req.ContentLength > t.p.cfg.MaxReplayBytes:
 		return req, false, nil
@@ -159,10 +136,6 @@ const copyBufferSize = 32 << 10
 // request does not allocate (and the collector does not reclaim) 32 KiB
 // each time. Safe for concurrent use.
 type bufferPool struct{ p sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
-}
 
 func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
 
