@@ -10,9 +10,9 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// capped is a bearer issuer whose tokens live life but never past the
+// cappedAt is a bearer issuer whose tokens live life but never past the
 // capability's end, and which refuses the capability from its end on.
-func capped(end time.Time, life time.Duration) func(int) (exchange.Token, error) {
+func cappedAt(end time.Time, life time.Duration) func(int) (exchange.Token, error) {
 	return func(n int) (exchange.Token, error) {
 		now := time.Now()
 		if !now.Before(end) {
@@ -52,7 +52,7 @@ func TestCappedTokensAreNotRefreshedAhead(t *testing.T) {
 			// The bubble's clock starts at a fixed time: the capability's
 			// end is known before Run starts.
 			end := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(capability)
-			s.steps = []func(int) (exchange.Token, error){capped(end, c.life)}
+			s.steps = []func(int) (exchange.Token, error){cappedAt(end, c.life)}
 			// Run until half a second past the end: the refusal's retries
 			// (rule 8) come later.
 			got := runFor(t, r, s, capability+time.Second/2)
