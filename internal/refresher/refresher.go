@@ -26,9 +26,14 @@
 //     5-minute interval. When the band is an interval wide or more, the
 //     steps land in it by themselves: the first that does is the
 //     refresh-ahead point, and each pod keeps its own phase, made random by
-//     one step of random length as it enters. The first wait after the
-//     first token is shortened by up to half, at random, so that pods
-//     started together do not stay in step.
+//     one step of random length as it enters. A token that expires when
+//     its credential does (Token.CredentialExpiry, within 1 s: a bearer
+//     issuer's tokens do not outlive the capability) is not refreshed
+//     ahead, since no exchange before that end gets a longer one: the next
+//     exchange is due after the interval or at that end, whichever is
+//     sooner, and the one at the end brings the refusal of rule 8. The
+//     first wait after the first token is shortened by up to half, at
+//     random, so that pods started together do not stay in step.
 //  2. An issuer that answers with the token already held is reusing a
 //     cached token (the deployed control plane does until fewer than 30 s
 //     remain). The least remaining life at which that was seen at a
