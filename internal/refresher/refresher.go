@@ -229,26 +229,20 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 	}
 }
 
-// attempt is try, counting a failure.
+// attempt is try, counting a failure in the one count of consecutive
+// failures and telling every Observer; a refusal then withdraws the
+// token (rule 8).
 func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	tok, err := r.try(ctx)
-	if err != nil {
-		r.fail(err)
+	if err == nil {
+		return tok, nil
 	}
-	return tok, err
-}
-
-// fail counts a failure, in the one count of consecutive failures, and
-// reports it to every Observer's Failed; a refusal then withdraws the
-// token (rule 8).
-func (r *Refresher) fail(err error) {
 	r.failures++
-	for _, o := range r.Observers {
-		o.Failed(err, r.failures)
-	}
+	r.tell(func(o Observer) { o.Failed(err, r.failures) })
 	if exchange.Classify(err) == exchange.Refused {
 		r.withdraw(err)
 	}
+	return tok, err
 }
 
 // try stores the token whose store failed last time, while it is
@@ -266,7 +260,8 @@ func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	start := time.Now()
 	r.lastStart = start
 	tok, err := r.Exchanger.Exchange(ctx)
-	r.exchanged(time.Since(start), err)
+	took := time.Since(start)
+	r.tell(func(o Observer) { o.Exchanged(took, err) })
 	if err != nil {
 		return exchange.Token{}, err
 	}
@@ -282,7 +277,7 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 	changed, err := r.Sink.Store(tok)
 	if err != nil {
 		r.unstored = &tok
-		r.storeFailed(err)
+		r.tell(func(o Observer) { o.StoreFailed(err) })
 		return exchange.Token{}, fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	r.unstored = nil
@@ -291,7 +286,7 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 	if r.held.Value.IsZero() {
 		r.firstWait = true
 	}
-	r.stored(tok, changed)
+	r.tell(func(o Observer) { o.Stored(tok, changed) })
 	r.logSuccess(tok, changed)
 	r.restored(tok)
 	r.held = tok

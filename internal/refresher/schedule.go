@@ -115,11 +115,7 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 	case capped(tok):
 		// No exchange before the credential's end gets a longer token:
 		// keep the interval's cadence, and ask at the end for the refusal.
-		end := tok.CredentialExpiry
-		if tok.Expiry.After(end) {
-			end = tok.Expiry
-		}
-		delay = min(jittered(interval, r.rand()), end.Sub(now))
+		delay = min(jittered(interval, r.rand()), max(tok.Expiry.Sub(now), tok.CredentialExpiry.Sub(now)))
 	default:
 		delay, r.aimed = r.toward(tok.Expiry, now, interval, redraw)
 	}

@@ -12,16 +12,14 @@ import (
 func (r *Refresher) withdraw(err error) {
 	reason := exchange.Reason(err)
 	if _, werr := r.Sink.Withdraw(reason); werr != nil {
-		r.storeFailed(werr)
+		r.tell(func(o Observer) { o.StoreFailed(werr) })
 		// Not logged as its own line: the refusal's line carries it, and
 		// the next refusal writes it again.
 		r.withdrawErr = werr
 	} else {
 		r.withdrawErr = nil
 	}
-	for _, o := range r.Observers {
-		o.Withdrawn(reason)
-	}
+	r.tell(func(o Observer) { o.Withdrawn(reason) })
 	r.held, r.unstored = exchange.Token{}, nil
 	r.window, r.sched, r.aimed = 0, schedState{}, false
 	r.entered = r.withdrawn == ""
