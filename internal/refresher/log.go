@@ -32,18 +32,18 @@ func (r *Refresher) logSuccess(tok exchange.Token, changed bool) {
 // logFailure logs a failed attempt, counted by fail, with the delay
 // before the next one.
 func (r *Refresher) logFailure(err error, delay time.Duration) {
-	if exchange.Classify(err) == exchange.Refused {
-		r.logRefusal(err, delay)
-		return
-	}
 	attrs := []any{
-		slog.String("error", err.Error()),
 		slog.Int("consecutive_failures", r.failures),
 		slog.Duration("retry_in", delay.Round(time.Millisecond)),
 	}
 	if code := exchange.StatusCode(err); code != 0 {
 		attrs = append(attrs, slog.Int("status", code))
 	}
+	if exchange.Classify(err) == exchange.Refused {
+		r.logRefusal(append([]any{slog.String("reason", r.withdrawn)}, attrs...))
+		return
+	}
+	attrs = append([]any{slog.String("error", err.Error())}, attrs...)
 	level := slog.LevelWarn
 	if !exchange.Retryable(err) && !errors.Is(err, context.Canceled) {
 		level = slog.LevelError

@@ -158,7 +158,7 @@ type Refresher struct {
 	firstWait   bool            // the next wait follows the first token stored
 	lastStart   time.Time       // when the last exchange started (monotonic)
 	lastChanged bool            // whether the last attempt changed the token
-	requests    pending         // on-demand requests the next exchange answers
+	requests    []chan<- Result // on-demand requests the next exchange answers
 	warned      map[string]bool // what warnOnce has warned about
 	withdrawn   string          // why the token is withdrawn (rule 8); "" while one is held
 	entered     bool            // the last refusal began the withdrawal (not yet logged)
@@ -174,7 +174,10 @@ func (r *Refresher) Run(ctx context.Context) error {
 	b := r.newBackoff()
 	for {
 		tok, err := r.attempt(ctx)
-		r.requests.answer(Result{Changed: err == nil && r.lastChanged, Fingerprint: fingerprint(tok), Err: err})
+		for _, req := range r.requests {
+			req <- Result{Changed: err == nil && r.lastChanged, Fingerprint: fingerprint(tok), Err: err}
+		}
+		r.requests = r.requests[:0]
 		if ctx.Err() != nil {
 			return nil
 		}
