@@ -59,15 +59,10 @@ func (r *Refresher) logFailure(err error, delay time.Duration) {
 // shortLife to live: the floor then decides how often tokend exchanges,
 // which the operator should know, but not on every exchange.
 func (r *Refresher) warnShortLife(tok exchange.Token) {
-	if tok.Expiry.IsZero() {
-		return
+	if left := tok.Expiry.Sub(r.now()); !tok.Expiry.IsZero() && left < shortLife {
+		r.warnOnce("short-life", "the issuer hands out tokens that live only seconds; tokend exchanges at most once per floor",
+			slog.Duration("expires_in", left.Round(time.Millisecond)), slog.Duration("floor", r.floor()))
 	}
-	left := tok.Expiry.Sub(r.now())
-	if left >= shortLife {
-		return
-	}
-	r.warnOnce("short-life", "the issuer hands out tokens that live only seconds; tokend exchanges at most once per floor",
-		slog.Duration("expires_in", left.Round(time.Millisecond)), slog.Duration("floor", r.floor()))
 }
 
 // warnAboutIssuer warns once each about the issuer's clock and about an
