@@ -32,18 +32,18 @@ func (r *Refresher) logSuccess(tok exchange.Token, changed bool) {
 // logFailure logs a failed attempt, counted by fail, with the delay
 // before the next one.
 func (r *Refresher) logFailure(err error, delay time.Duration) {
-	if exchange.Classify(err) == exchange.Refused {
-		r.logRefusal(err, delay)
-		return
-	}
 	attrs := []any{
-		slog.String("error", err.Error()),
 		slog.Int("consecutive_failures", r.failures),
 		slog.Duration("retry_in", delay.Round(time.Millisecond)),
 	}
 	if code := exchange.StatusCode(err); code != 0 {
 		attrs = append(attrs, slog.Int("status", code))
 	}
+	if exchange.Classify(err) == exchange.Refused {
+		r.logRefusal(append([]any{slog.String("reason", r.withdrawn)}, attrs...))
+		return
+	}
+	attrs = append([]any{slog.String("error", err.Error())}, attrs...)
 	level := slog.LevelWarn
 	if !exchange.Retryable(err) && !errors.Is(err, context.Canceled) {
 		level = slog.LevelError
@@ -59,15 +59,10 @@ func (r *Refresher) logFailure(err error, delay time.Duration) {
 // shortLife to live: the floor then decides how often tokend exchanges,
 // which the operator should know, but not on every exchange.
 func (r *Refresher) warnShortLife(tok exchange.Token) {
-	if tok.Expiry.IsZero() {
-		return
+	if left := tok.Expiry.Sub(r.now()); !tok.Expiry.IsZero() && left < shortLife {
+		r.warnOnce("short-life", "the issuer hands out tokens that live only seconds; tokend exchanges at most once per floor",
+			slog.Duration("expires_in", left.Round(time.Millisecond)), slog.Duration("floor", r.floor()))
 	}
-	left := tok.Expiry.Sub(r.now())
-	if left >= shortLife {
-		return
-	}
-	r.warnOnce("short-life", "the issuer hands out tokens that live only seconds; tokend exchanges at most once per floor",
-		slog.Duration("expires_in", left.Round(time.Millisecond)), slog.Duration("floor", r.floor()))
 }
 
 // warnAboutIssuer warns once each about the issuer's clock and about an

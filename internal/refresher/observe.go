@@ -58,27 +58,9 @@ func (NopObserver) Waiting(time.Time)              {}
 func (NopObserver) Failed(error, int)              {}
 func (NopObserver) Withdrawn(string)               {}
 
-// exchanged, stored, storeFailed and waiting tell every observer.
-func (r *Refresher) exchanged(took time.Duration, err error) {
+// tell calls f with every Observer, in order.
+func (r *Refresher) tell(f func(Observer)) {
 	for _, o := range r.Observers {
-		o.Exchanged(took, err)
-	}
-}
-
-func (r *Refresher) stored(tok exchange.Token, changed bool) {
-	for _, o := range r.Observers {
-		o.Stored(tok, changed)
-	}
-}
-
-func (r *Refresher) storeFailed(err error) {
-	for _, o := range r.Observers {
-		o.StoreFailed(err)
-	}
-}
-
-func (r *Refresher) waiting(until time.Time) {
-	for _, o := range r.Observers {
-		o.Waiting(until)
+		f(o)
 	}
 }

@@ -70,14 +70,3 @@ func (o *OnDemand) Refresh(ctx context.Context) (Result, error) {
 		return Result{}, ctx.Err()
 	}
 }
-
-// pending collects the replies of the requests an exchange will answer.
-type pending []chan<- Result
-
-// answer sends res to every collected request and forgets them.
-func (p *pending) answer(res Result) {
-	for _, r := range *p {
-		r <- res
-	}
-	*p = (*p)[:0]
-}

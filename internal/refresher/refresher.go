@@ -26,9 +26,14 @@
 //     5-minute interval. When the band is an interval wide or more, the
 //     steps land in it by themselves: the first that does is the
 //     refresh-ahead point, and each pod keeps its own phase, made random by
-//     one step of random length as it enters. The first wait after the
-//     first token is shortened by up to half, at random, so that pods
-//     started together do not stay in step.
+//     one step of random length as it enters. A token that expires when
+//     its credential does (Token.CredentialExpiry, within 1 s: a bearer
+//     issuer's tokens do not outlive the capability) is not refreshed
+//     ahead, since no exchange before that end gets a longer one: the next
+//     exchange is due after the interval or at that end, whichever is
+//     sooner, and the one at the end brings the refusal of rule 8. The
+//     first wait after the first token is shortened by up to half, at
+//     random, so that pods started together do not stay in step.
 //  2. An issuer that answers with the token already held is reusing a
 //     cached token (the deployed control plane does until fewer than 30 s
 //     remain). The least remaining life at which that was seen at a
@@ -153,7 +158,7 @@ type Refresher struct {
 	firstWait   bool            // the next wait follows the first token stored
 	lastStart   time.Time       // when the last exchange started (monotonic)
 	lastChanged bool            // whether the last attempt changed the token
-	requests    pending         // on-demand requests the next exchange answers
+	requests    []chan<- Result // on-demand requests the next exchange answers
 	warned      map[string]bool // what warnOnce has warned about
 	withdrawn   string          // why the token is withdrawn (rule 8); "" while one is held
 	entered     bool            // the last refusal began the withdrawal (not yet logged)
@@ -169,7 +174,10 @@ func (r *Refresher) Run(ctx context.Context) error {
 	b := r.newBackoff()
 	for {
 		tok, err := r.attempt(ctx)
-		r.requests.answer(Result{Changed: err == nil && r.lastChanged, Fingerprint: fingerprint(tok), Err: err})
+		for _, req := range r.requests {
+			req <- Result{Changed: err == nil && r.lastChanged, Fingerprint: fingerprint(tok), Err: err}
+		}
+		r.requests = r.requests[:0]
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -224,26 +232,20 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 	}
 }
 
-// attempt is try, counting a failure.
+// attempt is try, counting a failure in the one count of consecutive
+// failures and telling every Observer; a refusal then withdraws the
+// token (rule 8).
 func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	tok, err := r.try(ctx)
-	if err != nil {
-		r.fail(err)
+	if err == nil {
+		return tok, nil
 	}
-	return tok, err
-}
-
-// fail counts a failure, in the one count of consecutive failures, and
-// reports it to every Observer's Failed; a refusal then withdraws the
-// token (rule 8).
-func (r *Refresher) fail(err error) {
 	r.failures++
-	for _, o := range r.Observers {
-		o.Failed(err, r.failures)
-	}
+	r.tell(func(o Observer) { o.Failed(err, r.failures) })
 	if exchange.Classify(err) == exchange.Refused {
 		r.withdraw(err)
 	}
+	return tok, err
 }
 
 // try stores the token whose store failed last time, while it is
@@ -261,7 +263,8 @@ func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	start := time.Now()
 	r.lastStart = start
 	tok, err := r.Exchanger.Exchange(ctx)
-	r.exchanged(time.Since(start), err)
+	took := time.Since(start)
+	r.tell(func(o Observer) { o.Exchanged(took, err) })
 	if err != nil {
 		return exchange.Token{}, err
 	}
@@ -277,7 +280,7 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 	changed, err := r.Sink.Store(tok)
 	if err != nil {
 		r.unstored = &tok
-		r.storeFailed(err)
+		r.tell(func(o Observer) { o.StoreFailed(err) })
 		return exchange.Token{}, fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	r.unstored = nil
@@ -286,7 +289,7 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 	if r.held.Value.IsZero() {
 		r.firstWait = true
 	}
-	r.stored(tok, changed)
+	r.tell(func(o Observer) { o.Stored(tok, changed) })
 	r.logSuccess(tok, changed)
 	r.restored(tok)
 	r.held = tok

@@ -109,9 +109,14 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 	r.aimed = false
 	now := r.now().Round(0)
 	var delay time.Duration
-	if tok.Expiry.IsZero() {
+	switch {
+	case tok.Expiry.IsZero():
 		delay = jittered(interval, r.rand())
-	} else {
+	case capped(tok):
+		// No exchange before the credential's end gets a longer token:
+		// keep the interval's cadence, and ask at the end for the refusal.
+		delay = min(jittered(interval, r.rand()), max(tok.Expiry.Sub(now), tok.CredentialExpiry.Sub(now)))
+	default:
 		delay, r.aimed = r.toward(tok.Expiry, now, interval, redraw)
 	}
 	if r.firstWait {
@@ -126,6 +131,13 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 		return delay, time.Time{}
 	}
 	return delay, now.Add(delay)
+}
+
+// capped reports whether tok's expiry is the credential's (within a
+// second): the issuer cut its life short at the credential's end (rule 1).
+func capped(tok exchange.Token) bool {
+	d := tok.CredentialExpiry.Sub(tok.Expiry)
+	return !tok.CredentialExpiry.IsZero() && d < time.Second && d > -time.Second
 }
 
 // toward returns the delay until the next exchange for a token that

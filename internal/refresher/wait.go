@@ -9,7 +9,11 @@ import (
 // wait applies rules 5 and 6. It reports false when ctx ended first.
 func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.Time) bool {
 	deadline := time.Now().Add(delay)
-	r.waiting(deadline)
+	var reqs chan chan<- Result // nil, never ready, without OnDemand
+	if r.OnDemand != nil {
+		reqs = r.OnDemand.reqs
+	}
+	r.tell(func(o Observer) { o.Waiting(deadline) })
 	alarm, stop := r.armWall(wallDue)
 	defer func() { stop() }()
 	for {
@@ -31,7 +35,7 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 		case <-t.C:
 		case <-alarm: // the wall clock reached wallDue, or jumped: look
 			t.Stop()
-		case req := <-r.onDemand():
+		case req := <-reqs:
 			t.Stop()
 			r.requests = append(r.requests, req)
 			r.aimed = false // early: its answer says nothing of the issuer's reuse
@@ -63,13 +67,4 @@ func (r *Refresher) armWall(due time.Time) (<-chan struct{}, func()) {
 		return nil, none
 	}
 	return c, stop
-}
-
-// onDemand returns the channel of on-demand requests; nil (never ready)
-// when OnDemand is unset.
-func (r *Refresher) onDemand() <-chan chan<- Result {
-	if r.OnDemand == nil {
-		return nil
-	}
-	return r.OnDemand.reqs
 }

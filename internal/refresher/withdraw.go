@@ -2,7 +2,6 @@ package refresher
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
 )
@@ -12,34 +11,25 @@ import (
 func (r *Refresher) withdraw(err error) {
 	reason := exchange.Reason(err)
 	if _, werr := r.Sink.Withdraw(reason); werr != nil {
-		r.storeFailed(werr)
+		r.tell(func(o Observer) { o.StoreFailed(werr) })
 		// Not logged as its own line: the refusal's line carries it, and
 		// the next refusal writes it again.
 		r.withdrawErr = werr
 	} else {
 		r.withdrawErr = nil
 	}
-	for _, o := range r.Observers {
-		o.Withdrawn(reason)
-	}
+	r.tell(func(o Observer) { o.Withdrawn(reason) })
 	r.held, r.unstored = exchange.Token{}, nil
 	r.window, r.sched, r.aimed = 0, schedState{}, false
 	r.entered = r.withdrawn == ""
 	r.withdrawn = reason
 }
 
-// logRefusal logs a refusal, err, with the delay before the next attempt:
-// the one that began the withdrawal at error level, every later one at
-// debug level (one line per change of state, rule 8).
-func (r *Refresher) logRefusal(err error, delay time.Duration) {
-	attrs := []any{
-		slog.String("reason", r.withdrawn),
-		slog.Int("consecutive_failures", r.failures),
-		slog.Duration("retry_in", delay.Round(time.Millisecond)),
-	}
-	if code := exchange.StatusCode(err); code != 0 {
-		attrs = append(attrs, slog.Int("status", code))
-	}
+// logRefusal logs a refusal with attrs (its reason, the failure count,
+// the delay before the next attempt): the one that began the withdrawal
+// at error level, every later one at debug level (one line per change of
+// state, rule 8).
+func (r *Refresher) logRefusal(attrs []any) {
 	if r.withdrawErr != nil {
 		attrs = append(attrs, slog.String("write_error", r.withdrawErr.Error()))
 	}
