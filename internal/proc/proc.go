@@ -7,12 +7,11 @@
 // SignalGroup signals the group, GroupExists tells whether any member is
 // left.
 //
-// Waiting: wait(2) is process-wide, so one owner collects every status.
-// Without Adopt, each started process is waited for by its own pid;
-// orphans go to the PID 1 of the container. While Adopt is in force, one
-// wait(-1) loop reaps every child of tokend, orphans re-parented to it
-// included (tokend then is PID 1, or a child subreaper), and hands each
-// started process its status; no other wait races it.
+// Waiting: each started process is waited for by its own pid; orphans go
+// to the PID 1 of the container. While Adopt is in force, a wait(-1) loop
+// also reaps every child of tokend, orphans re-parented to it included
+// (tokend then is PID 1, or a child subreaper); whichever wait reaps a
+// started process hands it its status.
 //
 // Terminal: when the new process's stdin is the controlling terminal and
 // tokend's group is that terminal's foreground group (tokend was started in
@@ -82,9 +81,7 @@ func Start(argv, env []string, files []*os.File) (*Process, error) {
 	p := &Process{Pid: cmd.Process.Pid, done: make(chan syscall.WaitStatus, 1), tty: tty}
 	_ = cmd.Process.Release() // statuses come from wait4 (reap.go), not from exec.Cmd
 	reaper.waiting[p.Pid] = p
-	if !reaper.active {
-		go waitPid(p.Pid)
-	}
+	go waitPid(p.Pid)
 	return p, nil
 }
 
