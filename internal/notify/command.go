@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -45,15 +44,8 @@ func (c *Command) Notify(ctx context.Context) error {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	env := c.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	p, err := proc.Start(c.Argv, env, []*os.File{nil, c.Output, c.Output})
-	switch {
-	case errors.Is(err, exec.ErrNotFound):
-		return fmt.Errorf("notify: --on-change %s not found on PATH: give its full path", c.Argv[0])
-	case err != nil:
+	p, err := proc.Start(c.Argv, c.Env, []*os.File{nil, c.Output, c.Output})
+	if err != nil {
 		return fmt.Errorf("notify: --on-change %w", err)
 	}
 	after := c.after
@@ -64,15 +56,15 @@ func (c *Command) Notify(ctx context.Context) error {
 	select {
 	case ws = <-p.Done():
 	case <-after(timeout):
-		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
-		<-p.Done()
-		return fmt.Errorf("notify: --on-change %s did not finish within %s: make it return sooner, or raise --on-change-timeout", c.Argv[0], timeout)
+		err = fmt.Errorf("notify: --on-change %s did not finish within %s: make it return sooner, or raise --on-change-timeout", c.Argv[0], timeout)
 	case <-ctx.Done():
-		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
-		<-p.Done()
-		return ctx.Err()
+		err = ctx.Err()
 	}
 	switch {
+	case err != nil:
+		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
+		<-p.Done()
+		return err
 	case ws.Exited() && ws.ExitStatus() == 0:
 		return nil
 	case ws.Signaled():

@@ -145,14 +145,17 @@ func (r *Runner) serve(ctx context.Context, n Notifier, due <-chan struct{}) {
 	}
 }
 
-// deliver runs one notification, and retries it while it fails with an
-// error marked by retry.
+// deliver runs one notification, and retries it while it fails with a
+// retryable error.
 func (r *Runner) deliver(ctx context.Context, n Notifier, due <-chan struct{}) error {
-	b := r.backoff()
+	var b backoff.BackOff = backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(30*time.Second))
+	if r.RetryBackoff != nil {
+		b = r.RetryBackoff()
+	}
 	for {
 		err := n.Notify(ctx)
-		var rt *retryable
-		if err == nil || ctx.Err() != nil || !errors.As(err, &rt) {
+		if err == nil || ctx.Err() != nil || !errors.As(err, new(retryable)) {
 			return err
 		}
 		d := b.NextBackOff()
@@ -160,30 +163,14 @@ func (r *Runner) deliver(ctx context.Context, n Notifier, due <-chan struct{}) e
 			return err
 		}
 		r.log.Debug("token change notification not delivered yet; retrying", slog.String("notifier", n.Name()), slog.Duration("delay", d), slog.String("error", err.Error()))
-		t := time.NewTimer(d)
 		select {
-		case <-t.C:
+		case <-time.After(d):
 		case <-due: // the next change: try at once, with a fresh budget
 			b.Reset()
 		case <-ctx.Done():
 		}
-		t.Stop()
 	}
-}
-
-func (r *Runner) backoff() backoff.BackOff {
-	if r.RetryBackoff != nil {
-		return r.RetryBackoff()
-	}
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 30*time.Second
-	b.Reset()
-	return b
 }
 
 // retryable marks an error that a moment may cure.
 type retryable struct{ error }
-
-func (e *retryable) Unwrap() error { return e.error }
-
-func retry(err error) error { return &retryable{err} }

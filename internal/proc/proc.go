@@ -49,8 +49,8 @@ type Process struct {
 // been reaped.
 func (p *Process) Done() <-chan syscall.WaitStatus { return p.done }
 
-// Start runs argv[0] (looked up on PATH) with argv and env, in a new
-// process group. files are its stdin, stdout and stderr; a nil entry is
+// Start runs argv[0] (looked up on PATH) with argv and env (tokend's own
+// when nil), in a new process group. files are its stdin, stdout and stderr; a nil entry is
 // /dev/null (never a closed descriptor, which the process's next open file
 // would take the place of). Errors say what to fix.
 func Start(argv, env []string, files []*os.File) (*Process, error) {
