@@ -6,35 +6,29 @@
 //  1. Wait for Ready (the first token is on disk). A signal or the end of
 //     ctx before then returns ErrNotStarted: the command never runs
 //     without a token.
-//  2. Start the command in its own process group (internal/proc: with the
+//  2. Start the command in its own process group (proc.Start: with the
 //     terminal's foreground when tokend has it), with the environment Env
-//     returns at that moment (so a restarted child sees the token of its
-//     start).
-//  3. On each receive from Changes, apply the Policy: PolicyNone does
-//     nothing; PolicySignal sends ReloadSignal to the command; PolicyRestart
-//     stops its process group (step 5) and, once the command has exited,
-//     starts it again (step 2). Changes that arrive while a restart is under
-//     way coalesce into it.
-//  4. Each signal from Signals (tokend's own SIGTERM, SIGINT) stops the
-//     process group (step 5) with that signal, and no restart follows. The
-//     end of ctx does the same with StopSignal.
-//  5. A stop sends its signal to the whole process group, and SIGKILL to
-//     the group Grace later if any member is left: the command's own exit
-//     does not cancel it, so a process of the group that ignores the signal
-//     does not outlive the stop. One rule for every stop, forwarded signal
-//     or restart: the target is the group.
+//     returns then: a restarted child sees the token of its start.
+//  3. On each receive from Changes, apply the Policy: PolicySignal sends
+//     ReloadSignal to the command; PolicyRestart stops its group (step 5)
+//     and, once the command has exited, starts it again (step 2), after
+//     the next RestartBackoff delay if it ran less than a minute, so that
+//     a child whose restarts change the token (a 401 loop, say) is not
+//     respawned hot. Changes during a restart coalesce into it.
+//  4. A signal from Signals (tokend's own SIGTERM, SIGINT) stops the group
+//     (step 5) with that signal, for good; the end of ctx does so with
+//     StopSignal.
+//  5. A stop sends its signal to the whole process group, and SIGKILL
+//     Grace later if any member is left, though the command itself has
+//     exited: every stop, forwarded signal or restart, targets the group.
 //  6. When the command exits other than for a restart, what is left of its
 //     group is stopped (step 5), and Run returns the command's exit code
-//     (its exit status, or 128 plus the signal that killed it) once no group
-//     it stopped has a member left, or 5 s after the SIGKILL.
+//     (its exit status, or 128 plus the signal that killed it) once no
+//     group it stopped has a member left, or 5 s after the SIGKILL.
 //
-// Restarts are backed off: a restart that follows a start by less than a
-// minute waits for the next RestartBackoff delay, so a child whose
-// restarts trigger token changes (a 401 loop, say) is not respawned hot.
-//
-// Orphans: for the length of Run, tokend reaps every process re-parented
-// to it (proc.Adopt: it is PID 1, or becomes a child subreaper), which is
-// also how it learns that a stopped group has no member left.
+// For the length of Run, tokend reaps every process re-parented to it
+// (proc.Adopt: it is PID 1, or becomes a child subreaper), which is also
+// how it learns that a stopped group has no member left.
 package child
 
 import (
@@ -65,9 +59,6 @@ const (
 	PolicyRestart Policy = "restart"
 )
 
-// DefaultGrace is the Grace of a Supervisor whose Grace is zero.
-const DefaultGrace = 10 * time.Second
-
 // stableAfter: a child that ran this long restarts at once and resets
 // RestartBackoff.
 const stableAfter = time.Minute
@@ -89,8 +80,8 @@ type Supervisor struct {
 	// StopSignal stops the child's group for a restart or at the end of
 	// ctx; SIGTERM when zero.
 	StopSignal syscall.Signal
-	// Grace is how long a stopping process group has before SIGKILL;
-	// DefaultGrace when zero.
+	// Grace is how long a stopping process group has before SIGKILL; 10 s
+	// when zero.
 	Grace time.Duration
 	// RestartBackoff spaces restarts of children that ran less than a
 	// minute; exponential from 1 s to 1 min when nil.
@@ -130,7 +121,7 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	r := &run{Supervisor: *s, stopping: map[int]bool{}, stopped: make(chan int)}
 	r.StopSignal, r.Logger = cmp.Or(r.StopSignal, syscall.SIGTERM), cmp.Or(r.Logger, slog.Default())
 	if r.Grace <= 0 {
-		r.Grace = DefaultGrace
+		r.Grace = 10 * time.Second
 	}
 	if r.Now == nil {
 		r.Now = time.Now

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"syscall"
 	"time"
 
@@ -71,7 +70,7 @@ func (r *run) start() error {
 	if err != nil {
 		return err
 	}
-	p, err := proc.Start(r.Argv, env, []*os.File{r.Stdin, r.Stdout, r.Stderr})
+	p, err := proc.Start(r.Argv, env, r.Stdin, r.Stdout, r.Stderr)
 	if err != nil {
 		return fmt.Errorf("child: %w", err)
 	}

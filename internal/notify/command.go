@@ -13,9 +13,6 @@ import (
 	"github.com/ambient-code/tokend/internal/proc"
 )
 
-// DefaultTimeout bounds a Command when its Timeout is zero.
-const DefaultTimeout = 30 * time.Second
-
 // Command runs a program on each change, without a shell, as the leader of
 // its own process group: a timeout, or the end of tokend, kills the whole
 // group (SIGKILL), so that nothing the program started outlives it.
@@ -26,7 +23,7 @@ type Command struct {
 	// Env is the program's environment; nil means tokend's own.
 	Env []string
 	// Timeout ends the program's process group (SIGKILL) when it runs
-	// longer; DefaultTimeout when zero. --on-change-timeout.
+	// longer; 30 s when zero. --on-change-timeout.
 	Timeout time.Duration
 	// Output receives the program's stdout and stderr; nil discards them.
 	Output *os.File
@@ -42,9 +39,9 @@ func (c *Command) Name() string { return "command" }
 func (c *Command) Notify(ctx context.Context) error {
 	timeout := c.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = 30 * time.Second
 	}
-	p, err := proc.Start(c.Argv, c.Env, []*os.File{nil, c.Output, c.Output})
+	p, err := proc.Start(c.Argv, c.Env, nil, c.Output, c.Output)
 	if err != nil {
 		return fmt.Errorf("notify: --on-change %w", err)
 	}

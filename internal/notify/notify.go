@@ -18,6 +18,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -61,10 +62,7 @@ type Runner struct {
 // NewRunner returns a Runner for ns. It registers its counter with reg
 // when reg is not nil; a registration failure is returned.
 func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	r := &Runner{notifiers: ns, log: log, total: prometheus.NewCounterVec(prometheus.CounterOpts{
+	r := &Runner{notifiers: ns, log: cmp.Or(log, slog.Default()), total: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokend_notifications_total",
 		Help: "Notifications of a token change, by notifier (signal, command) and result (success, failure).",
 	}, []string{"notifier", "result"})}
