@@ -97,9 +97,6 @@ type Supervisor struct {
 	// Logger receives one line per start, stop and exit; slog.Default()
 	// when nil.
 	Logger *slog.Logger
-	// Reaped, when not nil, learns the pid of each orphan reaped while Run
-	// runs; it runs on the reaper's goroutine and must not block.
-	Reaped func(pid int)
 	// Now is the clock that tells how long a child ran; time.Now when nil.
 	Now func() time.Time
 }
@@ -110,7 +107,7 @@ type Supervisor struct {
 // code. An error means the command could not start (code 127) or
 // ErrNotStarted.
 func (s *Supervisor) Run(ctx context.Context) (int, error) {
-	defer proc.Adopt(s.Reaped)()
+	defer proc.Adopt(nil)()
 	select {
 	case <-s.Ready:
 	case sig := <-s.Signals:

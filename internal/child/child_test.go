@@ -1,9 +1,13 @@
 package child
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -11,7 +15,9 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/ambient-code/tokend/internal/proc"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/test/testkit"
 )
 
 func TestStartsOnlyOnceTheTokenIsReady(t *testing.T) {
@@ -151,13 +157,11 @@ func TestReapsOrphansAsSubreaper(t *testing.T) {
 	// Run makes this test process a child subreaper, standing in for PID
 	// 1: the grandchild is re-parented here when its parent exits.
 	h := newHarness(t, "orphan", PolicyNone)
-	reaped := make(chan int, 4)
-	h.sup.Reaped = func(pid int) { reaped <- pid }
 	h.write("tok")
 	close(h.ready)
 	h.run(t.Context())
-	h.next("start") // the child
-	h.next("start") // the middle process
+	h.next("start")                     // the child
+	middle := pidOf(t, h.next("start")) // the middle process
 	var orphan int
 	for orphan == 0 { // the grandchild's start and the middle's report, in either order
 		ev := <-h.events
@@ -165,13 +169,19 @@ func TestReapsOrphansAsSubreaper(t *testing.T) {
 			orphan = pidOf(t, ev)
 		}
 	}
+	testkit.AwaitExit(t, middle)
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", orphan))
+	if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); err != nil || f[1] != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("orphan's stat %q, %v; want this process its parent", stat, err)
+	}
 	mustKill(t, orphan, syscall.SIGTERM)
-	for pid := range reaped {
-		if pid == orphan {
+	for { // until this process has reaped it
+		reaped := proc.Reaped()
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", orphan)); err != nil {
 			break
 		}
+		testkit.Await(t, "a reap", reaped)
 	}
-	gone(t, orphan)
 	h.sigs <- syscall.SIGTERM
 	if code, err := h.wait(); err != nil || code != 64+15 {
 		t.Errorf("Run = %d, %v", code, err)

@@ -108,14 +108,11 @@ func ExitCode(ws syscall.WaitStatus) int {
 	return 1
 }
 
-// foregroundTerminal returns f when it is a terminal whose foreground
-// process group is tokend's own, else nil.
+// foregroundTerminal returns f when it is tokend's controlling terminal
+// (else TIOCGPGRP fails with ENOTTY) and its foreground process group is
+// tokend's own, else nil.
 func foregroundTerminal(f *os.File) *os.File {
-	fd := int(f.Fd())
-	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
-		return nil
-	}
-	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != syscall.Getpgrp() {
+	if fg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP); err != nil || fg != syscall.Getpgrp() {
 		return nil
 	}
 	return f
