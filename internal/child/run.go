@@ -143,24 +143,21 @@ func (r *run) stopGroup(pgid int, sig syscall.Signal) {
 // drain returns once the group pgid has no member left: it kills the group
 // if a member is left after Grace, and gives up on it killWait later.
 func (r *run) drain(pgid int) {
-	deadline := time.NewTimer(r.Grace)
-	defer deadline.Stop()
-	for killed := false; ; {
+	kill, giveUp := time.After(r.Grace), (<-chan time.Time)(nil)
+	for {
 		reaped := proc.Reaped() // before GroupExists: no reap goes unseen
 		if !proc.GroupExists(pgid) {
 			return
 		}
 		select {
 		case <-reaped:
-		case <-deadline.C:
-			if killed {
-				r.Logger.Warn("processes of the child's group outlived SIGKILL; no longer waiting for them", slog.Int("pgid", pgid))
-				return
-			}
+		case <-kill:
 			r.Logger.Warn("child's process group did not stop within the grace period; killing it", slog.Int("pgid", pgid))
 			_ = proc.SignalGroup(pgid, syscall.SIGKILL)
-			killed = true
-			deadline.Reset(killWait)
+			kill, giveUp = nil, time.After(killWait)
+		case <-giveUp:
+			r.Logger.Warn("processes of the child's group outlived SIGKILL; no longer waiting for them", slog.Int("pgid", pgid))
+			return
 		}
 	}
 }
