@@ -109,8 +109,9 @@ type harness struct {
 	sigs    chan os.Signal
 	result  chan [2]any // code, error
 
-	mu      sync.Mutex // guards started
-	started []int
+	mu       sync.Mutex // guards starting, started
+	starting func()     // called at each start, when not nil
+	started  int
 }
 
 func newHarness(t *testing.T, mode string, policy Policy, env ...string) *harness {
@@ -130,7 +131,13 @@ func newHarness(t *testing.T, mode string, policy Policy, env ...string) *harnes
 	}()
 	h.sup = &Supervisor{
 		Argv: []string{os.Args[0], "-test.run=^$"},
-		Env: func() ([]string, error) {
+		Env: func() ([]string, error) { // called at each start
+			h.mu.Lock()
+			h.started++
+			if h.starting != nil {
+				h.starting()
+			}
+			h.mu.Unlock()
 			tok, err := os.ReadFile(h.token)
 			return append(os.Environ(), append([]string{helperEnv + "=" + mode, "TOKEND_TOKEN_FILE=" + h.token, "TEST_TOKEN=" + string(tok)}, env...)...), err
 		},
@@ -138,7 +145,6 @@ func newHarness(t *testing.T, mode string, policy Policy, env ...string) *harnes
 		RestartBackoff: &backoff.ZeroBackOff{},
 		Ready:          h.ready, Changes: h.changes, Signals: h.sigs,
 	}
-	h.sup.Hooks.Started = func(pid int) { h.mu.Lock(); h.started = append(h.started, pid); h.mu.Unlock() }
 	t.Cleanup(func() { w.Close() })
 	return h
 }
@@ -186,10 +192,11 @@ func (h *harness) wait() (int, error) {
 	return 0, nil
 }
 
-func (h *harness) starts() []int {
+// starts is how many times the command was started.
+func (h *harness) starts() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.started)
+	return h.started
 }
 
 // gone fails unless pid has been reaped: no /proc entry, not even a zombie.

@@ -23,8 +23,6 @@ type ExecDeps struct {
 	// Stdin, Stdout and Stderr are the child's; os.Stdin, os.Stdout and
 	// os.Stderr when nil.
 	Stdin, Stdout, Stderr *os.File
-	// Hooks observe the child (tests, measurements).
-	Hooks child.Hooks
 	// RestartBackoff replaces the child's restart backoff when not nil
 	// (measurements of back-to-back restarts).
 	RestartBackoff backoff.BackOff
@@ -61,7 +59,7 @@ func Exec(ctx context.Context, cfg *Config, d Deps, x ExecDeps) (int, error) {
 		Policy: e.Policy, ReloadSignal: e.ReloadSignal, StopSignal: e.StopSignal, Grace: e.Grace,
 		Stdin: orFile(x.Stdin, os.Stdin), Stdout: orFile(x.Stdout, os.Stdout), Stderr: orFile(x.Stderr, os.Stderr),
 		Ready: w.held.Ready(), Changes: changes, Signals: x.Signals, // the first token starts it; changes per policy
-		Logger: w.log, Hooks: x.Hooks, RestartBackoff: x.RestartBackoff,
+		Logger: w.log, RestartBackoff: x.RestartBackoff,
 	}
 	code, err := sup.Run(inner)
 	cancel()

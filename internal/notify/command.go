@@ -6,16 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/proc"
 )
-
-// DefaultTimeout bounds a Command when its Timeout is zero.
-const DefaultTimeout = 30 * time.Second
 
 // Command runs a program on each change, without a shell, as the leader of
 // its own process group: a timeout, or the end of tokend, kills the whole
@@ -27,7 +23,7 @@ type Command struct {
 	// Env is the program's environment; nil means tokend's own.
 	Env []string
 	// Timeout ends the program's process group (SIGKILL) when it runs
-	// longer; DefaultTimeout when zero. --on-change-timeout.
+	// longer; 30 s when zero. --on-change-timeout.
 	Timeout time.Duration
 	// Output receives the program's stdout and stderr; nil discards them.
 	Output *os.File
@@ -43,17 +39,10 @@ func (c *Command) Name() string { return "command" }
 func (c *Command) Notify(ctx context.Context) error {
 	timeout := c.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = 30 * time.Second
 	}
-	env := c.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	p, err := proc.Start(c.Argv, env, []*os.File{nil, c.Output, c.Output})
-	switch {
-	case errors.Is(err, exec.ErrNotFound):
-		return fmt.Errorf("notify: --on-change %s not found on PATH: give its full path", c.Argv[0])
-	case err != nil:
+	p, err := proc.Start(c.Argv, c.Env, nil, c.Output, c.Output)
+	if err != nil {
 		return fmt.Errorf("notify: --on-change %w", err)
 	}
 	after := c.after
@@ -64,15 +53,15 @@ func (c *Command) Notify(ctx context.Context) error {
 	select {
 	case ws = <-p.Done():
 	case <-after(timeout):
-		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
-		<-p.Done()
-		return fmt.Errorf("notify: --on-change %s did not finish within %s: make it return sooner, or raise --on-change-timeout", c.Argv[0], timeout)
+		err = fmt.Errorf("notify: --on-change %s did not finish within %s: make it return sooner, or raise --on-change-timeout", c.Argv[0], timeout)
 	case <-ctx.Done():
-		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
-		<-p.Done()
-		return ctx.Err()
+		err = ctx.Err()
 	}
 	switch {
+	case err != nil:
+		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
+		<-p.Done()
+		return err
 	case ws.Exited() && ws.ExitStatus() == 0:
 		return nil
 	case ws.Signaled():

@@ -190,8 +190,7 @@ func TestSignalRefusesTokendsOwnPID(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := (&Signal{PIDFile: pidFile, Sig: syscall.SIGHUP}).Notify(t.Context())
-	var rt *retryable
-	if err == nil || !strings.Contains(err.Error(), "names tokend itself") || !strings.Contains(err.Error(), "--notify-pid-file") || errors.As(err, &rt) {
+	if err == nil || !strings.Contains(err.Error(), "names tokend itself") || !strings.Contains(err.Error(), "--notify-pid-file") || errors.As(err, new(retryable)) {
 		t.Errorf("error %v, want a refusal naming --notify-pid-file, not retried", err)
 	}
 }

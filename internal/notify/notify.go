@@ -18,6 +18,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -61,10 +62,7 @@ type Runner struct {
 // NewRunner returns a Runner for ns. It registers its counter with reg
 // when reg is not nil; a registration failure is returned.
 func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	r := &Runner{notifiers: ns, log: log, total: prometheus.NewCounterVec(prometheus.CounterOpts{
+	r := &Runner{notifiers: ns, log: cmp.Or(log, slog.Default()), total: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokend_notifications_total",
 		Help: "Notifications of a token change, by notifier (signal, command) and result (success, failure).",
 	}, []string{"notifier", "result"})}
@@ -145,14 +143,17 @@ func (r *Runner) serve(ctx context.Context, n Notifier, due <-chan struct{}) {
 	}
 }
 
-// deliver runs one notification, and retries it while it fails with an
-// error marked by retry.
+// deliver runs one notification, and retries it while it fails with a
+// retryable error.
 func (r *Runner) deliver(ctx context.Context, n Notifier, due <-chan struct{}) error {
-	b := r.backoff()
+	var b backoff.BackOff = backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(30*time.Second))
+	if r.RetryBackoff != nil {
+		b = r.RetryBackoff()
+	}
 	for {
 		err := n.Notify(ctx)
-		var rt *retryable
-		if err == nil || ctx.Err() != nil || !errors.As(err, &rt) {
+		if err == nil || ctx.Err() != nil || !errors.As(err, new(retryable)) {
 			return err
 		}
 		d := b.NextBackOff()
@@ -160,30 +161,14 @@ func (r *Runner) deliver(ctx context.Context, n Notifier, due <-chan struct{}) e
 			return err
 		}
 		r.log.Debug("token change notification not delivered yet; retrying", slog.String("notifier", n.Name()), slog.Duration("delay", d), slog.String("error", err.Error()))
-		t := time.NewTimer(d)
 		select {
-		case <-t.C:
+		case <-time.After(d):
 		case <-due: // the next change: try at once, with a fresh budget
 			b.Reset()
 		case <-ctx.Done():
 		}
-		t.Stop()
 	}
-}
-
-func (r *Runner) backoff() backoff.BackOff {
-	if r.RetryBackoff != nil {
-		return r.RetryBackoff()
-	}
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 30*time.Second
-	b.Reset()
-	return b
 }
 
 // retryable marks an error that a moment may cure.
 type retryable struct{ error }
-
-func (e *retryable) Unwrap() error { return e.error }
-
-func retry(err error) error { return &retryable{err} }

@@ -34,9 +34,23 @@ func (s *Signal) Name() string { return "signal" }
 // Notify reads the pid file and signals that process. Its errors name the
 // setting and what to change; those the Runner retries are marked so.
 func (s *Signal) Notify(context.Context) error {
-	pid, err := s.pid()
+	data, err := os.ReadFile(s.PIDFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return retryable{fmt.Errorf("notify: --notify-pid-file %s does not exist: the consumer must write its pid there once it handles the signal (for example `trap reload HUP; echo $$ > %s`)", s.PIDFile, s.PIDFile)}
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("notify: reading --notify-pid-file: %w", err)
+	}
+	text := strings.TrimSpace(string(data))
+	if text == "" {
+		return retryable{fmt.Errorf("notify: --notify-pid-file %s is empty, not a process id: the consumer must write its pid there, in decimal", s.PIDFile)}
+	}
+	pid, err := strconv.Atoi(text)
+	if err != nil || pid <= 1 {
+		if len(text) > 20 {
+			text = text[:20] + "..."
+		}
+		return fmt.Errorf("notify: --notify-pid-file %s holds %q, not a process id above 1: write the consumer's pid, in decimal", s.PIDFile, text)
 	}
 	if pid == os.Getpid() {
 		return fmt.Errorf("notify: --notify-pid-file %s names tokend itself (pid %d): the consumer must write its own pid there", s.PIDFile, pid)
@@ -46,31 +60,9 @@ func (s *Signal) Notify(context.Context) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, syscall.ESRCH):
-		return retry(fmt.Errorf("notify: process %d named in --notify-pid-file %s does not exist (or is in another process namespace): set shareProcessNamespace: true on the pod, and have the consumer rewrite the file when it restarts", pid, s.PIDFile))
+		return retryable{fmt.Errorf("notify: process %d named in --notify-pid-file %s does not exist (or is in another process namespace): set shareProcessNamespace: true on the pod, and have the consumer rewrite the file when it restarts", pid, s.PIDFile)}
 	case errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("notify: not permitted to send %s to process %d (--notify-pid-file %s): run tokend as the consumer's user, or add the KILL capability", s.Sig, pid, s.PIDFile)
 	}
 	return fmt.Errorf("notify: sending %s to process %d: %w", s.Sig, pid, err)
-}
-
-func (s *Signal) pid() (int, error) {
-	data, err := os.ReadFile(s.PIDFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, retry(fmt.Errorf("notify: --notify-pid-file %s does not exist: the consumer must write its pid there once it handles the signal (for example `trap reload HUP; echo $$ > %s`)", s.PIDFile, s.PIDFile))
-	}
-	if err != nil {
-		return 0, fmt.Errorf("notify: reading --notify-pid-file: %w", err)
-	}
-	text := strings.TrimSpace(string(data))
-	if text == "" {
-		return 0, retry(fmt.Errorf("notify: --notify-pid-file %s is empty, not a process id: the consumer must write its pid there, in decimal", s.PIDFile))
-	}
-	pid, err := strconv.Atoi(text)
-	if err != nil || pid <= 1 {
-		if len(text) > 20 {
-			text = text[:20] + "..."
-		}
-		return 0, fmt.Errorf("notify: --notify-pid-file %s holds %q, not a process id above 1: write the consumer's pid, in decimal", s.PIDFile, text)
-	}
-	return pid, nil
 }

@@ -2,25 +2,21 @@
 // exec`, an --on-change command) and collects their exit statuses. It is
 // the only code in tokend that starts or waits for a process.
 //
-// Every process starts as the leader of its own process group, so that a
-// stop reaches the whole command (a shell wrapper's children included):
-// SignalGroup signals the group, GroupExists tells whether any member is
-// left.
+// Every process leads its own process group, so that a stop reaches the
+// whole command, a shell wrapper's children included.
 //
-// Waiting: wait(2) is process-wide, so one owner collects every status.
-// Without Adopt, each started process is waited for by its own pid;
-// orphans go to the PID 1 of the container. While Adopt is in force, one
-// wait(-1) loop reaps every child of tokend, orphans re-parented to it
-// included (tokend then is PID 1, or a child subreaper), and hands each
-// started process its status; no other wait races it.
+// Waiting: each started process is waited for by its own pid; orphans go
+// to the PID 1 of the container. While Adopt is in force, a wait(-1) loop
+// also reaps every child of tokend, orphans re-parented to it included
+// (tokend then is PID 1, or a child subreaper); whichever wait reaps a
+// started process hands it its status.
 //
 // Terminal: when the new process's stdin is the controlling terminal and
-// tokend's group is that terminal's foreground group (tokend was started in
-// the foreground), the new group becomes the foreground group, so that the
-// command can read the terminal instead of being stopped by SIGTTIN; the
-// foreground returns to tokend's group when the process exits. Started in
-// the background, tokend leaves the terminal alone and the command is a
-// background job, as it would be under a shell.
+// tokend's group is its foreground group (tokend was started in the
+// foreground), the new group takes the foreground, so that the command can
+// read the terminal instead of being stopped by SIGTTIN, and gives it back
+// when the process exits. Started in the background, tokend leaves the
+// terminal alone, as a shell would for a background job.
 //
 // Everything here is safe for concurrent use.
 package proc
@@ -31,7 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -50,29 +45,28 @@ type Process struct {
 // been reaped.
 func (p *Process) Done() <-chan syscall.WaitStatus { return p.done }
 
-// Start runs argv[0] (looked up on PATH) with argv and env, in a new
-// process group. files are its stdin, stdout and stderr; a nil entry is
-// /dev/null (never a closed descriptor, which the process's next open file
-// would take the place of). Errors say what to fix.
-func Start(argv, env []string, files []*os.File) (*Process, error) {
+// Start runs argv[0] (looked up on PATH) with argv and env (tokend's own
+// when nil), in a new process group, with stdin, stdout and stderr; a nil
+// file is /dev/null (never a closed descriptor, which the process's next
+// open file would take the place of). Errors say what to fix.
+func Start(argv, env []string, stdin, stdout, stderr *os.File) (*Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...) // exec.Cmd gives a nil file /dev/null
 	if cmd.Err != nil {
 		return nil, fmt.Errorf("%w (give the full path, or set PATH)", cmd.Err)
 	}
 	cmd.Env, cmd.SysProcAttr = env, &syscall.SysProcAttr{Setpgid: true}
-	files = append(slices.Clone(files), nil, nil, nil)
 	var tty *os.File
-	if files[0] != nil {
-		cmd.Stdin, tty = files[0], foregroundTerminal(files[0])
-	}
-	if files[1] != nil {
-		cmd.Stdout = files[1]
-	}
-	if files[2] != nil {
-		cmd.Stderr = files[2]
+	if stdin != nil {
+		cmd.Stdin, tty = stdin, foregroundTerminal(stdin)
 	}
 	if tty != nil {
 		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(tty.Fd()) // a descriptor of the parent
+	}
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	if stderr != nil {
+		cmd.Stderr = stderr
 	}
 	reaper.mu.Lock()
 	defer reaper.mu.Unlock()
@@ -82,9 +76,7 @@ func Start(argv, env []string, files []*os.File) (*Process, error) {
 	p := &Process{Pid: cmd.Process.Pid, done: make(chan syscall.WaitStatus, 1), tty: tty}
 	_ = cmd.Process.Release() // statuses come from wait4 (reap.go), not from exec.Cmd
 	reaper.waiting[p.Pid] = p
-	if !reaper.active {
-		go waitPid(p.Pid)
-	}
+	go waitPid(p.Pid)
 	return p, nil
 }
 
@@ -116,14 +108,11 @@ func ExitCode(ws syscall.WaitStatus) int {
 	return 1
 }
 
-// foregroundTerminal returns f when it is a terminal whose foreground
-// process group is tokend's own, else nil.
+// foregroundTerminal returns f when it is tokend's controlling terminal
+// (else TIOCGPGRP fails with ENOTTY) and its foreground process group is
+// tokend's own, else nil.
 func foregroundTerminal(f *os.File) *os.File {
-	fd := int(f.Fd())
-	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
-		return nil
-	}
-	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != syscall.Getpgrp() {
+	if fg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP); err != nil || fg != syscall.Getpgrp() {
 		return nil
 	}
 	return f

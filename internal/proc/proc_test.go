@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 
 func helper(t *testing.T, mode string, out *os.File, args ...string) *Process {
 	t.Helper()
-	p, err := Start(append([]string{os.Args[0]}, args...), append(os.Environ(), helperEnv+"="+mode), []*os.File{nil, out, os.Stderr})
+	p, err := Start(append([]string{os.Args[0]}, args...), append(os.Environ(), helperEnv+"="+mode), nil, out, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestAdoptReapsOrphans(t *testing.T) {
 }
 
 func TestStartNamesAMissingProgram(t *testing.T) {
-	_, err := Start([]string{"tokend-no-such-program"}, nil, nil)
+	_, err := Start([]string{"tokend-no-such-program"}, nil, nil, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "give the full path") {
 		t.Errorf("error %v", err)
 	}
