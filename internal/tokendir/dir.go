@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,13 +142,24 @@ func (d *Dir) TokenFile() string { return d.files[len(d.files)-1].path }
 
 // CleanTemp removes temporary files that a crashed run left beside the
 // outputs, and returns how many. Call it before the first Store.
-func (d *Dir) CleanTemp() (int, error) {
-	n := 0
+func (d *Dir) CleanTemp() (n int, _ error) {
 	var errs []error
 	for _, f := range d.files {
-		k, err := cleanTemp(f.path)
-		n += k
-		errs = append(errs, err)
+		dir, prefix := filepath.Dir(f.path), "."+filepath.Base(f.path)+tempInfix
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing %s: %w", dir, cause(err)))
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+		}
 	}
 	return n, errors.Join(errs...)
 }

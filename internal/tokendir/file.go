@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // ErrNotRegular is returned when a file's path exists but is not a regular
@@ -49,11 +48,14 @@ const maxRead = 1 << 20
 func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err error) {
 	path, mode = filepath.Clean(path), mode.Perm()
 	dir := filepath.Dir(path)
-	if err := checkTarget(path); err != nil {
+	fi, err := checkTarget(path)
+	if err != nil {
 		return false, err
 	}
-	if same(path, data, mode) {
-		return false, nil
+	if fi != nil && fi.Mode().Perm() == mode {
+		if cur, err := readFile(path, int64(len(data))); err == nil && bytes.Equal(cur, data) {
+			return false, nil
+		}
 	}
 	f, err := createTemp(path)
 	if err != nil {
@@ -103,7 +105,7 @@ func CheckFile(path string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	if err := checkTarget(path); err != nil {
+	if _, err := checkTarget(path); err != nil {
 		return err
 	}
 	f, err := createTemp(path)
@@ -117,7 +119,7 @@ func CheckFile(path string) error {
 // readFile returns the content of the regular file at path, at most limit
 // bytes (and one more, so that the caller can tell a longer file).
 func readFile(path string, limit int64) ([]byte, error) {
-	if err := checkTarget(path); err != nil {
+	if _, err := checkTarget(path); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(path)
@@ -128,56 +130,26 @@ func readFile(path string, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
-// cleanTemp removes the temporary files beside path that a run left when
-// it crashed between steps 3 and 5 of WriteFile, and returns how many.
-func cleanTemp(path string) (int, error) {
-	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+tempInfix
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, fmt.Errorf("listing %s: %w", dir, cause(err))
-	}
-	n := 0
-	var errs []error
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-			continue
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
-}
-
-func checkTarget(path string) error {
+// checkTarget returns path's FileInfo, nil when path is absent, and
+// ErrNotRegular when it is not a regular file.
+func checkTarget(path string) (fs.FileInfo, error) {
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return err
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, kind(fi.Mode()))
+		return nil, nil
+	case err == nil && !fi.Mode().IsRegular():
+		kind := kinds[fi.Mode().Type()]
+		if kind == "" {
+			kind = "non-regular file"
+		}
+		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, kind)
 	}
-	return nil
+	return fi, err
 }
 
-// same reports whether the file at path already holds data with mode.
-func same(path string, data []byte, mode fs.FileMode) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != mode || fi.Size() != int64(len(data)) {
-		return false
-	}
-	cur, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
-	return err == nil && bytes.Equal(cur, data)
-}
+// kinds names the types of file checkTarget refuses.
+var kinds = map[fs.FileMode]string{fs.ModeSymlink: "symlink", fs.ModeDir: "directory", fs.ModeNamedPipe: "named pipe",
+	fs.ModeSocket: "socket", fs.ModeDevice: "device", fs.ModeDevice | fs.ModeCharDevice: "device"}
 
 func createTemp(path string) (*os.File, error) {
 	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+tempInfix+"*")
@@ -202,20 +174,4 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
-}
-
-func kind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "non-regular file"
 }

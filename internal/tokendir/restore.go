@@ -68,15 +68,16 @@ func (d *Dir) Run(ctx context.Context) error {
 			d.w.Close()
 		}
 	}()
-	p := poll{fake: d.tick}
-	defer p.stop()
 	var retry <-chan time.Time
 	var delay time.Duration
 	for {
 		var events <-chan fsnotify.Event
 		var errs <-chan error
+		var tick <-chan time.Time // the check every checkEvery, only while unwatched
 		if d.w != nil {
 			events, errs = d.w.Events, d.w.Errors
+		} else if tick = d.tick; tick == nil {
+			tick = time.After(checkEvery)
 		}
 		select {
 		case <-ctx.Done():
@@ -91,7 +92,7 @@ func (d *Dir) Run(ctx context.Context) error {
 			if !ok {
 				d.closeWatch()
 			}
-		case <-p.ticks(d.w != nil):
+		case <-tick:
 		case <-retry:
 		}
 		d.rewatch()
@@ -101,35 +102,6 @@ func (d *Dir) Run(ctx context.Context) error {
 		} else {
 			delay, retry = 0, nil
 		}
-	}
-}
-
-// poll is Run's check every checkEvery, which runs only while the watch
-// is missing: an idle tokend that watches wakes for nothing.
-type poll struct {
-	t    *time.Ticker
-	fake <-chan time.Time // tests: replaces the ticker
-}
-
-// ticks returns the channel of the checks, nil (never ready) while
-// watching.
-func (p *poll) ticks(watching bool) <-chan time.Time {
-	switch {
-	case watching:
-		p.stop()
-		return nil
-	case p.fake != nil:
-		return p.fake
-	case p.t == nil:
-		p.t = time.NewTicker(checkEvery)
-	}
-	return p.t.C
-}
-
-func (p *poll) stop() {
-	if p.t != nil {
-		p.t.Stop()
-		p.t = nil
 	}
 }
 
