@@ -25,6 +25,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -36,21 +37,15 @@ import (
 	"github.com/ambient-code/tokend/internal/refresher"
 )
 
-// Bounds of the probe server (see package listen). The kubelet opens a
-// connection per probe and Prometheus keeps one alive, so a handful are in
-// use at a time; MaxConns bounds what a flood from the pod network costs.
-const (
-	MaxConns          = 16
-	ReadHeaderTimeout = 5 * time.Second
-	IdleTimeout       = 15 * time.Second
-)
-
-// limits are the probe server's bounds; their MemoryBound is under 1 MiB.
+// limits bound the probe server (see package listen); their MemoryBound is
+// under 1 MiB. The kubelet opens a connection per probe and Prometheus
+// keeps one alive, so a handful are in use at a time; MaxConns bounds what
+// a flood from the pod network costs.
 var limits = listen.Limits{
-	MaxConns:          MaxConns,
+	MaxConns:          16,
 	MaxHeaderBytes:    8 << 10,
-	ReadHeaderTimeout: ReadHeaderTimeout,
-	IdleTimeout:       IdleTimeout,
+	ReadHeaderTimeout: 5 * time.Second,
+	IdleTimeout:       15 * time.Second,
 	ReadTimeout:       10 * time.Second,
 	WriteTimeout:      10 * time.Second,
 	ShutdownTimeout:   5 * time.Second,
@@ -109,7 +104,12 @@ func New(out Outputs, now func() time.Time) *Monitor {
 
 // Exchanged records an exchange attempt (refresher.Observer).
 func (m *Monitor) Exchanged(d time.Duration, err error) {
-	m.metrics.exchanged(d, err, m.now())
+	m.metrics.duration.Observe(d.Seconds())
+	if err == nil {
+		m.metrics.exchanges.WithLabelValues("success", "200").Inc()
+		return
+	}
+	m.metrics.exchanges.WithLabelValues(failureKind(err), strconv.Itoa(exchange.StatusCode(err))).Inc()
 }
 
 // Stored records a stored token (refresher.Observer).
@@ -121,7 +121,17 @@ func (m *Monitor) Stored(tok exchange.Token, changed bool) {
 	})
 	m.writeErr.Store(nil)
 	m.withdrawn.Store(nil)
-	m.metrics.stored(tok, changed)
+	result := "unchanged"
+	if changed {
+		result = "written"
+	}
+	m.metrics.writes.WithLabelValues(result).Inc()
+	m.metrics.failures.Set(0)
+	m.metrics.lastSuccess.SetToCurrentTime()
+	m.metrics.skew.Set(tok.Skew.Seconds())
+	m.metrics.withdrawn.Set(0)
+	m.metrics.expiry.Set(unixSeconds(tok.Expiry))
+	m.metrics.credExpiry.Set(unixSeconds(tok.CredentialExpiry))
 }
 
 // Withdrawn records that the token is withdrawn for reason
