@@ -56,13 +56,6 @@ var limits = listen.Limits{
 // attempt, and a write) before it counts as wedged.
 const livenessGrace = time.Minute
 
-// stored describes the last token written, immutable once published.
-type stored struct {
-	fingerprint string
-	expiry      time.Time
-	at          time.Time // when it was stored
-}
-
 // Outputs is the token directory as readiness sees it (tokendir.Dir).
 type Outputs interface {
 	// Verified returns the verdict of the directory's last verification
@@ -84,7 +77,7 @@ type Monitor struct {
 	now     func() time.Time
 	metrics *metrics
 
-	current   atomic.Pointer[stored]
+	current   atomic.Pointer[Status] // the token stored last, without Withdrawn; immutable
 	withdrawn atomic.Pointer[string] // why the token is withdrawn; nil while one is held
 	writeErr  atomic.Pointer[string] // the last failed store's error; nil after a success
 	start     time.Time              // origin of waitUntil, with its monotonic reading
@@ -97,9 +90,7 @@ func New(out Outputs, now func() time.Time) *Monitor {
 	if now == nil {
 		now = time.Now
 	}
-	m := &Monitor{outputs: out, now: now, metrics: newMetrics()}
-	m.start = time.Now()
-	return m
+	return &Monitor{outputs: out, now: now, metrics: newMetrics(), start: time.Now()}
 }
 
 // Exchanged records an exchange attempt (refresher.Observer).
@@ -114,11 +105,7 @@ func (m *Monitor) Exchanged(d time.Duration, err error) {
 
 // Stored records a stored token (refresher.Observer).
 func (m *Monitor) Stored(tok exchange.Token, changed bool) {
-	m.current.Store(&stored{
-		fingerprint: tok.Value.Fingerprint(),
-		expiry:      tok.Expiry,
-		at:          m.now(),
-	})
+	m.current.Store(&Status{LastSuccess: m.now().UTC(), Fingerprint: tok.Value.Fingerprint(), Expiry: tok.Expiry})
 	m.writeErr.Store(nil)
 	m.withdrawn.Store(nil)
 	result := "unchanged"
@@ -223,8 +210,8 @@ func (m *Monitor) ready() error {
 	if msg := m.writeErr.Load(); msg != nil {
 		return fmt.Errorf("writing the token file failed: %s", *msg)
 	}
-	if !cur.expiry.IsZero() && !m.now().Before(cur.expiry) {
-		return fmt.Errorf("token %s expired at %s", cur.fingerprint, cur.expiry.Format(time.RFC3339))
+	if !cur.Expiry.IsZero() && !m.now().Before(cur.Expiry) {
+		return fmt.Errorf("token %s expired at %s", cur.Fingerprint, cur.Expiry.Format(time.RFC3339))
 	}
 	return m.outputs.Verified()
 }

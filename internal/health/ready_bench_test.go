@@ -24,7 +24,7 @@ func BenchmarkReady(b *testing.B) {
 
 func BenchmarkReadyReference(b *testing.B) {
 	m, path := readyMonitor(b)
-	want := m.current.Load().fingerprint
+	want := m.current.Load().Fingerprint
 	for b.Loop() {
 		if err := m.ready(); err != nil {
 			b.Fatal(err)

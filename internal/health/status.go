@@ -41,7 +41,7 @@ func (m *Monitor) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	st := Status{LastSuccess: cur.at.UTC(), Fingerprint: cur.fingerprint, Expiry: cur.expiry}
+	st := *cur
 	if why := m.withdrawn.Load(); why != nil {
 		st.Withdrawn = *why
 	}
@@ -59,14 +59,12 @@ func FetchStatus(ctx context.Context, addr string, timeout time.Duration) (Statu
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	url := "http://" + net.JoinHostPort(host, port) + StatusPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return Status{}, err
 	}
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxResponseHeaderBytes: 16 << 10}}
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, MaxResponseHeaderBytes: 16 << 10}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return Status{}, fmt.Errorf("asking tokend run at %s: %w", url, err)
