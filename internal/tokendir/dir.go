@@ -51,7 +51,7 @@ type Output interface {
 	// unreadable), so that an output whose content carries more than the
 	// token (a time of writing) can keep prev while it still describes
 	// tok, and nothing is written. It must not log tok.
-	Render(tok exchange.Token, prev []byte, now time.Time) ([]byte, error)
+	Render(tok exchange.Token, prev []byte, now time.Time) []byte
 	// RenderWithdrawal returns the file's content once the token is
 	// withdrawn for reason (which holds no secret): no token, and the
 	// reason. prev is as for Render.
@@ -173,7 +173,7 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.held, d.withdrawn = tok.Value.Fingerprint(), nil
-	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+	return d.write(func(f *file, prev []byte, now time.Time) []byte {
 		return f.out.Render(tok, prev, now)
 	})
 }
@@ -191,13 +191,13 @@ func (d *Dir) Withdraw(reason string) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.held, d.withdrawn = "withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason)
-	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+	return d.write(func(f *file, prev []byte, now time.Time) []byte {
 		if f.last == nil {
 			if _, err := os.Lstat(f.path); errors.Is(err, fs.ErrNotExist) {
-				return nil, nil // nothing to withdraw
+				return nil // nothing to withdraw
 			}
 		}
-		return f.out.RenderWithdrawal(reason, prev, now), nil
+		return f.out.RenderWithdrawal(reason, prev, now)
 	})
 }
 
@@ -209,7 +209,7 @@ var ErrWithdrawn = errors.New("token withdrawn")
 // those render returns nil for; d.mu is held. After a success the verdict
 // is good (or the withdrawal), and Run restores what was written when
 // every output was.
-func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, error)) (changed bool, err error) {
+func (d *Dir) write(render func(f *file, prev []byte, now time.Time) []byte) (changed bool, err error) {
 	now := d.now()
 	var errs []error
 	for _, f := range d.files {
@@ -217,11 +217,7 @@ func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, er
 		if prev == nil {
 			prev, _ = readFile(f.path, maxRead)
 		}
-		data, err := render(f, prev, now)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, err))
-			continue
-		}
+		data := render(f, prev, now)
 		if data == nil {
 			continue
 		}
@@ -229,9 +225,9 @@ func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, er
 		changed = changed || c
 		if err != nil {
 			errs = append(errs, err)
-			continue
+		} else {
+			f.last = data
 		}
-		f.last = data
 	}
 	d.complete = len(errs) == 0 && !slices.ContainsFunc(d.files, func(f *file) bool { return f.last == nil })
 	if len(errs) > 0 {

@@ -3,10 +3,30 @@ package tokendir
 import (
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
+
+// tokenFile is the output every Dir has: the token's bytes and nothing
+// else, what `cat` and the tokenfile package read.
+type tokenFile string
+
+func (p tokenFile) Path() string     { return string(p) }
+func (p tokenFile) Describe() string { return "token file" }
+
+func (p tokenFile) Render(tok exchange.Token, _ []byte, _ time.Time) []byte {
+	return []byte(tok.Value.Reveal())
+}
+
+// RenderWithdrawal is the withdrawal record (tokenbytes.Withdrawal), which
+// package tokenfile reads as "no token", and a shell or Python reader as no
+// valid token.
+func (p tokenFile) RenderWithdrawal(reason string, _ []byte, _ time.Time) []byte {
+	return tokenbytes.Withdrawal(reason)
+}
 
 // ReadToken returns the token in the token file at path by the rule every
 // reader of the file follows (internal/tokenbytes.FromFile): printable
