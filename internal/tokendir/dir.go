@@ -23,6 +23,7 @@
 package tokendir
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -104,7 +105,7 @@ type Dir struct {
 	newWatcher func() (*fsnotify.Watcher, error)
 	dirs       []string         // the outputs' directories, each once
 	w          *fswatch.Watcher // nil while not watching; Watch and Run only
-	tick       <-chan time.Time // tests: replaces Run's ticker while unwatched
+	tick       <-chan time.Time // tests: replaces Run's minute check while unwatched
 
 	mu        sync.Mutex // guards files' last, held, complete
 	files     []*file
@@ -120,10 +121,7 @@ var ErrNotWritten = errors.New("no token written yet")
 
 // New returns a Dir for o. It touches nothing on disk.
 func New(o Options) *Dir {
-	d := &Dir{mode: o.Mode.Perm(), log: o.Logger, now: o.Now, newWatcher: o.NewWatcher}
-	if d.log == nil {
-		d.log = slog.Default()
-	}
+	d := &Dir{mode: o.Mode.Perm(), log: cmp.Or(o.Logger, slog.Default()), now: o.Now, newWatcher: o.NewWatcher}
 	if d.now == nil {
 		d.now = time.Now
 	}

@@ -124,24 +124,24 @@ func (d *Dir) restore() error {
 		d.setVerdict(nil)
 		return nil
 	}
-	log := d.log.With(slog.String("fingerprint", d.held), slog.String("reason", lost.Error()))
+	var err error
 	for _, f := range d.files {
-		if _, err := WriteFile(f.path, f.last, d.mode); err != nil {
+		if _, err = WriteFile(f.path, f.last, d.mode); err != nil {
 			err = fmt.Errorf("restoring the lost %s: %w", f.out.Describe(), err)
-			d.setVerdict(err)
-			if d.Restored != nil {
-				d.Restored(d.held, err)
-			}
-			log.Warn("token file lost and could not be written again, retrying", slog.String("error", err.Error()))
-			return err
+			break
 		}
 	}
-	d.setVerdict(nil)
+	d.setVerdict(err)
 	if d.Restored != nil {
-		d.Restored(d.held, nil)
+		d.Restored(d.held, err)
 	}
-	log.Warn("token file lost, wrote the stored token again")
-	return nil
+	log := d.log.With(slog.String("fingerprint", d.held), slog.String("reason", lost.Error()))
+	if err != nil {
+		log.Warn("token file lost and could not be written again, retrying", slog.String("error", err.Error()))
+	} else {
+		log.Warn("token file lost, wrote the stored token again")
+	}
+	return err
 }
 
 // rewatch installs the watch when it is missing, else watches the
