@@ -12,20 +12,18 @@ import (
 	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
-// How Run looks after the outputs: a check every checkEvery while the
-// watch is missing, and a failed restore tried again after firstRetry,
-// doubling up to checkEvery.
+// Run checks every checkEvery while unwatched, and tries a failed restore
+// again after firstRetry, doubling up to checkEvery.
 const (
 	checkEvery = time.Minute
 	firstRetry = time.Second
 )
 
-// Watch installs the watch on the outputs' directories, so that Run learns
-// of a removed or replaced output at once. It watches the directories, not
-// the files: a file is replaced by rename, and may be deleted. On an error
-// (inotify instances or watches exhausted) Run checks every minute
-// instead, and tries again at each check.
-// Call it before Run, which closes the watch; never concurrently with Run.
+// Watch installs the watch on the outputs' directories (a file is replaced
+// by rename, and may be deleted), so that Run learns of a lost output at
+// once. On an error (inotify instances or watches exhausted) Run checks
+// every minute instead, and tries again at each check. Call it before Run,
+// which closes the watch; never concurrently with Run.
 func (d *Dir) Watch() error {
 	w, err := fswatch.New(d.newWatcher)
 	if err != nil {
@@ -45,23 +43,18 @@ func (d *Dir) Watch() error {
 // returns nil. Once a Store has written every output, Run checks them:
 //
 //  1. at once on a watch event for an output or its directory, or a watch
-//     error (events may have been lost, as when the kernel's event queue
-//     overflows); while the watch is installed nothing else wakes Run, so
-//     an idle tokend sleeps. While it is missing (it could not be
-//     installed, or closed), Run checks every minute instead. What no
-//     watch reports (a write through a hard link in another directory)
-//     the next Store repairs: it compares each output on disk;
-//  2. an output that no longer holds the bytes Store wrote last (removed,
-//     replaced, emptied) is written again with those bytes, logged with
-//     what became of it, and reported to Restored; no exchange is needed,
-//     so this works while the issuer is down;
+//     error (events may have been lost); nothing else wakes a watching
+//     Run, so an idle tokend sleeps. Unwatched (the watch failed or
+//     closed), Run checks every minute. What no watch reports (a write
+//     through a hard link elsewhere) the next Store repairs;
+//  2. an output that no longer holds the bytes Store wrote last is written
+//     again with them (no exchange needed, so this works while the issuer
+//     is down), logged with what became of it, and reported to Restored;
 //  3. a restore that fails (the directory gone, the volume full) is tried
-//     again after a second, doubling up to a minute, until it succeeds
-//     or a Store replaces what is to be restored: a new exchange would not
-//     help a write that fails, and the refresher's own store reports its
-//     failures;
-//  4. each check first installs the watch again when it is missing, and
-//     watches the directories again (one may have been recreated).
+//     again after a second, doubling up to a minute (an exchange would not
+//     help), until it succeeds or a Store replaces what is to be restored;
+//  4. each check first installs a missing watch, or watches the
+//     directories again (one may have been recreated).
 func (d *Dir) Run(ctx context.Context) error {
 	defer func() {
 		if d.w != nil {
@@ -111,8 +104,7 @@ func (d *Dir) concerns(name string) bool {
 	return slices.Contains(d.dirs, name) || slices.ContainsFunc(d.files, func(f *file) bool { return f.path == name })
 }
 
-// restore writes again, from the bytes Store wrote last, every output
-// that lost them; see Run, steps 2 and 3. The result is the verdict.
+// restore is Run's steps 2 and 3; its result is the verdict.
 func (d *Dir) restore() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

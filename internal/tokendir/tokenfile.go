@@ -28,13 +28,11 @@ func (p tokenFile) RenderWithdrawal(reason string, _ []byte, _ time.Time) []byte
 	return tokenbytes.Withdrawal(reason)
 }
 
-// ReadToken returns the token in the token file at path by the rule every
-// reader of the file follows (internal/tokenbytes.FromFile): printable
-// ASCII, then optionally line feeds, at most tokenbytes.MaxLen bytes. It
-// is what `tokend check` and `exec --token-env` read. The file must be a
-// regular file (ErrNotRegular). A withdrawal record is an error wrapping
-// tokenbytes.ErrWithdrawn that gives the writer's reason. Errors name the
-// path, never the content. It is safe for concurrent use.
+// ReadToken returns the token in the regular file (ErrNotRegular) at path
+// by the rule every reader of it follows (tokenbytes.FromFile), for
+// `tokend check` and `exec --token-env`. A withdrawal record is an error
+// wrapping tokenbytes.ErrWithdrawn that gives the writer's reason. Errors
+// name the path, never the content. It is safe for concurrent use.
 func ReadToken(path string) (secret.String, error) {
 	b, err := readFile(path, tokenbytes.MaxLen)
 	if err != nil {
@@ -44,11 +42,9 @@ func ReadToken(path string) (secret.String, error) {
 	switch {
 	case err == nil:
 		return secret.New(tok), nil
-	case errors.Is(err, tokenbytes.ErrEmpty):
-		return secret.String{}, fmt.Errorf("token file %s is empty", path)
 	case errors.Is(err, tokenbytes.ErrWithdrawn):
 		return secret.String{}, fmt.Errorf("token file %s holds no token: %w", path, err)
-	case errors.Is(err, tokenbytes.ErrTooLong):
+	case errors.Is(err, tokenbytes.ErrEmpty), errors.Is(err, tokenbytes.ErrTooLong):
 		return secret.String{}, fmt.Errorf("token file %s is %w", path, err)
 	}
 	return secret.String{}, fmt.Errorf("token file %s has %w (it holds the token and optionally line feeds, nothing else)", path, err)
