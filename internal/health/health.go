@@ -1,7 +1,7 @@
 // Package health serves tokend's probes and metrics.
 //
 // A Monitor observes the refresher (it is a refresher.Observer) and the
-// token directory's verdict (Outputs), and answers:
+// token directory's verdict, and answers:
 //
 //   - /livez: the refresh loop is alive. It fails when the loop has not come
 //     back from an exchange or a write for more than a minute after its last
@@ -56,41 +56,34 @@ var limits = listen.Limits{
 // attempt, and a write) before it counts as wedged.
 const livenessGrace = time.Minute
 
-// Outputs is the token directory as readiness sees it (tokendir.Dir).
-type Outputs interface {
-	// Verified returns the verdict of the directory's last verification
-	// (nil: every output holds the token stored last). It must not block.
-	Verified() error
-}
-
 // Monitor tracks the refresher's state for probes and metrics. It is a
 // refresher.Observer: list it in the refresher's Observers.
 type Monitor struct {
 	// ErrorLog receives the HTTP server's own errors (failed accepts, bad
-	// connections); set it before Serve, e.g. with slog.NewLogLogger so
-	// that they go through tokend's handler. Nil: the log package's
-	// standard logger.
+	// connections); set it before Serve (slog.NewLogLogger routes them
+	// through tokend's handler). Nil: the log package's standard logger.
 	ErrorLog *log.Logger
 
 	refresher.NopObserver
-	outputs Outputs
-	now     func() time.Time
-	metrics *metrics
+	verified func() error
+	now      func() time.Time
+	metrics  *metrics
 
 	current   atomic.Pointer[Status] // the token stored last, without Withdrawn; immutable
 	withdrawn atomic.Pointer[string] // why the token is withdrawn; nil while one is held
-	writeErr  atomic.Pointer[string] // the last failed store's error; nil after a success
+	writeErr  atomic.Pointer[error]  // the last failed store's error; nil after a success
 	start     time.Time              // origin of waitUntil, with its monotonic reading
 	waitUntil atomic.Int64           // end of the refresher's wait, monotonic ns since start
 }
 
-// New returns a Monitor whose readiness follows out's verdict. now is the
-// clock; nil means time.Now.
-func New(out Outputs, now func() time.Time) *Monitor {
+// New returns a Monitor whose readiness follows verified, the token
+// directory's last verdict (tokendir.Dir.Verified), which must not block.
+// now is the clock; nil means time.Now.
+func New(verified func() error, now func() time.Time) *Monitor {
 	if now == nil {
 		now = time.Now
 	}
-	return &Monitor{outputs: out, now: now, metrics: newMetrics(), start: time.Now()}
+	return &Monitor{verified: verified, now: now, metrics: newMetrics(), start: time.Now()}
 }
 
 // Exchanged records an exchange attempt (refresher.Observer).
@@ -130,8 +123,7 @@ func (m *Monitor) Withdrawn(reason string) {
 
 // StoreFailed records a failed store (refresher.Observer).
 func (m *Monitor) StoreFailed(err error) {
-	msg := err.Error()
-	m.writeErr.Store(&msg)
+	m.writeErr.Store(&err)
 	m.metrics.writes.WithLabelValues("failed").Inc()
 }
 
@@ -207,13 +199,13 @@ func (m *Monitor) ready() error {
 	if cur == nil {
 		return fmt.Errorf("no token written yet")
 	}
-	if msg := m.writeErr.Load(); msg != nil {
-		return fmt.Errorf("writing the token file failed: %s", *msg)
+	if err := m.writeErr.Load(); err != nil {
+		return fmt.Errorf("writing the token file failed: %w", *err)
 	}
 	if !cur.Expiry.IsZero() && !m.now().Before(cur.Expiry) {
 		return fmt.Errorf("token %s expired at %s", cur.Fingerprint, cur.Expiry.Format(time.RFC3339))
 	}
-	return m.outputs.Verified()
+	return m.verified()
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully, within

@@ -42,7 +42,7 @@ func readyMonitor(b *testing.B) (*Monitor, string) {
 	if _, err := dir.Store(tok); err != nil {
 		b.Fatal(err)
 	}
-	m := New(dir, nil)
+	m := New(dir.Verified, nil)
 	m.Stored(tok, true)
 	return m, dir.TokenFile()
 }

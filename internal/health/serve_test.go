@@ -92,7 +92,7 @@ func get(t *testing.T, c net.Conn, path string) int {
 // connections neither grows tokend nor locks the probes out.
 func TestServeCapsConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := serve(t, New(testDir(t), nil))
+		ln := serve(t, New(testDir(t).Verified, nil))
 		var open []net.Conn
 		for range limits.MaxConns {
 			c := ln.Dial()
@@ -124,7 +124,7 @@ func TestServeCapsConnections(t *testing.T) {
 // headers after ReadHeaderTimeout, so neither holds a slot for long.
 func TestServeClosesIdleConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := serve(t, New(testDir(t), nil))
+		ln := serve(t, New(testDir(t).Verified, nil))
 		idle := ln.Dial()
 		if code := get(t, idle, "/livez"); code != http.StatusOK {
 			t.Fatalf("/livez = %d", code)
