@@ -67,6 +67,7 @@ func (d *Dir) Run(ctx context.Context) error {
 		var events <-chan fsnotify.Event
 		var errs <-chan error
 		var tick <-chan time.Time // the check every checkEvery, only while unwatched
+		var closed bool           // the watch's reader failed: watch anew at this check
 		if d.w != nil {
 			events, errs = d.w.Events, d.w.Errors
 		} else if tick = d.tick; tick == nil {
@@ -76,17 +77,18 @@ func (d *Dir) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
-			if !ok {
-				d.closeWatch() // closed: watch anew at this check
-			} else if !d.concerns(ev.Name) {
-				continue
+			if ok && !slices.Contains(d.dirs, ev.Name) && !slices.ContainsFunc(d.files, func(f *file) bool { return f.path == ev.Name }) {
+				continue // neither an output nor its directory
 			}
+			closed = !ok
 		case _, ok := <-errs: // events may have been lost
-			if !ok {
-				d.closeWatch()
-			}
+			closed = !ok
 		case <-tick:
 		case <-retry:
+		}
+		if closed {
+			d.w.Close()
+			d.w = nil
 		}
 		d.rewatch()
 		if err := d.restore(); err != nil {
@@ -96,12 +98,6 @@ func (d *Dir) Run(ctx context.Context) error {
 			delay, retry = 0, nil
 		}
 	}
-}
-
-// concerns reports whether a watch event for name is about an output or
-// one of their directories.
-func (d *Dir) concerns(name string) bool {
-	return slices.Contains(d.dirs, name) || slices.ContainsFunc(d.files, func(f *file) bool { return f.path == name })
 }
 
 // restore is Run's steps 2 and 3; its result is the verdict.
@@ -150,11 +146,4 @@ func (d *Dir) rewatch() {
 		return
 	}
 	d.log.Info("watching the token directory again", slog.Any("dirs", d.dirs))
-}
-
-// closeWatch forgets a watch whose channels closed (its reader failed);
-// the next check installs a new one.
-func (d *Dir) closeWatch() {
-	d.w.Close()
-	d.w = nil
 }
