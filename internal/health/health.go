@@ -3,15 +3,14 @@
 // A Monitor observes the refresher (it is a refresher.Observer) and the
 // token directory's verdict, and answers:
 //
-//   - /livez: the refresh loop is alive. It fails when the loop has not come
-//     back from an exchange or a write for more than a minute after its last
-//     wait ended, which means it is wedged and a restart is the cure.
-//   - /readyz: the token is not withdrawn (the control plane has not
-//     definitively refused the credential since the last token), the last
-//     attempt to write the token file succeeded (a failed write fails it
-//     even while the old token is intact), the token directory's last
-//     verification found the token tokend last stored in place (the probe
-//     itself reads no file), and that token has not expired.
+//   - /livez: the refresh loop is alive: it has come back from an exchange
+//     or a write within a minute after its last wait ended (else it is
+//     wedged, and a restart is the cure).
+//   - /readyz: the token is not withdrawn (no definitive refusal of the
+//     credential since the last token), the last write of the token file
+//     succeeded (even while the old token is intact), the token
+//     directory's last verification (the probe reads no file) found the
+//     token stored last in place, and that token has not expired.
 //   - /startupz: the first token has been written.
 //   - /metrics: Prometheus metrics from a private registry.
 //

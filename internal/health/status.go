@@ -20,16 +20,15 @@ const StatusPath = "/statusz"
 // as JSON. It never holds the token: Fingerprint identifies it.
 type Status struct {
 	// LastSuccess is the wall time of the last successful exchange (or
-	// store of a token exchanged earlier), whether or not the token
-	// changed.
+	// store of a token exchanged earlier), changed token or not.
 	LastSuccess time.Time `json:"last_success"`
 	// Fingerprint identifies the token stored last.
 	Fingerprint string `json:"fingerprint"`
 	// Expiry of that token on this node's clock; zero when unknown.
 	Expiry time.Time `json:"expires_at,omitzero"`
-	// Withdrawn, when not empty, is why the token was withdrawn after a
-	// definitive refusal (it holds no secret); the other fields then
-	// describe the token held before. Empty while a token is held.
+	// Withdrawn is why the token was withdrawn after a definitive refusal
+	// (no secret; the other fields describe the token held before), or
+	// empty while a token is held.
 	Withdrawn string `json:"withdrawn,omitempty"`
 }
 

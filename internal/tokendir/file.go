@@ -25,15 +25,13 @@ const maxRead = 1 << 20
 // atomically: a reader in another process sees the old content or the new,
 // never a mix, a partial write or an empty file. Its steps:
 //
-//  1. Refuse to go on unless path is a regular file or absent
-//     (ErrNotRegular).
-//  2. Return changed false without writing when the file already holds
-//     data with mode, so that watchers see no event.
-//  3. Create a temporary file beside it, ".<name>.tokend-tmp-<random>",
-//     with O_EXCL and mode 0600.
-//  4. Write data, set mode with fchmod (independent of the umask), fsync.
-//  5. Rename the temporary file over path, then fsync the directory so
-//     that the rename survives a crash.
+//  1. Refuse unless path is a regular file or absent (ErrNotRegular).
+//  2. Return changed false, writing nothing (watchers see no event), when
+//     the file already holds data with mode.
+//  3. Create ".<name>.tokend-tmp-<random>" beside it: O_EXCL, mode 0600.
+//  4. Write data, set mode with fchmod (whatever the umask), fsync.
+//  5. Rename it over path, and fsync the directory so that the rename
+//     survives a crash.
 //
 // Any failure removes the temporary file and leaves the file untouched,
 // except a failed directory fsync, reported after the new content is in
@@ -42,10 +40,10 @@ const maxRead = 1 << 20
 // (a Kubernetes subPath), keeps seeing the old content, and a path that is
 // a mount point cannot be renamed over at all (EBUSY).
 //
-// Errors are written for the person running tokend: they name the path
-// and, for the failures a deployment causes (permissions, a read-only or
-// full volume, a mount point), say what to change. Calls for different
-// paths are safe concurrently; one path needs one writer.
+// Errors name the path and, for the failures a deployment causes
+// (permissions, a read-only or full volume, a mount point), say what to
+// change. Calls for different paths are safe concurrently; one path needs
+// one writer.
 func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err error) {
 	path, mode = filepath.Clean(path), mode.Perm()
 	dir := filepath.Dir(path)
@@ -93,9 +91,9 @@ func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err er
 }
 
 // CheckFile verifies, before tokend starts, that WriteFile can work on
-// path: its directory exists, is a directory and is writable (proved by
-// creating and removing a temporary file), and path is a regular file or
-// absent. Its errors are WriteFile's.
+// path: its directory exists and is writable (a temporary file is created
+// and removed), and path is a regular file or absent. Its errors are
+// WriteFile's.
 func CheckFile(path string) error {
 	path = filepath.Clean(path)
 	dir := filepath.Dir(path)
