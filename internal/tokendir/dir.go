@@ -70,9 +70,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the wall clock; time.Now when nil.
 	Now func() time.Time
-	// NewWatcher makes the directory watcher; fsnotify.NewWatcher when
-	// nil (tests inject failures).
-	NewWatcher func() (*fsnotify.Watcher, error)
 }
 
 // file is one output and the content it wrote last.
@@ -97,10 +94,10 @@ type Dir struct {
 	mode       fs.FileMode
 	log        *slog.Logger
 	now        func() time.Time
-	newWatcher func() (*fsnotify.Watcher, error)
-	dirs       []string         // the outputs' directories, each once
-	w          *fswatch.Watcher // nil while not watching; Watch and Run only
-	tick       <-chan time.Time // tests: replaces Run's minute check while unwatched
+	newWatcher func() (*fsnotify.Watcher, error) // tests: replaces fsnotify.NewWatcher
+	dirs       []string                          // the outputs' directories, each once
+	w          *fswatch.Watcher                  // nil while not watching; Watch and Run only
+	tick       <-chan time.Time                  // tests: replaces Run's minute check while unwatched
 
 	mu        sync.Mutex // guards files' last, held, complete
 	files     []*file
@@ -116,7 +113,7 @@ var ErrNotWritten = errors.New("no token written yet")
 
 // New returns a Dir for o. It touches nothing on disk.
 func New(o Options) *Dir {
-	d := &Dir{mode: o.Mode.Perm(), log: cmp.Or(o.Logger, slog.Default()), now: o.Now, newWatcher: o.NewWatcher}
+	d := &Dir{mode: o.Mode.Perm(), log: cmp.Or(o.Logger, slog.Default()), now: o.Now}
 	if d.now == nil {
 		d.now = time.Now
 	}
