@@ -70,7 +70,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 			}
 		}
 	}()
-	mon := health.New(dir, d.Now)
+	mon := health.New(dir.Verified, d.Now)
 	mon.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	dir.Restored = func(fp string, err error) { mon.Restored(err); d.restored(fp, err) }
 	od := refresher.NewOnDemand()

@@ -50,7 +50,7 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 func TestServeLogsThroughTheConfiguredHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var out syncWriter
-		m := New(testDir(t), nil)
+		m := New(testDir(t).Verified, nil)
 		m.ErrorLog = slog.NewLogLogger(slog.NewJSONHandler(&out, nil), slog.LevelWarn)
 		ln := &failOnce{pipeListener: newPipeListener()}
 		ctx, cancel := context.WithCancel(t.Context())

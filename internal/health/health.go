@@ -1,17 +1,16 @@
 // Package health serves tokend's probes and metrics.
 //
 // A Monitor observes the refresher (it is a refresher.Observer) and the
-// token directory's verdict (Outputs), and answers:
+// token directory's verdict, and answers:
 //
-//   - /livez: the refresh loop is alive. It fails when the loop has not come
-//     back from an exchange or a write for more than a minute after its last
-//     wait ended, which means it is wedged and a restart is the cure.
-//   - /readyz: the token is not withdrawn (the control plane has not
-//     definitively refused the credential since the last token), the last
-//     attempt to write the token file succeeded (a failed write fails it
-//     even while the old token is intact), the token directory's last
-//     verification found the token tokend last stored in place (the probe
-//     itself reads no file), and that token has not expired.
+//   - /livez: the refresh loop is alive: it has come back from an exchange
+//     or a write within a minute after its last wait ended (else it is
+//     wedged, and a restart is the cure).
+//   - /readyz: the token is not withdrawn (no definitive refusal of the
+//     credential since the last token), the last write of the token file
+//     succeeded (even while the old token is intact), the token
+//     directory's last verification (the probe reads no file) found the
+//     token stored last in place, and that token has not expired.
 //   - /startupz: the first token has been written.
 //   - /metrics: Prometheus metrics from a private registry.
 //
@@ -25,6 +24,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -36,21 +36,15 @@ import (
 	"github.com/ambient-code/tokend/internal/refresher"
 )
 
-// Bounds of the probe server (see package listen). The kubelet opens a
-// connection per probe and Prometheus keeps one alive, so a handful are in
-// use at a time; MaxConns bounds what a flood from the pod network costs.
-const (
-	MaxConns          = 16
-	ReadHeaderTimeout = 5 * time.Second
-	IdleTimeout       = 15 * time.Second
-)
-
-// limits are the probe server's bounds; their MemoryBound is under 1 MiB.
+// limits bound the probe server (see package listen); their MemoryBound is
+// under 1 MiB. The kubelet opens a connection per probe and Prometheus
+// keeps one alive, so a handful are in use at a time; MaxConns bounds what
+// a flood from the pod network costs.
 var limits = listen.Limits{
-	MaxConns:          MaxConns,
+	MaxConns:          16,
 	MaxHeaderBytes:    8 << 10,
-	ReadHeaderTimeout: ReadHeaderTimeout,
-	IdleTimeout:       IdleTimeout,
+	ReadHeaderTimeout: 5 * time.Second,
+	IdleTimeout:       15 * time.Second,
 	ReadTimeout:       10 * time.Second,
 	WriteTimeout:      10 * time.Second,
 	ShutdownTimeout:   5 * time.Second,
@@ -61,67 +55,62 @@ var limits = listen.Limits{
 // attempt, and a write) before it counts as wedged.
 const livenessGrace = time.Minute
 
-// stored describes the last token written, immutable once published.
-type stored struct {
-	fingerprint string
-	expiry      time.Time
-	at          time.Time // when it was stored
-}
-
-// Outputs is the token directory as readiness sees it (tokendir.Dir).
-type Outputs interface {
-	// Verified returns the verdict of the directory's last verification
-	// (nil: every output holds the token stored last). It must not block.
-	Verified() error
-}
-
 // Monitor tracks the refresher's state for probes and metrics. It is a
 // refresher.Observer: list it in the refresher's Observers.
 type Monitor struct {
 	// ErrorLog receives the HTTP server's own errors (failed accepts, bad
-	// connections); set it before Serve, e.g. with slog.NewLogLogger so
-	// that they go through tokend's handler. Nil: the log package's
-	// standard logger.
+	// connections); set it before Serve (slog.NewLogLogger routes them
+	// through tokend's handler). Nil: the log package's standard logger.
 	ErrorLog *log.Logger
 
 	refresher.NopObserver
-	outputs Outputs
-	now     func() time.Time
-	metrics *metrics
+	verified func() error
+	now      func() time.Time
+	metrics  *metrics
 
-	current   atomic.Pointer[stored]
+	current   atomic.Pointer[Status] // the token stored last, without Withdrawn; immutable
 	withdrawn atomic.Pointer[string] // why the token is withdrawn; nil while one is held
-	writeErr  atomic.Pointer[string] // the last failed store's error; nil after a success
+	writeErr  atomic.Pointer[error]  // the last failed store's error; nil after a success
 	start     time.Time              // origin of waitUntil, with its monotonic reading
 	waitUntil atomic.Int64           // end of the refresher's wait, monotonic ns since start
 }
 
-// New returns a Monitor whose readiness follows out's verdict. now is the
-// clock; nil means time.Now.
-func New(out Outputs, now func() time.Time) *Monitor {
+// New returns a Monitor whose readiness follows verified, the token
+// directory's last verdict (tokendir.Dir.Verified), which must not block.
+// now is the clock; nil means time.Now.
+func New(verified func() error, now func() time.Time) *Monitor {
 	if now == nil {
 		now = time.Now
 	}
-	m := &Monitor{outputs: out, now: now, metrics: newMetrics()}
-	m.start = time.Now()
-	return m
+	return &Monitor{verified: verified, now: now, metrics: newMetrics(), start: time.Now()}
 }
 
 // Exchanged records an exchange attempt (refresher.Observer).
 func (m *Monitor) Exchanged(d time.Duration, err error) {
-	m.metrics.exchanged(d, err, m.now())
+	m.metrics.duration.Observe(d.Seconds())
+	if err == nil {
+		m.metrics.exchanges.WithLabelValues("success", "200").Inc()
+		return
+	}
+	m.metrics.exchanges.WithLabelValues(failureKind(err), strconv.Itoa(exchange.StatusCode(err))).Inc()
 }
 
 // Stored records a stored token (refresher.Observer).
 func (m *Monitor) Stored(tok exchange.Token, changed bool) {
-	m.current.Store(&stored{
-		fingerprint: tok.Value.Fingerprint(),
-		expiry:      tok.Expiry,
-		at:          m.now(),
-	})
+	m.current.Store(&Status{LastSuccess: m.now().UTC(), Fingerprint: tok.Value.Fingerprint(), Expiry: tok.Expiry})
 	m.writeErr.Store(nil)
 	m.withdrawn.Store(nil)
-	m.metrics.stored(tok, changed)
+	result := "unchanged"
+	if changed {
+		result = "written"
+	}
+	m.metrics.writes.WithLabelValues(result).Inc()
+	m.metrics.failures.Set(0)
+	m.metrics.lastSuccess.SetToCurrentTime()
+	m.metrics.skew.Set(tok.Skew.Seconds())
+	m.metrics.withdrawn.Set(0)
+	m.metrics.expiry.Set(unixSeconds(tok.Expiry))
+	m.metrics.credExpiry.Set(unixSeconds(tok.CredentialExpiry))
 }
 
 // Withdrawn records that the token is withdrawn for reason
@@ -133,8 +122,7 @@ func (m *Monitor) Withdrawn(reason string) {
 
 // StoreFailed records a failed store (refresher.Observer).
 func (m *Monitor) StoreFailed(err error) {
-	msg := err.Error()
-	m.writeErr.Store(&msg)
+	m.writeErr.Store(&err)
 	m.metrics.writes.WithLabelValues("failed").Inc()
 }
 
@@ -210,13 +198,13 @@ func (m *Monitor) ready() error {
 	if cur == nil {
 		return fmt.Errorf("no token written yet")
 	}
-	if msg := m.writeErr.Load(); msg != nil {
-		return fmt.Errorf("writing the token file failed: %s", *msg)
+	if err := m.writeErr.Load(); err != nil {
+		return fmt.Errorf("writing the token file failed: %w", *err)
 	}
-	if !cur.expiry.IsZero() && !m.now().Before(cur.expiry) {
-		return fmt.Errorf("token %s expired at %s", cur.fingerprint, cur.expiry.Format(time.RFC3339))
+	if !cur.Expiry.IsZero() && !m.now().Before(cur.Expiry) {
+		return fmt.Errorf("token %s expired at %s", cur.Fingerprint, cur.Expiry.Format(time.RFC3339))
 	}
-	return m.outputs.Verified()
+	return m.verified()
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully, within

@@ -15,7 +15,7 @@ func TestLiveIgnoresWallClockJumps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var offset atomic.Int64
 		wall := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-		m := New(testDir(t), wall)
+		m := New(testDir(t).Verified, wall)
 
 		m.Waiting(time.Now().Add(5 * time.Minute))
 		time.Sleep(time.Minute)

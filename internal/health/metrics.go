@@ -2,11 +2,11 @@ package health
 
 import (
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/version"
@@ -28,13 +28,18 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	f := promauto.With(reg)
+	gauge := func(name, help string) prometheus.Gauge {
+		return f.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+		reg: reg,
+		exchanges: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_exchanges_total",
 			Help: "Token exchanges by result (success, or the failure's kind) and HTTP status code (0 when none).",
 		}, []string{"result", "code"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tokend_exchange_duration_seconds",
 			Help:    "Duration of token exchanges, successful or not.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
@@ -45,7 +50,7 @@ func newMetrics() *metrics {
 			"Time of the last successful exchange and write, as a Unix timestamp."),
 		failures: gauge("tokend_consecutive_failures",
 			"Failed attempts since the last success."),
-		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		writes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_file_writes_total",
 			Help: "Token file writes by result: written, unchanged (not rewritten) or failed.",
 		}, []string{"result"}),
@@ -57,46 +62,16 @@ func newMetrics() *metrics {
 			"Expiry of the bearer credential (the run capability), from its exp claim, as a Unix timestamp; 0 when unknown."),
 	}
 	info := version.Get()
-	build := prometheus.NewGauge(prometheus.GaugeOpts{
+	f.NewGauge(prometheus.GaugeOpts{
 		Name:        "tokend_build_info",
 		Help:        "Build information; always 1.",
 		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.GoVersion},
-	})
-	build.Set(1)
-	m.reg.MustRegister(m.exchanges, m.duration, m.expiry, m.lastSuccess, m.failures, m.writes, m.skew, m.withdrawn, m.credExpiry, build,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}).Set(1)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"written", "unchanged", "failed"} {
 		m.writes.WithLabelValues(r)
 	}
 	return m
-}
-
-func (m *metrics) exchanged(d time.Duration, err error, now time.Time) {
-	m.duration.Observe(d.Seconds())
-	code := strconv.Itoa(exchange.StatusCode(err))
-	if err == nil {
-		m.exchanges.WithLabelValues("success", "200").Inc()
-		return
-	}
-	m.exchanges.WithLabelValues(failureKind(err), code).Inc()
-}
-
-func (m *metrics) stored(tok exchange.Token, changed bool) {
-	result := "unchanged"
-	if changed {
-		result = "written"
-	}
-	m.writes.WithLabelValues(result).Inc()
-	m.failures.Set(0)
-	m.lastSuccess.SetToCurrentTime()
-	m.skew.Set(tok.Skew.Seconds())
-	m.withdrawn.Set(0)
-	m.expiry.Set(unixSeconds(tok.Expiry))
-	m.credExpiry.Set(unixSeconds(tok.CredentialExpiry))
-}
-
-func gauge(name, help string) prometheus.Gauge {
-	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 }
 
 // unixSeconds is t as a Unix timestamp; 0 for the zero time.

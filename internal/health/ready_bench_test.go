@@ -24,7 +24,7 @@ func BenchmarkReady(b *testing.B) {
 
 func BenchmarkReadyReference(b *testing.B) {
 	m, path := readyMonitor(b)
-	want := m.current.Load().fingerprint
+	want := m.current.Load().Fingerprint
 	for b.Loop() {
 		if err := m.ready(); err != nil {
 			b.Fatal(err)
@@ -42,7 +42,7 @@ func readyMonitor(b *testing.B) (*Monitor, string) {
 	if _, err := dir.Store(tok); err != nil {
 		b.Fatal(err)
 	}
-	m := New(dir, nil)
+	m := New(dir.Verified, nil)
 	m.Stored(tok, true)
 	return m, dir.TokenFile()
 }

@@ -25,7 +25,7 @@ func TestReadyFollowsWrites(t *testing.T) {
 	dir := testDir(t)
 	path := dir.TokenFile()
 	now := time.Unix(1_800_000_000, 0)
-	m := New(dir, func() time.Time { return now })
+	m := New(dir.Verified, func() time.Time { return now })
 	h := m
 	tok := exchange.Token{Value: secret.New("tok-1"), Expiry: now.Add(time.Hour)}
 

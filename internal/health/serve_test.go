@@ -92,9 +92,9 @@ func get(t *testing.T, c net.Conn, path string) int {
 // connections neither grows tokend nor locks the probes out.
 func TestServeCapsConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := serve(t, New(testDir(t), nil))
+		ln := serve(t, New(testDir(t).Verified, nil))
 		var open []net.Conn
-		for range MaxConns {
+		for range limits.MaxConns {
 			c := ln.Dial()
 			if code := get(t, c, "/livez"); code != http.StatusOK {
 				t.Fatalf("/livez = %d", code)
@@ -124,7 +124,7 @@ func TestServeCapsConnections(t *testing.T) {
 // headers after ReadHeaderTimeout, so neither holds a slot for long.
 func TestServeClosesIdleConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := serve(t, New(testDir(t), nil))
+		ln := serve(t, New(testDir(t).Verified, nil))
 		idle := ln.Dial()
 		if code := get(t, idle, "/livez"); code != http.StatusOK {
 			t.Fatalf("/livez = %d", code)
@@ -147,21 +147,21 @@ func TestServeClosesIdleConnections(t *testing.T) {
 			}
 		}
 
-		time.Sleep(ReadHeaderTimeout - time.Millisecond)
+		time.Sleep(limits.ReadHeaderTimeout - time.Millisecond)
 		if isClosed(slowClosed) || isClosed(idleClosed) {
 			t.Fatal("a connection was closed before its timeout")
 		}
 		time.Sleep(2 * time.Millisecond)
 		if !isClosed(slowClosed) {
-			t.Errorf("a client that never finished its headers is still connected after ReadHeaderTimeout (%s)", ReadHeaderTimeout)
+			t.Errorf("a client that never finished its headers is still connected after ReadHeaderTimeout (%s)", limits.ReadHeaderTimeout)
 		}
-		time.Sleep(IdleTimeout - ReadHeaderTimeout - 2*time.Millisecond)
+		time.Sleep(limits.IdleTimeout - limits.ReadHeaderTimeout - 2*time.Millisecond)
 		if isClosed(idleClosed) {
 			t.Fatal("the idle connection was closed before IdleTimeout")
 		}
 		time.Sleep(2 * time.Millisecond)
 		if !isClosed(idleClosed) {
-			t.Errorf("an idle keep-alive connection is still open after IdleTimeout (%s)", IdleTimeout)
+			t.Errorf("an idle keep-alive connection is still open after IdleTimeout (%s)", limits.IdleTimeout)
 		}
 	})
 }

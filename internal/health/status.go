@@ -20,16 +20,15 @@ const StatusPath = "/statusz"
 // as JSON. It never holds the token: Fingerprint identifies it.
 type Status struct {
 	// LastSuccess is the wall time of the last successful exchange (or
-	// store of a token exchanged earlier), whether or not the token
-	// changed.
+	// store of a token exchanged earlier), changed token or not.
 	LastSuccess time.Time `json:"last_success"`
 	// Fingerprint identifies the token stored last.
 	Fingerprint string `json:"fingerprint"`
 	// Expiry of that token on this node's clock; zero when unknown.
 	Expiry time.Time `json:"expires_at,omitzero"`
-	// Withdrawn, when not empty, is why the token was withdrawn after a
-	// definitive refusal (it holds no secret); the other fields then
-	// describe the token held before. Empty while a token is held.
+	// Withdrawn is why the token was withdrawn after a definitive refusal
+	// (no secret; the other fields describe the token held before), or
+	// empty while a token is held.
 	Withdrawn string `json:"withdrawn,omitempty"`
 }
 
@@ -41,7 +40,7 @@ func (m *Monitor) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	st := Status{LastSuccess: cur.at.UTC(), Fingerprint: cur.fingerprint, Expiry: cur.expiry}
+	st := *cur
 	if why := m.withdrawn.Load(); why != nil {
 		st.Withdrawn = *why
 	}
@@ -59,14 +58,12 @@ func FetchStatus(ctx context.Context, addr string, timeout time.Duration) (Statu
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	url := "http://" + net.JoinHostPort(host, port) + StatusPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return Status{}, err
 	}
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxResponseHeaderBytes: 16 << 10}}
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, MaxResponseHeaderBytes: 16 << 10}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return Status{}, fmt.Errorf("asking tokend run at %s: %w", url, err)

@@ -18,7 +18,7 @@ import (
 func TestWithdrawalFailsReadiness(t *testing.T) {
 	dir := testDir(t)
 	now := time.Unix(1_800_000_000, 0)
-	m := New(dir, func() time.Time { return now })
+	m := New(dir.Verified, func() time.Time { return now })
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	get := func(path string) (int, string) {

@@ -1,28 +1,26 @@
 // Package tokendir owns the token directory: the files tokend writes for
 // its consumers (the token file and, optionally, a JSON document beside
-// it), and nothing else in the directories that hold them. It is the one
-// writer of those files (WriteFile, atomic) and the one reader of the token
-// file (ReadToken, by the token rule of internal/tokenbytes).
+// it), and nothing else there. It is their one writer (WriteFile, atomic)
+// and the one reader of the token file (ReadToken, by the token rule of
+// internal/tokenbytes). A Dir, for the token the refresher hands it:
 //
-// A Dir, for the token the refresher hands it:
-//
-//  1. writes every output atomically (WriteFile), each only when its
-//     content changes, so that watchers see an event only when the token
-//     (or, for the JSON document, its expiry) changes;
-//  2. brings back, while Run runs, an output that was removed or replaced,
-//     from the bytes it wrote last (restore.go), and keeps the verdict for
-//     readiness (Verified);
+//  1. writes every output atomically, each only when its content changes,
+//     so that watchers see an event only when the token (or, for the JSON
+//     document, its expiry) changes;
+//  2. while Run runs, brings back a removed or replaced output from the
+//     bytes it wrote last, and keeps the verdict for readiness (Verified);
 //  3. removes the temporary files a crashed run left (CleanTemp), and the
-//     outputs themselves on request (Remove);
-//  4. replaces the token, when the control plane definitively refused the
-//     credential, by a record that there is none and why (Withdraw), which
-//     step 2 keeps in place as it keeps a token, until the next Store.
+//     outputs on request (Remove);
+//  4. after a definitive refusal of the credential, replaces the token by
+//     a record that there is none and why (Withdraw), which step 2 keeps
+//     in place until the next Store.
 //
 // A new output is one file in this package: a type implementing Output,
-// passed in Options.Outputs by the daemon.
+// passed in Options.Outputs.
 package tokendir
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,12 +44,11 @@ import (
 type Output interface {
 	// Path is the file's path. Its directory must exist.
 	Path() string
-	// Render returns the file's content for tok. prev is what the output
-	// wrote last, or else what the file holds now (nil when absent or
-	// unreadable), so that an output whose content carries more than the
-	// token (a time of writing) can keep prev while it still describes
-	// tok, and nothing is written. It must not log tok.
-	Render(tok exchange.Token, prev []byte, now time.Time) ([]byte, error)
+	// Render returns the file's content for tok, and must not log tok.
+	// prev is what the output wrote last, else what the file holds (nil
+	// when absent or unreadable): content with more than the token (a time
+	// of writing) keeps prev while it still describes tok.
+	Render(tok exchange.Token, prev []byte, now time.Time) []byte
 	// RenderWithdrawal returns the file's content once the token is
 	// withdrawn for reason (which holds no secret): no token, and the
 	// reason. prev is as for Render.
@@ -61,9 +59,8 @@ type Output interface {
 
 // Options configure a Dir. TokenFile and Mode are required.
 type Options struct {
-	// TokenFile is the token file's path; it always is the Dir's first
-	// output, written last so that the other outputs are in place when
-	// a consumer watching the token file reacts.
+	// TokenFile is the token file's path: always an output, written last
+	// so that the others are in place when its watchers react.
 	TokenFile string
 	// Mode is every output's permission bits.
 	Mode fs.FileMode
@@ -73,9 +70,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the wall clock; time.Now when nil.
 	Now func() time.Time
-	// NewWatcher makes the directory watcher; fsnotify.NewWatcher when
-	// nil (tests inject failures).
-	NewWatcher func() (*fsnotify.Watcher, error)
 }
 
 // file is one output and the content it wrote last.
@@ -100,10 +94,10 @@ type Dir struct {
 	mode       fs.FileMode
 	log        *slog.Logger
 	now        func() time.Time
-	newWatcher func() (*fsnotify.Watcher, error)
-	dirs       []string         // the outputs' directories, each once
-	w          *fswatch.Watcher // nil while not watching; Watch and Run only
-	tick       <-chan time.Time // tests: replaces Run's ticker while unwatched
+	newWatcher func() (*fsnotify.Watcher, error) // tests: replaces fsnotify.NewWatcher
+	dirs       []string                          // the outputs' directories, each once
+	w          *fswatch.Watcher                  // nil while not watching; Watch and Run only
+	tick       <-chan time.Time                  // tests: replaces Run's minute check while unwatched
 
 	mu        sync.Mutex // guards files' last, held, complete
 	files     []*file
@@ -119,10 +113,7 @@ var ErrNotWritten = errors.New("no token written yet")
 
 // New returns a Dir for o. It touches nothing on disk.
 func New(o Options) *Dir {
-	d := &Dir{mode: o.Mode.Perm(), log: o.Logger, now: o.Now, newWatcher: o.NewWatcher}
-	if d.log == nil {
-		d.log = slog.Default()
-	}
+	d := &Dir{mode: o.Mode.Perm(), log: cmp.Or(o.Logger, slog.Default()), now: o.Now}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -141,13 +132,24 @@ func (d *Dir) TokenFile() string { return d.files[len(d.files)-1].path }
 
 // CleanTemp removes temporary files that a crashed run left beside the
 // outputs, and returns how many. Call it before the first Store.
-func (d *Dir) CleanTemp() (int, error) {
-	n := 0
+func (d *Dir) CleanTemp() (n int, _ error) {
 	var errs []error
 	for _, f := range d.files {
-		k, err := cleanTemp(f.path)
-		n += k
-		errs = append(errs, err)
+		dir, prefix := filepath.Dir(f.path), "."+filepath.Base(f.path)+tempInfix
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing %s: %w", dir, cause(err)))
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+		}
 	}
 	return n, errors.Join(errs...)
 }
@@ -161,31 +163,29 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.held, d.withdrawn = tok.Value.Fingerprint(), nil
-	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+	return d.write(func(f *file, prev []byte, now time.Time) []byte {
 		return f.out.Render(tok, prev, now)
 	})
 }
 
 // Withdraw replaces the token in every output by its withdrawal for
-// reason: the token file then holds tokenbytes.Withdrawal(reason), the
-// JSON document its withdrawn form. An output that neither this Dir wrote
-// nor exists on disk holds no token to withdraw, and stays absent: a
-// consumer waiting for the first token keeps waiting. Otherwise it writes
-// as Store does (only what differs; every output attempted), Run restores
-// the withdrawal as it restores a token, and the verdict is an error
-// wrapping ErrWithdrawn until the next Store. reason must not hold a
-// secret.
+// reason (no secret): the token file then holds
+// tokenbytes.Withdrawal(reason), the JSON document its withdrawn form. An
+// output neither written by this Dir nor on disk stays absent, so that a
+// consumer waiting for the first token keeps waiting. It writes as Store
+// does, Run restores the withdrawal as a token, and the verdict wraps
+// ErrWithdrawn until the next Store.
 func (d *Dir) Withdraw(reason string) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.held, d.withdrawn = "withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason)
-	return d.write(func(f *file, prev []byte, now time.Time) ([]byte, error) {
+	return d.write(func(f *file, prev []byte, now time.Time) []byte {
 		if f.last == nil {
 			if _, err := os.Lstat(f.path); errors.Is(err, fs.ErrNotExist) {
-				return nil, nil // nothing to withdraw
+				return nil // nothing to withdraw
 			}
 		}
-		return f.out.RenderWithdrawal(reason, prev, now), nil
+		return f.out.RenderWithdrawal(reason, prev, now)
 	})
 }
 
@@ -193,11 +193,9 @@ func (d *Dir) Withdraw(reason string) (changed bool, err error) {
 // next Store.
 var ErrWithdrawn = errors.New("token withdrawn")
 
-// write renders and writes every output, the token file last, leaving out
-// those render returns nil for; d.mu is held. After a success the verdict
-// is good (or the withdrawal), and Run restores what was written when
-// every output was.
-func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, error)) (changed bool, err error) {
+// write renders and writes every output but those render returns nil for;
+// d.mu is held. Run restores only what a write wrote to every output.
+func (d *Dir) write(render func(f *file, prev []byte, now time.Time) []byte) (changed bool, err error) {
 	now := d.now()
 	var errs []error
 	for _, f := range d.files {
@@ -205,11 +203,7 @@ func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, er
 		if prev == nil {
 			prev, _ = readFile(f.path, maxRead)
 		}
-		data, err := render(f, prev, now)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, err))
-			continue
-		}
+		data := render(f, prev, now)
 		if data == nil {
 			continue
 		}
@@ -217,16 +211,16 @@ func (d *Dir) write(render func(f *file, prev []byte, now time.Time) ([]byte, er
 		changed = changed || c
 		if err != nil {
 			errs = append(errs, err)
-			continue
+		} else {
+			f.last = data
 		}
-		f.last = data
 	}
-	d.complete = len(errs) == 0 && !slices.ContainsFunc(d.files, func(f *file) bool { return f.last == nil })
-	if len(errs) > 0 {
-		return changed, errors.Join(errs...)
+	err = errors.Join(errs...)
+	d.complete = err == nil && !slices.ContainsFunc(d.files, func(f *file) bool { return f.last == nil })
+	if err == nil {
+		d.setVerdict(nil)
 	}
-	d.setVerdict(nil)
-	return changed, nil
+	return changed, err
 }
 
 // Verify reports whether every output still holds what Store wrote last;

@@ -8,7 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"syscall"
 )
 
 // ErrNotRegular is returned when a file's path exists but is not a regular
@@ -25,15 +25,13 @@ const maxRead = 1 << 20
 // atomically: a reader in another process sees the old content or the new,
 // never a mix, a partial write or an empty file. Its steps:
 //
-//  1. Refuse to go on unless path is a regular file or absent
-//     (ErrNotRegular).
-//  2. Return changed false without writing when the file already holds
-//     data with mode, so that watchers see no event.
-//  3. Create a temporary file beside it, ".<name>.tokend-tmp-<random>",
-//     with O_EXCL and mode 0600.
-//  4. Write data, set mode with fchmod (independent of the umask), fsync.
-//  5. Rename the temporary file over path, then fsync the directory so
-//     that the rename survives a crash.
+//  1. Refuse unless path is a regular file or absent (ErrNotRegular).
+//  2. Return changed false, writing nothing (watchers see no event), when
+//     the file already holds data with mode.
+//  3. Create ".<name>.tokend-tmp-<random>" beside it: O_EXCL, mode 0600.
+//  4. Write data, set mode with fchmod (whatever the umask), fsync.
+//  5. Rename it over path, and fsync the directory so that the rename
+//     survives a crash.
 //
 // Any failure removes the temporary file and leaves the file untouched,
 // except a failed directory fsync, reported after the new content is in
@@ -42,18 +40,21 @@ const maxRead = 1 << 20
 // (a Kubernetes subPath), keeps seeing the old content, and a path that is
 // a mount point cannot be renamed over at all (EBUSY).
 //
-// Errors are written for the person running tokend: they name the path
-// and, for the failures a deployment causes (permissions, a read-only or
-// full volume, a mount point), say what to change. Calls for different
-// paths are safe concurrently; one path needs one writer.
+// Errors name the path and, for the failures a deployment causes
+// (permissions, a read-only or full volume, a mount point), say what to
+// change. Calls for different paths are safe concurrently; one path needs
+// one writer.
 func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err error) {
 	path, mode = filepath.Clean(path), mode.Perm()
 	dir := filepath.Dir(path)
-	if err := checkTarget(path); err != nil {
+	fi, err := checkTarget(path)
+	if err != nil {
 		return false, err
 	}
-	if same(path, data, mode) {
-		return false, nil
+	if fi != nil && fi.Mode().Perm() == mode {
+		if cur, err := readFile(path, int64(len(data))); err == nil && bytes.Equal(cur, data) {
+			return false, nil
+		}
 	}
 	f, err := createTemp(path)
 	if err != nil {
@@ -90,9 +91,9 @@ func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err er
 }
 
 // CheckFile verifies, before tokend starts, that WriteFile can work on
-// path: its directory exists, is a directory and is writable (proved by
-// creating and removing a temporary file), and path is a regular file or
-// absent. Its errors are WriteFile's.
+// path: its directory exists and is writable (a temporary file is created
+// and removed), and path is a regular file or absent. Its errors are
+// WriteFile's.
 func CheckFile(path string) error {
 	path = filepath.Clean(path)
 	dir := filepath.Dir(path)
@@ -103,7 +104,7 @@ func CheckFile(path string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	if err := checkTarget(path); err != nil {
+	if _, err := checkTarget(path); err != nil {
 		return err
 	}
 	f, err := createTemp(path)
@@ -117,7 +118,7 @@ func CheckFile(path string) error {
 // readFile returns the content of the regular file at path, at most limit
 // bytes (and one more, so that the caller can tell a longer file).
 func readFile(path string, limit int64) ([]byte, error) {
-	if err := checkTarget(path); err != nil {
+	if _, err := checkTarget(path); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(path)
@@ -128,56 +129,26 @@ func readFile(path string, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
-// cleanTemp removes the temporary files beside path that a run left when
-// it crashed between steps 3 and 5 of WriteFile, and returns how many.
-func cleanTemp(path string) (int, error) {
-	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+tempInfix
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, fmt.Errorf("listing %s: %w", dir, cause(err))
-	}
-	n := 0
-	var errs []error
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-			continue
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
-}
-
-func checkTarget(path string) error {
+// checkTarget returns path's FileInfo, nil when path is absent, and
+// ErrNotRegular when it is not a regular file.
+func checkTarget(path string) (fs.FileInfo, error) {
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return err
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, kind(fi.Mode()))
+		return nil, nil
+	case err == nil && !fi.Mode().IsRegular():
+		kind := kinds[fi.Mode().Type()]
+		if kind == "" {
+			kind = "non-regular file"
+		}
+		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, kind)
 	}
-	return nil
+	return fi, err
 }
 
-// same reports whether the file at path already holds data with mode.
-func same(path string, data []byte, mode fs.FileMode) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != mode || fi.Size() != int64(len(data)) {
-		return false
-	}
-	cur, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
-	return err == nil && bytes.Equal(cur, data)
-}
+// kinds names the types of file checkTarget refuses.
+var kinds = map[fs.FileMode]string{fs.ModeSymlink: "symlink", fs.ModeDir: "directory", fs.ModeNamedPipe: "named pipe",
+	fs.ModeSocket: "socket", fs.ModeDevice: "device", fs.ModeDevice | fs.ModeCharDevice: "device"}
 
 func createTemp(path string) (*os.File, error) {
 	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+tempInfix+"*")
@@ -204,18 +175,43 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func kind(m fs.FileMode) string {
+// dirHint explains a failure to create or write a file in dir, for the
+// failures a deployment causes: "; " and the fix, or "" for any other.
+func dirHint(dir string, err error) string {
 	switch {
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
+	case errors.Is(err, fs.ErrPermission):
+		return "; " + permissionHint(dir)
+	case errors.Is(err, syscall.EROFS):
+		return "; the volume holding " + dir + " is mounted read-only: mount it read-write in tokend's container"
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "; the volume holding " + dir + " is full (no free space or no free inodes): free some, or give it more room (an emptyDir's sizeLimit)"
 	}
-	return "non-regular file"
+	return ""
+}
+
+// permissionHint states who tokend runs as and who may write dir.
+func permissionHint(dir string) string {
+	groups, _ := os.Getgroups()
+	who := fmt.Sprintf("tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
+	if len(groups) > 0 {
+		who += fmt.Sprintf(" (supplementary groups %v)", groups)
+	}
+	owner := ""
+	if fi, err := os.Stat(dir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owner = fmt.Sprintf(", and %s is owned by uid %d, gid %d with mode %04o", dir, st.Uid, st.Gid, fi.Mode().Perm())
+		}
+	}
+	return who + owner + ": set the pod's securityContext.fsGroup (Kubernetes then makes the volume group-writable by it), " +
+		"or make the volume's directory writable by that uid or gid; a fresh emptyDir is writable by every user"
+}
+
+// renameHint explains a rename onto path that failed because path is a
+// mount point: a Kubernetes subPath mount or a bind mount of the file.
+func renameHint(path string, err error) string {
+	if !errors.Is(err, syscall.EBUSY) {
+		return ""
+	}
+	return "; " + path + " is a mount point (a Kubernetes subPath mount, or a bind mount of the single file), which no rename may replace: " +
+		"mount the directory instead, without subPath, and point the token file into it"
 }

@@ -135,7 +135,7 @@ func TestCleanTempRemovesOnlyOurs(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600)
 	}
 	os.Mkdir(filepath.Join(dir, ".token.tokend-tmp-dir"), 0o755)
-	n, err := cleanTemp(filepath.Join(dir, "token"))
+	n, err := New(Options{TokenFile: filepath.Join(dir, "token")}).CleanTemp()
 	if err != nil || n != len(ours) {
 		t.Fatalf("CleanTemp = %d, %v; want %d", n, err, len(ours))
 	}

@@ -13,18 +13,14 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// Handoff is the note `tokend init` leaves beside the token file for the
-// `tokend run` (or exec) that starts after it in the same pod: which token
-// it wrote, when, from which issuer, and when that token expires, so that
-// run can take the token instead of exchanging again at once. It is a
-// hidden file, ".<token file's name>.tokend-init", with the token file's
-// mode, holding one JSON object and no secret (the token's fingerprint,
-// not the token):
+// Handoff is the note `tokend init` leaves for the `tokend run` (or exec)
+// that starts after it in the same pod, so that run can take the token
+// instead of exchanging again at once: which token init wrote, when, from
+// which issuer, and when it expires (on this node's clock; absent when
+// unknown). It is the hidden file ".<token file's name>.tokend-init" beside
+// the token file, with its mode, holding one JSON object and no secret:
 //
 //	{"fingerprint":"3f9a0c21d4e7","expires_at":"2026-11-29T12:30:00.5Z","written_at":"2026-11-29T12:15:00.1Z","issuer":"encrypted-session http://cp:8080/token"}
-//
-// expires_at (on this node's clock, as the refresher holds it) is absent
-// when the expiry is unknown.
 type Handoff struct {
 	Fingerprint string    `json:"fingerprint"`
 	Expiry      time.Time `json:"expires_at,omitzero"`
@@ -42,10 +38,9 @@ func (d *Dir) handoffPath() string {
 	return filepath.Join(filepath.Dir(tf), "."+filepath.Base(tf)+".tokend-init")
 }
 
-// WriteHandoff writes the handoff for tok, which the last Store wrote,
-// obtained from issuer (a name the reader compares with its own). It
-// replaces an earlier handoff atomically (WriteFile); its errors are
-// WriteFile's.
+// WriteHandoff writes, atomically (WriteFile, whose errors it returns),
+// the handoff for tok, which the last Store wrote, obtained from issuer (a
+// name the reader compares with its own).
 func (d *Dir) WriteHandoff(tok exchange.Token, issuer string) error {
 	data, err := json.Marshal(Handoff{Fingerprint: tok.Value.Fingerprint(), Expiry: tok.Expiry.Round(0),
 		WrittenAt: d.now().Round(0), Issuer: issuer})

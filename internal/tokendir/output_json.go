@@ -44,21 +44,18 @@ type withdrawal struct {
 func (p jsonFile) Path() string     { return string(p) }
 func (p jsonFile) Describe() string { return "JSON file" }
 
-func (p jsonFile) Render(tok exchange.Token, prev []byte, now time.Time) ([]byte, error) {
+func (p jsonFile) Render(tok exchange.Token, prev []byte, now time.Time) []byte {
 	doc := document{Token: tok.Value.Reveal(), Fingerprint: tok.Value.Fingerprint()}
 	if !tok.Expiry.IsZero() {
 		doc.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
 	}
 	var old document
 	if json.Unmarshal(prev, &old) == nil && old.Token == doc.Token && old.ExpiresAt == doc.ExpiresAt && old.WrittenAt != "" {
-		return prev, nil // the same token and expiry: keep the file as it is
+		return prev // the same token and expiry: keep the file as it is
 	}
 	doc.WrittenAt = now.UTC().Format(time.RFC3339)
-	data, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
-	return append(data, '\n'), nil
+	data, _ := json.Marshal(doc) // strings only: it cannot fail
+	return append(data, '\n')
 }
 
 func (p jsonFile) RenderWithdrawal(reason string, prev []byte, now time.Time) []byte {

@@ -12,20 +12,18 @@ import (
 	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
-// How Run looks after the outputs: a check every checkEvery while the
-// watch is missing, and a failed restore tried again after firstRetry,
-// doubling up to checkEvery.
+// Run checks every checkEvery while unwatched, and tries a failed restore
+// again after firstRetry, doubling up to checkEvery.
 const (
 	checkEvery = time.Minute
 	firstRetry = time.Second
 )
 
-// Watch installs the watch on the outputs' directories, so that Run learns
-// of a removed or replaced output at once. It watches the directories, not
-// the files: a file is replaced by rename, and may be deleted. On an error
-// (inotify instances or watches exhausted) Run checks every minute
-// instead, and tries again at each check.
-// Call it before Run, which closes the watch; never concurrently with Run.
+// Watch installs the watch on the outputs' directories (a file is replaced
+// by rename, and may be deleted), so that Run learns of a lost output at
+// once. On an error (inotify instances or watches exhausted) Run checks
+// every minute instead, and tries again at each check. Call it before Run,
+// which closes the watch; never concurrently with Run.
 func (d *Dir) Watch() error {
 	w, err := fswatch.New(d.newWatcher)
 	if err != nil {
@@ -45,54 +43,52 @@ func (d *Dir) Watch() error {
 // returns nil. Once a Store has written every output, Run checks them:
 //
 //  1. at once on a watch event for an output or its directory, or a watch
-//     error (events may have been lost, as when the kernel's event queue
-//     overflows); while the watch is installed nothing else wakes Run, so
-//     an idle tokend sleeps. While it is missing (it could not be
-//     installed, or closed), Run checks every minute instead. What no
-//     watch reports (a write through a hard link in another directory)
-//     the next Store repairs: it compares each output on disk;
-//  2. an output that no longer holds the bytes Store wrote last (removed,
-//     replaced, emptied) is written again with those bytes, logged with
-//     what became of it, and reported to Restored; no exchange is needed,
-//     so this works while the issuer is down;
+//     error (events may have been lost); nothing else wakes a watching
+//     Run, so an idle tokend sleeps. Unwatched (the watch failed or
+//     closed), Run checks every minute. What no watch reports (a write
+//     through a hard link elsewhere) the next Store repairs;
+//  2. an output that no longer holds the bytes Store wrote last is written
+//     again with them (no exchange needed, so this works while the issuer
+//     is down), logged with what became of it, and reported to Restored;
 //  3. a restore that fails (the directory gone, the volume full) is tried
-//     again after a second, doubling up to a minute, until it succeeds
-//     or a Store replaces what is to be restored: a new exchange would not
-//     help a write that fails, and the refresher's own store reports its
-//     failures;
-//  4. each check first installs the watch again when it is missing, and
-//     watches the directories again (one may have been recreated).
+//     again after a second, doubling up to a minute (an exchange would not
+//     help), until it succeeds or a Store replaces what is to be restored;
+//  4. each check first installs a missing watch, or watches the
+//     directories again (one may have been recreated).
 func (d *Dir) Run(ctx context.Context) error {
 	defer func() {
 		if d.w != nil {
 			d.w.Close()
 		}
 	}()
-	p := poll{fake: d.tick}
-	defer p.stop()
 	var retry <-chan time.Time
 	var delay time.Duration
 	for {
 		var events <-chan fsnotify.Event
 		var errs <-chan error
+		var tick <-chan time.Time // the check every checkEvery, only while unwatched
+		var closed bool           // the watch's reader failed: watch anew at this check
 		if d.w != nil {
 			events, errs = d.w.Events, d.w.Errors
+		} else if tick = d.tick; tick == nil {
+			tick = time.After(checkEvery)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
-			if !ok {
-				d.closeWatch() // closed: watch anew at this check
-			} else if !d.concerns(ev.Name) {
-				continue
+			if ok && !slices.Contains(d.dirs, ev.Name) && !slices.ContainsFunc(d.files, func(f *file) bool { return f.path == ev.Name }) {
+				continue // neither an output nor its directory
 			}
+			closed = !ok
 		case _, ok := <-errs: // events may have been lost
-			if !ok {
-				d.closeWatch()
-			}
-		case <-p.ticks(d.w != nil):
+			closed = !ok
+		case <-tick:
 		case <-retry:
+		}
+		if closed {
+			d.w.Close()
+			d.w = nil
 		}
 		d.rewatch()
 		if err := d.restore(); err != nil {
@@ -104,43 +100,7 @@ func (d *Dir) Run(ctx context.Context) error {
 	}
 }
 
-// poll is Run's check every checkEvery, which runs only while the watch
-// is missing: an idle tokend that watches wakes for nothing.
-type poll struct {
-	t    *time.Ticker
-	fake <-chan time.Time // tests: replaces the ticker
-}
-
-// ticks returns the channel of the checks, nil (never ready) while
-// watching.
-func (p *poll) ticks(watching bool) <-chan time.Time {
-	switch {
-	case watching:
-		p.stop()
-		return nil
-	case p.fake != nil:
-		return p.fake
-	case p.t == nil:
-		p.t = time.NewTicker(checkEvery)
-	}
-	return p.t.C
-}
-
-func (p *poll) stop() {
-	if p.t != nil {
-		p.t.Stop()
-		p.t = nil
-	}
-}
-
-// concerns reports whether a watch event for name is about an output or
-// one of their directories.
-func (d *Dir) concerns(name string) bool {
-	return slices.Contains(d.dirs, name) || slices.ContainsFunc(d.files, func(f *file) bool { return f.path == name })
-}
-
-// restore writes again, from the bytes Store wrote last, every output
-// that lost them; see Run, steps 2 and 3. The result is the verdict.
+// restore is Run's steps 2 and 3; its result is the verdict.
 func (d *Dir) restore() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -152,24 +112,24 @@ func (d *Dir) restore() error {
 		d.setVerdict(nil)
 		return nil
 	}
-	log := d.log.With(slog.String("fingerprint", d.held), slog.String("reason", lost.Error()))
+	var err error
 	for _, f := range d.files {
-		if _, err := WriteFile(f.path, f.last, d.mode); err != nil {
+		if _, err = WriteFile(f.path, f.last, d.mode); err != nil {
 			err = fmt.Errorf("restoring the lost %s: %w", f.out.Describe(), err)
-			d.setVerdict(err)
-			if d.Restored != nil {
-				d.Restored(d.held, err)
-			}
-			log.Warn("token file lost and could not be written again, retrying", slog.String("error", err.Error()))
-			return err
+			break
 		}
 	}
-	d.setVerdict(nil)
+	d.setVerdict(err)
 	if d.Restored != nil {
-		d.Restored(d.held, nil)
+		d.Restored(d.held, err)
 	}
-	log.Warn("token file lost, wrote the stored token again")
-	return nil
+	log := d.log.With(slog.String("fingerprint", d.held), slog.String("reason", lost.Error()))
+	if err != nil {
+		log.Warn("token file lost and could not be written again, retrying", slog.String("error", err.Error()))
+	} else {
+		log.Warn("token file lost, wrote the stored token again")
+	}
+	return err
 }
 
 // rewatch installs the watch when it is missing, else watches the
@@ -186,11 +146,4 @@ func (d *Dir) rewatch() {
 		return
 	}
 	d.log.Info("watching the token directory again", slog.Any("dirs", d.dirs))
-}
-
-// closeWatch forgets a watch whose channels closed (its reader failed);
-// the next check installs a new one.
-func (d *Dir) closeWatch() {
-	d.w.Close()
-	d.w = nil
 }

@@ -42,8 +42,9 @@ type restoreAt struct {
 // it inside the bubble.
 func newRestoreWorld(t *testing.T) *restoreWorld {
 	w := &restoreWorld{world: newWorld(t), start: time.Now()}
-	w.d = New(Options{TokenFile: w.token, Mode: mode, Outputs: []Output{JSON(w.doc)}, NewWatcher: noWatcher,
+	w.d = New(Options{TokenFile: w.token, Mode: mode, Outputs: []Output{JSON(w.doc)},
 		Logger: slog.New(slog.NewTextHandler(&w.logs, nil)), Now: func() time.Time { return w.now }})
+	w.d.newWatcher = noWatcher
 	w.d.Restored = func(fp string, err error) {
 		if fp != secret.Fingerprint("tok-secret-1") {
 			t.Errorf("Restored with fingerprint %q, want the stored token's", fp)

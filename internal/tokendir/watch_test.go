@@ -108,8 +108,9 @@ func TestWatchRetriedAtEachCheck(t *testing.T) {
 		return fsnotify.NewWatcher()
 	}
 	var logs testkit.Buffer
-	d := New(Options{TokenFile: path, Mode: mode, NewWatcher: newWatcher,
+	d := New(Options{TokenFile: path, Mode: mode,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	d.newWatcher = newWatcher
 	if err := d.Watch(); !errors.Is(err, syscall.EMFILE) {
 		t.Fatalf("Watch = %v, want the constructor's EMFILE", err)
 	}
