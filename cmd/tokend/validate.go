@@ -122,7 +122,7 @@ func (o *options) validate(f *flags, env map[string]string) error {
 	case *exchange.EncryptedSession:
 		e.Client = exchange.NewHTTPClient(c.Roots)
 	}
-	if path := c.Outputs.JSONFile; path != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
+	if path := c.JSONFile; path != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
 		f.problemf("json-file", "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
 	} else if path != "" {
 		checkWritable(f, "json-file", path)

@@ -58,10 +58,7 @@ type wiring struct {
 // a 401 or an expired token. wire binds every listener, so that a bad or
 // taken address stops the start before anything runs.
 func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
-	dir, ex, log, err := prepare(cfg, d)
-	if err != nil {
-		return nil, err
-	}
+	dir, ex, log := prepare(cfg, d)
 	w := &wiring{log: log, dir: dir, remove: cfg.Consumers.RemoveOnExit}
 	defer func() {
 		if err != nil {
@@ -88,8 +85,11 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
 	if cfg.HealthAddr != "" {
-		if w.health, err = listenHealth(cfg.HealthAddr); err != nil {
-			return nil, err
+		w.health, err = net.Listen("tcp", cfg.HealthAddr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
+		} else if err != nil {
+			return nil, fmt.Errorf("health server: %w", err)
 		}
 		w.bound = append(w.bound, w.health)
 		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health) })
@@ -108,7 +108,13 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 // progress).
 func (w *wiring) run(ctx context.Context, d Deps) error {
 	if w.remove {
-		defer removeOutputs(w.dir, w.log)
+		defer func() {
+			if err := w.dir.Remove(); err != nil {
+				w.log.Warn("--remove-on-exit: could not remove the token file", slog.String("error", err.Error()))
+			} else {
+				w.log.Info("removed the token file (--remove-on-exit)", slog.String("token_file", w.dir.TokenFile()))
+			}
+		}()
 	}
 	if err := w.dir.Watch(); err != nil {
 		w.log.Warn("cannot watch the token directory; checking the token file every minute instead, and retrying the watch then", slog.String("error", err.Error()))
@@ -124,9 +130,9 @@ func (w *wiring) run(ctx context.Context, d Deps) error {
 	return g.Wait()
 }
 
-// prepare builds the token directory, removing temporary files left by a
-// crashed run, and the exchanger.
-func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger, error) {
+// prepare logs the warnings, builds the token directory, removing
+// temporary files left by a crashed run, and picks the exchanger.
+func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger) {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -138,7 +144,11 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 	if ex == nil {
 		ex = cfg.Exchanger
 	}
-	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outputs(cfg), Logger: log, Now: d.Now})
+	var outs []tokendir.Output // besides the token file
+	if cfg.JSONFile != "" {
+		outs = append(outs, tokendir.JSON(cfg.JSONFile))
+	}
+	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outs, Logger: log, Now: d.Now})
 	if n, err := dir.CleanTemp(); err != nil {
 		log.Warn("could not remove leftover temporary files", slog.String("error", err.Error()))
 	} else if n > 0 {
@@ -146,7 +156,7 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 	}
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
-	return dir, ex, log, nil
+	return dir, ex, log
 }
 
 // newRefresher is the one constructor of a refresher: od carries the
@@ -158,28 +168,15 @@ func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex e
 	r := &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
 		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
 	if d.Now == nil {
-		r.WallAlarm = wallAlarm
+		r.WallAlarm = func(at time.Time) (<-chan struct{}, func(), error) {
+			a, err := wallalarm.New(at)
+			if err != nil {
+				return nil, nil, err
+			}
+			return a.C(), a.Stop, nil
+		}
 	}
 	return r
-}
-
-// wallAlarm is internal/wallalarm's alarm, as the refresher takes it.
-func wallAlarm(at time.Time) (<-chan struct{}, func(), error) {
-	a, err := wallalarm.New(at)
-	if err != nil {
-		return nil, nil, err
-	}
-	return a.C(), a.Stop, nil
-}
-
-func listenHealth(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
-	} else if err != nil {
-		return nil, fmt.Errorf("health server: %w", err)
-	}
-	return ln, nil
 }
 
 // doors adds the ways to ask for an exchange now besides the proxy: the
@@ -341,13 +338,4 @@ func inheritedEnv(drop []string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		return slices.Contains(drop, name)
 	})
-}
-
-// removeOutputs removes the token file and the other outputs.
-func removeOutputs(dir *tokendir.Dir, log *slog.Logger) {
-	if err := dir.Remove(); err != nil {
-		log.Warn("--remove-on-exit: could not remove the token file", slog.String("error", err.Error()))
-		return
-	}
-	log.Info("removed the token file (--remove-on-exit)", slog.String("token_file", dir.TokenFile()))
 }
