@@ -54,7 +54,7 @@ func (d Deps) now() time.Time {
 // returns. A permanent refusal returns at once.
 func Init(ctx context.Context, cfg *Config, d Deps) error {
 	dir, ex, log := prepare(cfg, d)
-	r := newRefresher(cfg, d, log, dir, ex, nil, d.observer())
+	r := newRefresher(cfg, d, log, dir, ex, nil, eventObserver{d: d})
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)

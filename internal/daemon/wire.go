@@ -81,7 +81,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 		return nil, fmt.Errorf("notifiers: %w", err)
 	}
 	r := newRefresher(cfg, d, log, dir, ex, od,
-		mon, w.held, runner, d.observer())
+		mon, w.held, runner, eventObserver{d: d})
 	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
 	if cfg.HealthAddr != "" {
@@ -208,14 +208,13 @@ func (w *wiring) doors(cfg *Config, d Deps, od *refresher.OnDemand) error {
 	w.bound = append(w.bound, ln)
 	w.log.Info("refresh socket listening", slog.String("path", path))
 	refresh := func(ctx context.Context) (bool, string, error) {
-		res, err := od.Refresh(ctx)
-		switch {
-		case errors.Is(err, refresher.ErrNotRunning):
-			return false, "", refreshsock.ErrNotRunning
-		case err != nil:
-			return false, "", err
+		res, err := od.Refresh(ctx) // res is zero when err is set
+		if errors.Is(err, refresher.ErrNotRunning) {
+			err = refreshsock.ErrNotRunning
+		} else if err == nil {
+			err = res.Err
 		}
-		return res.Changed, res.Fingerprint, res.Err
+		return res.Changed, res.Fingerprint, err
 	}
 	w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, refresh, w.log) })
 	return nil
