@@ -72,7 +72,14 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	dir.Restored = func(fp string, err error) { mon.Restored(err); d.restored(fp, err) }
 	od := refresher.NewOnDemand()
 	w.held = &held{ready: make(chan struct{}), od: od}
-	ns := notifiers(cfg)
+	var ns []notify.Notifier
+	if k := cfg.Consumers; k.NotifySignal != 0 {
+		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
+	}
+	if k := cfg.Consumers; len(k.OnChange) > 0 {
+		env := append(inheritedEnv(append(slices.Clip(cfg.SecretEnv), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
+		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
+	}
 	if policy != nil {
 		ns = append(ns, policy)
 	}
@@ -313,20 +320,6 @@ func (h *held) Refresh(ctx context.Context) error {
 		return err
 	}
 	return res.Err
-}
-
-// notifiers are run's notifiers of a change, from cfg.Consumers.
-func notifiers(cfg *Config) []notify.Notifier {
-	k := cfg.Consumers
-	var ns []notify.Notifier
-	if k.NotifySignal != 0 {
-		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
-	}
-	if len(k.OnChange) > 0 {
-		env := append(inheritedEnv(append(slices.Clip(cfg.SecretEnv), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
-		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
-	}
-	return ns
 }
 
 // inheritedEnv is tokend's environment without the named variables: its
