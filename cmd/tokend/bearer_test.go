@@ -74,8 +74,8 @@ func TestJSONFileSetting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.Outputs.JSONFile != json {
-			t.Fatalf("%s: JSON file %q, want %q", cmd, o.Outputs.JSONFile, json)
+		if o.JSONFile != json {
+			t.Fatalf("%s: JSON file %q, want %q", cmd, o.JSONFile, json)
 		}
 	}
 	tokenFile := filepath.Join(dir, "token")

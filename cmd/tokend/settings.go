@@ -108,7 +108,7 @@ func (o *options) table() []setting {
 		{"max-backoff", "TOKEND_MAX_BACKOFF", durationText(refresher.DefaultMaxBackoff), "*ire", "longest delay between failed attempts", &c.MaxBackoff},
 		{"token-file", "TOKEND_TOKEN_FILE", defaultTokenFile, "irefc", "token file: init, run and exec write it, check reads it, refresh finds the socket beside it", &c.TokenFile},
 		{"file-mode", "TOKEND_FILE_MODE", "0640", "*ire", "token file permissions, octal", fileMode(&c.FileMode)},
-		{"json-file", "TOKEND_JSON_FILE", "", "ire", "also write the token with its expiry as a JSON document to this file (empty disables)", &c.Outputs.JSONFile},
+		{"json-file", "TOKEND_JSON_FILE", "", "ire", "also write the token with its expiry as a JSON document to this file (empty disables)", &c.JSONFile},
 		{"refresh-interval", "TOKEND_REFRESH_INTERVAL", durationText(refresher.DefaultInterval), "*re", "refresh cadence (sooner when the token expires sooner)", &c.RefreshInterval},
 		{"health-addr", "TOKEND_HEALTH_ADDR", ":12081", "*re", "listen address for /livez, /readyz, /startupz and /metrics; empty disables", healthAddr(&c.HealthAddr)},
 		{"notify-signal", "TOKEND_NOTIFY_SIGNAL", "", "re", "signal sent to the process in --notify-pid-file on each token change, e.g. SIGHUP", signalValue(&k.NotifySignal)},

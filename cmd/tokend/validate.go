@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -122,7 +121,7 @@ func (o *options) validate(f *flags, env map[string]string) error {
 	case *exchange.EncryptedSession:
 		e.Client = exchange.NewHTTPClient(c.Roots)
 	}
-	if path := c.Outputs.JSONFile; path != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
+	if path := c.JSONFile; path != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
 		f.problemf("json-file", "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
 	} else if path != "" {
 		checkWritable(f, "json-file", path)
@@ -183,9 +182,12 @@ func (o *options) validateRun(f *flags) {
 // without its client; nil when a setting is invalid.
 func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	c := &o.Config
+	if modeSettings[c.Auth] == nil {
+		return nil // --auth is invalid: its problem says so
+	}
 	var ignored []string
-	for _, m := range slices.Sorted(maps.Keys(modeSettings)) {
-		for _, name := range modeSettings[m] {
+	for m, names := range modeSettings {
+		for _, name := range names {
 			if m != c.Auth && f.given[name] {
 				ignored = append(ignored, f.label(name))
 			}
@@ -193,9 +195,6 @@ func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	}
 	if len(ignored) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignored in %s mode", strings.Join(ignored, ", "), c.Auth))
-	}
-	if modeSettings[c.Auth] == nil {
-		return nil // --auth is invalid: its problem says so
 	}
 	c.TokenURL = o.checkTokenURL(f)
 	endpoint, agent := "", version.UserAgent()
@@ -342,15 +341,11 @@ func (o *options) resolveCA(f *flags, env map[string]string) (label, path string
 		label, path string
 		flag        bool
 	}
+	flagged := f.fromFlag["ca-file"] || f.fromFlag["cp-ca-file"] // a flag wins over the variables
 	var got []source
 	for _, s := range []source{{f.label("ca-file"), o.caFile, f.fromFlag["ca-file"]}, {f.label("cp-ca-file"), o.cpCAFile, f.fromFlag["cp-ca-file"]},
 		{"AMBIENT_CP_CA_CERT_FILE", strings.TrimSpace(env["AMBIENT_CP_CA_CERT_FILE"]), false}} {
-		switch {
-		case s.flag && (len(got) == 0 || got[0].flag):
-			got = append(got, s)
-		case s.flag: // a flag wins over the variables
-			got = []source{s}
-		case s.path != "" && (len(got) == 0 || !got[0].flag):
+		if s.flag == flagged && (s.flag || s.path != "") {
 			got = append(got, s)
 		}
 	}

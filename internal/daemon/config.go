@@ -53,8 +53,9 @@ type Config struct {
 	Exec ExecConfig
 	// Proxy configures the credential proxy (run, exec).
 	Proxy Proxy
-	// Outputs are the files written besides the token file.
-	Outputs Outputs
+	// JSONFile, when set, is where init, run and exec also write the token
+	// and its expiry as one JSON document (tokendir.JSON), with FileMode.
+	JSONFile string
 
 	// Warnings are remarks on the configuration, logged at the start.
 	Warnings []string
@@ -104,12 +105,4 @@ type Proxy struct {
 	Listen string
 	// Upstream is the platform API server the proxy forwards to.
 	Upstream *url.URL
-}
-
-// Outputs are the files written besides the token file (init, run, exec),
-// each off while its path is empty.
-type Outputs struct {
-	// JSONFile is where the token and its expiry are written as one JSON
-	// document (tokendir.JSON), with the token file's mode.
-	JSONFile string
 }

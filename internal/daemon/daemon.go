@@ -18,6 +18,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/health"
+	"github.com/ambient-code/tokend/internal/jwtexp"
 	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
@@ -52,11 +53,8 @@ func (d Deps) now() time.Time {
 // leaves run the note that lets it adopt the token (handoff.go) and
 // returns. A permanent refusal returns at once.
 func Init(ctx context.Context, cfg *Config, d Deps) error {
-	dir, ex, log, err := prepare(cfg, d)
-	if err != nil {
-		return err
-	}
-	r := newRefresher(cfg, d, log, dir, ex, nil, d.observer())
+	dir, ex, log := prepare(cfg, d)
+	r := newRefresher(cfg, d, log, dir, ex, nil, eventObserver{d: d})
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)
@@ -66,7 +64,10 @@ func Init(ctx context.Context, cfg *Config, d Deps) error {
 	if err := dir.Verify(); err != nil {
 		return fmt.Errorf("reading the token back: %w", err)
 	}
-	handOff(dir, cfg, tok, log)
+	// A lost note costs run an exchange, not init its success.
+	if err := dir.WriteHandoff(tok, issuer(cfg)); err != nil {
+		log.Warn("could not leave tokend run the note of this token; it will exchange again when it starts", slog.String("error", err.Error()))
+	}
 	return nil
 }
 
@@ -82,18 +83,6 @@ func Run(ctx context.Context, cfg *Config, d Deps) error {
 		return err
 	}
 	return w.run(ctx, d)
-}
-
-// outputs are the token directory's outputs besides the token file. The
-// shared directory holds only what consumers read: what `check` needs
-// besides the file, the running daemon serves on its probe listener
-// (health.StatusPath).
-func outputs(cfg *Config) []tokendir.Output {
-	var outs []tokendir.Output
-	if cfg.Outputs.JSONFile != "" {
-		outs = append(outs, tokendir.JSON(cfg.Outputs.JSONFile))
-	}
-	return outs
 }
 
 // ErrCheck is wrapped by every reason Check finds the token unfit.
@@ -121,7 +110,16 @@ func Check(cfg *Config, d Deps) (string, error) {
 	if cfg.HealthAddr != "" {
 		st, stErr = health.FetchStatus(context.Background(), cfg.HealthAddr, statusTimeout)
 	}
-	exp, source := tokenExpiry(tok.Reveal(), st, stErr)
+	// The expiry: from the running daemon's status when that describes
+	// this token (on this node's clock, and known for opaque tokens too),
+	// else from its JWT exp claim.
+	exp, source := st.Expiry, "tokend run"
+	if stErr != nil || st.Fingerprint != fp || exp.IsZero() {
+		exp, source = time.Time{}, ""
+		if e, ok := jwtexp.Expiry(tok.Reveal()); ok {
+			exp, source = e, "jwt exp"
+		}
+	}
 	if !exp.IsZero() && !now.Before(exp) {
 		return "", fmt.Errorf("%w: token %s expired at %s (%s)", ErrCheck, fp, exp.Format(time.RFC3339), source)
 	}

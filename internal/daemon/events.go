@@ -88,11 +88,9 @@ func (d Deps) emit(e Event) {
 	}
 }
 
-// observer reports each step of the refresher to d.Observe. Run and Init
-// put it last in the refresher's list of observers, so that a test woken by
-// an event also sees its effect on health and the consumers.
-func (d Deps) observer() refresher.Observer { return eventObserver{d: d} }
-
+// eventObserver reports each step of the refresher to d.Observe. Run and
+// Init put it last in the refresher's list of observers, so that a test
+// woken by an event also sees its effect on health and the consumers.
 type eventObserver struct {
 	refresher.NopObserver
 	d Deps

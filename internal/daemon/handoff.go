@@ -28,14 +28,6 @@ func issuer(cfg *Config) string {
 	return cfg.Auth + " " + exchange.SafeURL(cfg.TokenURL.String())
 }
 
-// handOff leaves init's note of tok for run; a failure costs run an
-// exchange, not init its success, so it is logged, not returned.
-func handOff(dir *tokendir.Dir, cfg *Config, tok exchange.Token, log *slog.Logger) {
-	if err := dir.WriteHandoff(tok, issuer(cfg)); err != nil {
-		log.Warn("could not leave tokend run the note of this token; it will exchange again when it starts", slog.String("error", err.Error()))
-	}
-}
-
 // adoptInit has r store the token init wrote instead of exchanging at
 // start (refresher.Adopt), when adoptable allows it, and logs either way
 // when init left a note.

@@ -41,12 +41,12 @@ func readDoc(t *testing.T, jsonFile, tokenFile string) (map[string]string, []byt
 // is removed.
 func TestJSONOutput(t *testing.T) {
 	cfg, dir := encryptedWorld(t)
-	cfg.Outputs.JSONFile = filepath.Join(dir, "token.json")
+	cfg.JSONFile = filepath.Join(dir, "token.json")
 	cfg.Command = "init"
 	if err := daemon.Init(t.Context(), cfg, daemon.Deps{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
-	readDoc(t, cfg.Outputs.JSONFile, cfg.TokenFile)
+	readDoc(t, cfg.JSONFile, cfg.TokenFile)
 
 	// No health server (no fixed port).
 	cfg.Command = "run"
@@ -58,14 +58,14 @@ func TestJSONOutput(t *testing.T) {
 	await(t, log.ch, "the first token", func(l string) bool {
 		return strings.HasPrefix(l, "token updated") || strings.HasPrefix(l, "token unchanged")
 	})
-	_, before := readDoc(t, cfg.Outputs.JSONFile, cfg.TokenFile)
-	if err := os.Remove(cfg.Outputs.JSONFile); err != nil {
+	_, before := readDoc(t, cfg.JSONFile, cfg.TokenFile)
+	if err := os.Remove(cfg.JSONFile); err != nil {
 		t.Fatal(err)
 	}
 	await(t, log.ch, "the JSON file restored", func(l string) bool {
 		return strings.HasPrefix(l, "token file lost, wrote the stored token again")
 	})
-	if _, after := readDoc(t, cfg.Outputs.JSONFile, cfg.TokenFile); string(after) != string(before) {
+	if _, after := readDoc(t, cfg.JSONFile, cfg.TokenFile); string(after) != string(before) {
 		t.Error("the restored JSON document differs from the one written")
 	}
 	cancel()

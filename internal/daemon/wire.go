@@ -58,10 +58,7 @@ type wiring struct {
 // a 401 or an expired token. wire binds every listener, so that a bad or
 // taken address stops the start before anything runs.
 func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
-	dir, ex, log, err := prepare(cfg, d)
-	if err != nil {
-		return nil, err
-	}
+	dir, ex, log := prepare(cfg, d)
 	w := &wiring{log: log, dir: dir, remove: cfg.Consumers.RemoveOnExit}
 	defer func() {
 		if err != nil {
@@ -75,7 +72,14 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	dir.Restored = func(fp string, err error) { mon.Restored(err); d.restored(fp, err) }
 	od := refresher.NewOnDemand()
 	w.held = &held{ready: make(chan struct{}), od: od}
-	ns := notifiers(cfg)
+	var ns []notify.Notifier
+	if k := cfg.Consumers; k.NotifySignal != 0 {
+		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
+	}
+	if k := cfg.Consumers; len(k.OnChange) > 0 {
+		env := append(inheritedEnv(append(slices.Clip(cfg.SecretEnv), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
+		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
+	}
 	if policy != nil {
 		ns = append(ns, policy)
 	}
@@ -84,12 +88,15 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 		return nil, fmt.Errorf("notifiers: %w", err)
 	}
 	r := newRefresher(cfg, d, log, dir, ex, od,
-		mon, w.held, runner, d.observer())
+		mon, w.held, runner, eventObserver{d: d})
 	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
 	if cfg.HealthAddr != "" {
-		if w.health, err = listenHealth(cfg.HealthAddr); err != nil {
-			return nil, err
+		w.health, err = net.Listen("tcp", cfg.HealthAddr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
+		} else if err != nil {
+			return nil, fmt.Errorf("health server: %w", err)
 		}
 		w.bound = append(w.bound, w.health)
 		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health) })
@@ -108,7 +115,13 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 // progress).
 func (w *wiring) run(ctx context.Context, d Deps) error {
 	if w.remove {
-		defer removeOutputs(w.dir, w.log)
+		defer func() {
+			if err := w.dir.Remove(); err != nil {
+				w.log.Warn("--remove-on-exit: could not remove the token file", slog.String("error", err.Error()))
+			} else {
+				w.log.Info("removed the token file (--remove-on-exit)", slog.String("token_file", w.dir.TokenFile()))
+			}
+		}()
 	}
 	if err := w.dir.Watch(); err != nil {
 		w.log.Warn("cannot watch the token directory; checking the token file every minute instead, and retrying the watch then", slog.String("error", err.Error()))
@@ -124,9 +137,9 @@ func (w *wiring) run(ctx context.Context, d Deps) error {
 	return g.Wait()
 }
 
-// prepare builds the token directory, removing temporary files left by a
-// crashed run, and the exchanger.
-func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger, error) {
+// prepare logs the warnings, builds the token directory, removing
+// temporary files left by a crashed run, and picks the exchanger.
+func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger) {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -138,7 +151,11 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 	if ex == nil {
 		ex = cfg.Exchanger
 	}
-	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outputs(cfg), Logger: log, Now: d.Now})
+	var outs []tokendir.Output // besides the token file
+	if cfg.JSONFile != "" {
+		outs = append(outs, tokendir.JSON(cfg.JSONFile))
+	}
+	dir := tokendir.New(tokendir.Options{TokenFile: cfg.TokenFile, Mode: cfg.FileMode, Outputs: outs, Logger: log, Now: d.Now})
 	if n, err := dir.CleanTemp(); err != nil {
 		log.Warn("could not remove leftover temporary files", slog.String("error", err.Error()))
 	} else if n > 0 {
@@ -146,7 +163,7 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 	}
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
-	return dir, ex, log, nil
+	return dir, ex, log
 }
 
 // newRefresher is the one constructor of a refresher: od carries the
@@ -158,28 +175,15 @@ func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex e
 	r := &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
 		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
 	if d.Now == nil {
-		r.WallAlarm = wallAlarm
+		r.WallAlarm = func(at time.Time) (<-chan struct{}, func(), error) {
+			a, err := wallalarm.New(at)
+			if err != nil {
+				return nil, nil, err
+			}
+			return a.C(), a.Stop, nil
+		}
 	}
 	return r
-}
-
-// wallAlarm is internal/wallalarm's alarm, as the refresher takes it.
-func wallAlarm(at time.Time) (<-chan struct{}, func(), error) {
-	a, err := wallalarm.New(at)
-	if err != nil {
-		return nil, nil, err
-	}
-	return a.C(), a.Stop, nil
-}
-
-func listenHealth(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("health server: %w; all containers of a pod share its ports: set TOKEND_HEALTH_ADDR (--health-addr) to a free one", err)
-	} else if err != nil {
-		return nil, fmt.Errorf("health server: %w", err)
-	}
-	return ln, nil
 }
 
 // doors adds the ways to ask for an exchange now besides the proxy: the
@@ -211,14 +215,13 @@ func (w *wiring) doors(cfg *Config, d Deps, od *refresher.OnDemand) error {
 	w.bound = append(w.bound, ln)
 	w.log.Info("refresh socket listening", slog.String("path", path))
 	refresh := func(ctx context.Context) (bool, string, error) {
-		res, err := od.Refresh(ctx)
-		switch {
-		case errors.Is(err, refresher.ErrNotRunning):
-			return false, "", refreshsock.ErrNotRunning
-		case err != nil:
-			return false, "", err
+		res, err := od.Refresh(ctx) // res is zero when err is set
+		if errors.Is(err, refresher.ErrNotRunning) {
+			err = refreshsock.ErrNotRunning
+		} else if err == nil {
+			err = res.Err
 		}
-		return res.Changed, res.Fingerprint, res.Err
+		return res.Changed, res.Fingerprint, err
 	}
 	w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, refresh, w.log) })
 	return nil
@@ -319,20 +322,6 @@ func (h *held) Refresh(ctx context.Context) error {
 	return res.Err
 }
 
-// notifiers are run's notifiers of a change, from cfg.Consumers.
-func notifiers(cfg *Config) []notify.Notifier {
-	k := cfg.Consumers
-	var ns []notify.Notifier
-	if k.NotifySignal != 0 {
-		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
-	}
-	if len(k.OnChange) > 0 {
-		env := append(inheritedEnv(append(slices.Clip(cfg.SecretEnv), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
-		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
-	}
-	return ns
-}
-
 // inheritedEnv is tokend's environment without the named variables: its
 // own credentials, and those the caller sets afresh (a duplicate name
 // would leave the choice to each program's getenv).
@@ -341,13 +330,4 @@ func inheritedEnv(drop []string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		return slices.Contains(drop, name)
 	})
-}
-
-// removeOutputs removes the token file and the other outputs.
-func removeOutputs(dir *tokendir.Dir, log *slog.Logger) {
-	if err := dir.Remove(); err != nil {
-		log.Warn("--remove-on-exit: could not remove the token file", slog.String("error", err.Error()))
-		return
-	}
-	log.Info("removed the token file (--remove-on-exit)", slog.String("token_file", dir.TokenFile()))
 }
