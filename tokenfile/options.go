@@ -25,17 +25,13 @@ const maxSettleRounds = 50
 // An Option configures a Watcher. Options are applied in order by New.
 type Option func(*config)
 
-// config is what the options set; New validates it.
+// config is what the options set; New validates it and the Watcher keeps it.
 type config struct {
 	poll     time.Duration
 	log      *slog.Logger
 	now      func() time.Time
 	onChange []func(token string)
 	refresh  refreshOptions // refresh.go
-}
-
-func defaultConfig() config {
-	return config{poll: DefaultPollInterval, now: time.Now}
 }
 
 // WithPollInterval sets how often the file is re-read regardless of events.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -112,12 +113,7 @@ var errSkip = errors.New("tokenfile: redirect leaves the token's origins")
 // list, the first request that may pin the origin does.
 func (t *transport) allowed(o string, mayPin bool) bool {
 	if len(t.allow) > 0 {
-		for _, a := range t.allow {
-			if a == o {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(t.allow, o)
 	}
 	if mayPin && t.pinned.CompareAndSwap(nil, &o) {
 		return true

@@ -56,12 +56,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 		tick = t.C
 	}
 	for {
+		events, errs := l.chans()
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-l.events():
+		case ev, ok := <-events:
 			l.onEvents(ev, ok)
-		case err, ok := <-l.errs():
+		case err, ok := <-errs:
 			l.onError(err, ok)
 		case <-l.settle:
 			l.onSettle()
@@ -87,18 +88,12 @@ type loop struct {
 	rounds int              // settle timers started in a row
 }
 
-func (l *loop) events() <-chan fsnotify.Event {
+// chans returns the watch's channels; nil, never ready, while polling only.
+func (l *loop) chans() (<-chan fsnotify.Event, <-chan error) {
 	if l.n == nil {
-		return nil
+		return nil, nil
 	}
-	return l.n.Events
-}
-
-func (l *loop) errs() <-chan error {
-	if l.n == nil {
-		return nil
-	}
-	return l.n.Errors
+	return l.n.Events, l.n.Errors
 }
 
 // refresh reads the file, runs the callbacks, and brings the watches up to
@@ -148,20 +143,18 @@ func (l *loop) startSettle() {
 		l.dirty = true
 		return
 	}
-	l.settle, l.dirty, l.rounds = l.after(settleDelay), false, 0
+	l.settle, l.dirty, l.rounds = l.w.after(settleDelay), false, 0
 }
 
 func (l *loop) onSettle() {
 	if l.dirty && l.rounds < maxSettleRounds {
-		l.settle, l.dirty = l.after(settleDelay), false
+		l.settle, l.dirty = l.w.after(settleDelay), false
 		l.rounds++
 		return
 	}
 	l.settle = nil
 	l.refresh()
 }
-
-func (l *loop) after(d time.Duration) <-chan time.Time { return l.w.after(d) }
 
 func (l *loop) onError(err error, ok bool) {
 	switch {
@@ -189,12 +182,12 @@ func (l *loop) onTick() {
 // be a write in flight, so it is published only once the file has held
 // still, by the settle timer, as after an in-place write.
 func (l *loop) check() {
-	switch {
-	case l.settle != nil:
-		// A write is settling; its timer reads the file.
-	case l.w.polledChange():
+	if l.settle != nil {
+		return // a write is settling; its timer reads the file
+	}
+	if tok, err := readToken(l.w.path); err == nil && tok != l.w.Token() {
 		l.startSettle()
-	default:
+	} else {
 		l.refresh()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -22,13 +21,9 @@ import (
 // All methods are safe for concurrent use by any number of goroutines.
 // Token and Current never block and never take a lock.
 type Watcher struct {
-	path     string // absolute
-	poll     time.Duration
-	log      *slog.Logger
-	now      func() time.Time
-	onChange []func(string)
-	refresh  refreshOptions // refresh.go
-	hooks    hooks
+	config        // the options; log names the file
+	path   string // absolute
+	hooks  hooks
 
 	cur     atomic.Pointer[Snapshot] // never nil
 	ready   chan struct{}            // closed when the first token is stored
@@ -62,23 +57,15 @@ func New(path string, opts ...Option) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenfile: %w", err)
 	}
-	c := defaultConfig()
+	c := config{poll: DefaultPollInterval, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	w := &Watcher{
-		path:     abs,
-		poll:     c.poll,
-		log:      c.log.With("path", abs),
-		now:      c.now,
-		onChange: c.onChange,
-		refresh:  c.refresh,
-		ready:    make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-	}
+	c.log = c.log.With("path", abs)
+	w := &Watcher{config: c, path: abs, ready: make(chan struct{}), kick: make(chan struct{}, 1)}
 	w.held = w.ready
 	w.cur.Store(&Snapshot{Err: ErrNotReady})
 	return w, nil
@@ -281,11 +268,4 @@ func (w *Watcher) deliver() {
 	for _, fn := range w.onChange {
 		fn(tok)
 	}
-}
-
-// polledChange reports whether the file holds a valid token other than the
-// current one, without publishing it.
-func (w *Watcher) polledChange() bool {
-	tok, err := readToken(w.path)
-	return err == nil && tok != w.Token()
 }
