@@ -3,6 +3,7 @@ package tokenfile
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -83,11 +84,8 @@ func (c *config) validate() error {
 	if c.now == nil {
 		errs = append(errs, errors.New("tokenfile: clock must not be nil"))
 	}
-	for _, fn := range c.onChange {
-		if fn == nil {
-			errs = append(errs, errors.New("tokenfile: change callback must not be nil"))
-			break
-		}
+	if slices.ContainsFunc(c.onChange, func(fn func(string)) bool { return fn == nil }) {
+		errs = append(errs, errors.New("tokenfile: change callback must not be nil"))
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

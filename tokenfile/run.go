@@ -16,27 +16,21 @@ import (
 //
 // Run works in these steps:
 //
-//  1. It follows the path component by component and watches the real
-//     directory that holds the file (or the deepest one that exists while
-//     the rest does not) and every directory that holds a symlink met on
-//     the way, where that symlink is swapped: the kubelet's "..data", or a
+//  1. It watches the real directory that holds the file (or the deepest
+//     one that exists yet) and each directory that holds a symlink on the
+//     path, where that symlink is swapped: the kubelet's "..data", or a
 //     versioned directory ("current -> v2") renamed into place.
-//  2. Only then it reads the file, so no change can fall between the read
-//     and the watch.
-//  3. On every event that may have replaced the file (a create, which is
-//     how a rename into place arrives, a remove, a rename, an attribute
-//     change), it reads the file again, following symlinks anew, and
-//     moves the watches if a directory came or went or a symlink now
-//     leads elsewhere.
-//  4. On an in-place write it waits until the file has been left alone for
-//     a moment, then reads it, so a truncate-and-write is not caught half
-//     way.
-//  5. Every poll interval it reads the file whatever the events said, and
-//     checks the watches. If the watch cannot be created or breaks, Run
-//     logs the error, rebuilds it, and keeps polling meanwhile. A token
-//     that a poll, lost events or a rebuilt watch turn up, with no event
-//     to say how it was written, is taken for a write in flight: it is
-//     published once the file has been left alone, as in step 4.
+//  2. Only then it reads the file, so no change falls between read and watch.
+//  3. On an event that may have replaced the file (a create, which is how a
+//     rename into place arrives, a remove, a rename, an attribute change),
+//     it reads the file again and moves the watches to where the path now
+//     leads.
+//  4. On an in-place write it reads the file once it has been left alone
+//     for a moment, so a truncate-and-write is not caught half way.
+//  5. Every poll interval it reads the file and checks the watches. A watch
+//     that cannot be created or breaks is logged and rebuilt, polling
+//     meanwhile. A new token that no event announced is taken for a write
+//     in flight and published once the file has been left alone, as in 4.
 //
 // The goroutine that calls Run is the one that runs the change callbacks.
 func (w *Watcher) Run(ctx context.Context) error {
@@ -143,12 +137,12 @@ func (l *loop) startSettle() {
 		l.dirty = true
 		return
 	}
-	l.settle, l.dirty, l.rounds = l.w.after(settleDelay), false, 0
+	l.settle, l.dirty, l.rounds = l.w.hooks.after(settleDelay), false, 0
 }
 
 func (l *loop) onSettle() {
 	if l.dirty && l.rounds < maxSettleRounds {
-		l.settle, l.dirty = l.w.after(settleDelay), false
+		l.settle, l.dirty = l.w.hooks.after(settleDelay), false
 		l.rounds++
 		return
 	}

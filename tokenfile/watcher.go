@@ -36,8 +36,8 @@ type Watcher struct {
 	delivered string // the token callbacks last saw; owned by Run's goroutine
 }
 
-// hooks lets tests replace the clockwork under Run. Zero fields mean the
-// real thing.
+// hooks lets tests replace the clockwork under Run. New sets after; other
+// zero fields mean the real thing.
 type hooks struct {
 	newNotify func() (*fsnotify.Watcher, error)    // creates the fsnotify watcher
 	watching  func(*fsnotify.Watcher)              // told each rebuilt watcher once its watches are installed
@@ -65,7 +65,7 @@ func New(path string, opts ...Option) (*Watcher, error) {
 		return nil, err
 	}
 	c.log = c.log.With("path", abs)
-	w := &Watcher{config: c, path: abs, ready: make(chan struct{}), kick: make(chan struct{}, 1)}
+	w := &Watcher{config: c, path: abs, hooks: hooks{after: time.After}, ready: make(chan struct{}), kick: make(chan struct{}, 1)}
 	w.held = w.ready
 	w.cur.Store(&Snapshot{Err: ErrNotReady})
 	return w, nil
@@ -145,7 +145,7 @@ func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
 			return w.reload()
 		}
 		select {
-		case <-w.after(settleDelay):
+		case <-w.hooks.after(settleDelay):
 		case <-ctx.Done():
 			return w.Current()
 		}
@@ -156,14 +156,6 @@ func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
 		tok, err = readToken(w.path)
 	}
 	return w.Current()
-}
-
-// after returns a channel that receives once d has passed.
-func (w *Watcher) after(d time.Duration) <-chan time.Time {
-	if w.hooks.after != nil {
-		return w.hooks.after(d)
-	}
-	return time.After(d)
 }
 
 // load is reload; when want is not nil, a token other than *want is taken
