@@ -257,32 +257,26 @@ func (c *converter) pod(p *corev1.Pod) error {
 func (c *converter) container(ctr *corev1.Container, hosts map[string]bool) error {
 	var env []corev1.EnvVar
 	for _, from := range ctr.EnvFrom {
-		switch {
-		case from.SecretRef != nil:
-			vals, ok := c.secrets[from.SecretRef.Name]
-			if !ok {
-				return fmt.Errorf("envFrom Secret %s: not among the rendered objects; render it with the workload (a secretGenerator)", from.SecretRef.Name)
-			}
-			keys := slices.Sorted(maps.Keys(vals))
-			for _, k := range keys {
-				env = append(env, corev1.EnvVar{Name: from.Prefix + k, Value: vals[k]})
-			}
-			c.note("container %s: envFrom Secret %s becomes env values %s; a static pod may not reference a Secret", ctr.Name, from.SecretRef.Name, strings.Join(keys, ", "))
-		default:
+		if from.SecretRef == nil {
 			return errors.New("envFrom a ConfigMap, which a static pod may not reference; render its values as env values")
 		}
+		vals, ok := c.secrets[from.SecretRef.Name]
+		if !ok {
+			return fmt.Errorf("envFrom Secret %s: not among the rendered objects; render it with the workload (a secretGenerator)", from.SecretRef.Name)
+		}
+		keys := slices.Sorted(maps.Keys(vals))
+		for _, k := range keys {
+			env = append(env, corev1.EnvVar{Name: from.Prefix + k, Value: vals[k]})
+		}
+		c.note("container %s: envFrom Secret %s becomes env values %s; a static pod may not reference a Secret", ctr.Name, from.SecretRef.Name, strings.Join(keys, ", "))
 	}
 	ctr.EnvFrom = nil
 	for _, e := range ctr.Env {
-		if e.ValueFrom != nil {
+		if from := e.ValueFrom; from != nil && from.SecretKeyRef == nil && from.FieldRef == nil && from.ResourceFieldRef == nil {
+			return fmt.Errorf("env %s: a reference a static pod may not use; give the value", e.Name)
+		}
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 			ref := e.ValueFrom.SecretKeyRef
-			if ref == nil {
-				if e.ValueFrom.FieldRef != nil || e.ValueFrom.ResourceFieldRef != nil {
-					env = append(env, e)
-					continue
-				}
-				return fmt.Errorf("env %s: a reference a static pod may not use; give the value", e.Name)
-			}
 			v, ok := c.secrets[ref.Name][ref.Key]
 			if !ok {
 				return fmt.Errorf("env %s: Secret %s key %s is not among the rendered objects", e.Name, ref.Name, ref.Key)
@@ -336,8 +330,8 @@ type E2EPod struct {
 	Name string
 	// Dir is the kustomization, relative to the manifests directory.
 	Dir string
-	// RunAsUser, when not zero, is assigned as Options.RunAsUser.
-	RunAsUser int64
+	// RunAsUser is the pod's Options.RunAsUser.
+	RunAsUser *int64
 }
 
 // E2EPods are the pods scripts/e2e-kubelet.sh runs, in the order it runs
@@ -346,5 +340,5 @@ var E2EPods = []E2EPod{
 	{Name: "mcp-job", Dir: "components/examples/mcp-job"},
 	{Name: "runner-pod", Dir: "components/examples/runner-pod"},
 	{Name: "credential-proxy", Dir: "overlays/credential-proxy"},
-	{Name: "openshift", Dir: "components/examples/openshift", RunAsUser: OpenShiftUID},
+	{Name: "openshift", Dir: "components/examples/openshift", RunAsUser: new(OpenShiftUID)},
 }

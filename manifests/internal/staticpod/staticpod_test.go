@@ -22,12 +22,7 @@ const (
 )
 
 func options(p E2EPod) Options {
-	o := Options{PublicKey: testKey, SessionID: testSID, CAFile: testCA}
-	if p.RunAsUser != 0 {
-		uid := p.RunAsUser
-		o.RunAsUser = &uid
-	}
-	return o
+	return Options{PublicKey: testKey, SessionID: testSID, CAFile: testCA, RunAsUser: p.RunAsUser}
 }
 
 // TestE2EPodsAreStaticPods: each pod the end-to-end test runs references
@@ -125,7 +120,7 @@ func TestStandInsWhereNeeded(t *testing.T) {
 			}
 		}
 		sc := pod.Spec.SecurityContext
-		if p.RunAsUser != 0 {
+		if p.RunAsUser != nil {
 			if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != OpenShiftUID || sc.FSGroup == nil || *sc.FSGroup != OpenShiftUID {
 				t.Errorf("%s: securityContext %+v, want user and fsGroup %d", p.Name, sc, OpenShiftUID)
 			}
