@@ -32,7 +32,9 @@ type config struct {
 	log      *slog.Logger
 	now      func() time.Time
 	onChange []func(token string)
-	refresh  refreshOptions // refresh.go
+	// WithRefreshSocket (refresh.go)
+	refreshSocket string
+	refreshWait   time.Duration
 }
 
 // WithPollInterval sets how often the file is re-read regardless of events.

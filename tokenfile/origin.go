@@ -77,7 +77,9 @@ func origin(u *url.URL) (o string, ok bool) {
 func (t *transport) destination(req *http.Request) error {
 	o, ok := origin(req.URL)
 	redirect := req.Response != nil
-	clear := t.inClear(req.URL)
+	// Plain http to a host the token already went to over https.
+	_, wentTLS := t.tls.Load(strings.ToLower(req.URL.Hostname()))
+	clear := wentTLS && strings.EqualFold(req.URL.Scheme, "http")
 	switch {
 	case redirect && (clear || downgraded(req)):
 		return errSkip
@@ -94,16 +96,6 @@ func (t *transport) destination(req *http.Request) error {
 	}
 	return fmt.Errorf("%w: %s %s not sent: the token is only for %s; list every origin it is for with tokenfile.AllowOrigins",
 		ErrOrigin, req.Method, req.URL.Redacted(), t.describe())
-}
-
-// inClear reports whether u is plain http to a host the token already went
-// to over https.
-func (t *transport) inClear(u *url.URL) bool {
-	if !strings.EqualFold(u.Scheme, "http") {
-		return false
-	}
-	_, ok := t.tls.Load(strings.ToLower(u.Hostname()))
-	return ok
 }
 
 // errSkip marks a redirect hop that goes out without the token.

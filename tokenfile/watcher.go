@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ambient-code/tokend/internal/jwtexp"
 )
@@ -24,6 +25,7 @@ type Watcher struct {
 	config        // the options; log names the file
 	path   string // absolute
 	hooks  hooks
+	flight singleflight.Group // one refresh request at a time per rejected token
 
 	cur     atomic.Pointer[Snapshot] // never nil
 	ready   chan struct{}            // closed when the first token is stored
