@@ -228,8 +228,7 @@ func (c *converter) pod(p *corev1.Pod) error {
 		}
 	}
 	if c.caVolume {
-		file := corev1.HostPathFile
-		s.Volumes = append(s.Volumes, corev1.Volume{Name: "e2e-ca", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: c.opts.CAFile, Type: &file}}})
+		s.Volumes = append(s.Volumes, corev1.Volume{Name: "e2e-ca", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: c.opts.CAFile, Type: new(corev1.HostPathFile)}}})
 	}
 	if !s.HostNetwork {
 		s.HostNetwork = true
