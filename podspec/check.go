@@ -38,14 +38,13 @@ func check(spec *corev1.PodSpec, opts Options) error {
 		bad("Options.HealthPort %d: container %s listens on it too, and all containers of a pod share one network namespace: choose another port", opts.HealthPort, c)
 	}
 	if opts.Proxy != nil {
-		errs = append(errs, checkProxy(all, opts)...)
+		checkProxy(all, opts, bad)
 	}
 	return errors.Join(errs...)
 }
 
-func checkProxy(all []corev1.Container, opts Options) []error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("podspec: "+format, a...)) }
+// checkProxy reports through bad every reason opts.Proxy cannot be applied.
+func checkProxy(all []corev1.Container, opts Options, bad func(format string, a ...any)) {
 	port, err := portOf(opts.Proxy.Listen)
 	switch {
 	case err != nil:
@@ -66,7 +65,6 @@ func checkProxy(all []corev1.Container, opts Options) []error {
 			bad("Proxy.Agents: %s is also in Options.Readers: an agent must not see the token, remove it from Readers", a)
 		}
 	}
-	return errs
 }
 
 // declaring returns the name of a container that declares port, or "".

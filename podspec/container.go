@@ -27,11 +27,11 @@ func container(opts Options) corev1.Container {
 		cpu, mem, limit = "10m", "24Mi", "48Mi"
 	}
 	sc := &corev1.SecurityContext{
-		RunAsNonRoot:             ptr(true),
-		RunAsUser:                ptr(int64(nonRootID)),
-		RunAsGroup:               ptr(int64(nonRootID)),
-		AllowPrivilegeEscalation: ptr(false),
-		ReadOnlyRootFilesystem:   ptr(true),
+		RunAsNonRoot:             new(true),
+		RunAsUser:                new(int64(nonRootID)),
+		RunAsGroup:               new(int64(nonRootID)),
+		AllowPrivilegeEscalation: new(false),
+		ReadOnlyRootFilesystem:   new(true),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
@@ -42,7 +42,7 @@ func container(opts Options) corev1.Container {
 		Name:          ContainerName,
 		Image:         opts.Image,
 		Args:          []string{"run"},
-		RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
+		RestartPolicy: new(corev1.ContainerRestartPolicyAlways),
 		EnvFrom:       []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: opts.SecretName}}}},
 		Env:           env,
 		Ports:         []corev1.ContainerPort{{Name: "health", ContainerPort: opts.HealthPort, Protocol: corev1.ProtocolTCP}},

@@ -30,6 +30,7 @@
 package podspec
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -122,7 +123,7 @@ func Apply(spec *corev1.PodSpec, opts Options) error {
 		Name: VolumeName,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 			Medium:    corev1.StorageMediumMemory,
-			SizeLimit: ptr(resource.MustParse("1Mi")), // a token and the temporary file of its replacement
+			SizeLimit: new(resource.MustParse("1Mi")), // a token and the temporary file of its replacement
 		}},
 	})
 	forEach(spec, opts.Readers, func(c *corev1.Container) {
@@ -142,20 +143,12 @@ func Apply(spec *corev1.PodSpec, opts Options) error {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Image == "" {
-		o.Image = DefaultImage
-	}
-	if o.SecretName == "" {
-		o.SecretName = DefaultSecretName
-	}
-	if o.HealthPort == 0 {
-		o.HealthPort = DefaultHealthPort
-	}
+	o.Image = cmp.Or(o.Image, DefaultImage)
+	o.SecretName = cmp.Or(o.SecretName, DefaultSecretName)
+	o.HealthPort = cmp.Or(o.HealthPort, DefaultHealthPort)
 	if o.Proxy != nil {
 		p := *o.Proxy
-		if p.Listen == "" {
-			p.Listen = DefaultProxyListen
-		}
+		p.Listen = cmp.Or(p.Listen, DefaultProxyListen)
 		o.Proxy = &p
 	}
 	return o
@@ -187,8 +180,6 @@ func portOf(addr string) (int32, error) {
 	}
 	return int32(n), nil
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // healthProbe is an HTTP GET of path on the health port.
 func healthProbe(path string, period, timeout, failures int32) *corev1.Probe {

@@ -19,7 +19,7 @@ func sessionPod() *corev1.PodSpec {
 		SecurityContext: &corev1.PodSecurityContext{RunAsUser: &id, RunAsGroup: &id, FSGroup: &id},
 		InitContainers: []corev1.Container{{
 			Name: "git-credentials", Image: "registry.example/git-credentials:1.4",
-			RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
+			RestartPolicy: new(corev1.ContainerRestartPolicyAlways),
 			VolumeMounts:  []corev1.VolumeMount{{Name: "git", MountPath: "/var/run/git"}},
 		}},
 		Containers: []corev1.Container{
@@ -33,8 +33,6 @@ func sessionPod() *corev1.PodSpec {
 		Volumes: []corev1.Volume{{Name: "workspace"}, {Name: "git"}},
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func find(cs []corev1.Container, name string) *corev1.Container {
 	for i := range cs {

@@ -13,30 +13,26 @@
 // # Withdrawal
 //
 // A file that went bad (missing, empty, invalid) is damage: the last good
-// token is kept. A writer that has no token to offer says so explicitly, by
-// writing a withdrawal record in its place: one line that starts with
+// token is kept. A writer that has no token to offer says so by writing a
+// withdrawal record in its place, one line that starts with
 // "# token withdrawn" and says why, e.g.
 //
 //	# token withdrawn: the control plane refused the credential (403)
 //
 // tokend writes it when the control plane definitively refuses the
-// credential (the session was stopped or its access revoked), because a
-// revoked session must stop using its token at once, not when it expires.
-// The record breaks the token rule (it holds spaces), so a shell or Python
-// reader that follows the rule sees no token. The Watcher drops the token
-// on the event that brings the record: Token returns "", Current().Err
-// wraps ErrWithdrawn, the WithOnChange callbacks are called with "", the
-// Transport sends nothing and fails with ErrWithdrawn, and Wait waits for a
-// new token. The next valid token restores everything.
+// credential, because a revoked session must stop using its token at once.
+// The record holds spaces, so a reader that follows the token rule sees no
+// token. On the event that brings it, the Watcher drops the token: Token
+// returns "", Current().Err wraps ErrWithdrawn, the WithOnChange callbacks
+// get "", the Transport sends nothing and fails with ErrWithdrawn, and Wait
+// waits for a new token. The next valid token restores everything.
 //
-// tokend replaces the file atomically, by renaming a complete temporary
-// file over it, but any writer will do: the package copes with a rename
-// into place, a truncate-and-write in place, a delete and recreate, the
-// directory itself removed and recreated, the kubelet's AtomicWriter
-// layout, where the file is a symlink through a "..data" symlink that is
-// swapped to publish a new version, and any other symlink on the path
-// swapped the same way, such as a versioned directory "current -> v2"
-// renamed into place.
+// Any writer will do (tokend renames a complete temporary file over the
+// token): a rename into place, a truncate-and-write in place, a delete and
+// recreate, the directory removed and recreated, the kubelet's
+// AtomicWriter layout (the file a symlink through a "..data" symlink that
+// is swapped to publish a new version), and any other symlink on the path
+// swapped the same way, such as "current -> v2" renamed into place.
 //
 // # Use
 //
@@ -57,28 +53,23 @@
 //	}
 //	client := &http.Client{Transport: w.Transport(nil)}
 //
-// Token returns the current token at the cost of one atomic load; Current
-// adds its JWT expiry and the state of the file. Ready (a channel) and Wait
-// tell when the first token has been read, as Snapshot.HasToken does for
-// one snapshot: a file that does not exist yet is waited for, not reported
-// as an error, and Wait's error says, for errors.Is, why no token came.
-// WithOnChange feeds an existing holder, such as an API client with a
-// SetToken method. Transport authorizes requests to the origin the token
-// is for (the first request's, or those given to AllowOrigins) and retries
-// once, with a re-read token, after a 401.
+// Token costs one atomic load; Current adds the JWT expiry and the state of
+// the file. Ready and Wait tell when the first token has been read: a file
+// that does not exist yet is waited for, and Wait's error says, for
+// errors.Is, why no token came. WithOnChange feeds an existing holder, such
+// as an API client with a SetToken method. Transport authorizes requests to
+// the origins the token is for and retries once, with a re-read token,
+// after a 401.
 //
 // # golang.org/x/oauth2
 //
-// Code written against golang.org/x/oauth2 takes a TokenSource; the
-// package example "TokenSource" adapts a Watcher to one in ten lines. It is
-// an example, not an API: a subpackage would make every consumer of
-// tokenfile resolve oauth2 and its requirements in its module graph for an
-// adapter that is one method over Current. Give the adapter to
-// oauth2.Transport directly, not through oauth2.NewClient or
-// ReuseTokenSource, which keep a token until its expiry and would miss
-// rotations. Where nothing requires a TokenSource, prefer Transport: unlike
-// oauth2.Transport, which authorizes every request it carries, it sends the
-// token only to the origins it is for.
+// The package example "TokenSource" adapts a Watcher to an
+// oauth2.TokenSource in ten lines; it is not an API, so that consumers of
+// tokenfile need not resolve oauth2. Give it to oauth2.Transport directly,
+// not through oauth2.NewClient or ReuseTokenSource, which keep a token
+// until its expiry and would miss rotations. Where nothing requires a
+// TokenSource, prefer Transport: it sends the token only to the origins it
+// is for.
 //
 // # Guarantees
 //

@@ -3,6 +3,7 @@ package tokenfile
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -25,17 +26,15 @@ const maxSettleRounds = 50
 // An Option configures a Watcher. Options are applied in order by New.
 type Option func(*config)
 
-// config is what the options set; New validates it.
+// config is what the options set; New validates it and the Watcher keeps it.
 type config struct {
 	poll     time.Duration
 	log      *slog.Logger
 	now      func() time.Time
 	onChange []func(token string)
-	refresh  refreshOptions // refresh.go
-}
-
-func defaultConfig() config {
-	return config{poll: DefaultPollInterval, now: time.Now}
+	// WithRefreshSocket (refresh.go)
+	refreshSocket string
+	refreshWait   time.Duration
 }
 
 // WithPollInterval sets how often the file is re-read regardless of events.
@@ -87,11 +86,8 @@ func (c *config) validate() error {
 	if c.now == nil {
 		errs = append(errs, errors.New("tokenfile: clock must not be nil"))
 	}
-	for _, fn := range c.onChange {
-		if fn == nil {
-			errs = append(errs, errors.New("tokenfile: change callback must not be nil"))
-			break
-		}
+	if slices.ContainsFunc(c.onChange, func(fn func(string)) bool { return fn == nil }) {
+		errs = append(errs, errors.New("tokenfile: change callback must not be nil"))
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

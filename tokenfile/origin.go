@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -76,7 +77,9 @@ func origin(u *url.URL) (o string, ok bool) {
 func (t *transport) destination(req *http.Request) error {
 	o, ok := origin(req.URL)
 	redirect := req.Response != nil
-	clear := t.inClear(req.URL)
+	// Plain http to a host the token already went to over https.
+	_, wentTLS := t.tls.Load(strings.ToLower(req.URL.Hostname()))
+	clear := wentTLS && strings.EqualFold(req.URL.Scheme, "http")
 	switch {
 	case redirect && (clear || downgraded(req)):
 		return errSkip
@@ -95,16 +98,6 @@ func (t *transport) destination(req *http.Request) error {
 		ErrOrigin, req.Method, req.URL.Redacted(), t.describe())
 }
 
-// inClear reports whether u is plain http to a host the token already went
-// to over https.
-func (t *transport) inClear(u *url.URL) bool {
-	if !strings.EqualFold(u.Scheme, "http") {
-		return false
-	}
-	_, ok := t.tls.Load(strings.ToLower(u.Hostname()))
-	return ok
-}
-
 // errSkip marks a redirect hop that goes out without the token.
 var errSkip = errors.New("tokenfile: redirect leaves the token's origins")
 
@@ -112,12 +105,7 @@ var errSkip = errors.New("tokenfile: redirect leaves the token's origins")
 // list, the first request that may pin the origin does.
 func (t *transport) allowed(o string, mayPin bool) bool {
 	if len(t.allow) > 0 {
-		for _, a := range t.allow {
-			if a == o {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(t.allow, o)
 	}
 	if mayPin && t.pinned.CompareAndSwap(nil, &o) {
 		return true

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/ambient-code/tokend/internal/refreshsock"
 )
 
@@ -13,16 +11,9 @@ import (
 // exchange, the write of the new token, and the answer.
 const DefaultRefreshWait = 5 * time.Second
 
-// refreshOptions is what WithRefreshSocket sets.
-type refreshOptions struct {
-	socket string
-	wait   time.Duration
-	flight *singleflight.Group // one request at a time per rejected token
-}
-
 // WithRefreshSocket makes the Transport ask tokend for a new token when the
 // server rejects the current one: after a 401 that re-reading the file
-// does not cure (step 3 of Transport), it sends a refresh request to the
+// does not cure (step 4 of Transport), it sends a refresh request to the
 // tokend serving the Unix socket at path (tokend run --refresh-socket;
 // conventionally ".tokend.sock" beside the token file), waits for the
 // answer, at most wait (DefaultRefreshWait when zero or negative), and,
@@ -36,21 +27,20 @@ func WithRefreshSocket(path string, wait time.Duration) Option {
 		wait = DefaultRefreshWait
 	}
 	return func(c *config) {
-		c.refresh = refreshOptions{socket: path, wait: wait, flight: &singleflight.Group{}}
+		c.refreshSocket, c.refreshWait = path, wait
 	}
 }
 
 // askRefresh asks tokend for a token other than rejected and returns the
 // token the file then holds; rejected when there is no other.
 func (w *Watcher) askRefresh(ctx context.Context, rejected string) string {
-	r := w.refresh
-	if r.socket == "" {
+	if w.refreshSocket == "" {
 		return rejected
 	}
-	v, _, _ := r.flight.Do(rejected, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.wait)
+	v, _, _ := w.flight.Do(rejected, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.refreshWait)
 		defer cancel()
-		resp, err := refreshsock.Request(ctx, r.socket)
+		resp, err := refreshsock.Request(ctx, w.refreshSocket)
 		if err != nil {
 			w.log.Warn("tokenfile: asking tokend for a new token after a 401 failed", "error", err.Error())
 			return rejected, nil

@@ -16,27 +16,21 @@ import (
 //
 // Run works in these steps:
 //
-//  1. It follows the path component by component and watches the real
-//     directory that holds the file (or the deepest one that exists while
-//     the rest does not) and every directory that holds a symlink met on
-//     the way, where that symlink is swapped: the kubelet's "..data", or a
+//  1. It watches the real directory that holds the file (or the deepest
+//     one that exists yet) and each directory that holds a symlink on the
+//     path, where that symlink is swapped: the kubelet's "..data", or a
 //     versioned directory ("current -> v2") renamed into place.
-//  2. Only then it reads the file, so no change can fall between the read
-//     and the watch.
-//  3. On every event that may have replaced the file (a create, which is
-//     how a rename into place arrives, a remove, a rename, an attribute
-//     change), it reads the file again, following symlinks anew, and
-//     moves the watches if a directory came or went or a symlink now
-//     leads elsewhere.
-//  4. On an in-place write it waits until the file has been left alone for
-//     a moment, then reads it, so a truncate-and-write is not caught half
-//     way.
-//  5. Every poll interval it reads the file whatever the events said, and
-//     checks the watches. If the watch cannot be created or breaks, Run
-//     logs the error, rebuilds it, and keeps polling meanwhile. A token
-//     that a poll, lost events or a rebuilt watch turn up, with no event
-//     to say how it was written, is taken for a write in flight: it is
-//     published once the file has been left alone, as in step 4.
+//  2. Only then it reads the file, so no change falls between read and watch.
+//  3. On an event that may have replaced the file (a create, which is how a
+//     rename into place arrives, a remove, a rename, an attribute change),
+//     it reads the file again and moves the watches to where the path now
+//     leads.
+//  4. On an in-place write it reads the file once it has been left alone
+//     for a moment, so a truncate-and-write is not caught half way.
+//  5. Every poll interval it reads the file and checks the watches. A watch
+//     that cannot be created or breaks is logged and rebuilt, polling
+//     meanwhile. A new token that no event announced is taken for a write
+//     in flight and published once the file has been left alone, as in 4.
 //
 // The goroutine that calls Run is the one that runs the change callbacks.
 func (w *Watcher) Run(ctx context.Context) error {
@@ -56,12 +50,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 		tick = t.C
 	}
 	for {
+		events, errs := l.chans()
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-l.events():
+		case ev, ok := <-events:
 			l.onEvents(ev, ok)
-		case err, ok := <-l.errs():
+		case err, ok := <-errs:
 			l.onError(err, ok)
 		case <-l.settle:
 			l.onSettle()
@@ -87,18 +82,12 @@ type loop struct {
 	rounds int              // settle timers started in a row
 }
 
-func (l *loop) events() <-chan fsnotify.Event {
+// chans returns the watch's channels; nil, never ready, while polling only.
+func (l *loop) chans() (<-chan fsnotify.Event, <-chan error) {
 	if l.n == nil {
-		return nil
+		return nil, nil
 	}
-	return l.n.Events
-}
-
-func (l *loop) errs() <-chan error {
-	if l.n == nil {
-		return nil
-	}
-	return l.n.Errors
+	return l.n.Events, l.n.Errors
 }
 
 // refresh reads the file, runs the callbacks, and brings the watches up to
@@ -148,20 +137,18 @@ func (l *loop) startSettle() {
 		l.dirty = true
 		return
 	}
-	l.settle, l.dirty, l.rounds = l.after(settleDelay), false, 0
+	l.settle, l.dirty, l.rounds = l.w.hooks.after(settleDelay), false, 0
 }
 
 func (l *loop) onSettle() {
 	if l.dirty && l.rounds < maxSettleRounds {
-		l.settle, l.dirty = l.after(settleDelay), false
+		l.settle, l.dirty = l.w.hooks.after(settleDelay), false
 		l.rounds++
 		return
 	}
 	l.settle = nil
 	l.refresh()
 }
-
-func (l *loop) after(d time.Duration) <-chan time.Time { return l.w.after(d) }
 
 func (l *loop) onError(err error, ok bool) {
 	switch {
@@ -189,12 +176,12 @@ func (l *loop) onTick() {
 // be a write in flight, so it is published only once the file has held
 // still, by the settle timer, as after an in-place write.
 func (l *loop) check() {
-	switch {
-	case l.settle != nil:
-		// A write is settling; its timer reads the file.
-	case l.w.polledChange():
+	if l.settle != nil {
+		return // a write is settling; its timer reads the file
+	}
+	if tok, err := readToken(l.w.path); err == nil && tok != l.w.Token() {
 		l.startSettle()
-	default:
+	} else {
 		l.refresh()
 	}
 }

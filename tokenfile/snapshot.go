@@ -90,19 +90,18 @@ func (s Snapshot) Expired(now time.Time) bool {
 func (s Snapshot) Fingerprint() string { return secret.Fingerprint(s.Token) }
 
 // Format implements fmt.Formatter so that every verb prints the fingerprint
-// in place of the token.
+// in place of the token, and what LogValue shows.
 func (s Snapshot) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "tokenfile.Snapshot{fingerprint: %s", s.Fingerprint())
-	if !s.Expiry.IsZero() {
-		fmt.Fprintf(f, ", expiry: %s", s.Expiry.Format(time.RFC3339))
+	sep := "tokenfile.Snapshot{"
+	for _, a := range s.LogValue().Group() {
+		v := a.Value.Any()
+		if t, ok := v.(time.Time); ok {
+			v = t.Format(time.RFC3339)
+		}
+		fmt.Fprintf(f, "%s%s: %v", sep, a.Key, v)
+		sep = ", "
 	}
-	if !s.LoadedAt.IsZero() {
-		fmt.Fprintf(f, ", loaded: %s", s.LoadedAt.Format(time.RFC3339))
-	}
-	if s.Err != nil {
-		fmt.Fprintf(f, ", err: %v", s.Err)
-	}
-	_, _ = f.Write([]byte("}"))
+	fmt.Fprint(f, "}")
 }
 
 // LogValue implements slog.LogValuer: a logged Snapshot shows the

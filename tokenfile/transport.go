@@ -27,19 +27,20 @@ import (
 //  2. Otherwise the request is cloned and its Authorization header set to
 //     "Bearer <token>", replacing any the caller set. The caller's request
 //     is not modified.
-//  3. If the Watcher holds no token yet, the file is read once (and once
-//     more after the settle delay, as in step 4); if there is still none, RoundTrip fails with an error wrapping ErrNotReady and
-//     nothing is sent. A request never goes out with an empty token.
-//  4. If the response is 401 Unauthorized, the file is read again, at once,
-//     in case the token rotated faster than the events arrived. A file that
-//     changed in the last moment is read only once it has been left alone
-//     (see Limits in the package doc). If it holds a different token and
-//     the request can be replayed safely (it has no body, or GetBody is
-//     set, as http.NewRequest does for in-memory bodies), the 401 response
-//     is discarded and the request is sent once more with the new token.
-//     With WithRefreshSocket, a file that still holds the rejected token
-//     makes the Transport ask tokend for a new one first. Otherwise the 401
-//     is returned as it is.
+//  3. If the Watcher holds no token yet, the file is read (settled as in
+//     step 4); if it holds none, RoundTrip fails with an error wrapping
+//     ErrNotReady and nothing is sent. A request never goes out with an
+//     empty token.
+//  4. After a 401 Unauthorized the file is read again at once, in case the
+//     token rotated faster than the events arrived; a file that changed in
+//     the last moment is read only once it has been left alone (see Limits
+//     in the package doc). If it holds a different token and the request
+//     can be replayed (it has no body, or GetBody is set, as
+//     http.NewRequest does for in-memory bodies), the 401 is discarded and
+//     the request is sent once more with the new token. With
+//     WithRefreshSocket, a file that still holds the rejected token makes
+//     the Transport ask tokend for a new one first. Otherwise the 401 is
+//     returned as it is.
 //
 // The token is read on every request, so a client built on this transport
 // follows rotations without a restart. An expired token is still sent; use
@@ -67,22 +68,19 @@ type transport struct {
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.err != nil {
-		closeBody(req)
-		return nil, t.err
+		return refuse(req, t.err)
 	}
 	switch err := t.destination(req); {
 	case errors.Is(err, errSkip):
 		return t.base.RoundTrip(unauthorized(req))
 	case err != nil:
-		closeBody(req)
-		return nil, err
+		return refuse(req, err)
 	}
 	tok := t.w.Token()
 	if tok == "" {
 		if tok = t.w.reloadSettled(req.Context()).Token; tok == "" {
-			closeBody(req)
-			return nil, &noTokenError{what: req.Method + " " + req.URL.Redacted() + " not sent without a token",
-				path: t.w.path, state: t.w.Current().Err, also: []error{ErrNotReady}}
+			return refuse(req, &noTokenError{what: req.Method + " " + req.URL.Redacted() + " not sent without a token",
+				path: t.w.path, state: t.w.Current().Err, also: []error{ErrNotReady}})
 		}
 	}
 	resp, err := t.base.RoundTrip(authorize(req, tok))
@@ -143,10 +141,11 @@ func replayable(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
-// closeBody closes the body of a request that will not be sent, as the
-// RoundTripper contract asks.
-func closeBody(req *http.Request) {
+// refuse closes the body of a request that will not be sent, as the
+// RoundTripper contract asks, and returns err.
+func refuse(req *http.Request, err error) (*http.Response, error) {
 	if req.Body != nil {
 		_ = req.Body.Close()
 	}
+	return nil, err
 }

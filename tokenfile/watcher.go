@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ambient-code/tokend/internal/jwtexp"
 )
@@ -22,13 +22,10 @@ import (
 // All methods are safe for concurrent use by any number of goroutines.
 // Token and Current never block and never take a lock.
 type Watcher struct {
-	path     string // absolute
-	poll     time.Duration
-	log      *slog.Logger
-	now      func() time.Time
-	onChange []func(string)
-	refresh  refreshOptions // refresh.go
-	hooks    hooks
+	config        // the options; log names the file
+	path   string // absolute
+	hooks  hooks
+	flight singleflight.Group // one refresh request at a time per rejected token
 
 	cur     atomic.Pointer[Snapshot] // never nil
 	ready   chan struct{}            // closed when the first token is stored
@@ -41,8 +38,8 @@ type Watcher struct {
 	delivered string // the token callbacks last saw; owned by Run's goroutine
 }
 
-// hooks lets tests replace the clockwork under Run. Zero fields mean the
-// real thing.
+// hooks lets tests replace the clockwork under Run. New sets after; other
+// zero fields mean the real thing.
 type hooks struct {
 	newNotify func() (*fsnotify.Watcher, error)    // creates the fsnotify watcher
 	watching  func(*fsnotify.Watcher)              // told each rebuilt watcher once its watches are installed
@@ -62,23 +59,15 @@ func New(path string, opts ...Option) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenfile: %w", err)
 	}
-	c := defaultConfig()
+	c := config{poll: DefaultPollInterval, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	w := &Watcher{
-		path:     abs,
-		poll:     c.poll,
-		log:      c.log.With("path", abs),
-		now:      c.now,
-		onChange: c.onChange,
-		refresh:  c.refresh,
-		ready:    make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-	}
+	c.log = c.log.With("path", abs)
+	w := &Watcher{config: c, path: abs, hooks: hooks{after: time.After}, ready: make(chan struct{}), kick: make(chan struct{}, 1)}
 	w.held = w.ready
 	w.cur.Store(&Snapshot{Err: ErrNotReady})
 	return w, nil
@@ -158,7 +147,7 @@ func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
 			return w.reload()
 		}
 		select {
-		case <-w.after(settleDelay):
+		case <-w.hooks.after(settleDelay):
 		case <-ctx.Done():
 			return w.Current()
 		}
@@ -169,14 +158,6 @@ func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
 		tok, err = readToken(w.path)
 	}
 	return w.Current()
-}
-
-// after returns a channel that receives once d has passed.
-func (w *Watcher) after(d time.Duration) <-chan time.Time {
-	if w.hooks.after != nil {
-		return w.hooks.after(d)
-	}
-	return time.After(d)
 }
 
 // load is reload; when want is not nil, a token other than *want is taken
@@ -281,11 +262,4 @@ func (w *Watcher) deliver() {
 	for _, fn := range w.onChange {
 		fn(tok)
 	}
-}
-
-// polledChange reports whether the file holds a valid token other than the
-// current one, without publishing it.
-func (w *Watcher) polledChange() bool {
-	tok, err := readToken(w.path)
-	return err == nil && tok != w.Token()
 }

@@ -1,6 +1,7 @@
 package tokenfile
 
 import (
+	"cmp"
 	"errors"
 	"io/fs"
 	"slices"
@@ -14,8 +15,7 @@ import (
 func (l *loop) rebuild() {
 	l.closeNotify()
 	l.rebuilt = true
-	newNotify := l.w.hooks.newNotify
-	n, err := fswatch.New(newNotify)
+	n, err := fswatch.New(l.w.hooks.newNotify)
 	if err != nil {
 		if msg := err.Error(); msg != l.buildErr {
 			l.buildErr = msg
@@ -50,7 +50,9 @@ func (l *loop) sync() (changed bool) {
 		return false
 	}
 	for range maxSyncRounds {
-		if !l.apply(l.wanted()) {
+		real, dirs := resolve(l.w.path) // real tells in-place writes to the file from other events
+		l.resolved = cmp.Or(real, l.w.path)
+		if !l.apply(dirs) {
 			return changed
 		}
 		changed = true
@@ -62,20 +64,9 @@ func (l *loop) sync() (changed bool) {
 // pause; polling covers whatever it gives up on.
 const maxSyncRounds = 16
 
-// wanted returns the directories to watch (see resolve), and records the
-// file's real path for telling in-place writes to it from other events.
-func (l *loop) wanted() []string {
-	real, dirs := resolve(l.w.path)
-	l.resolved = l.w.path
-	if real != "" {
-		l.resolved = real
-	}
-	return dirs
-}
-
 // apply adds the watches in want that are missing and removes the others.
 // It reports whether it added one, or found that a directory in want has
-// gone in the meantime: either way, wanted must be asked again.
+// gone in the meantime: either way, resolve must be asked again.
 func (l *loop) apply(want []string) (again bool) {
 	have := l.n.WatchList()
 	for _, d := range want {

@@ -29,8 +29,9 @@ package staticpod
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -134,81 +135,59 @@ func (c *converter) note(format string, args ...any) {
 // returns the pod when the object is a workload.
 func (c *converter) object(doc []byte) (*corev1.Pod, error) {
 	var meta struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name string `json:"name"`
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
 		} `json:"metadata"`
 	}
 	if err := yaml.Unmarshal(doc, &meta); err != nil {
 		return nil, err
 	}
 	what := meta.Kind + " " + meta.Metadata.Name
+	if meta.Kind == "ServiceAccount" {
+		c.note("%s: not created; a static pod may not reference a ServiceAccount", what)
+		return nil, nil
+	}
+	typed, ok := map[string]any{"Secret": &corev1.Secret{}, "Pod": &corev1.Pod{}, "Job": &batchv1.Job{},
+		"Deployment": &appsv1.Deployment{}, "StatefulSet": &appsv1.StatefulSet{}, "DaemonSet": &appsv1.DaemonSet{}}[meta.Kind]
+	if !ok {
+		return nil, fmt.Errorf("%s: a kind a static pod cannot use; add its handling to manifests/internal/staticpod", what)
+	}
+	if err := decode(doc, typed); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	switch meta.Kind {
 	case "Secret":
-		var s corev1.Secret
-		if err := decode(doc, &s); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
+		s := typed.(*corev1.Secret)
 		vals := map[string]string{}
-		for k, v := range s.StringData {
-			vals[k] = v
-		}
+		maps.Copy(vals, s.StringData)
 		for k, v := range s.Data {
 			vals[k] = string(v)
 		}
 		c.secrets[s.Name] = vals
 		return nil, nil
-	case "ServiceAccount":
-		c.note("%s: not created; a static pod may not reference a ServiceAccount", what)
-		return nil, nil
 	case "Pod":
-		var p corev1.Pod
-		if err := decode(doc, &p); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		return &p, nil
+		return typed.(*corev1.Pod), nil
 	case "Job":
-		var j batchv1.Job
-		if err := decode(doc, &j); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		c.note("%s: becomes Pod %s, its template; a static pod has no controller (backoffLimit and ttlSecondsAfterFinished go with the Job)", what, j.Name)
-		return fromTemplate(j.ObjectMeta.Name, j.Namespace, j.Spec.Template), nil
-	case "Deployment", "StatefulSet", "DaemonSet":
-		var t corev1.PodTemplateSpec
-		var name, ns string
-		switch meta.Kind {
-		case "Deployment":
-			var d appsv1.Deployment
-			if err := decode(doc, &d); err != nil {
-				return nil, fmt.Errorf("%s: %w", what, err)
-			}
-			name, ns, t = d.Name, d.Namespace, d.Spec.Template
-		case "StatefulSet":
-			var s appsv1.StatefulSet
-			if err := decode(doc, &s); err != nil {
-				return nil, fmt.Errorf("%s: %w", what, err)
-			}
-			name, ns, t = s.Name, s.Namespace, s.Spec.Template
-		default:
-			var d appsv1.DaemonSet
-			if err := decode(doc, &d); err != nil {
-				return nil, fmt.Errorf("%s: %w", what, err)
-			}
-			name, ns, t = d.Name, d.Namespace, d.Spec.Template
-		}
-		c.note("%s: becomes Pod %s, one replica of its template; a static pod has no controller", what, name)
-		return fromTemplate(name, ns, t), nil
+		c.note("%s: becomes Pod %s, its template; a static pod has no controller (backoffLimit and ttlSecondsAfterFinished go with the Job)", what, meta.Metadata.Name)
+	default:
+		c.note("%s: becomes Pod %s, one replica of its template; a static pod has no controller", what, meta.Metadata.Name)
 	}
-	return nil, fmt.Errorf("%s: a kind a static pod cannot use; add its handling to manifests/internal/staticpod", what)
-}
-
-func fromTemplate(name, namespace string, t corev1.PodTemplateSpec) *corev1.Pod {
-	p := &corev1.Pod{ObjectMeta: t.ObjectMeta, Spec: t.Spec}
+	// Every workload kind keeps its pod template at spec.template; decode
+	// has checked the whole object already.
+	var w struct {
+		Spec struct {
+			Template corev1.PodTemplateSpec `json:"template"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(doc, &w); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	p := &corev1.Pod{ObjectMeta: w.Spec.Template.ObjectMeta, Spec: w.Spec.Template.Spec}
 	p.APIVersion, p.Kind = "v1", "Pod"
-	p.Name, p.Namespace = name, namespace
-	return p
+	p.Name, p.Namespace = meta.Metadata.Name, meta.Metadata.Namespace
+	return p, nil
 }
 
 // decode decodes one YAML document strictly: an unknown or duplicate field
@@ -241,21 +220,22 @@ func (c *converter) pod(p *corev1.Pod) error {
 		}
 	}
 	hosts := map[string]bool{}
-	for _, ctr := range containers(s) {
-		if err := c.container(ctr, hosts); err != nil {
-			return fmt.Errorf("container %s: %w", ctr.Name, err)
+	for _, list := range [][]corev1.Container{s.InitContainers, s.Containers} {
+		for i := range list {
+			if err := c.container(&list[i], hosts); err != nil {
+				return fmt.Errorf("container %s: %w", list[i].Name, err)
+			}
 		}
 	}
 	if c.caVolume {
-		file := corev1.HostPathFile
-		s.Volumes = append(s.Volumes, corev1.Volume{Name: "e2e-ca", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: c.opts.CAFile, Type: &file}}})
+		s.Volumes = append(s.Volumes, corev1.Volume{Name: "e2e-ca", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: c.opts.CAFile, Type: new(corev1.HostPathFile)}}})
 	}
 	if !s.HostNetwork {
 		s.HostNetwork = true
 		c.note("hostNetwork: true; the node has no CNI, so the pod shares the node's network namespace")
 	}
 	if len(hosts) > 0 {
-		names := sortedKeys(hosts)
+		names := slices.Sorted(maps.Keys(hosts))
 		s.HostAliases = append(s.HostAliases, corev1.HostAlias{IP: loopback, Hostnames: names})
 		c.note("hostAliases %s: %s; the node's stand-ins serve these Services on its loopback", loopback, strings.Join(names, ", "))
 	}
@@ -270,50 +250,32 @@ func (c *converter) pod(p *corev1.Pod) error {
 	return nil
 }
 
-// containers returns the pod's init and main containers, in pod order.
-func containers(s *corev1.PodSpec) []*corev1.Container {
-	var all []*corev1.Container
-	for i := range s.InitContainers {
-		all = append(all, &s.InitContainers[i])
-	}
-	for i := range s.Containers {
-		all = append(all, &s.Containers[i])
-	}
-	return all
-}
-
 // container inlines the container's Secret references and placeholders,
 // adds the CA where tokend talks https, pins the image, and collects the
 // Service host names of its env values into hosts.
 func (c *converter) container(ctr *corev1.Container, hosts map[string]bool) error {
 	var env []corev1.EnvVar
 	for _, from := range ctr.EnvFrom {
-		switch {
-		case from.SecretRef != nil:
-			vals, ok := c.secrets[from.SecretRef.Name]
-			if !ok {
-				return fmt.Errorf("envFrom Secret %s: not among the rendered objects; render it with the workload (a secretGenerator)", from.SecretRef.Name)
-			}
-			keys := sortedKeys(vals)
-			for _, k := range keys {
-				env = append(env, corev1.EnvVar{Name: from.Prefix + k, Value: vals[k]})
-			}
-			c.note("container %s: envFrom Secret %s becomes env values %s; a static pod may not reference a Secret", ctr.Name, from.SecretRef.Name, strings.Join(keys, ", "))
-		default:
+		if from.SecretRef == nil {
 			return errors.New("envFrom a ConfigMap, which a static pod may not reference; render its values as env values")
 		}
+		vals, ok := c.secrets[from.SecretRef.Name]
+		if !ok {
+			return fmt.Errorf("envFrom Secret %s: not among the rendered objects; render it with the workload (a secretGenerator)", from.SecretRef.Name)
+		}
+		keys := slices.Sorted(maps.Keys(vals))
+		for _, k := range keys {
+			env = append(env, corev1.EnvVar{Name: from.Prefix + k, Value: vals[k]})
+		}
+		c.note("container %s: envFrom Secret %s becomes env values %s; a static pod may not reference a Secret", ctr.Name, from.SecretRef.Name, strings.Join(keys, ", "))
 	}
 	ctr.EnvFrom = nil
 	for _, e := range ctr.Env {
-		if e.ValueFrom != nil {
+		if from := e.ValueFrom; from != nil && from.SecretKeyRef == nil && from.FieldRef == nil && from.ResourceFieldRef == nil {
+			return fmt.Errorf("env %s: a reference a static pod may not use; give the value", e.Name)
+		}
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 			ref := e.ValueFrom.SecretKeyRef
-			if ref == nil {
-				if e.ValueFrom.FieldRef != nil || e.ValueFrom.ResourceFieldRef != nil {
-					env = append(env, e)
-					continue
-				}
-				return fmt.Errorf("env %s: a reference a static pod may not use; give the value", e.Name)
-			}
 			v, ok := c.secrets[ref.Name][ref.Key]
 			if !ok {
 				return fmt.Errorf("env %s: Secret %s key %s is not among the rendered objects", e.Name, ref.Name, ref.Key)
@@ -343,30 +305,16 @@ func (c *converter) container(ctr *corev1.Container, hosts map[string]bool) erro
 	}
 	ctr.Env = env
 	if https && c.opts.CAFile != "" && strings.HasPrefix(ctr.Image, tokendImage) {
-		c.addCA(ctr)
+		ctr.Env = append(ctr.Env, corev1.EnvVar{Name: "TOKEND_CA_FILE", Value: caMount})
+		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "e2e-ca", MountPath: caMount, ReadOnly: true})
+		c.caVolume = true
+		c.note("container %s: TOKEND_CA_FILE %s, the stand-in API server's CA from the node (hostPath %s)", ctr.Name, caMount, c.opts.CAFile)
 	}
 	if ctr.ImagePullPolicy != corev1.PullNever {
 		ctr.ImagePullPolicy = corev1.PullNever
 		c.note("container %s: imagePullPolicy Never; image %s is loaded into the node, no registry serves it", ctr.Name, ctr.Image)
 	}
 	return nil
-}
-
-// addCA mounts Options.CAFile into tokend's container and names it.
-func (c *converter) addCA(ctr *corev1.Container) {
-	ctr.Env = append(ctr.Env, corev1.EnvVar{Name: "TOKEND_CA_FILE", Value: caMount})
-	ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "e2e-ca", MountPath: caMount, ReadOnly: true})
-	c.caVolume = true
-	c.note("container %s: TOKEND_CA_FILE %s, the stand-in API server's CA from the node (hostPath %s)", ctr.Name, caMount, c.opts.CAFile)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // OpenShiftUID is the user the e2e's OpenShift pod runs as: a user from
@@ -381,8 +329,8 @@ type E2EPod struct {
 	Name string
 	// Dir is the kustomization, relative to the manifests directory.
 	Dir string
-	// RunAsUser, when not zero, is assigned as Options.RunAsUser.
-	RunAsUser int64
+	// RunAsUser is the pod's Options.RunAsUser.
+	RunAsUser *int64
 }
 
 // E2EPods are the pods scripts/e2e-kubelet.sh runs, in the order it runs
@@ -391,5 +339,5 @@ var E2EPods = []E2EPod{
 	{Name: "mcp-job", Dir: "components/examples/mcp-job"},
 	{Name: "runner-pod", Dir: "components/examples/runner-pod"},
 	{Name: "credential-proxy", Dir: "overlays/credential-proxy"},
-	{Name: "openshift", Dir: "components/examples/openshift", RunAsUser: OpenShiftUID},
+	{Name: "openshift", Dir: "components/examples/openshift", RunAsUser: new(OpenShiftUID)},
 }

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,12 +22,7 @@ const (
 )
 
 func options(p E2EPod) Options {
-	o := Options{PublicKey: testKey, SessionID: testSID, CAFile: testCA}
-	if p.RunAsUser != 0 {
-		uid := p.RunAsUser
-		o.RunAsUser = &uid
-	}
-	return o
+	return Options{PublicKey: testKey, SessionID: testSID, CAFile: testCA, RunAsUser: p.RunAsUser}
 }
 
 // TestE2EPodsAreStaticPods: each pod the end-to-end test runs references
@@ -59,7 +55,7 @@ func TestE2EPodsAreStaticPods(t *testing.T) {
 					t.Errorf("volume %s references an API object", v.Name)
 				}
 			}
-			for _, c := range containers(&s) {
+			for _, c := range slices.Concat(s.InitContainers, s.Containers) {
 				if c.ImagePullPolicy != corev1.PullNever {
 					t.Errorf("%s: imagePullPolicy %q", c.Name, c.ImagePullPolicy)
 				}
@@ -124,7 +120,7 @@ func TestStandInsWhereNeeded(t *testing.T) {
 			}
 		}
 		sc := pod.Spec.SecurityContext
-		if p.RunAsUser != 0 {
+		if p.RunAsUser != nil {
 			if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != OpenShiftUID || sc.FSGroup == nil || *sc.FSGroup != OpenShiftUID {
 				t.Errorf("%s: securityContext %+v, want user and fsGroup %d", p.Name, sc, OpenShiftUID)
 			}
@@ -166,16 +162,15 @@ func TestOnlyWhatAStaticPodNeeds(t *testing.T) {
 	if len(got.InitContainers) != len(want.InitContainers) || len(got.Containers) != len(want.Containers) {
 		t.Fatal("the containers changed in number")
 	}
-	for i, c := range containers(&got) {
-		w := *containers(&want)[i]
-		g := *c
+	for i, g := range slices.Concat(got.InitContainers, got.Containers) {
+		w := slices.Concat(want.InitContainers, want.Containers)[i]
 		g.Env, w.Env, g.EnvFrom, w.EnvFrom = nil, nil, nil, nil
 		g.ImagePullPolicy, w.ImagePullPolicy = "", ""
 		if n := len(g.VolumeMounts); n > 0 && g.VolumeMounts[n-1].Name == "e2e-ca" {
 			g.VolumeMounts = g.VolumeMounts[:n-1]
 		}
 		if !reflect.DeepEqual(g, w) {
-			t.Errorf("container %s changed beyond env, pull policy and the CA:\n got %+v\nwant %+v", c.Name, g, w)
+			t.Errorf("container %s changed beyond env, pull policy and the CA:\n got %+v\nwant %+v", g.Name, g, w)
 		}
 	}
 	if got.RestartPolicy != corev1.RestartPolicyNever || !reflect.DeepEqual(got.SecurityContext, want.SecurityContext) {

@@ -63,11 +63,7 @@ func write(out, keyFile, ca, session, dir string, stdout io.Writer) error {
 		return fmt.Errorf("-public-key: %w", err)
 	}
 	for _, p := range staticpod.E2EPods {
-		o := staticpod.Options{PublicKey: string(key), SessionID: session, CAFile: ca}
-		if p.RunAsUser != 0 {
-			uid := p.RunAsUser
-			o.RunAsUser = &uid
-		}
+		o := staticpod.Options{PublicKey: string(key), SessionID: session, CAFile: ca, RunAsUser: p.RunAsUser}
 		pod, changes, err := staticpod.Render(filepath.Join(dir, p.Dir), o)
 		if err != nil {
 			return err
