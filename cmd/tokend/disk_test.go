@@ -9,9 +9,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // diskFault is something that happens to the token's volume under a
@@ -188,9 +188,9 @@ func TestRunRestoresARemovedTokenFile(t *testing.T) {
 	requests := h.iss.Requests()
 	for range 3 {
 		must(t, os.Remove(h.file))
-		e, skipped := r.events.Next(t, "the token written again", is(daemon.TokenStored))
+		e, skipped := r.events.Next(t, "the token written again", is(daemonevents.TokenStored))
 		for _, s := range skipped {
-			if s.Kind != daemon.WaitStarted {
+			if s.Kind != daemonevents.WaitStarted {
 				t.Errorf("%v before the restore, want only waits", s)
 			}
 		}

@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // Bad token values the faults hand out. They must never reach the token
@@ -260,9 +260,9 @@ func TestInitIssuerFaults(t *testing.T) {
 		}
 		// The delay asked for reached the refresher, whose unit tests prove
 		// that it waits at least that long.
-		var failed []daemon.Event
+		var failed []daemonevents.Event
 		for _, e := range h.events.All() {
-			if e.Kind == daemon.ExchangeFailed {
+			if e.Kind == daemonevents.ExchangeFailed {
 				failed = append(failed, e)
 			}
 		}
@@ -355,8 +355,8 @@ func TestRunIssuerFaults(t *testing.T) {
 			hits        []fakeissuer.Hit
 		}
 		var stores testkit.Log[store]
-		h.observe = func(e daemon.Event) {
-			if e.Kind == daemon.TokenStored {
+		h.observe = func(e daemonevents.Event) {
+			if e.Kind == daemonevents.TokenStored {
 				stores.Add(store{e.Fingerprint, h.out.Hits()})
 			}
 		}
@@ -425,11 +425,11 @@ func TestRunIssuerFaults(t *testing.T) {
 // begun: three (two for a Retry-After), each with its error and followed
 // by a wait, and no token written from the first on. It returns the event
 // of the token stored last before the outage.
-func (h *faultHarness) outage(r *running, f issuerFault) daemon.Event {
+func (h *faultHarness) outage(r *running, f issuerFault) daemonevents.Event {
 	h.t.Helper()
-	var held daemon.Event
+	var held daemonevents.Event
 	for _, e := range h.events.All() {
-		if e.Kind == daemon.TokenStored {
+		if e.Kind == daemonevents.TokenStored {
 			held = e
 		}
 	}
@@ -438,19 +438,19 @@ func (h *faultHarness) outage(r *running, f issuerFault) daemon.Event {
 		n = 2
 	}
 	for i := range n {
-		e, skipped := r.events.Next(h.t, "a failed exchange", is(daemon.ExchangeFailed))
+		e, skipped := r.events.Next(h.t, "a failed exchange", is(daemonevents.ExchangeFailed))
 		for _, s := range skipped {
 			switch {
-			case s.Kind == daemon.TokenStored && i == 0:
+			case s.Kind == daemonevents.TokenStored && i == 0:
 				held = s // an exchange answered before the outage began
-			case s.Kind == daemon.TokenStored, s.Kind == daemon.StoreFailed:
+			case s.Kind == daemonevents.TokenStored, s.Kind == daemonevents.StoreFailed:
 				h.t.Fatalf("%v during the outage", s)
 			}
 		}
 		if !matches(h.t, f.want, e.Err.Error()) {
 			h.t.Errorf("failure %q does not match %q", e.Err, f.want)
 		}
-		r.next("the wait after a failure", is(daemon.WaitStarted))
+		r.next("the wait after a failure", is(daemonevents.WaitStarted))
 	}
 	return held
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 const sessionID = "session-7f3a9c21-secret"
@@ -38,10 +39,10 @@ type harness struct {
 	stdout testkit.Buffer
 	stderr testkit.Buffer
 	// events records what the in-process daemon did (see daemon).
-	events testkit.Log[daemon.Event]
+	events testkit.Log[daemonevents.Event]
 	// observe, when set before the daemon starts, also sees every event,
 	// on the daemon's goroutine: a snapshot taken there is exact.
-	observe func(daemon.Event)
+	observe func(daemonevents.Event)
 }
 
 func newHarness(t *testing.T) *harness {
@@ -86,12 +87,12 @@ func (h *harness) daemon(ctx context.Context, cmd string, tweak func(exchange.Ex
 	}
 	cfg := &o.Config
 	log := newLogger(o.logFormat, o.logLevel, &h.stderr)
-	d := daemon.Deps{Logger: log, Observe: func(e daemon.Event) {
+	d := daemonevents.Observe(daemon.Deps{Logger: log}, func(e daemonevents.Event) {
 		if h.observe != nil {
 			h.observe(e) // first: a test woken by the event sees its effect
 		}
 		h.events.Add(e)
-	}}
+	})
 	if tweak != nil {
 		if err := tweak(cfg.Exchanger); err != nil {
 			return err
@@ -115,7 +116,7 @@ type running struct {
 	done   chan error
 	cancel context.CancelFunc
 	// events reads h.events in order; it fails the test if run returns.
-	events *testkit.Cursor[daemon.Event]
+	events *testkit.Cursor[daemonevents.Event]
 	// addr is the health server's address ("" when disabled).
 	addr string
 }
@@ -138,14 +139,14 @@ func (h *harness) startRun(tweak func(exchange.Exchanger) error) *running {
 		testkit.Await(h.t, "run to return", finished)
 	})
 	if h.env["TOKEND_HEALTH_ADDR"] != "" {
-		e := r.next("the health server to listen", is(daemon.HealthListening))
+		e := r.next("the health server to listen", is(daemonevents.HealthListening))
 		r.addr = e.Addr.String()
 	}
 	return r
 }
 
 // next waits for the next event that ok accepts; see testkit.Cursor.Next.
-func (r *running) next(what string, ok func(daemon.Event) bool) daemon.Event {
+func (r *running) next(what string, ok func(daemonevents.Event) bool) daemonevents.Event {
 	r.h.t.Helper()
 	e, _ := r.events.Next(r.h.t, what, ok)
 	return e
@@ -161,12 +162,12 @@ func (r *running) stop() {
 }
 
 // is accepts the events of one kind.
-func is(k daemon.EventKind) func(daemon.Event) bool {
-	return func(e daemon.Event) bool { return e.Kind == k }
+func is(k daemonevents.EventKind) func(daemonevents.Event) bool {
+	return func(e daemonevents.Event) bool { return e.Kind == k }
 }
 
 // storedNew accepts a TokenStored event of a token new to the file.
-func storedNew(e daemon.Event) bool { return e.Kind == daemon.TokenStored && e.Changed }
+func storedNew(e daemonevents.Event) bool { return e.Kind == daemonevents.TokenStored && e.Changed }
 
 // token reads the token file; "" when it is absent.
 func (h *harness) token() string {

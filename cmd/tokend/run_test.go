@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 func TestInitWritesToken(t *testing.T) {
@@ -137,7 +137,7 @@ func TestRunRotatesAndNeverExposesABadFile(t *testing.T) {
 	}()
 	// Both faults come first: two failed attempts, then the rotations.
 	for range 2 {
-		r.next("a failed exchange", is(daemon.ExchangeFailed))
+		r.next("a failed exchange", is(daemonevents.ExchangeFailed))
 	}
 	for range 8 {
 		r.next("a new token", storedNew)
@@ -231,8 +231,8 @@ func TestInitThenRunIsOneExchange(t *testing.T) {
 	}
 	tok := h.token()
 	r := h.startRun(nil)
-	stored := r.next("init's token stored", is(daemon.TokenStored))
-	r.next("the first wait", is(daemon.WaitStarted))
+	stored := r.next("init's token stored", is(daemonevents.TokenStored))
+	r.next("the first wait", is(daemonevents.WaitStarted))
 	if n := h.iss.Requests(); n != 1 {
 		t.Fatalf("%d exchanges for init and run, want 1\n%s", n, h.stderr.String())
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // encryptedWorld is a fake control plane that mints a new token per
@@ -148,11 +149,11 @@ func TestRunNotifiesOnARequestedRefresh(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Run(ctx, cfg, daemon.Deps{Logger: slog.New(log), Observe: func(e daemon.Event) {
-			if e.Kind == daemon.HealthListening {
+		done <- daemon.Run(ctx, cfg, daemonevents.Observe(daemon.Deps{Logger: slog.New(log)}, func(e daemonevents.Event) {
+			if e.Kind == daemonevents.HealthListening {
 				addr <- e.Addr
 			}
-		}})
+		}))
 	}()
 	await(t, log.ch, "the first token", func(l string) bool {
 		return strings.HasPrefix(l, "token refreshed") || strings.HasPrefix(l, "token stored") || strings.Contains(l, "fingerprint=")

@@ -13,12 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/health"
 	"github.com/ambient-code/tokend/internal/jwtexp"
+	"github.com/ambient-code/tokend/internal/refresher"
 	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
@@ -35,11 +37,15 @@ type Deps struct {
 	// for an exchange now (SIGHUP, SIGUSR1); the caller registers them
 	// with signal.Notify.
 	RefreshSignals <-chan os.Signal
-	// Observe, when set, receives every step of Init and Run as an Event,
-	// in order, on the goroutine that takes the step (the refresher's, the
-	// token directory's for a restore, or Run's for HealthListening). It
-	// must not block. Tests wait on it instead of polling files and clocks.
-	Observe func(Event)
+	// Observer, when set, is told of every step of the refresher of Init
+	// and Run, after its other observers (tests wait on it).
+	Observer refresher.Observer
+	// Restored, when set, follows each restore of a lost output
+	// (tokendir.Dir.Restored), on the token directory's goroutine.
+	Restored func(fingerprint string, err error)
+	// Listening, when set, receives the health server's address once Run
+	// has bound it, before it serves. It must not block.
+	Listening func(net.Addr)
 }
 
 func (d Deps) now() time.Time {
@@ -54,7 +60,7 @@ func (d Deps) now() time.Time {
 // returns. A permanent refusal returns at once.
 func Init(ctx context.Context, cfg *Config, d Deps) error {
 	dir, ex, log := prepare(cfg, d)
-	r := newRefresher(cfg, d, log, dir, ex, nil, eventObserver{d: d})
+	r := newRefresher(cfg, d, log, dir, ex, nil)
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)

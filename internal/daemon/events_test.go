@@ -15,6 +15,7 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // exchangeFunc adapts a function to exchange.Exchanger.
@@ -22,7 +23,7 @@ type exchangeFunc func(context.Context) (exchange.Token, error)
 
 func (f exchangeFunc) Exchange(ctx context.Context) (exchange.Token, error) { return f(ctx) }
 
-// TestObserveInit: Deps.Observe sees init's steps in order (a failed
+// TestObserveInit: Deps.Observer sees init's steps in order (a failed
 // exchange, the wait, the stored token) and no event shows the token.
 func TestObserveInit(t *testing.T) {
 	const tok = "s3cret-observed-token"
@@ -36,19 +37,19 @@ func TestObserveInit(t *testing.T) {
 	})
 	cfg := testConfig("http://127.0.0.1:1/token", testkit.RSAKey().Public().(*rsa.PublicKey), "observe-session-0001", filepath.Join(t.TempDir(), "token"))
 	cfg.Command, cfg.MaxBackoff = "init", time.Millisecond
-	var events testkit.Log[daemon.Event]
-	d := daemon.Deps{Logger: slog.New(slog.DiscardHandler), Exchanger: ex, Observe: events.Add}
+	var events testkit.Log[daemonevents.Event]
+	d := daemonevents.Observe(daemon.Deps{Logger: slog.New(slog.DiscardHandler), Exchanger: ex}, events.Add)
 	if err := daemon.Init(t.Context(), cfg, d); err != nil {
 		t.Fatal(err)
 	}
-	var kinds []daemon.EventKind
+	var kinds []daemonevents.EventKind
 	for _, e := range events.All() {
 		kinds = append(kinds, e.Kind)
 		if strings.Contains(fmt.Sprint(e), tok) {
 			t.Errorf("event %v shows the token", e)
 		}
 	}
-	want := []daemon.EventKind{daemon.ExchangeFailed, daemon.WaitStarted, daemon.TokenStored}
+	want := []daemonevents.EventKind{daemonevents.ExchangeFailed, daemonevents.WaitStarted, daemonevents.TokenStored}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", events.All(), want)
 	}

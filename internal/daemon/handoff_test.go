@@ -16,6 +16,7 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // TestRunAdoptsTheTokenInitWrote: init, then run on the same token
@@ -69,16 +70,16 @@ func TestRunAdoptsTheTokenInitWrote(t *testing.T) {
 			}
 			onDisk, _ := os.ReadFile(cfg.TokenFile)
 			var logs testkit.Buffer
-			var events testkit.Log[daemon.Event]
-			d := daemon.Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Observe: events.Add,
-				Now: func() time.Time { return time.Now().Add(tc.runAt) }}
+			var events testkit.Log[daemonevents.Event]
+			d := daemonevents.Observe(daemon.Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Now: func() time.Time { return time.Now().Add(tc.runAt) }}, events.Add)
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
 			go func() { done <- daemon.Run(ctx, cfg, d) }()
 			cur := events.Cursor()
 			cur.Stop = done
-			stored, _ := cur.Next(t, "the first token stored", func(e daemon.Event) bool { return e.Kind == daemon.TokenStored })
-			cur.Next(t, "the first wait", func(e daemon.Event) bool { return e.Kind == daemon.WaitStarted })
+			stored, _ := cur.Next(t, "the first token stored", func(e daemonevents.Event) bool { return e.Kind == daemonevents.TokenStored })
+			cur.Next(t, "the first wait", func(e daemonevents.Event) bool { return e.Kind == daemonevents.WaitStarted })
 			cancel()
 			if err := testkit.Await(t, "run to return", done); err != nil {
 				t.Fatal(err)

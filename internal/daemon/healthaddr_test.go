@@ -12,6 +12,7 @@ import (
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // signalExchanger hands out one fixed token and reports each call.
@@ -37,15 +38,14 @@ func TestRunWithoutHealthAddr(t *testing.T) {
 	cfg := testConfig("http://ambient-control-plane.ns.svc:8080/token", &k.PublicKey, "session-health-addr-test", filepath.Join(t.TempDir(), "token"))
 	ex := signalExchanger{called: make(chan struct{}, 1)}
 	var logs bytes.Buffer
-	d := daemon.Deps{
+	d := daemonevents.Observe(daemon.Deps{
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 		Exchanger: ex,
-		Observe: func(e daemon.Event) {
-			if e.Kind == daemon.HealthListening {
-				t.Errorf("health server listening on %v", e.Addr)
-			}
-		},
-	}
+	}, func(e daemonevents.Event) {
+		if e.Kind == daemonevents.HealthListening {
+			t.Errorf("health server listening on %v", e.Addr)
+		}
+	})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- daemon.Run(ctx, cfg, d) }()

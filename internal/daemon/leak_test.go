@@ -20,6 +20,7 @@ import (
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // leakIssuer answers every request with a new opaque JWT (no credential
@@ -98,11 +99,11 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	// stored wakes the test after each store; a log of events would grow
 	// the heap this test measures.
 	stored := make(chan struct{}, 1)
-	observe := func(e daemon.Event) {
-		if e.Kind == daemon.HealthListening {
+	observe := func(e daemonevents.Event) {
+		if e.Kind == daemonevents.HealthListening {
 			addr <- e.Addr
 		}
-		if e.Kind == daemon.TokenStored {
+		if e.Kind == daemonevents.TokenStored {
 			select {
 			case stored <- struct{}{}:
 			default:
@@ -112,11 +113,10 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Run(ctx, cfg, daemon.Deps{
+		done <- daemon.Run(ctx, cfg, daemonevents.Observe(daemon.Deps{
 			Logger:    slog.New(slog.DiscardHandler),
 			Exchanger: ex,
-			Observe:   observe,
-		})
+		}, observe))
 	}()
 	defer func() {
 		cancel()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // TestRunTakenHealthPortStartsNothing: when the health port is taken, Run
@@ -26,9 +27,9 @@ func TestRunTakenHealthPortStartsNothing(t *testing.T) {
 	defer taken.Close()
 	cfg := testConfig("http://127.0.0.1:1/token", testkit.RSAKey().Public().(*rsa.PublicKey), "taken-port-session-0001", filepath.Join(t.TempDir(), "token"))
 	cfg.HealthAddr = taken.Addr().String()
-	var events testkit.Log[daemon.Event]
+	var events testkit.Log[daemonevents.Event]
 	before := ownGoroutines() // an earlier test's may still be ending
-	err = daemon.Run(t.Context(), cfg, daemon.Deps{Logger: slog.New(slog.DiscardHandler), Observe: events.Add})
+	err = daemon.Run(t.Context(), cfg, daemonevents.Observe(daemon.Deps{Logger: slog.New(slog.DiscardHandler)}, events.Add))
 	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "health server") {
 		t.Fatalf("Run: %v, want a health server error for the taken port", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/refreshsock"
 	"github.com/ambient-code/tokend/test/testkit"
+	"github.com/ambient-code/tokend/test/testkit/daemonevents"
 )
 
 // TestExecChildIsToldAsTheNotifiersAre: under exec, the child's
@@ -49,8 +50,8 @@ func TestExecChildIsToldAsTheNotifiersAre(t *testing.T) {
 	}()
 	log := &events{ch: make(chan string, 256)}
 	addr := make(chan net.Addr, 1)
-	observe := func(e daemon.Event) {
-		if e.Kind == daemon.HealthListening {
+	observe := func(e daemonevents.Event) {
+		if e.Kind == daemonevents.HealthListening {
 			addr <- e.Addr
 		}
 	}
@@ -61,7 +62,7 @@ func TestExecChildIsToldAsTheNotifiersAre(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := daemon.Exec(t.Context(), cfg, daemon.Deps{Logger: slog.New(log), Observe: observe},
+		code, err := daemon.Exec(t.Context(), cfg, daemonevents.Observe(daemon.Deps{Logger: slog.New(log)}, observe),
 			daemon.ExecDeps{Signals: sigs, Stdout: w, Stderr: os.Stderr})
 		done <- result{code, err}
 	}()

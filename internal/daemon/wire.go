@@ -51,7 +51,7 @@ type wiring struct {
 //  2. the held token: the proxy's source, and exec's signal to start;
 //  3. the notifiers of a change (notify.Runner): --notify-signal,
 //     --on-change, and under exec the child's --change-policy (policy);
-//  4. Deps.Observe, last, so that a test woken by an event sees 1-3 done.
+//  4. Deps.Observer, last, so that a test woken by it sees 1-3 done.
 //
 // Every door that asks for an exchange now uses the one OnDemand: the
 // signals of Deps.RefreshSignals, the refresh socket, and the proxy after
@@ -69,7 +69,12 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	}()
 	mon := health.New(dir.Verified, d.Now)
 	mon.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	dir.Restored = func(fp string, err error) { mon.Restored(err); d.restored(fp, err) }
+	dir.Restored = func(fp string, err error) {
+		mon.Restored(err)
+		if d.Restored != nil {
+			d.Restored(fp, err)
+		}
+	}
 	od := refresher.NewOnDemand()
 	w.held = &held{ready: make(chan struct{}), od: od}
 	var ns []notify.Notifier
@@ -87,8 +92,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifiers: %w", err)
 	}
-	r := newRefresher(cfg, d, log, dir, ex, od,
-		mon, w.held, runner, eventObserver{d: d})
+	r := newRefresher(cfg, d, log, dir, ex, od, mon, w.held, runner)
 	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
 	if cfg.HealthAddr != "" {
@@ -128,7 +132,9 @@ func (w *wiring) run(ctx context.Context, d Deps) error {
 	}
 	if ln := w.health; ln != nil {
 		w.log.Info("health server listening", slog.String("addr", ln.Addr().String()))
-		d.emit(Event{Kind: HealthListening, Addr: ln.Addr()})
+		if d.Listening != nil {
+			d.Listening(ln.Addr())
+		}
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	for _, serve := range w.serve {
@@ -167,13 +173,16 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 }
 
 // newRefresher is the one constructor of a refresher: od carries the
-// requests for an exchange now, and observers are called in their order.
-// Init's refresher has Deps.Observe alone and no od; run's is wire's.
+// requests for an exchange now, and observers are called in their order,
+// then Deps.Observer. Init's refresher has no od; run's is wire's.
 // The refresher's alarm is on the system's wall clock, so it has one only
 // when Deps.Now is the system's clock.
 func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex exchange.Exchanger, od *refresher.OnDemand, observers ...refresher.Observer) *refresher.Refresher {
 	r := &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
 		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
+	if d.Observer != nil {
+		r.Observers = append(r.Observers, d.Observer)
+	}
 	if d.Now == nil {
 		r.WallAlarm = func(at time.Time) (<-chan struct{}, func(), error) {
 			a, err := wallalarm.New(at)

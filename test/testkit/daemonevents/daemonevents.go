@@ -1,10 +1,14 @@
-package daemon
+// Package daemonevents turns the daemon's test hooks (daemon.Deps's
+// Observer, Restored and Listening) into one stream of Events, in order,
+// that tests wait on instead of polling files and clocks.
+package daemonevents
 
 import (
 	"fmt"
 	"net"
 	"time"
 
+	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/refresher"
 )
@@ -47,9 +51,8 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// Event is one step of Init or Run, as Deps.Observe receives it. Only the
-// fields its Kind names are set. An Event never holds a token: Fingerprint
-// names it.
+// Event is one step of Init or Run. Only the fields its Kind names are
+// set. An Event never holds a token: Fingerprint names it.
 type Event struct {
 	Kind EventKind
 	// Err is why an ExchangeFailed or StoreFailed step failed.
@@ -81,45 +84,42 @@ func (e Event) String() string {
 	return e.Kind.String()
 }
 
-// emit hands e to d.Observe, when set.
-func (d Deps) emit(e Event) {
-	if d.Observe != nil {
-		d.Observe(e)
+// Observe returns d with its hooks set so that f receives every step of
+// Init and Run as an Event, in order, on the goroutine that takes the
+// step (the refresher's, the token directory's for a restore, or Run's
+// for HealthListening). A restore is reported as TokenStored (changed),
+// or StoreFailed when it failed. f must not block.
+func Observe(d daemon.Deps, f func(Event)) daemon.Deps {
+	d.Observer = observer{f: f}
+	d.Restored = func(fingerprint string, err error) {
+		if err != nil {
+			f(Event{Kind: StoreFailed, Err: err})
+			return
+		}
+		f(Event{Kind: TokenStored, Fingerprint: fingerprint, Changed: true})
 	}
+	d.Listening = func(addr net.Addr) { f(Event{Kind: HealthListening, Addr: addr}) }
+	return d
 }
 
-// eventObserver reports each step of the refresher to d.Observe. Run and
-// Init put it last in the refresher's list of observers, so that a test
-// woken by an event also sees its effect on health and the consumers.
-type eventObserver struct {
+// observer reports the refresher's steps as Events.
+type observer struct {
 	refresher.NopObserver
-	d Deps
+	f func(Event)
 }
 
-func (o eventObserver) Exchanged(_ time.Duration, err error) {
+func (o observer) Exchanged(_ time.Duration, err error) {
 	if err != nil {
-		o.d.emit(Event{Kind: ExchangeFailed, Err: err})
+		o.f(Event{Kind: ExchangeFailed, Err: err})
 	}
 }
 
-func (o eventObserver) Stored(tok exchange.Token, changed bool) {
-	o.d.emit(Event{Kind: TokenStored, Fingerprint: tok.Value.Fingerprint(), Changed: changed})
+func (o observer) Stored(tok exchange.Token, changed bool) {
+	o.f(Event{Kind: TokenStored, Fingerprint: tok.Value.Fingerprint(), Changed: changed})
 }
 
-func (o eventObserver) StoreFailed(err error) { o.d.emit(Event{Kind: StoreFailed, Err: err}) }
+func (o observer) StoreFailed(err error) { o.f(Event{Kind: StoreFailed, Err: err}) }
 
-func (o eventObserver) Waiting(until time.Time) { o.d.emit(Event{Kind: WaitStarted, Until: until}) }
+func (o observer) Waiting(until time.Time) { o.f(Event{Kind: WaitStarted, Until: until}) }
 
-// restored reports the token directory's restore of a lost output
-// (tokendir.Dir.Restored) as TokenStored, or StoreFailed when it failed.
-func (d Deps) restored(fingerprint string, err error) {
-	if err != nil {
-		d.emit(Event{Kind: StoreFailed, Err: err})
-		return
-	}
-	d.emit(Event{Kind: TokenStored, Fingerprint: fingerprint, Changed: true})
-}
-
-func (o eventObserver) Withdrawn(reason string) {
-	o.d.emit(Event{Kind: TokenWithdrawn, Reason: reason})
-}
+func (o observer) Withdrawn(reason string) { o.f(Event{Kind: TokenWithdrawn, Reason: reason}) }
