@@ -3,43 +3,19 @@
 // and forwards it to one configured upstream, the platform API server. The
 // process that talks to it never holds the token.
 //
-// For each request, in order:
+// For each request, in order (docs/credential-proxy.md states each step
+// in full, with the table of the proxy's answers):
 //
-//  1. A target that is not origin-form (an absolute URL, "*", or CONNECT)
-//     is refused with 400 or 405: this is not a forward proxy. The Host
-//     header is ignored. A path with a "." or ".." segment in any encoding
-//     (%2e, %252e, ..%2f, ..%5c, ..;) is refused with 400: it could leave
-//     the upstream's base path.
-//  2. Beyond Config.MaxConcurrent requests in flight, 503 at once.
-//  3. The token: before the first one, the request waits up to
-//     Config.FirstTokenWait, then 503. A token within a second of its
-//     expiry is never sent: the proxy asks the Source for a fresh one (5 s
-//     at most), else 503. While the token is withdrawn (the control plane
-//     definitively refused the credential), 403; a request in flight when
-//     it is withdrawn is cut (a stream ends cleanly).
-//  4. The client's Authorization and Proxy-Authorization are dropped and
-//     "Authorization: Bearer <token>" is set; Forwarded and X-Forwarded-*
-//     are dropped; hop-by-hop headers are handled by httputil.ReverseProxy.
-//  5. Bodies stream both ways unbuffered (server-sent events pass one by
-//     one); a client that goes away cancels the upstream request.
-//  6. On a 401 from the upstream, the request is sent once more with a
-//     fresh token if its body can be replayed (none, or a declared length
-//     up to Config.MaxReplayBytes, buffered before sending). A newer token
-//     the Source holds costs nothing; otherwise the 401 may cause an
-//     exchange, within bounds, so that an upstream answering 401 to
-//     everything cannot make the proxy hammer the issuer: none for a token
-//     itself obtained after a 401 (the 401 is then the upstream's verdict),
-//     one per token (concurrent 401s share it), two a minute in all. A 401
-//     on a body that cannot be replayed may still bring a fresh token for
-//     the next request.
+//  1. Not origin-form, or a path with a dot segment in any encoding: 400/405.
+//  2. Beyond Config.MaxConcurrent requests in flight: 503 at once.
+//  3. A token not near its expiry, or 503 (none in time), or 403 (withdrawn).
+//  4. The client's credentials and Forwarded headers give way to the token.
+//  5. Bodies stream both ways unbuffered; a client gone cancels upstream.
+//  6. An upstream 401 is retried once with a fresh token, exchanges bounded.
 //
-// The proxy never answers 401, nor passes on the upstream's (the client's
-// credentials are never sent, so a 401 is about the proxy's token): MCP
-// clients and SDKs read a 401 as "credentials required" and drop the
-// server. Its own answers are one line of plain text saying why, each 503
-// with Retry-After. An upstream 401 becomes a 503 when no fresh token came
-// or the body cannot be replayed, a 502 when there is no other token or
-// the retry got a 401 too (docs/credential-proxy.md has the table).
+// The proxy never answers 401, nor passes on the upstream's: MCP clients
+// and SDKs read a 401 as "credentials required" and drop the server. Its
+// own answers are one line of plain text, each 503 with Retry-After.
 //
 // Logs never carry the token; request lines are logged at debug only.
 package proxy

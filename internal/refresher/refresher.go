@@ -1,94 +1,17 @@
 // Package refresher keeps a token fresh: it exchanges, stores the result,
 // and decides when to exchange again.
 //
-// Scheduling rules:
+// Scheduling rules, one line each as the code cites them; the list "When
+// tokend refreshes" in docs/how-it-works.md states them in full:
 //
-//  1. After a success, the next exchange is due after the refresh interval
-//     less up to 10% random jitter, or, when the token's expiry is known, a
-//     margin before that expiry, whichever is sooner. The margin is drawn
-//     per token, uniformly from a band wide enough that pods holding one
-//     shared token never herd, whatever the issuer's reuse window. With the
-//     reuse window w known (rule 2) the band is [w/6, w], so the fleet
-//     spreads its one useful request per token over the window. For the
-//     pod's own tokens (rule 2) it is [1/6, 1/4] of their full life, about
-//     the kubelet's 80% rule for projected tokens. Else it is [h/6, h], h
-//     being the larger of half the full life (the longest life a token
-//     arrived with) and the period: how much later than the last token's
-//     the held one expires, which is the issuer's life less its reuse
-//     window, the same for every pod that shares its tokens, unlike the
-//     life a shared token arrives with. A first token's band is [1/12,
-//     1/2] of its life. The margin is measured back from the expiry, not
-//     forward from now, so pods that hold one shared token keep their
-//     random spread instead of converging (a fraction of the remaining
-//     life shrinks the gap between two pods at every refresh). While the
-//     refresh-ahead point is more than an interval away, interval steps are
-//     placed back from it, so a 15-minute token costs three exchanges at a
-//     5-minute interval. When the band is an interval wide or more, the
-//     steps land in it by themselves: the first that does is the
-//     refresh-ahead point, and each pod keeps its own phase, made random by
-//     one step of random length as it enters. A token that expires when
-//     its credential does (Token.CredentialExpiry, within 1 s: a bearer
-//     issuer's tokens do not outlive the capability) is not refreshed
-//     ahead, since no exchange before that end gets a longer one: the next
-//     exchange is due after the interval or at that end, whichever is
-//     sooner, and the one at the end brings the refusal of rule 8. The
-//     first wait after the first token is shortened by up to half, at
-//     random, so that pods started together do not stay in step.
-//  2. An issuer that answers with the token already held is reusing a
-//     cached token (the deployed control plane does until fewer than 30 s
-//     remain). The least remaining life at which that was seen at a
-//     refresh-ahead point is the reuse window w: new tokens exist only
-//     inside it. A new token obtained outside w means the issuer changed
-//     its rule, and w is forgotten. A new token minted for the pod's
-//     request arrives with the full life the issuer gives and expires as
-//     much later than the last one as that one was held (both within 2 s);
-//     after two such tokens in a row the tokens are the pod's own, until
-//     one is not, or the issuer reuses one.
-//  3. After a failure, the next attempt follows exponential backoff with
-//     jitter, from about 1 s up to MaxBackoff. While a token with a known
-//     expiry is held, three things change. Retries are never closer than a
-//     gap drawn each time from the second half of the band's width (no
-//     more than MaxBackoff), so that pods sharing an expiry do not converge
-//     on it; while the token is valid, they are never later than half the
-//     time it has left either, unless that is shorter than the gap.
-//     Retry-After (capped at 5 minutes) is honoured, but while the token is
-//     valid it is cut to a random 1/4 to 3/4 of the time the token has
-//     left, so that the issuer's word does not push a pod past its expiry
-//     while there is time for another attempt. A 429 says the issuer is up
-//     but busy: the retry follows the backoff, or Retry-After cut as
-//     above, no sooner than 2 to 6 s at random instead of the gap; once the
-//     token has expired, the backoff restarts at the expiry and Retry-After
-//     is not waited for, so that the issuer's spare capacity goes to the
-//     pods that hold nothing valid. Without a token, or with one whose
-//     expiry is unknown, the backoff applies, or Retry-After when it asks
-//     for more. A token that was exchanged but could not be stored is
-//     stored again on this schedule, without a new exchange, until it
-//     expires.
-//  4. No path waits less than the floor between two exchanges: 500 ms, or
-//     the refresh interval when the operator set a shorter one.
-//  5. Delays are measured on the monotonic clock, so a wall-clock step does
-//     not stall or rush them. A token's expiry is wall time, so while one is
-//     known the wait also ends when the wall clock reaches the time the
-//     exchange is due: the monotonic clock stands still while a node is
-//     suspended, the wall clock does not. WallAlarm ends it as soon as the
-//     node resumes, without waking while it waits; without one, the wait
-//     checks the wall clock once a minute.
-//  6. A request through OnDemand ends any wait: the next exchange starts at
-//     once, or when the floor since the last one began has passed, and
-//     answers every request that arrived before it started.
-//  7. A token handed over with Adopt (the one `tokend init` wrote) is
-//     stored by Run's first attempt instead of an exchange, and scheduled
-//     from as if it had just arrived.
-//  8. A definitive refusal (exchange.Classify says Refused: the session
-//     was stopped or revoked, the credential expired) withdraws the
-//     token within that one exchange: the Sink replaces it by a record
-//     that there is none (Withdraw), and every Observer is told
-//     (Withdrawn), before the refresher waits. The refresher forgets the
-//     token, so nothing restores it, and keeps asking on the backoff of
-//     rule 3, capped at MaxBackoff: a session started again, or a refusal
-//     that was a mistake, recovers with the next success, which stores
-//     the new token as usual. One log line marks each change of state,
-//     not each refusal.
+//  1. After a success: a random margin before the expiry, or the interval.
+//  2. Reused tokens teach the reuse window; minted ones mark the pod's own.
+//  3. After a failure: backoff with jitter to MaxBackoff, spread near expiry.
+//  4. No path waits less than the floor: 500 ms, or a shorter interval.
+//  5. Waits run on the monotonic clock, and end at the wall time due.
+//  6. OnDemand ends any wait (floor kept); one exchange answers all asked.
+//  7. A token handed over with Adopt is stored by Run's first attempt.
+//  8. A definitive refusal withdraws the token within that one exchange.
 package refresher
 
 import (
