@@ -14,12 +14,9 @@ import (
 	"time"
 )
 
-// flags is one command's settings: each a flag with an environment
-// fallback. A flag given wins over its variable, which wins over the
-// default; a variable set but empty counts as unset (but for
-// --health-addr, where empty disables). A value that does not parse is a
-// problem naming the setting, collected with every other one instead of
-// ending the parse.
+// flags is one command's settings, each a flag with an environment
+// fallback: a flag wins over its variable, which wins over the default; a
+// variable set but empty is unset (but --health-addr's: empty disables).
 type flags struct {
 	*flag.FlagSet
 	env      map[string]string // flag name → its variable
@@ -34,13 +31,10 @@ func newFlags(command string) *flags {
 		env: map[string]string{}, fromFlag: map[string]bool{}, given: map[string]bool{}}
 }
 
-// add registers a setting: the typed target its text is parsed into, its
-// flag name, its variable, its default as text ("" for none) and its
-// usage ("" leaves it out of help). target is a *string, a *bool, a
-// *time.Duration (which must be positive), a *slog.Level, or a func that
-// parses the text into its own target and returns the problem. The text
-// is trimmed; a problem is recorded, never returned, so that the parse
-// goes on and reports every one.
+// add registers a setting: its typed target (*string, *bool, positive
+// *time.Duration, *slog.Level, or a func that parses into its own), flag,
+// variable, default ("" none) and usage ("" hidden). A problem with the
+// trimmed text is recorded, never returned, so the parse reports every one.
 func (f *flags) add(target any, name, env, def, usage string) {
 	var set func(string) error
 	switch p := target.(type) {

@@ -32,10 +32,9 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-// run is tokend without the process: it parses args and environ (KEY=value
-// strings, as os.Environ gives them), runs one command and returns its
-// error. Signals end run and run alone, so that every deferred cleanup
-// happens before main exits.
+// run is tokend without the process: it parses args and environ (as
+// os.Environ gives them), runs one command and returns its error. Signals
+// end run alone, so every deferred cleanup happens before main exits.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

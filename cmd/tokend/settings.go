@@ -79,10 +79,9 @@ type options struct {
 // setting is one row of the settings table.
 type setting struct {
 	name, env, def string
-	// cmds are the commands that read it: i(nit) r(un) e(xec) (re)f(resh)
-	// c(heck). A leading * has every command judge it when its variable is
-	// set: an init container and its sidecar share one environment, so a
-	// typo stops the pod at init.
+	// cmds: the commands that read it, i(nit) r(un) e(xec) (re)f(resh)
+	// c(heck); a leading * has every command judge it when set, so a typo in
+	// the environment init shares with its sidecar stops the pod at init.
 	cmds  string
 	usage string // "" leaves it out of help
 	to    any    // its typed target in o (see flags.add)

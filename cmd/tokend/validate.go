@@ -24,14 +24,12 @@ import (
 	"github.com/ambient-code/tokend/internal/version"
 )
 
-// load reads command's settings from args (the arguments after the
-// command name) and environ (KEY=value strings, as os.Environ gives them),
-// and validates them, reporting every problem at once. Help and flag
-// errors are printed to out. It returns flag.ErrHelp when help was asked
-// for, an *invalidError for invalid configuration, and any other error for
-// a runtime failure found while checking it (a full token volume). It
-// touches the network never, and the filesystem only to read the key and
-// CA files and to prove that the token's directory is writable.
+// load reads command's settings from args (after the command name) and
+// environ (as os.Environ gives them) and validates them, reporting every
+// problem at once; help and flag errors go to out. It returns flag.ErrHelp,
+// an *invalidError (invalid configuration), or else a runtime failure (a
+// full token volume). No network: it reads the key and CA files and proves
+// the token's directory writable, nothing else.
 func load(command string, args, environ []string, out io.Writer) (*options, error) {
 	env := map[string]string{}
 	for _, kv := range environ {
@@ -84,9 +82,8 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 const runnerInsecure = "AMBIENT_ALLOW_INSECURE_RUNNER_TRANSPORT"
 
 // validate judges what depends on more than one setting, builds the
-// exchanger and loads the trusted roots, adding each problem to f. It
-// returns an error only for the token volume running out of space or
-// inodes: the state of the volume, not a mistake to fix (exit 1, not 2).
+// exchanger and loads the roots, adding each problem to f. Its one error is
+// a token volume out of space or inodes: a state, not a mistake (exit 1).
 func (o *options) validate(f *flags, env map[string]string) error {
 	c := &o.Config
 	c.SecretEnv = secretEnv
@@ -212,9 +209,8 @@ func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 }
 
 // encryptedSession judges exactly one of the key and its file, and the
-// session id by the control plane's rules. successor reports that the
-// successor control plane's capability is in the environment, for the
-// hint when the key is missing.
+// session id by the control plane's rules; successor (the successor's
+// capability is in the environment) shapes the hint for a missing key.
 func (o *options) encryptedSession(f *flags, endpoint, agent string, successor bool) exchange.Exchanger {
 	var key *rsa.PublicKey
 	var err error
@@ -247,9 +243,8 @@ func (o *options) encryptedSession(f *flags, endpoint, agent string, successor b
 }
 
 // bearer judges exactly one of the credential and its file, or else
-// bootstrap, the capability the successor's reconciler gives the pod. The
-// file may be missing at startup (a secret volume may be late; the
-// exchange retries), but must not be a directory.
+// bootstrap (the successor's capability). The file may be missing at start
+// (a late secret volume; the exchange retries), but not a directory.
 func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.Exchanger {
 	c := &o.Config
 	source := f.label("credential")
@@ -331,11 +326,9 @@ func (o *options) loadRoots(f *flags, env map[string]string) {
 }
 
 // resolveCA returns the CA file and the label of its source. Five names
-// feed the one setting, because the control plane's manifests and
-// tokend's grew their own: a flag (--ca-file, --cp-ca-file) wins over a
-// variable (TOKEND_CA_FILE, AMBIENT_CP_CA_PATH, AMBIENT_CP_CA_CERT_FILE).
-// Two given at the winning level must name the same file: a pod that
-// needs two CAs puts both in one PEM bundle.
+// grew for it: a flag (--ca-file, --cp-ca-file) wins over a variable
+// (TOKEND_CA_FILE, AMBIENT_CP_CA_PATH, AMBIENT_CP_CA_CERT_FILE); two at the
+// winning level must name one file (two CAs go in one PEM bundle).
 func (o *options) resolveCA(f *flags, env map[string]string) (label, path string) {
 	type source struct {
 		label, path string

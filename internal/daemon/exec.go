@@ -92,9 +92,8 @@ func (c childPolicy) Notify(ctx context.Context) error {
 }
 
 // childEnv returns the child's environment at each start: tokend's own
-// without its credentials, plus the token file's path and, with
-// --token-env, the token as it is on disk at that moment, read by the
-// token rule (tokendir.ReadToken): empty while it is withdrawn.
+// without its credentials, the token file's path and, with --token-env, the
+// token on disk then (tokendir.ReadToken: empty while it is withdrawn).
 func childEnv(cfg *Config) func() ([]string, error) {
 	e := cfg.Exec
 	drop := append(slices.Clip(cfg.SecretEnv), e.TokenFileEnv)

@@ -1,9 +1,7 @@
 package daemon
 
-// This file is the handoff from init to run: init leaves a note of the
-// token it wrote (tokendir.Handoff), and run adopts that token instead of
-// exchanging again a second after init did, so that a pod start costs one
-// exchange, not two.
+// This file is the handoff from init to run: run adopts the token init
+// noted (tokendir.Handoff), so that a pod start costs one exchange, not two.
 
 import (
 	"errors"
@@ -16,10 +14,9 @@ import (
 	"github.com/ambient-code/tokend/internal/tokendir"
 )
 
-// adoptLeft is the least part of the life it had when init wrote it that
-// a token must have left for run to adopt it: the refresher replaces a
-// token at least a fifth of its life before expiry, so an adopted token is
-// one the refresher would keep for a while yet.
+// adoptLeft is the least part of its life at init that a token must have
+// left for run to adopt it; the refresher replaces a token at least a fifth
+// of its life before expiry, so it would keep this one a while yet.
 const adoptLeft = 0.5
 
 // issuer names the issuer of cfg's tokens in the handoff: run adopts only
@@ -45,12 +42,9 @@ func adoptInit(r *refresher.Refresher, dir *tokendir.Dir, cfg *Config, now time.
 		slog.Time("expires_at", tok.Expiry), slog.Duration("expires_in", tok.Expiry.Sub(now).Round(time.Second)))
 }
 
-// adoptable takes init's handoff (tokendir.Dir.TakeHandoff) and returns
-// the token it describes, with its expiry, when run may adopt it: the
-// token file still holds it, it came from the issuer cfg names, init wrote
-// it at most a refresh interval ago (not in the future), and its expiry is
-// known and at least adoptLeft of its life away. Otherwise the error says
-// why (tokendir.ErrNoHandoff when init left none).
+// adoptable takes init's handoff (tokendir.Dir.TakeHandoff: the token file
+// still holds its token) and returns that token when run may adopt it;
+// otherwise the error says why (tokendir.ErrNoHandoff when init left none).
 func adoptable(dir *tokendir.Dir, cfg *Config, now time.Time) (exchange.Token, error) {
 	h, value, err := dir.TakeHandoff()
 	if err != nil {

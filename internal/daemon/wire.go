@@ -44,18 +44,16 @@ type wiring struct {
 	remove bool                          // --remove-on-exit
 }
 
-// wire builds run's refresher. Its observers, in the order it calls them
-// on its goroutine:
+// wire builds run's refresher. Its observers, in the order it calls them:
 //
 //  1. the health monitor: probes, metrics and the status;
 //  2. the held token: the proxy's source, and exec's signal to start;
-//  3. the notifiers of a change (notify.Runner): --notify-signal,
-//     --on-change, and under exec the child's --change-policy (policy);
+//  3. the notifiers (notify.Runner): --notify-signal, --on-change, and
+//     exec's --change-policy (policy);
 //  4. Deps.Observer, last, so that a test woken by it sees 1-3 done.
 //
-// Every door that asks for an exchange now uses the one OnDemand: the
-// signals of Deps.RefreshSignals, the refresh socket, and the proxy after
-// a 401 or an expired token. wire binds every listener, so that a bad or
+// Every "refresh now" door (Deps.RefreshSignals, the refresh socket, the
+// proxy) uses one OnDemand. Every listener is bound here, so that a bad or
 // taken address stops the start before anything runs.
 func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	dir, ex, log := prepare(cfg, d)
@@ -172,11 +170,9 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 	return dir, ex, log
 }
 
-// newRefresher is the one constructor of a refresher: od carries the
-// requests for an exchange now, and observers are called in their order,
-// then Deps.Observer. Init's refresher has no od; run's is wire's.
-// The refresher's alarm is on the system's wall clock, so it has one only
-// when Deps.Now is the system's clock.
+// newRefresher is the one constructor of a refresher: od (nil for Init)
+// carries requests for an exchange now; observers, then Deps.Observer, are
+// told in order. It has a wall alarm only when Deps.Now is the system clock.
 func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex exchange.Exchanger, od *refresher.OnDemand, observers ...refresher.Observer) *refresher.Refresher {
 	r := &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
 		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
@@ -258,10 +254,9 @@ func (w *wiring) proxy(cfg *Config, mon *health.Monitor) error {
 	return nil
 }
 
-// held is the token the refresher stored last (it observes the refresher),
-// with an exchange on demand, readiness and its withdrawal: the proxy's
-// Source. It is safe for concurrent use; the refresher's goroutine alone
-// calls its Observer methods.
+// held is the token the refresher stored last, with an exchange on demand,
+// readiness and withdrawal: the proxy's Source. Safe for concurrent use;
+// the refresher's goroutine alone calls its Observer methods.
 type held struct {
 	refresher.NopObserver
 	st    atomic.Pointer[heldState]

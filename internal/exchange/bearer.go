@@ -134,9 +134,8 @@ func CredentialExpiry(credential string) (exp time.Time, ok bool) {
 }
 
 // readCredential returns Credential, or else reads CredentialFile (step 1)
-// by the token file rule (tokenbytes.FromFile): the credential, then
-// optionally line feeds. Errors wrap ErrCredential and name the path and
-// the cause, never the content.
+// by the token file rule (tokenbytes.FromFile). Errors wrap ErrCredential
+// and name the path and the cause, never the content.
 func (e *Bearer) readCredential() (secret.String, error) {
 	if e.CredentialFile == "" {
 		return e.Credential, nil

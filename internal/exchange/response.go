@@ -17,11 +17,10 @@ import (
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
-// get sends the GET of both modes and turns the answer into a validated
-// Token: the credential in "Authorization: Bearer", no body, no redirect
-// followed. The body is read through bodyLimit bytes; a longer body is an
-// error, not a truncated token. hint explains non-200 statuses; when the
-// server's certificate has an unknown CA, the error names the CA settings.
+// get sends the GET of both modes (the credential in "Authorization:
+// Bearer", no body, no redirect followed) and validates the answer into a
+// Token. A body past bodyLimit is an error; hint explains non-200 statuses;
+// an unknown CA's error names the CA settings.
 func get(ctx context.Context, client *http.Client, endpoint, credential, userAgent string, now time.Time, hint func(int) string) (Token, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
@@ -87,12 +86,10 @@ func issuerSkew(date string, now time.Time) time.Duration {
 // a token.
 const maxLife = 366 * 24 * time.Hour
 
-// parseBody decodes a token response body: a JSON object with the token in
-// "token" (or "service_token") and an optional "expires_at" as Unix seconds
-// (number or numeric string) or RFC 3339 (a year past 9999 too). Unknown
-// fields are ignored. Without expires_at, a JWT's exp claim gives the
-// expiry. skew, how far the issuer's clock is ahead of now, is subtracted
-// from the expiry, so the remaining life is expiry - Date.
+// parseBody decodes a token response body: "token" (or "service_token")
+// and an optional "expires_at", Unix seconds (number or string) or RFC 3339
+// (a year past 9999 too), else a JWT's exp; other fields are ignored. skew
+// (the issuer's clock ahead of now) is subtracted from the expiry.
 func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 	var r struct {
 		Token        *string         `json:"token"`
@@ -179,10 +176,9 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 	return time.Unix(int64(secs), int64((secs-float64(int64(secs)))*1e9)).UTC(), nil
 }
 
-// parseLongYear parses an RFC 3339 date-time with a year of five to nine
-// digits, optionally after a '+' (as Go, JavaScript and Java write a year
-// past 9999), which time.Parse refuses: the rest is checked by time.Parse
-// in a four-digit year as leap as it. It reports false for anything else.
+// parseLongYear parses an RFC 3339 time with a five- to nine-digit year,
+// maybe after '+' (as Go, JavaScript and Java write years past 9999), which
+// time.Parse refuses; the rest is checked in a four-digit year as leap.
 func parseLongYear(s string) (time.Time, bool) {
 	digits := strings.TrimPrefix(s, "+")
 	n := 0

@@ -66,10 +66,9 @@ func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
 	return exchangeOnce(ctx, e.Timeout, e.key, func(a, b *rsa.PublicKey) bool { return a.Equal(b) }, e.send, "the key file")
 }
 
-// exchangeOnce is one exchange of either mode within timeout: read the
-// credential, send it, and on a 401 read it again; a changed credential is
-// sent once more, and a 401 on the freshest one is confirmed (Classify).
-// what names the credential's source in an error.
+// exchangeOnce is one exchange of either mode within timeout: read, send,
+// and on a 401 read again; a changed credential is sent once more, and a 401
+// on the freshest one is confirmed (Classify). what names the source.
 func exchangeOnce[C any](ctx context.Context, timeout time.Duration, read func() (C, error), same func(a, b C) bool,
 	send func(context.Context, C) (Token, error), what string) (Token, error) {
 	if timeout <= 0 {

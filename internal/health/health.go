@@ -36,10 +36,9 @@ import (
 	"github.com/ambient-code/tokend/internal/refresher"
 )
 
-// limits bound the probe server (see package listen); their MemoryBound is
-// under 1 MiB. The kubelet opens a connection per probe and Prometheus
-// keeps one alive, so a handful are in use at a time; MaxConns bounds what
-// a flood from the pod network costs.
+// limits bound the probe server (package listen) under 1 MiB: the kubelet
+// opens a connection per probe and Prometheus keeps one, so a handful are in
+// use; MaxConns bounds what a flood from the pod network costs.
 var limits = listen.Limits{
 	MaxConns:          16,
 	MaxHeaderBytes:    8 << 10,

@@ -92,11 +92,9 @@ func (l *capListener) Close() error {
 	return l.Listener.Close()
 }
 
-// closeWhere closes the open connections for which pick is true (with l.mu
-// held): at the start of a shutdown, those that serve no request
-// (http.Server.Shutdown would give one that has not sent its first request
-// 5 s to do so); at its end, all that are left: the hijacked ones
-// (tunnels), which the http.Server no longer tracks.
+// closeWhere closes the open connections pick chooses (with l.mu held): at
+// a shutdown's start those serving no request (Shutdown would wait 5 s for
+// a first one), at its end the hijacked ones, which it no longer tracks.
 func (l *capListener) closeWhere(pick func(*conn) bool) {
 	l.mu.Lock()
 	var cs []*conn
@@ -111,10 +109,9 @@ func (l *capListener) closeWhere(pick func(*conn) bool) {
 	}
 }
 
-// connState follows the server's view of each connection (the
-// http.Server's ConnState hook). Active means the request's header has
-// been read and the handler is about to run: the connection is busy until
-// it turns idle again. A hijacked connection stays busy until closed.
+// connState is the http.Server's ConnState hook. Active means the header
+// has been read and the handler is about to run: the connection is busy
+// until idle again; a hijacked one stays busy until closed.
 func (l *capListener) connState(nc net.Conn, st http.ConnState) {
 	c := nc.(*conn) // as Accept made it
 	switch st {
@@ -172,10 +169,9 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// refuse answers 431 directly (the server has not parsed the request and
-// writes nothing else on the connection), then reads what is left of the
-// header for a moment, so that closing does not reset the connection
-// before the client has read the answer.
+// refuse answers 431 itself (the server writes nothing on the connection),
+// then reads the rest of the header for a moment, so that closing does not
+// reset the connection before the client has read the answer.
 func (c *conn) refuse() {
 	const wait, drain = 500 * time.Millisecond, 64 << 10 // how long, and how many bytes, to read after the answer
 	msg := tooManyFields + "\n"
@@ -200,14 +196,11 @@ func (c *conn) Close() error {
 var errTooManyFields = errors.New("listen: too many header fields")
 
 // headerScan counts the lines of a request header as its bytes are read,
-// from the start of a request (the connection's start, or its turning
-// idle) to the blank line that ends the header; the bytes after it (a
-// body) are not looked at. A pipelined request read ahead with the one
-// before it escapes the count (the handler checks it once parsed).
-//
-// feed is called by the goroutine reading the connection and start by the
-// server's state hook; the server orders the two (it reads a request only
-// after turning the connection idle), and mu makes that explicit.
+// from a request's start (the connection's, or its turning idle) to the
+// blank line; a body is not looked at, and a pipelined request read ahead
+// escapes the count (the handler checks it once parsed). The server orders
+// feed (its reading goroutine) and start (its state hook): it reads a
+// request only after turning the connection idle; mu makes that explicit.
 type headerScan struct {
 	mu        sync.Mutex // guards the fields below
 	on        bool

@@ -118,12 +118,10 @@ func foregroundTerminal(f *os.File) *os.File {
 	return f
 }
 
-// restoreForeground gives the terminal's foreground back to tokend's
-// group when the group pgid still holds it. tokend is in the background
-// until then, and the kernel refuses tcsetpgrp from the background unless
-// SIGTTOU is ignored or blocked: it is ignored for the call, with
-// reaper.mu held so that no process starts meanwhile and inherits the
-// ignored signal.
+// restoreForeground gives the terminal's foreground back to tokend's group
+// when group pgid still holds it. From the background, tcsetpgrp needs
+// SIGTTOU ignored: it is, for the call, with reaper.mu held so that no
+// process starts meanwhile and inherits the ignored signal.
 func restoreForeground(tty *os.File, pgid int) {
 	fd := int(tty.Fd())
 	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != pgid {

@@ -92,9 +92,8 @@ func (p *Proxy) finish(r *http.Request, st *state) {
 }
 
 // modifyResponse is the ReverseProxy's ModifyResponse: it notes the
-// upstream's answer, and makes its body end cleanly when the token is
-// withdrawn (cutBody); an upgraded connection's body is left as it is
-// (the request's end closes it).
+// upstream's answer and has its body end cleanly at a withdrawal (cutBody);
+// an upgraded connection's body is left alone (the request's end closes it).
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateOf(resp.Request.Context())
 	st.upstreamCode, st.code, st.at = resp.StatusCode, resp.StatusCode, p.cfg.Now()
@@ -123,10 +122,9 @@ func refuseTarget(r *http.Request) *answer {
 	return nil
 }
 
-// upstreamError is the ReverseProxy's ErrorHandler, and answers a request
-// that gets no token: the proxy's own answer, or the upstream could not
-// be reached or did not answer. The error is logged without the request's
-// URL query or headers; it never holds the token.
+// upstreamError is the ReverseProxy's ErrorHandler: it answers a request
+// that got no token, or whose upstream failed. The error is logged without
+// the URL query or headers; it never holds the token.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
 	if st.cut.Load() {
@@ -170,13 +168,10 @@ func (p *Proxy) reply(w http.ResponseWriter, st *state, a *answer) {
 // refused outright.
 const maxDecodes = 4
 
-// hasDotSegment reports whether the escaped request path p has a "." or
-// ".." segment (RFC 3986, section 3.3) as any server on the way might see
-// it: decoded once or more (%2e, %252e, any case), with an encoded slash
-// (%2f) or a backslash (\, %5c) as a separator, and with a ";" parameter
-// after the dots ("..;", which some servers resolve). Such a path, joined
-// under the upstream's base path, could resolve to a path outside it, with
-// the token attached.
+// hasDotSegment reports whether the escaped path p has a "." or ".."
+// segment (RFC 3986, 3.3) as any server on the way might see it: decoded
+// once or more (%2e, %252e, %5c), "\" taken as "/", and "..;" as "..".
+// Joined under the upstream's base path, it could leave it, with the token.
 func hasDotSegment(p string) bool {
 	for range maxDecodes + 1 {
 		for seg := range strings.SplitSeq(strings.ReplaceAll(p, `\`, "/"), "/") {

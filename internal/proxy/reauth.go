@@ -15,10 +15,9 @@ import (
 // remembered is how many tokens reauth keeps in each of its lists.
 const remembered = 4
 
-// reauth is what decides which 401s from the upstream may cause an
-// exchange (step 6 of the package doc), so that an upstream answering 401
-// to everything costs the issuer a bounded number of exchanges. It is safe
-// for concurrent use.
+// reauth decides which upstream 401s may cause an exchange (step 6 of the
+// package doc), so that an upstream answering 401 to everything costs the
+// issuer a bounded number. It is safe for concurrent use.
 type reauth struct {
 	exchanges singleflight.Group // one exchange per token a 401 came on, shared by its 401s
 

@@ -35,11 +35,10 @@ func withdrawn(reason string) *answer {
 		"tokend proxy: the token was withdrawn, the control plane refused this session's credential: " + reason}
 }
 
-// token returns a token fit to send, and the context that ends when it is
-// withdrawn: it waits up to FirstTokenWait for the first one, and when the
-// held one has expired it asks for a fresh one (refreshWait at most). A
-// withdrawn token is never returned. Its errors are errNoToken,
-// errExpired, a withdrawn answer, or ctx's error.
+// token returns a token fit to send and the context that ends at its
+// withdrawal: it waits up to FirstTokenWait for the first, and asks for a
+// fresh one (refreshWait at most) for an expired one; never a withdrawn one.
+// Errors: errNoToken, errExpired, a withdrawn answer, or ctx's.
 func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, error) {
 	if reason, _ := p.src.Withdrawal(); reason != "" {
 		return secret.String{}, nil, withdrawn(reason) // also before any token

@@ -108,10 +108,9 @@ func (b *cutBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// replayable makes req's body replayable when it has none or a declared
-// length up to MaxReplayBytes, reading it into memory; a longer body or one
-// of unknown length is left to stream. It reports whether req can be sent
-// again.
+// replayable reads req's body into memory when it has a declared length up
+// to MaxReplayBytes, and reports whether req can be sent again (also with
+// no body); any other body is left to stream.
 func (t retryTransport) replayable(req *http.Request) (*http.Request, bool, error) {
 	switch {
 	case req.Body == nil || req.Body == http.NoBody || req.GetBody != nil:

@@ -41,10 +41,9 @@ func (r *Refresher) floor() time.Duration {
 	return minDelay
 }
 
-// learn applies rule 2 to one stored token: left is how long the held
-// token had to live when the exchange began (zero when unknown or when no
-// exchange took place), same whether the issuer returned that token again.
-// Call it before nextRefresh plans the next exchange.
+// learn applies rule 2 to a stored token, before nextRefresh plans: left is
+// the held token's life when the exchange began (zero if unknown or no
+// exchange), same whether the issuer returned that token again.
 func (r *Refresher) learn(tok exchange.Token, left time.Duration, same bool) {
 	switch {
 	case left <= 0:
@@ -147,10 +146,8 @@ func (r *Refresher) toward(exp, now time.Time, interval time.Duration, redraw bo
 	left := exp.Sub(now)
 	lo, hi := r.band(left)
 	if hi-lo >= interval {
-		// The band is an interval wide or more: interval steps land in
-		// it by themselves, and the first that does is the refresh-ahead
-		// point. Each pod keeps its own random phase, and asks once per
-		// interval, not more.
+		// The first interval step that lands in the band is the point:
+		// each pod keeps its own random phase, one exchange per interval.
 		step := jittered(interval, r.rand())
 		if !r.sched.stepping {
 			// Entering from a point drawn back from the shared expiry:
@@ -176,12 +173,9 @@ func (r *Refresher) toward(exp, now time.Time, interval time.Duration, redraw bo
 	if ahead <= interval {
 		return ahead, true
 	}
-	// The interval bounds the gap between exchanges. Place the steps back
-	// from the refresh-ahead point, one jittered interval apart, so the
-	// last lands on that point instead of just before it (a 15-minute
-	// token costs three exchanges at a 5-minute interval, not four), and a
-	// pod's steps keep the point's randomness instead of converging with
-	// the fleet's.
+	// Steps placed back from the point, a jittered interval apart, end on it
+	// (a 15-minute token: three exchanges at 5m, not four), and keep its
+	// randomness instead of converging with the fleet's.
 	steps := (ahead + interval - 1) / interval
 	return min(ahead-(steps-1)*jittered(interval, r.rand()), interval), false
 }
@@ -192,19 +186,11 @@ func jittered(d time.Duration, u float64) time.Duration {
 }
 
 // band returns the range the refresh-ahead margin is drawn from (rule 1),
-// left being the held token's remaining life now (hi is no more than
-// left):
-//
-//   - the reuse window w is known: [w/6, w], so that the fleet spreads its
-//     one useful request per token over the window;
-//   - the tokens are the pod's own: [life/6, life/4], about the kubelet's
-//     80% rule, life being the full life the issuer gives;
-//   - else: [h/6, h], h being the larger of the period (how much later
-//     than the last token's the held one expires: the issuer's life less
-//     its reuse window, the same for every pod that shares its tokens) and
-//     half the full life; [life/12, life/2] for a first token. Wide enough
-//     that pods never herd whatever the issuer's window, and reaching far
-//     enough back to find it.
+// hi no more than left, the held token's remaining life: [w/6, w] with the
+// reuse window w known; [life/6, life/4] for the pod's own tokens, life
+// being the issuer's full life; else [h/6, h], h the larger of life/2 and
+// the period (how much later than the last token's the held one expires),
+// or [life/12, life/2] for a first token.
 func (r *Refresher) band(left time.Duration) (lo, hi time.Duration) {
 	life := max(r.sched.fullLife, left)
 	switch {

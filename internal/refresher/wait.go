@@ -51,10 +51,9 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 	}
 }
 
-// armWall arms WallAlarm for due, and returns its channel and the
-// function that stops it. The channel is nil (never ready) when due is
-// zero, WallAlarm is unset, or arming failed; the failure is logged once,
-// and wait checks the wall clock itself.
+// armWall arms WallAlarm for due and returns its channel and its stop. The
+// channel is nil (never ready) when due is zero, WallAlarm unset, or arming
+// failed (logged once; wait then checks the wall clock itself).
 func (r *Refresher) armWall(due time.Time) (<-chan struct{}, func()) {
 	none := func() {}
 	if due.IsZero() || r.WallAlarm == nil {

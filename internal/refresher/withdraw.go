@@ -25,10 +25,9 @@ func (r *Refresher) withdraw(err error) {
 	r.withdrawn = reason
 }
 
-// logRefusal logs a refusal with attrs (its reason, the failure count,
-// the delay before the next attempt): the one that began the withdrawal
-// at error level, every later one at debug level (one line per change of
-// state, rule 8).
+// logRefusal logs a refusal with attrs (reason, failure count, next
+// delay): the one that began the withdrawal at error level, later ones at
+// debug (one line per change of state, rule 8).
 func (r *Refresher) logRefusal(attrs []any) {
 	if r.withdrawErr != nil {
 		attrs = append(attrs, slog.String("write_error", r.withdrawErr.Error()))

@@ -60,10 +60,9 @@ func arm(f *os.File, at time.Time) error {
 	return nil
 }
 
-// watch delivers each expiry or cancellation that f's reads report until
-// f is closed. An expiry ends it (the timer is one-shot); a cancellation
-// (ECANCELED: the clock was set, or the node resumed) arms the timer again
-// with rearm.
+// watch delivers each expiry or cancellation f's reads report until f is
+// closed. An expiry ends it (one-shot); a cancellation (ECANCELED: the
+// clock was set, or the node resumed) rearms the timer with rearm.
 func (a *Alarm) watch(f io.Reader, rearm func() error, done chan<- struct{}) {
 	defer close(done)
 	var buf [8]byte // the count of expiries
