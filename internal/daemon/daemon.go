@@ -41,7 +41,8 @@ type Deps struct {
 	// and Run, after its other observers (tests wait on it).
 	Observer refresher.Observer
 	// Restored, when set, follows each restore of a lost output
-	// (tokendir.Dir.Restored), on the token directory's goroutine.
+	// (tokendir.Dir.Restored) on the token directory's goroutine; it must
+	// not block.
 	Restored func(fingerprint string, err error)
 	// Listening, when set, receives the health server's address once Run
 	// has bound it, before it serves. It must not block.
