@@ -28,7 +28,7 @@
 #     (test/e2e/pause), busybox, and the workloads' images that the
 #     examples name (test/e2e/consumer);
 #  4. renders the static pods from the manifests, printing each change
-#     (manifests/internal/staticpod);
+#     (test/e2e/staticpod);
 #  5. in a network and mount namespace of its own (a bridge as the node's
 #     interface, only loopback reached; /run, /var/lib and /var/log
 #     overlaid, so nothing on the host changes), starts containerd and a
@@ -310,7 +310,7 @@ workload registry.example/git-credentials:1.4 sidecar.sh
 workload registry.example/git:2.45 git.sh
 "$S/bin/driver" prepare -dir "$S/keys"
 echo "== static pods, from the manifests; each change:"
-(cd manifests && go run ./internal/staticpod/cmd/staticpods -out "$S/pods" -public-key "$S/keys/cp.pub" -ca "$S/keys/upstream-ca.pem")
+(cd test/e2e/staticpod && go run ./cmd/staticpods -out "$S/pods" -public-key "$S/keys/cp.pub" -ca "$S/keys/upstream-ca.pem")
 cost_images=$(since "$t")
 
 echo "== node: containerd and kubelet in a network and mount namespace of their own"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, vet, the release build
-# check, the podspec module, the manifests, short fuzzing, then every Go
-# test under the race detector (last, so that its summary ends the output).
+# check, the podspec module, the manifests, the e2e's static-pod module,
+# short fuzzing, then every Go test under the race detector (last, so that
+# its summary ends the output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,9 @@ echo "== podspec (its own module, for k8s.io/api)"
 
 echo "== manifests (kustomize render, strict decode, pod rules, podspec agrees)"
 (cd manifests && go vet ./... && go test -count=1 ./...)
+
+echo "== test/e2e/staticpod (its own module: the e2e's static pods from the manifests)"
+(cd test/e2e/staticpod && go vet ./... && go test -race -count=1 ./...)
 
 # Short fuzzing: a count of executions per target, which a busy machine
 # only slows down (a duration can fail with "context deadline exceeded";

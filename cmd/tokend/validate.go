@@ -239,7 +239,7 @@ func (o *options) encryptedSession(f *flags, endpoint, agent string, successor b
 	if key == nil {
 		return nil
 	}
-	return &exchange.EncryptedSession{URL: endpoint, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID), UserAgent: agent}
+	return &exchange.EncryptedSession{Endpoint: exchange.Endpoint{URL: endpoint, UserAgent: agent}, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID)}
 }
 
 // bearer judges exactly one of the credential and its file, or else
@@ -270,7 +270,7 @@ func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.E
 			c.Warnings = append(c.Warnings, f.label("credential-file")+": "+err.Error()+"; tokend retries")
 		}
 	}
-	return &exchange.Bearer{URL: endpoint, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source, UserAgent: agent}
+	return &exchange.Bearer{Endpoint: exchange.Endpoint{URL: endpoint, UserAgent: agent}, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source}
 }
 
 // checkTokenURL judges the token endpoint's URL by the plain-http rule:

@@ -60,7 +60,7 @@ func testConfig(url string, key *rsa.PublicKey, sessionID, tokenFile string) *da
 		Command:   "run",
 		Auth:      "encrypted-session",
 		TokenURL:  u,
-		Exchanger: &exchange.EncryptedSession{URL: url, PublicKey: key, SessionID: secret.New(sessionID), Client: exchange.NewHTTPClient(nil)},
+		Exchanger: &exchange.EncryptedSession{Endpoint: exchange.Endpoint{URL: url, Client: exchange.NewHTTPClient(nil)}, PublicKey: key, SessionID: secret.New(sessionID)},
 
 		RefreshInterval: 5 * time.Minute,
 		InitTimeout:     time.Minute,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -42,8 +41,7 @@ var ErrCredential = errors.New("exchange: bearer credential unavailable")
 // Bearer does not judge the URL's scheme (the configuration does). It is
 // safe for concurrent use; its fields must not change after construction.
 type Bearer struct {
-	// URL is the token endpoint, e.g. https://ambient-control-plane.ns.svc:8443/token.
-	URL string
+	Endpoint
 	// CredentialFile, when not empty, holds the credential (then
 	// optionally line feeds, as a token file).
 	CredentialFile string
@@ -52,14 +50,6 @@ type Bearer struct {
 	// CredentialSource names the credential's setting for hints, e.g.
 	// "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"; by default TOKEND_CREDENTIAL(_FILE).
 	CredentialSource string
-	// Client sends the request; use NewHTTPClient.
-	Client *http.Client
-	// UserAgent is sent as the User-Agent header.
-	UserAgent string
-	// Timeout bounds one exchange; RequestTimeout when zero.
-	Timeout time.Duration
-	// Now returns the wall time used to judge expiry; time.Now when nil.
-	Now func() time.Time
 }
 
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it

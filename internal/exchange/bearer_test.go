@@ -79,9 +79,8 @@ func TestBearerWire(t *testing.T) {
 	const capability = "cap.eyJydW4iOiJyMSJ9.sig"
 	cp, srv := newCapabilityServer(t, capability)
 	ex := &exchange.Bearer{
-		URL:        srv.URL + "/token",
+		Endpoint:   exchange.Endpoint{URL: srv.URL + "/token", Client: exchange.NewHTTPClient(trusting(srv))},
 		Credential: secret.New(capability),
-		Client:     exchange.NewHTTPClient(trusting(srv)),
 	}
 	start := time.Now()
 	tok, err := ex.Exchange(t.Context())
@@ -111,7 +110,7 @@ func TestBearerWire(t *testing.T) {
 func TestBearerRereadsTheCredentialFile(t *testing.T) {
 	cp, srv := newCapabilityServer(t, "first-capability")
 	path := filepath.Join(t.TempDir(), "capability")
-	ex := &exchange.Bearer{URL: srv.URL + "/token", CredentialFile: path, Client: exchange.NewHTTPClient(trusting(srv))}
+	ex := &exchange.Bearer{Endpoint: exchange.Endpoint{URL: srv.URL + "/token", Client: exchange.NewHTTPClient(trusting(srv))}, CredentialFile: path}
 	for _, c := range []string{"first-capability", "second-capability"} {
 		if err := os.WriteFile(path, []byte(c+"\n"), 0o600); err != nil {
 			t.Fatal(err)

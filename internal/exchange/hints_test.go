@@ -21,7 +21,7 @@ func TestUnknownAuthorityNamesTheCASettings(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 	session := newSession(t, srv.URL)
-	bearer := &exchange.Bearer{URL: srv.URL + "/token", Credential: secret.New("a-capability"), Client: exchange.NewHTTPClient(nil)}
+	bearer := &exchange.Bearer{Endpoint: exchange.Endpoint{URL: srv.URL + "/token", Client: exchange.NewHTTPClient(nil)}, Credential: secret.New("a-capability")}
 	for name, ex := range map[string]exchange.Exchanger{"encrypted-session": session, "bearer": bearer} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ex.Exchange(t.Context())

@@ -87,7 +87,7 @@ func TestBearerFileReplacedDuringA401(t *testing.T) {
 	})
 	srv := httptest.NewTLSServer(iss)
 	defer srv.Close()
-	ex := &exchange.Bearer{URL: srv.URL + "/token", CredentialFile: file, Client: exchange.NewHTTPClient(trusting(srv))}
+	ex := &exchange.Bearer{Endpoint: exchange.Endpoint{URL: srv.URL + "/token", Client: exchange.NewHTTPClient(trusting(srv))}, CredentialFile: file}
 	if _, err := ex.Exchange(t.Context()); err != nil {
 		t.Fatalf("exchange after the file was replaced: %v", err)
 	}
@@ -117,8 +117,10 @@ func TestCapabilityExpiry(t *testing.T) {
 	defer srv.Close()
 	var clock atomic.Pointer[time.Time]
 	clock.Store(&now)
-	ex := &exchange.Bearer{URL: srv.URL + "/token", Credential: secret.New(capability), Client: exchange.NewHTTPClient(trusting(srv)),
-		Now: func() time.Time { return *clock.Load() }}
+	ex := &exchange.Bearer{
+		Endpoint:   exchange.Endpoint{URL: srv.URL + "/token", Client: exchange.NewHTTPClient(trusting(srv)), Now: func() time.Time { return *clock.Load() }},
+		Credential: secret.New(capability),
+	}
 	tok, err := ex.Exchange(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +174,7 @@ func TestPublicKeyRotation(t *testing.T) {
 		}
 	}
 	writeKey(oldKey)
-	fromFile := &exchange.EncryptedSession{URL: srv.URL + "/token", PublicKeyFile: file, SessionID: secret.New(sessionID), Client: exchange.NewHTTPClient(nil)}
+	fromFile := &exchange.EncryptedSession{Endpoint: exchange.Endpoint{URL: srv.URL + "/token", Client: exchange.NewHTTPClient(nil)}, PublicKeyFile: file, SessionID: secret.New(sessionID)}
 	fromVar := newSession(t, srv.URL)
 	if _, err := fromFile.Exchange(t.Context()); err != nil {
 		t.Fatal(err)

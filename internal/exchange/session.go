@@ -20,6 +20,21 @@ import (
 // byte of the body, when the Exchanger's Timeout is zero.
 const RequestTimeout = 10 * time.Second
 
+// Endpoint is the part of Bearer and EncryptedSession that says where and
+// how an exchange is sent.
+type Endpoint struct {
+	// URL is the token endpoint, e.g. https://ambient-control-plane.ns.svc:8443/token.
+	URL string
+	// Client sends the request; use NewHTTPClient.
+	Client *http.Client
+	// UserAgent is sent as the User-Agent header.
+	UserAgent string
+	// Timeout bounds one exchange; RequestTimeout when zero.
+	Timeout time.Duration
+	// Now returns the wall time used to judge expiry; time.Now when nil.
+	Now func() time.Time
+}
+
 // EncryptedSession is the control plane's deployed exchange: a GET whose
 // bearer credential is the session id encrypted to the control plane's RSA
 // key (RSA-OAEP, SHA-256, empty label), fresh at every request, in padded
@@ -36,22 +51,13 @@ const RequestTimeout = 10 * time.Second
 // An EncryptedSession is safe for concurrent use once constructed; its
 // fields must not change afterwards.
 type EncryptedSession struct {
-	// URL is the token endpoint, e.g. http://ambient-control-plane.ns.svc:8080/token.
-	URL string
+	Endpoint
 	// PublicKey is the control plane's key, used when PublicKeyFile is empty.
 	PublicKey *rsa.PublicKey
 	// PublicKeyFile, when not empty, holds the key as ParsePublicKey reads it.
 	PublicKeyFile string
 	// SessionID is the plaintext that is encrypted; it is a credential.
 	SessionID secret.String
-	// Client sends the request; use NewHTTPClient.
-	Client *http.Client
-	// UserAgent is sent as the User-Agent header.
-	UserAgent string
-	// Now returns the wall time used to judge expiry; time.Now when nil.
-	Now func() time.Time
-	// Timeout bounds one exchange; RequestTimeout when zero.
-	Timeout time.Duration
 }
 
 // ErrPublicKey is wrapped by errors about PublicKeyFile: missing,

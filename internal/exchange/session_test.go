@@ -38,11 +38,9 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 func newSession(t testing.TB, url string) *exchange.EncryptedSession {
 	return &exchange.EncryptedSession{
-		URL:       url + "/token",
+		Endpoint:  exchange.Endpoint{URL: url + "/token", Client: exchange.NewHTTPClient(nil), UserAgent: "tokend/test"},
 		PublicKey: &testkit.RSAKey().PublicKey,
 		SessionID: secret.New(sessionID),
-		Client:    exchange.NewHTTPClient(nil),
-		UserAgent: "tokend/test",
 	}
 }
 

@@ -44,7 +44,7 @@ func start(t *testing.T, args ...string) net.Addr {
 func TestBearerModeRefusesOtherCAs(t *testing.T) {
 	dir := t.TempDir()
 	addr := start(t, "--auth", "bearer", "--ca-out", filepath.Join(dir, "ca.pem"), "--credential-out", filepath.Join(dir, "capability"))
-	ex := &exchange.Bearer{URL: "https://" + addr.String() + "/token", CredentialFile: filepath.Join(dir, "capability"), Client: exchange.NewHTTPClient(x509.NewCertPool())}
+	ex := &exchange.Bearer{Endpoint: exchange.Endpoint{URL: "https://" + addr.String() + "/token", Client: exchange.NewHTTPClient(x509.NewCertPool())}, CredentialFile: filepath.Join(dir, "capability")}
 	if _, err := ex.Exchange(t.Context()); err == nil {
 		t.Fatal("exchange succeeded without trusting fakecp's CA")
 	}
@@ -61,7 +61,7 @@ func TestBearerMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex := &exchange.Bearer{URL: "https://" + addr.String() + "/token", CredentialFile: capability, Client: exchange.NewHTTPClient(roots)}
+	ex := &exchange.Bearer{Endpoint: exchange.Endpoint{URL: "https://" + addr.String() + "/token", Client: exchange.NewHTTPClient(roots)}, CredentialFile: capability}
 	tok, err := ex.Exchange(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestEncryptedSessionModeIsTheDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex := &exchange.EncryptedSession{URL: "http://" + addr.String() + "/token", PublicKey: key, SessionID: secret.New("local-session-0001"), Client: exchange.NewHTTPClient(nil)}
+	ex := &exchange.EncryptedSession{Endpoint: exchange.Endpoint{URL: "http://" + addr.String() + "/token", Client: exchange.NewHTTPClient(nil)}, PublicKey: key, SessionID: secret.New("local-session-0001")}
 	if _, err := ex.Exchange(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // openShiftUID is the user the OpenShift pod is assigned
-// (staticpod.OpenShiftUID in the manifests module).
+// (staticpod.OpenShiftUID in test/e2e/staticpod).
 const openShiftUID = "1000680000"
 
 type status string

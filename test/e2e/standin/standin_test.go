@@ -30,8 +30,9 @@ func newKey(t *testing.T) *rsa.PrivateKey {
 // exchanger is tokend's own client of the deployed exchange, pointed at cp.
 func exchanger(cp *ControlPlane, key *rsa.PrivateKey) *exchange.EncryptedSession {
 	return &exchange.EncryptedSession{
-		URL: "http://" + cp.Addr() + "/token", PublicKey: &key.PublicKey,
-		SessionID: secret.New("e2e-session-0001"), Client: exchange.NewHTTPClient(x509.NewCertPool()),
+		Endpoint:  exchange.Endpoint{URL: "http://" + cp.Addr() + "/token", Client: exchange.NewHTTPClient(x509.NewCertPool())},
+		PublicKey: &key.PublicKey,
+		SessionID: secret.New("e2e-session-0001"),
 	}
 }
 

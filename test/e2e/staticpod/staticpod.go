@@ -1,4 +1,4 @@
-// Package staticpod turns a rendered kustomization of this directory into
+// Package staticpod turns a rendered kustomization of manifests/ into
 // a static pod, a Pod that a standalone kubelet reads from its
 // staticPodPath with no API server (scripts/e2e-kubelet.sh). It changes
 // only what a static pod requires, and what stands in for the cluster
@@ -152,7 +152,7 @@ func (c *converter) object(doc []byte) (*corev1.Pod, error) {
 	typed, ok := map[string]any{"Secret": &corev1.Secret{}, "Pod": &corev1.Pod{}, "Job": &batchv1.Job{},
 		"Deployment": &appsv1.Deployment{}, "StatefulSet": &appsv1.StatefulSet{}, "DaemonSet": &appsv1.DaemonSet{}}[meta.Kind]
 	if !ok {
-		return nil, fmt.Errorf("%s: a kind a static pod cannot use; add its handling to manifests/internal/staticpod", what)
+		return nil, fmt.Errorf("%s: a kind a static pod cannot use; add its handling to test/e2e/staticpod", what)
 	}
 	if err := decode(doc, typed); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -323,7 +323,7 @@ func (c *converter) container(ctr *corev1.Container, hosts map[string]bool) erro
 const OpenShiftUID int64 = 1000680000
 
 // E2EPod is one static pod of scripts/e2e-kubelet.sh: a kustomization of
-// this directory and what stands in for its cluster.
+// manifests/ and what stands in for its cluster.
 type E2EPod struct {
 	// Name is the pod's file name, without .yaml.
 	Name string

@@ -1,9 +1,9 @@
 // Command staticpods renders the static pods of scripts/e2e-kubelet.sh
-// (staticpod.E2EPods) from this directory's kustomizations into a
+// (staticpod.E2EPods) from the kustomizations of manifests/ into a
 // directory, one NAME.yaml each, and prints every change it made to each,
-// by name, never by value. Run it from the manifests directory:
+// by name, never by value. Run it from test/e2e/staticpod, its module:
 //
-//	go run ./internal/staticpod/cmd/staticpods -out DIR -public-key cp.pub -ca ca.pem
+//	go run ./cmd/staticpods -out DIR -public-key cp.pub -ca ca.pem
 //
 // Exit status: 0 when every pod is written, 1 when one cannot be, 2 for a
 // usage error.
@@ -17,7 +17,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ambient-code/tokend/manifests/internal/staticpod"
+	"github.com/ambient-code/tokend/test/e2e/staticpod"
 	"sigs.k8s.io/yaml"
 )
 
@@ -32,7 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	keyFile := fs.String("public-key", "", "the stand-in control plane's public key, PEM (required)")
 	ca := fs.String("ca", "", "CA bundle on the node that tokend trusts for https, mounted by hostPath (absolute)")
 	session := fs.String("session-id", "e2e-session-0001", "session id for SESSION_ID placeholders")
-	dir := fs.String("manifests", ".", "the manifests directory")
+	dir := fs.String("manifests", "../../../manifests", "the manifests directory")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

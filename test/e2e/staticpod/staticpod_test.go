@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	manifests = "../.."
+	manifests = "../../../manifests"
 	testKey   = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtest\n-----END PUBLIC KEY-----\n"
 	testSID   = "e2e-session-secret-0001"
 	testCA    = "/node/ca.pem"
