@@ -33,6 +33,24 @@ func post(t *testing.T, c net.Conn) {
 	}
 }
 
+// servePipe serves the refresh socket on an in-memory listener in t's
+// synctest bubble until t ends, and returns its dialler.
+func servePipe(t *testing.T) func() net.Conn {
+	ln := testkit.NewPipeListener()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, unchanged, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() net.Conn {
+		c, err := ln.DialContext(t.Context(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+}
+
 // TestServeCapsConnections: held connections cannot pile up: past
 // MaxConns each new connection closes the idlest (one that never sent a
 // request, or idle after one) and is served. In a synctest bubble, so
@@ -41,19 +59,7 @@ func post(t *testing.T, c net.Conn) {
 // can read the answer and dial again before the server's state hook runs.
 func TestServeCapsConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := testkit.NewPipeListener()
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- Serve(ctx, ln, unchanged, slog.New(slog.DiscardHandler)) }()
-		defer func() { cancel(); <-done }()
-		dial := func() net.Conn {
-			c, err := ln.DialContext(t.Context(), "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return c
-		}
+		dial := servePipe(t)
 		var held []net.Conn
 		for i := range MaxConns {
 			c := dial()
@@ -69,9 +75,7 @@ func TestServeCapsConnections(t *testing.T) {
 			synctest.Wait()
 		}
 		for i, c := range held {
-			c.SetReadDeadline(time.Now()) // an open, idle one answers at once with a timeout
-			_, err := c.Read(make([]byte, 1))
-			if closed := err == io.EOF; closed != (i < extra) {
+			if closed := testkit.ClosedByPeer(t, c); closed != (i < extra) {
 				t.Errorf("held connection %d: closed %v, want %v (the %d idlest close)", i, closed, i < extra, extra)
 			}
 		}
@@ -82,19 +86,7 @@ func TestServeCapsConnections(t *testing.T) {
 // closed after the header timeout, an idle one after IdleTimeout.
 func TestServeClosesIdleConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ln := testkit.NewPipeListener()
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- Serve(ctx, ln, unchanged, slog.New(slog.DiscardHandler)) }()
-		defer func() { cancel(); <-done }()
-		dial := func() net.Conn {
-			c, err := ln.DialContext(t.Context(), "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return c
-		}
+		dial := servePipe(t)
 		silent, idle := dial(), dial()
 		post(t, idle)
 		ended := func(c net.Conn) <-chan struct{} {
