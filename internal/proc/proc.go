@@ -5,18 +5,15 @@
 // Every process leads its own process group, so that a stop reaches the
 // whole command, a shell wrapper's children included.
 //
-// Waiting: each started process is waited for by its own pid; orphans go
-// to the PID 1 of the container. While Adopt is in force, a wait(-1) loop
-// also reaps every child of tokend, orphans re-parented to it included
-// (tokend then is PID 1, or a child subreaper); whichever wait reaps a
-// started process hands it its status.
+// Each started process is waited for by its pidfd. While Adopt is in
+// force, a wait(-1) loop also reaps tokend's other children, orphans
+// re-parented to it; whichever wait reaps a started process hands it its
+// status.
 //
-// Terminal: when the new process's stdin is the controlling terminal and
-// tokend's group is its foreground group (tokend was started in the
-// foreground), the new group takes the foreground, so that the command can
-// read the terminal instead of being stopped by SIGTTIN, and gives it back
-// when the process exits. Started in the background, tokend leaves the
-// terminal alone, as a shell would for a background job.
+// When stdin is tokend's controlling terminal and tokend's group holds its
+// foreground, the new group takes the foreground (the command reads the
+// terminal instead of stopping on SIGTTIN) until the process exits. In the
+// background, tokend leaves the terminal alone, as a shell would.
 //
 // Everything here is safe for concurrent use.
 package proc
@@ -55,12 +52,12 @@ func Start(argv, env []string, stdin, stdout, stderr *os.File) (*Process, error)
 		return nil, fmt.Errorf("%w (give the full path, or set PATH)", cmd.Err)
 	}
 	cmd.Env, cmd.SysProcAttr = env, &syscall.SysProcAttr{Setpgid: true}
-	var tty *os.File
 	if stdin != nil {
-		cmd.Stdin, tty = stdin, foregroundTerminal(stdin)
-	}
-	if tty != nil {
-		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(tty.Fd()) // a descriptor of the parent
+		// stdin is tokend's controlling terminal (else TIOCGPGRP fails
+		// with ENOTTY) with tokend's group in the foreground.
+		fg, err := unix.IoctlGetInt(int(stdin.Fd()), unix.TIOCGPGRP)
+		cmd.Stdin, cmd.SysProcAttr.Ctty = stdin, int(stdin.Fd()) // a descriptor of the parent
+		cmd.SysProcAttr.Foreground = err == nil && fg == syscall.Getpgrp()
 	}
 	if stdout != nil {
 		cmd.Stdout = stdout
@@ -73,10 +70,20 @@ func Start(argv, env []string, stdin, stdout, stderr *os.File) (*Process, error)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", argv[0], errors.Unwrap(err))
 	}
-	p := &Process{Pid: cmd.Process.Pid, done: make(chan syscall.WaitStatus, 1), tty: tty}
-	_ = cmd.Process.Release() // statuses come from wait4 (reap.go), not from exec.Cmd
+	p := &Process{Pid: cmd.Process.Pid, done: make(chan syscall.WaitStatus, 1)}
+	if cmd.SysProcAttr.Foreground {
+		p.tty = stdin
+	}
 	reaper.waiting[p.Pid] = p
-	go waitPid(p.Pid)
+	go func() { // by pidfd, which a reuse of the pid cannot mislead
+		ws := syscall.WaitStatus(syscall.SIGKILL) // reaped elsewhere (reapAll): a kill is the best report
+		if st, err := cmd.Process.Wait(); err == nil {
+			ws = st.Sys().(syscall.WaitStatus)
+		}
+		reaper.mu.Lock()
+		defer reaper.mu.Unlock()
+		deliver(p.Pid, ws)
+	}()
 	return p, nil
 }
 
@@ -108,26 +115,14 @@ func ExitCode(ws syscall.WaitStatus) int {
 	return 1
 }
 
-// foregroundTerminal returns f when it is tokend's controlling terminal
-// (else TIOCGPGRP fails with ENOTTY) and its foreground process group is
-// tokend's own, else nil.
-func foregroundTerminal(f *os.File) *os.File {
-	if fg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP); err != nil || fg != syscall.Getpgrp() {
-		return nil
-	}
-	return f
-}
-
-// restoreForeground gives the terminal's foreground back to tokend's group
-// when group pgid still holds it. From the background, tcsetpgrp needs
-// SIGTTOU ignored: it is, for the call, with reaper.mu held so that no
+// restoreForeground gives the terminal fd's foreground back to tokend's
+// group when group pgid holds it. From the background, tcsetpgrp needs
+// SIGTTOU ignored: it is, for the call, under reaper.mu, so that no
 // process starts meanwhile and inherits the ignored signal.
-func restoreForeground(tty *os.File, pgid int) {
-	fd := int(tty.Fd())
-	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != pgid {
-		return
+func restoreForeground(fd, pgid int) {
+	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err == nil && fg == pgid {
+		signal.Ignore(syscall.SIGTTOU)
+		_ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, syscall.Getpgrp())
+		signal.Reset(syscall.SIGTTOU)
 	}
-	signal.Ignore(syscall.SIGTTOU)
-	defer signal.Reset(syscall.SIGTTOU)
-	_ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, syscall.Getpgrp())
 }

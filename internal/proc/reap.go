@@ -100,23 +100,6 @@ func reapAll() {
 	}
 }
 
-// waitPid waits for pid, a started process. While an Adopt is in force,
-// reapAll may reap it first: then wait4 fails with ECHILD and deliver
-// finds nothing to do.
-func waitPid(pid int) {
-	var ws syscall.WaitStatus
-	_, err := syscall.Wait4(pid, &ws, 0, nil)
-	for errors.Is(err, syscall.EINTR) {
-		_, err = syscall.Wait4(pid, &ws, 0, nil)
-	}
-	if err != nil { // reaped elsewhere: a kill is the best report
-		ws = syscall.WaitStatus(syscall.SIGKILL)
-	}
-	reaper.mu.Lock()
-	defer reaper.mu.Unlock()
-	deliver(pid, ws)
-}
-
 // deliver hands a started process its status, once, and tells Reaped's
 // callers; it reports whether pid was one. The caller holds reaper.mu.
 func deliver(pid int, ws syscall.WaitStatus) bool {
@@ -125,8 +108,8 @@ func deliver(pid int, ws syscall.WaitStatus) bool {
 		return false
 	}
 	delete(reaper.waiting, pid)
-	if p.tty != nil {
-		restoreForeground(p.tty, pid)
+	if p.tty != nil { // give tokend's group the terminal back, if pid's still has it
+		restoreForeground(int(p.tty.Fd()), pid)
 	}
 	p.done <- ws
 	tellReaped()
