@@ -197,7 +197,7 @@ func mustKill(t *testing.T, pid int, sig syscall.Signal) {
 
 func TestRestartDelayBacksOffShortRuns(t *testing.T) {
 	now := time.Unix(1000, 0)
-	r := &run{Supervisor: Supervisor{Now: func() time.Time { return now }, RestartBackoff: backoff.NewConstantBackOff(7 * time.Second)}}
+	r := &Supervisor{Now: func() time.Time { return now }, RestartBackoff: backoff.NewConstantBackOff(7 * time.Second)}
 	r.lastStart = now.Add(-time.Second)
 	if d := r.restartDelay(); d != 7*time.Second {
 		t.Errorf("a child up 1s restarts after %s, want 7s", d)
