@@ -86,10 +86,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	if policy != nil {
 		ns = append(ns, policy)
 	}
-	runner, err := notify.NewRunner(ns, log, mon.Registerer())
-	if err != nil {
-		return nil, fmt.Errorf("notifiers: %w", err)
-	}
+	runner := notify.NewRunner(ns, log, mon.Registerer())
 	r := newRefresher(cfg, d, log, dir, ex, od, mon, w.held, runner)
 	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)

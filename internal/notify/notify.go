@@ -27,6 +27,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/refresher"
@@ -60,9 +61,9 @@ type Runner struct {
 }
 
 // NewRunner returns a Runner for ns. It registers its counter with reg
-// when reg is not nil; a registration failure is returned.
-func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
-	r := &Runner{notifiers: ns, log: cmp.Or(log, slog.Default()), total: prometheus.NewCounterVec(prometheus.CounterOpts{
+// when reg is not nil, and panics if that fails (promauto).
+func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) *Runner {
+	r := &Runner{notifiers: ns, log: cmp.Or(log, slog.Default()), total: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "tokend_notifications_total",
 		Help: "Notifications of a token change, by notifier (signal, command) and result (success, failure).",
 	}, []string{"notifier", "result"})}
@@ -72,12 +73,7 @@ func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) (*Run
 			r.total.WithLabelValues(n.Name(), res)
 		}
 	}
-	if reg != nil {
-		if err := reg.Register(r.total); err != nil {
-			return nil, err
-		}
-	}
-	return r, nil
+	return r
 }
 
 // withdrawnMark is last while the token is withdrawn: no fingerprint equals it.

@@ -82,10 +82,7 @@ func (b *blocking) Notify(ctx context.Context) error {
 func TestChangesDuringANotificationCoalesce(t *testing.T) {
 	b := &blocking{started: make(chan struct{}), release: make(chan error)}
 	reg := prometheus.NewRegistry()
-	r, err := NewRunner([]Notifier{b}, slog.New(slog.DiscardHandler), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := NewRunner([]Notifier{b}, slog.New(slog.DiscardHandler), reg)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
@@ -114,10 +111,7 @@ func TestChangesDuringANotificationCoalesce(t *testing.T) {
 // A withdrawal is a change once, however many refusals follow, and so is
 // the first token after it, even the one withdrawn.
 func TestStoredMarksChangesOnly(t *testing.T) {
-	r, err := NewRunner([]Notifier{&blocking{}}, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := NewRunner([]Notifier{&blocking{}}, slog.New(slog.DiscardHandler), nil)
 	tok := func(v string) exchange.Token { return exchange.Token{Value: secret.New(v)} }
 	for i, step := range []struct {
 		tok string
