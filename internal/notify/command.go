@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,37 +38,31 @@ func (c *Command) Name() string { return "command" }
 // Notify runs the program once and waits for it. A non-zero exit status, a
 // timeout or a failure to start is an error naming --on-change.
 func (c *Command) Notify(ctx context.Context) error {
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
 	p, err := proc.Start(c.Argv, c.Env, nil, c.Output, c.Output)
 	if err != nil {
 		return fmt.Errorf("notify: --on-change %w", err)
 	}
-	after := c.after
+	after, timeout := c.after, cmp.Or(c.Timeout, 30*time.Second)
 	if after == nil {
 		after = time.After
 	}
-	var ws syscall.WaitStatus
 	select {
-	case ws = <-p.Done():
+	case ws := <-p.Done():
+		switch {
+		case ws.Exited() && ws.ExitStatus() == 0:
+			return nil
+		case ws.Signaled():
+			return fmt.Errorf("notify: --on-change %s failed: killed by %s", c.Argv[0], ws.Signal())
+		}
+		return fmt.Errorf("notify: --on-change %s failed: exit status %d", c.Argv[0], proc.ExitCode(ws))
 	case <-after(timeout):
 		err = fmt.Errorf("notify: --on-change %s did not finish within %s: make it return sooner, or raise --on-change-timeout", c.Argv[0], timeout)
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	switch {
-	case err != nil:
-		_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
-		<-p.Done()
-		return err
-	case ws.Exited() && ws.ExitStatus() == 0:
-		return nil
-	case ws.Signaled():
-		return fmt.Errorf("notify: --on-change %s failed: killed by %s", c.Argv[0], ws.Signal())
-	}
-	return fmt.Errorf("notify: --on-change %s failed: exit status %d", c.Argv[0], proc.ExitCode(ws))
+	_ = proc.SignalGroup(p.Pid, syscall.SIGKILL)
+	<-p.Done()
+	return err
 }
 
 // ParseArgv splits an --on-change value into a program and its arguments,
@@ -80,10 +75,7 @@ func (c *Command) Notify(ctx context.Context) error {
 //     quotes or backslashes, which would suggest a shell's quoting rules
 //     that are not applied: use the JSON form for such arguments.
 //
-// The JSON form is exact and already familiar from container specs; the
-// plain form covers the common `/bin/notify-token --reload` without a
-// quoting language of its own. For a pipeline, name a shell explicitly:
-// ["/bin/sh", "-c", "..."].
+// For a pipeline, name a shell: ["/bin/sh", "-c", "..."].
 func ParseArgv(s string) ([]string, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "[") {

@@ -1,19 +1,17 @@
-// Package notify tells processes that do not watch the token file that the
-// token changed: a signal to a process named in a pid file, a command, or
-// (under `tokend exec`) the child's change policy. It is tokend's one way of
-// telling a consumer of a change.
+// Package notify is tokend's one way of telling consumers that do not watch
+// the token file that the token changed: a signal to the process in a pid
+// file, a command, or (under `tokend exec`) the child's change policy.
 //
 // A Runner observes the refresher. A change is a store of a token other
-// than the one stored last (the first token is none, nor is a lost file
-// written again), a withdrawal (once), and the first token after one. It
-// owns one goroutine per Notifier; Changed never blocks the refresh loop,
-// and a notifier still busy when further changes arrive runs once more
-// afterwards, for all of them. Each notification is counted in
-// tokend_notifications_total{notifier,result} (result "success" or
-// "failure"); a failure is logged once, naming the setting, and never
-// stops the Runner. A failure that a moment may cure (a pid file not yet
-// rewritten by a restarting consumer) is retried, after RetryBackoff's
-// delays (by default 100 ms growing to 2 s, for 30 s) or at once on the
+// than the one stored last (not the first token, nor a lost file written
+// again), a withdrawal (once), and the first token after one. Changed never
+// blocks the refresh loop: each Notifier has a goroutine, and one busy when
+// changes arrive runs once more afterwards, for all of them. Each
+// notification counts in tokend_notifications_total{notifier,result}
+// ("success" or "failure"); a failure is logged once, naming the setting,
+// and the Runner goes on. One that a moment may cure (a pid file not yet
+// rewritten by a restarting consumer) is retried after RetryBackoff's
+// delays (by default 100 ms growing to 2 s, for 30 s), or at once on the
 // next change.
 package notify
 
