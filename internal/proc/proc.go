@@ -82,7 +82,9 @@ func Start(argv, env []string, stdin, stdout, stderr *os.File) (*Process, error)
 		}
 		reaper.mu.Lock()
 		defer reaper.mu.Unlock()
-		deliver(p.Pid, ws)
+		if reaper.waiting[p.Pid] == p { // not reaped by reapAll, its pid not reused since
+			deliver(p.Pid, ws)
+		}
 	}()
 	return p, nil
 }
@@ -106,13 +108,10 @@ func GroupExists(pgid int) bool {
 // ExitCode is the shell's convention for a wait status: the exit status,
 // or 128 plus the signal that killed the process.
 func ExitCode(ws syscall.WaitStatus) int {
-	switch {
-	case ws.Exited():
-		return ws.ExitStatus()
-	case ws.Signaled():
+	if ws.Signaled() {
 		return 128 + int(ws.Signal())
 	}
-	return 1
+	return ws.ExitStatus()
 }
 
 // restoreForeground gives the terminal fd's foreground back to tokend's

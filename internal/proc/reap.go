@@ -89,35 +89,27 @@ func reapAll() {
 		if err != nil || pid <= 0 {
 			return
 		}
-		if !deliver(pid, ws) {
-			for h := range reaper.hooks {
-				if *h != nil {
-					(*h)(pid)
-				}
+		deliver(pid, ws)
+	}
+}
+
+// deliver hands pid's status to the process Start started, else tells
+// Adopt's hooks of pid, and ends the wait of Reaped's callers. The caller
+// holds reaper.mu.
+func deliver(pid int, ws syscall.WaitStatus) {
+	if p, ok := reaper.waiting[pid]; ok {
+		delete(reaper.waiting, pid)
+		if p.tty != nil { // give tokend's group the terminal back, if pid's still has it
+			restoreForeground(int(p.tty.Fd()), pid)
+		}
+		p.done <- ws
+	} else {
+		for h := range reaper.hooks {
+			if *h != nil {
+				(*h)(pid)
 			}
-			tellReaped()
 		}
 	}
-}
-
-// deliver hands a started process its status, once, and tells Reaped's
-// callers; it reports whether pid was one. The caller holds reaper.mu.
-func deliver(pid int, ws syscall.WaitStatus) bool {
-	p, ok := reaper.waiting[pid]
-	if !ok {
-		return false
-	}
-	delete(reaper.waiting, pid)
-	if p.tty != nil { // give tokend's group the terminal back, if pid's still has it
-		restoreForeground(int(p.tty.Fd()), pid)
-	}
-	p.done <- ws
-	tellReaped()
-	return true
-}
-
-// tellReaped ends the wait of Reaped's callers. The caller holds reaper.mu.
-func tellReaped() {
 	close(reaper.next)
 	reaper.next = make(chan struct{})
 }
