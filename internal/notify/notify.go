@@ -48,7 +48,7 @@ type Notifier interface {
 type Runner struct {
 	refresher.NopObserver
 	// RetryBackoff returns the delays between retries of one
-	// notification; nil means the default above. Set it before Run.
+	// notification; NewRunner sets the default above. Set it before Run.
 	RetryBackoff func() backoff.BackOff
 
 	notifiers []Notifier
@@ -61,10 +61,14 @@ type Runner struct {
 // NewRunner returns a Runner for ns. It registers its counter with reg
 // when reg is not nil, and panics if that fails (promauto).
 func NewRunner(ns []Notifier, log *slog.Logger, reg prometheus.Registerer) *Runner {
-	r := &Runner{notifiers: ns, log: cmp.Or(log, slog.Default()), total: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+	r := &Runner{notifiers: ns, log: cmp.Or(log, slog.Default()), RetryBackoff: func() backoff.BackOff {
+		return backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+			backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(30*time.Second))
+	}}
+	r.total = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "tokend_notifications_total",
 		Help: "Notifications of a token change, by notifier (signal, command) and result (success, failure).",
-	}, []string{"notifier", "result"})}
+	}, []string{"notifier", "result"})
 	for _, n := range ns {
 		r.due = append(r.due, make(chan struct{}, 1))
 		for _, res := range []string{"success", "failure"} {
@@ -140,11 +144,7 @@ func (r *Runner) serve(ctx context.Context, n Notifier, due <-chan struct{}) {
 // deliver runs one notification, and retries it while it fails with a
 // retryable error.
 func (r *Runner) deliver(ctx context.Context, n Notifier, due <-chan struct{}) error {
-	var b backoff.BackOff = backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(30*time.Second))
-	if r.RetryBackoff != nil {
-		b = r.RetryBackoff()
-	}
+	b := r.RetryBackoff()
 	for {
 		err := n.Notify(ctx)
 		if err == nil || ctx.Err() != nil || !errors.As(err, new(retryable)) {

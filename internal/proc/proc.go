@@ -44,8 +44,7 @@ func (p *Process) Done() <-chan syscall.WaitStatus { return p.done }
 
 // Start runs argv[0] (looked up on PATH) with argv and env (tokend's own
 // when nil), in a new process group, with stdin, stdout and stderr; a nil
-// file is /dev/null (never a closed descriptor, which the process's next
-// open file would take the place of). Errors say what to fix.
+// file is /dev/null, never a closed descriptor. Errors say what to fix.
 func Start(argv, env []string, stdin, stdout, stderr *os.File) (*Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...) // exec.Cmd gives a nil file /dev/null
 	if cmd.Err != nil {
@@ -76,7 +75,7 @@ func Start(argv, env []string, stdin, stdout, stderr *os.File) (*Process, error)
 	}
 	reaper.waiting[p.Pid] = p
 	go func() { // by pidfd, which a reuse of the pid cannot mislead
-		ws := syscall.WaitStatus(syscall.SIGKILL) // reaped elsewhere (reapAll): a kill is the best report
+		ws := syscall.WaitStatus(syscall.SIGKILL) // reaped outside proc: a kill is the best report
 		if st, err := cmd.Process.Wait(); err == nil {
 			ws = st.Sys().(syscall.WaitStatus)
 		}
