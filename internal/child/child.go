@@ -115,11 +115,8 @@ type Supervisor struct {
 	err        error
 }
 
-// Run runs the command until it exits on its own or after a forwarded
-// signal, and returns its exit code. The end of ctx stops the child's
-// group as a restart would (StopSignal, Grace, SIGKILL) and returns its
-// code. An error means the command could not start (code 127) or
-// ErrNotStarted.
+// Run runs the command (see the package doc) and returns its exit code.
+// An error means the command could not start (code 127), or ErrNotStarted.
 func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	defer proc.Adopt(nil)()
 	select {

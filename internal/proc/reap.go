@@ -20,13 +20,12 @@ var reaper = struct {
 }{waiting: map[int]*Process{}, hooks: map[*func(int)]struct{}{}, next: make(chan struct{})}
 
 // Adopt makes tokend reap every child process, orphans included, until
-// release is called. Unless it is PID 1 (which adopts orphans anyway),
-// tokend becomes a child subreaper, so that a process whose parent exits
-// is re-parented to it, not to the container's PID 1, and it sees the end
-// of every process of a group it started. reaped, when not nil, learns the
-// pid of each reaped process that Start did not start; it is called with
-// a lock held and must not block. Adopt may be called more than once;
-// reaping lasts until every release, each idempotent, has been called.
+// release is called. Unless it is PID 1, tokend becomes a child subreaper:
+// an orphan of a group it started is re-parented to it, not to the
+// container's PID 1. reaped, when not nil, learns the pid of each reaped
+// process that Start did not start; it is called with a lock held and
+// must not block. Adopt may be called more than once; reaping lasts until
+// every release, each idempotent, has been called.
 func Adopt(reaped func(pid int)) (release func()) {
 	reaper.mu.Lock()
 	defer reaper.mu.Unlock()
