@@ -104,7 +104,8 @@ type Supervisor struct {
 	Now func() time.Time
 
 	// The state of Run once the first token is on disk.
-	child      *proc.Process // the running command; nil between runs
+	child      *proc.Process             // the running command; nil between runs
+	exited     <-chan syscall.WaitStatus // its Done; nil between runs
 	lastStart  time.Time
 	restarting bool             // the child is being stopped, or waits to start again
 	startAt    <-chan time.Time // the backed-off start; nil when none is due
@@ -141,13 +142,9 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	}
 	done := ctx.Done()
 	for !s.ending || s.child != nil || len(s.stopping) > 0 {
-		var exited <-chan syscall.WaitStatus
-		if s.child != nil {
-			exited = s.child.Done()
-		}
 		select {
-		case ws := <-exited:
-			s.exited(ws)
+		case ws := <-s.exited:
+			s.exit(ws)
 		case <-s.startAt:
 			s.startAt = nil
 			if err := s.start(); err != nil {
@@ -185,16 +182,16 @@ func (s *Supervisor) start() error {
 	if err != nil {
 		return fmt.Errorf("child: %w", err)
 	}
-	s.child, s.lastStart, s.restarting = p, s.Now(), false
+	s.child, s.exited, s.lastStart, s.restarting = p, p.Done(), s.Now(), false
 	s.Logger.Info("child started", slog.Int("pid", p.Pid), slog.String("command", s.Argv[0]))
 	return nil
 }
 
-// exited handles the command's exit: a restart follows, or Run ends once
+// exit handles the command's exit: a restart follows, or Run ends once
 // what is left of its group has stopped.
-func (s *Supervisor) exited(ws syscall.WaitStatus) {
+func (s *Supervisor) exit(ws syscall.WaitStatus) {
 	code, pid := proc.ExitCode(ws), s.child.Pid
-	s.child = nil
+	s.child, s.exited = nil, nil
 	s.Logger.Info("child exited", slog.Int("pid", pid), slog.Int("code", code))
 	if !s.restarting {
 		s.ending, s.code = true, code
