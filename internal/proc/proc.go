@@ -29,8 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Process is a started process, the leader of its own process group, whose
-// group id is its pid.
+// Process is a started process, the leader of its own process group.
 type Process struct {
 	// Pid is the process id, and the id of its process group.
 	Pid  int
