@@ -23,8 +23,7 @@ type Command struct {
 	Argv []string
 	// Env is the program's environment; nil means tokend's own.
 	Env []string
-	// Timeout ends the program's process group (SIGKILL) when it runs
-	// longer; 30 s when zero. --on-change-timeout.
+	// Timeout bounds a run; 30 s when zero. --on-change-timeout.
 	Timeout time.Duration
 	// Output receives the program's stdout and stderr; nil discards them.
 	Output *os.File
