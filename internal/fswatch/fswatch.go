@@ -14,19 +14,19 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watcher wraps one fsnotify.Watcher. Events is the wrapped watcher's
-// channel: its sends take no lock, so a consumer busy in Add delays them
-// harmlessly. Errors is drained at once and coalesced: while one error
-// waits unread, later ones are dropped (each means "events may have been
-// lost; look again", and one unread error already says so). Both channels
-// are closed once the wrapped watcher has ended (after Close, or when its
-// reader fails).
+// Watcher wraps one fsnotify.Watcher, whose Add, Remove, WatchList and
+// Events it offers as they are: Events' sends take no lock, so a consumer
+// busy in Add delays them harmlessly. Errors replaces the wrapped
+// watcher's: drained at once and coalesced, while one error waits unread,
+// later ones are dropped (each means "events may have been lost; look
+// again", and one unread error already says so). Both channels are closed
+// once the wrapped watcher has ended (after Close, or when its reader
+// fails); only the Watcher reads the wrapped watcher's Errors.
 //
 // Add, Remove and WatchList may be called from any goroutine, also from
 // the one reading Events and Errors; Close too, once.
 type Watcher struct {
-	n      *fsnotify.Watcher
-	Events <-chan fsnotify.Event
+	*fsnotify.Watcher
 	Errors <-chan error
 	pumped chan struct{} // closed when the error pump has ended
 }
@@ -41,13 +41,8 @@ func New(newWatcher func() (*fsnotify.Watcher, error)) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Wrap(n), nil
-}
-
-// Wrap takes n over: from now on only the Watcher reads n's channels.
-func Wrap(n *fsnotify.Watcher) *Watcher {
 	errs := make(chan error, 1)
-	w := &Watcher{n: n, Events: n.Events, Errors: errs, pumped: make(chan struct{})}
+	w := &Watcher{Watcher: n, Errors: errs, pumped: make(chan struct{})}
 	go func() {
 		defer close(w.pumped)
 		defer close(errs)
@@ -58,26 +53,14 @@ func Wrap(n *fsnotify.Watcher) *Watcher {
 			}
 		}
 	}()
-	return w
+	return w, nil
 }
-
-// Add watches name; see fsnotify.Watcher.Add.
-func (w *Watcher) Add(name string) error { return w.n.Add(name) }
-
-// Remove stops watching name; see fsnotify.Watcher.Remove.
-func (w *Watcher) Remove(name string) error { return w.n.Remove(name) }
-
-// WatchList returns the watched paths; see fsnotify.Watcher.WatchList.
-func (w *Watcher) WatchList() []string { return w.n.WatchList() }
-
-// Unwrap returns the fsnotify watcher (tests inspect its watches).
-func (w *Watcher) Unwrap() *fsnotify.Watcher { return w.n }
 
 // Close closes the wrapped watcher and returns once its error pump has
 // ended. It does not wait for Events to be read: fsnotify's reader gives
 // up a pending send when closed.
 func (w *Watcher) Close() error {
-	err := w.n.Close()
+	err := w.Watcher.Close()
 	<-w.pumped
 	return err
 }
