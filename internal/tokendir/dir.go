@@ -15,8 +15,8 @@
 //     a record that there is none and why (Withdraw), which step 2 keeps
 //     in place until the next Store.
 //
-// A new output is one file in this package: a type implementing Output,
-// passed in Options.Outputs.
+// A new output is one file in this package: a function returning an
+// Output, passed in Options.Outputs.
 package tokendir
 
 import (
@@ -40,21 +40,20 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// Output is one file a Dir writes for each token, or for its withdrawal.
-type Output interface {
-	// Path is the file's path. Its directory must exist.
-	Path() string
-	// Render returns the file's content for tok, and must not log tok.
-	// prev is what the output wrote last, else what the file holds (nil
-	// when absent or unreadable): content with more than the token (a time
-	// of writing) keeps prev while it still describes tok.
-	Render(tok exchange.Token, prev []byte, now time.Time) []byte
-	// RenderWithdrawal returns the file's content once the token is
-	// withdrawn for reason (which holds no secret): no token, and the
-	// reason. prev is as for Render.
-	RenderWithdrawal(reason string, prev []byte, now time.Time) []byte
-	// Describe names the output in messages, e.g. "token file".
-	Describe() string
+// Output is one file a Dir writes for each token, or for its withdrawal:
+// the token file every Dir has, or JSON's.
+type Output struct {
+	path string // its directory must exist
+	name string // names it in messages, e.g. "token file"
+	// render returns the content for tok, and must not log tok. prev is
+	// what the output wrote last, else what the file holds (nil when absent
+	// or unreadable): content with more than the token (a time of writing)
+	// keeps prev while it still describes tok.
+	render func(tok exchange.Token, prev []byte, now time.Time) []byte
+	// withdraw returns the content once the token is withdrawn for reason
+	// (which holds no secret): no token, and the reason. prev is as for
+	// render.
+	withdraw func(reason string, prev []byte, now time.Time) []byte
 }
 
 // Options configure a Dir. TokenFile and Mode are required.
@@ -74,8 +73,7 @@ type Options struct {
 
 // file is one output and the content it wrote last.
 type file struct {
-	out  Output
-	path string
+	Output
 	last []byte // nil until written
 }
 
@@ -118,10 +116,10 @@ func New(o Options) *Dir {
 		d.now = time.Now
 	}
 	for _, out := range append(slices.Clone(o.Outputs), tokenFile(o.TokenFile)) {
-		p := filepath.Clean(out.Path())
-		d.files = append(d.files, &file{out: out, path: p})
-		if !slices.Contains(d.dirs, filepath.Dir(p)) {
-			d.dirs = append(d.dirs, filepath.Dir(p))
+		out.path = filepath.Clean(out.path)
+		d.files = append(d.files, &file{Output: out})
+		if !slices.Contains(d.dirs, filepath.Dir(out.path)) {
+			d.dirs = append(d.dirs, filepath.Dir(out.path))
 		}
 	}
 	return d
@@ -164,7 +162,7 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 	defer d.mu.Unlock()
 	d.held, d.withdrawn = tok.Value.Fingerprint(), nil
 	return d.write(func(f *file, prev []byte, now time.Time) []byte {
-		return f.out.Render(tok, prev, now)
+		return f.render(tok, prev, now)
 	})
 }
 
@@ -185,7 +183,7 @@ func (d *Dir) Withdraw(reason string) (changed bool, err error) {
 				return nil // nothing to withdraw
 			}
 		}
-		return f.out.RenderWithdrawal(reason, prev, now)
+		return f.withdraw(reason, prev, now)
 	})
 }
 
@@ -238,14 +236,14 @@ func (d *Dir) Verify() error {
 func (d *Dir) verify() error {
 	for _, f := range d.files {
 		if f.last == nil {
-			return fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, ErrNotWritten)
+			return fmt.Errorf("%s %s: %w", f.name, f.path, ErrNotWritten)
 		}
 		data, err := readFile(f.path, maxRead)
 		if err != nil {
-			return fmt.Errorf("%s unreadable: %w", f.out.Describe(), err)
+			return fmt.Errorf("%s unreadable: %w", f.name, err)
 		}
 		if string(data) != string(f.last) {
-			return fmt.Errorf("%s %s holds %s, not the token written (%s)", f.out.Describe(), f.path, secret.Fingerprint(string(data)), d.held)
+			return fmt.Errorf("%s %s holds %s, not the token written (%s)", f.name, f.path, secret.Fingerprint(string(data)), d.held)
 		}
 	}
 	return nil

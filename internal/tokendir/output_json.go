@@ -23,9 +23,9 @@ import (
 // credential), the document holds no token, and says why and since when:
 //
 //	{"withdrawn": "token endpoint answered 403 Forbidden: runner access revoked: …", "withdrawn_at": "2026-11-29T12:31:07Z"}
-func JSON(path string) Output { return jsonFile(path) }
-
-type jsonFile string
+func JSON(path string) Output {
+	return Output{path: path, name: "JSON file", render: renderJSON, withdraw: withdrawJSON}
+}
 
 // document is the JSON output's content.
 type document struct {
@@ -41,10 +41,7 @@ type withdrawal struct {
 	WithdrawnAt string `json:"withdrawn_at"`
 }
 
-func (p jsonFile) Path() string     { return string(p) }
-func (p jsonFile) Describe() string { return "JSON file" }
-
-func (p jsonFile) Render(tok exchange.Token, prev []byte, now time.Time) []byte {
+func renderJSON(tok exchange.Token, prev []byte, now time.Time) []byte {
 	doc := document{Token: tok.Value.Reveal(), Fingerprint: tok.Value.Fingerprint()}
 	if !tok.Expiry.IsZero() {
 		doc.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
@@ -58,7 +55,7 @@ func (p jsonFile) Render(tok exchange.Token, prev []byte, now time.Time) []byte 
 	return append(data, '\n')
 }
 
-func (p jsonFile) RenderWithdrawal(reason string, prev []byte, now time.Time) []byte {
+func withdrawJSON(reason string, prev []byte, now time.Time) []byte {
 	var old withdrawal
 	if json.Unmarshal(prev, &old) == nil && old.Withdrawn == reason && old.WithdrawnAt != "" {
 		return prev // withdrawn for the same reason: keep the time it began

@@ -115,7 +115,7 @@ func (d *Dir) restore() error {
 	var err error
 	for _, f := range d.files {
 		if _, err = WriteFile(f.path, f.last, d.mode); err != nil {
-			err = fmt.Errorf("restoring the lost %s: %w", f.out.Describe(), err)
+			err = fmt.Errorf("restoring the lost %s: %w", f.name, err)
 			break
 		}
 	}
