@@ -27,18 +27,14 @@ func JSON(path string) Output {
 	return Output{path: path, name: "JSON file", render: renderJSON, withdraw: withdrawJSON}
 }
 
-// document is the JSON output's content.
+// document is the JSON output's content: a token, or its withdrawal.
 type document struct {
-	Token       string `json:"token"`
+	Token       string `json:"token,omitempty"`
 	ExpiresAt   string `json:"expires_at,omitempty"`
-	Fingerprint string `json:"fingerprint"`
-	WrittenAt   string `json:"written_at"`
-}
-
-// withdrawal is the JSON output's content once the token is withdrawn.
-type withdrawal struct {
-	Withdrawn   string `json:"withdrawn"`
-	WithdrawnAt string `json:"withdrawn_at"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	WrittenAt   string `json:"written_at,omitempty"`
+	Withdrawn   string `json:"withdrawn,omitempty"`
+	WithdrawnAt string `json:"withdrawn_at,omitempty"`
 }
 
 func renderJSON(tok exchange.Token, prev []byte, now time.Time) []byte {
@@ -56,10 +52,10 @@ func renderJSON(tok exchange.Token, prev []byte, now time.Time) []byte {
 }
 
 func withdrawJSON(reason string, prev []byte, now time.Time) []byte {
-	var old withdrawal
+	var old document
 	if json.Unmarshal(prev, &old) == nil && old.Withdrawn == reason && old.WithdrawnAt != "" {
 		return prev // withdrawn for the same reason: keep the time it began
 	}
-	data, _ := json.Marshal(withdrawal{Withdrawn: reason, WithdrawnAt: now.UTC().Format(time.RFC3339)})
+	data, _ := json.Marshal(document{Withdrawn: reason, WithdrawnAt: now.UTC().Format(time.RFC3339)})
 	return append(data, '\n')
 }
