@@ -103,7 +103,7 @@ type Dir struct {
 	withdrawn error  // the withdrawal written last, nil after a Store
 	complete  bool   // the last Store or Withdraw wrote every output
 
-	verdict atomic.Pointer[error] // the last verification; nil before any
+	verdict atomic.Pointer[error] // the last verification
 }
 
 // ErrNotWritten is Verified's answer before the first Store or Verify.
@@ -115,6 +115,7 @@ func New(o Options) *Dir {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	d.setVerdict(ErrNotWritten)
 	for _, out := range append(slices.Clone(o.Outputs), tokenFile(o.TokenFile)) {
 		out.path = filepath.Clean(out.path)
 		d.files = append(d.files, &file{Output: out})
@@ -252,19 +253,12 @@ func (d *Dir) verify() error {
 // Verified returns the verdict of the last verification (Verify, or Run's
 // check), or nil after a Store that succeeded since; ErrNotWritten before
 // either. It does not touch the disk.
-func (d *Dir) Verified() error {
-	if p := d.verdict.Load(); p != nil {
-		return *p
-	}
-	return ErrNotWritten
-}
+func (d *Dir) Verified() error { return *d.verdict.Load() }
 
 // setVerdict keeps err, or the withdrawal when err is nil and the token is
 // withdrawn; d.mu is held.
 func (d *Dir) setVerdict(err error) {
-	if err == nil {
-		err = d.withdrawn
-	}
+	err = cmp.Or(err, d.withdrawn)
 	d.verdict.Store(&err)
 }
 
