@@ -14,17 +14,14 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watcher wraps one fsnotify.Watcher, whose Add, Remove, WatchList and
-// Events it offers as they are: Events' sends take no lock, so a consumer
-// busy in Add delays them harmlessly. Errors replaces the wrapped
-// watcher's: drained at once and coalesced, while one error waits unread,
-// later ones are dropped (each means "events may have been lost; look
-// again", and one unread error already says so). Both channels are closed
-// once the wrapped watcher has ended (after Close, or when its reader
-// fails); only the Watcher reads the wrapped watcher's Errors.
-//
-// Add, Remove and WatchList may be called from any goroutine, also from
-// the one reading Events and Errors; Close too, once.
+// Watcher is an fsnotify.Watcher whose Errors, which only it reads, are
+// drained at once and coalesced: while one error waits unread, later ones
+// are dropped (each means "events may have been lost; look again").
+// Events, Add, Remove and WatchList are the wrapped watcher's; Events'
+// sends take no lock, so a consumer busy in Add delays them harmlessly.
+// Both channels close once the wrapped watcher has ended (after Close, or
+// when its reader fails). Every method may be called from any goroutine,
+// also the one reading Events and Errors; Close once.
 type Watcher struct {
 	*fsnotify.Watcher
 	Errors <-chan error
@@ -32,8 +29,9 @@ type Watcher struct {
 }
 
 // New returns a Watcher of a new fsnotify watcher made by newWatcher
-// (fsnotify.NewWatcher when nil; tests inject failures), and its error.
-func New(newWatcher func() (*fsnotify.Watcher, error)) (*Watcher, error) {
+// (fsnotify.NewWatcher when nil; tests inject failures) that watches dirs,
+// or the first error, having closed it.
+func New(newWatcher func() (*fsnotify.Watcher, error), dirs ...string) (*Watcher, error) {
 	if newWatcher == nil {
 		newWatcher = fsnotify.NewWatcher
 	}
@@ -53,6 +51,12 @@ func New(newWatcher func() (*fsnotify.Watcher, error)) (*Watcher, error) {
 			}
 		}
 	}()
+	for _, dir := range dirs { // with the pump running: Add may wait on a send
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
 	return w, nil
 }
 

@@ -2,6 +2,7 @@ package tokendir
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -138,11 +139,7 @@ func checkTarget(path string) (fs.FileInfo, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	case err == nil && !fi.Mode().IsRegular():
-		kind := kinds[fi.Mode().Type()]
-		if kind == "" {
-			kind = "non-regular file"
-		}
-		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, kind)
+		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, cmp.Or(kinds[fi.Mode().Type()], "non-regular file"))
 	}
 	return fi, err
 }

@@ -24,19 +24,9 @@ const (
 // once. On an error (inotify instances or watches exhausted) Run checks
 // every minute instead, and tries again at each check. Call it before Run,
 // which closes the watch; never concurrently with Run.
-func (d *Dir) Watch() error {
-	w, err := fswatch.New(d.newWatcher)
-	if err != nil {
-		return err
-	}
-	for _, dir := range d.dirs {
-		if err := w.Add(dir); err != nil {
-			w.Close()
-			return err
-		}
-	}
-	d.w = w
-	return nil
+func (d *Dir) Watch() (err error) {
+	d.w, err = fswatch.New(d.newWatcher, d.dirs...)
+	return err
 }
 
 // Run keeps the outputs in place until ctx ends, then closes the watch and
