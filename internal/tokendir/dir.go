@@ -159,10 +159,7 @@ func (d *Dir) CleanTemp() (n int, _ error) {
 // restores nothing until a Store succeeds again (the refresher stores the
 // token again itself). After a success the verdict is good.
 func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.held, d.withdrawn = tok.Value.Fingerprint(), nil
-	return d.write(func(f *file, prev []byte, now time.Time) []byte {
+	return d.write(tok.Value.Fingerprint(), nil, func(f *file, prev []byte, now time.Time) []byte {
 		return f.render(tok, prev, now)
 	})
 }
@@ -175,10 +172,7 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 // does, Run restores the withdrawal as a token, and the verdict wraps
 // ErrWithdrawn until the next Store.
 func (d *Dir) Withdraw(reason string) (changed bool, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.held, d.withdrawn = "withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason)
-	return d.write(func(f *file, prev []byte, now time.Time) []byte {
+	return d.write("withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason), func(f *file, prev []byte, now time.Time) []byte {
 		if f.last == nil {
 			if _, err := os.Lstat(f.path); errors.Is(err, fs.ErrNotExist) {
 				return nil // nothing to withdraw
@@ -192,9 +186,13 @@ func (d *Dir) Withdraw(reason string) (changed bool, err error) {
 // next Store.
 var ErrWithdrawn = errors.New("token withdrawn")
 
-// write renders and writes every output but those render returns nil for;
-// d.mu is held. Run restores only what a write wrote to every output.
-func (d *Dir) write(render func(f *file, prev []byte, now time.Time) []byte) (changed bool, err error) {
+// write holds the token of fingerprint held, or withdrawn (nil for a
+// token), and renders and writes every output but those render returns
+// nil for. Run restores only what a write wrote to every output.
+func (d *Dir) write(held string, withdrawn error, render func(f *file, prev []byte, now time.Time) []byte) (changed bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held, d.withdrawn = held, withdrawn
 	now := d.now()
 	var errs []error
 	for _, f := range d.files {
