@@ -54,6 +54,7 @@ type Output struct {
 	// (which holds no secret): no token, and the reason. prev is as for
 	// render.
 	withdraw func(reason string, prev []byte, now time.Time) []byte
+	last     []byte // what a Dir wrote last, in its own copy; nil until written
 }
 
 // Options configure a Dir. TokenFile and Mode are required.
@@ -69,12 +70,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the wall clock; time.Now when nil.
 	Now func() time.Time
-}
-
-// file is one output and the content it wrote last.
-type file struct {
-	Output
-	last []byte // nil until written
 }
 
 // Dir owns the outputs of one tokend. Store, Verify, Verified, Remove and
@@ -98,7 +93,7 @@ type Dir struct {
 	tick       <-chan time.Time                  // tests: replaces Run's minute check while unwatched
 
 	mu        sync.Mutex // guards files' last, held, complete
-	files     []*file
+	files     []*Output
 	held      string // the fingerprint of the token stored last
 	withdrawn error  // the withdrawal written last, nil after a Store
 	complete  bool   // the last Store or Withdraw wrote every output
@@ -118,7 +113,7 @@ func New(o Options) *Dir {
 	d.setVerdict(ErrNotWritten)
 	for _, out := range append(slices.Clone(o.Outputs), tokenFile(o.TokenFile)) {
 		out.path = filepath.Clean(out.path)
-		d.files = append(d.files, &file{Output: out})
+		d.files = append(d.files, &out)
 		if !slices.Contains(d.dirs, filepath.Dir(out.path)) {
 			d.dirs = append(d.dirs, filepath.Dir(out.path))
 		}
@@ -159,7 +154,7 @@ func (d *Dir) CleanTemp() (n int, _ error) {
 // restores nothing until a Store succeeds again (the refresher stores the
 // token again itself). After a success the verdict is good.
 func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
-	return d.write(tok.Value.Fingerprint(), nil, func(f *file, prev []byte, now time.Time) []byte {
+	return d.write(tok.Value.Fingerprint(), nil, func(f *Output, prev []byte, now time.Time) []byte {
 		return f.render(tok, prev, now)
 	})
 }
@@ -172,7 +167,7 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 // does, Run restores the withdrawal as a token, and the verdict wraps
 // ErrWithdrawn until the next Store.
 func (d *Dir) Withdraw(reason string) (changed bool, err error) {
-	return d.write("withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason), func(f *file, prev []byte, now time.Time) []byte {
+	return d.write("withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason), func(f *Output, prev []byte, now time.Time) []byte {
 		if f.last == nil {
 			if _, err := os.Lstat(f.path); errors.Is(err, fs.ErrNotExist) {
 				return nil // nothing to withdraw
@@ -189,7 +184,7 @@ var ErrWithdrawn = errors.New("token withdrawn")
 // write holds the token of fingerprint held, or withdrawn (nil for a
 // token), and renders and writes every output but those render returns
 // nil for. Run restores only what a write wrote to every output.
-func (d *Dir) write(held string, withdrawn error, render func(f *file, prev []byte, now time.Time) []byte) (changed bool, err error) {
+func (d *Dir) write(held string, withdrawn error, render func(f *Output, prev []byte, now time.Time) []byte) (changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.held, d.withdrawn = held, withdrawn
@@ -213,7 +208,7 @@ func (d *Dir) write(held string, withdrawn error, render func(f *file, prev []by
 		}
 	}
 	err = errors.Join(errs...)
-	d.complete = err == nil && !slices.ContainsFunc(d.files, func(f *file) bool { return f.last == nil })
+	d.complete = err == nil && !slices.ContainsFunc(d.files, func(f *Output) bool { return f.last == nil })
 	if err == nil {
 		d.setVerdict(nil)
 	}

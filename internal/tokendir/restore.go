@@ -67,7 +67,7 @@ func (d *Dir) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
-			if ok && !slices.Contains(d.dirs, ev.Name) && !slices.ContainsFunc(d.files, func(f *file) bool { return f.path == ev.Name }) {
+			if ok && !slices.Contains(d.dirs, ev.Name) && !slices.ContainsFunc(d.files, func(f *Output) bool { return f.path == ev.Name }) {
 				continue // neither an output nor its directory
 			}
 			closed = !ok
