@@ -99,12 +99,8 @@ func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err er
 func CheckFile(path string) error {
 	path = filepath.Clean(path)
 	dir := filepath.Dir(path)
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("directory %s: %w", dir, cause(err))
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("directory %s: %w", dir, cmp.Or(cause(err), error(syscall.ENOTDIR)))
 	}
 	if _, err := checkTarget(path); err != nil {
 		return err
