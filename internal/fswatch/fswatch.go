@@ -1,18 +1,13 @@
 // Package fswatch is fsnotify's watcher made safe to change from the
-// goroutine that reads its events: the one job of this package.
-//
-// fsnotify's inotify reader sends some errors while it holds the lock that
-// Add, Remove and WatchList take (for example, on IN_MOVE_SELF of a watched
-// directory that was also deleted, inotify_rm_watch fails with EINVAL and
-// the error is sent under the lock). A loop that both reads Errors and
-// calls Add therefore deadlocks when that error arrives while it is in Add:
-// the class of fsnotify/fsnotify#123 and #195. Watcher drains the errors on
-// a goroutine of its own, so its reader never waits on its user.
+// goroutine that reads its events. fsnotify's inotify reader sends some
+// errors while holding the lock that Add, Remove and WatchList take (on
+// IN_MOVE_SELF of a watched directory also deleted, inotify_rm_watch fails
+// with EINVAL), so a loop that reads Errors and calls Add deadlocks when
+// such an error comes while it is in Add (fsnotify/fsnotify#123, #195).
+// Watcher drains the errors on a goroutine of its own.
 package fswatch
 
-import (
-	"github.com/fsnotify/fsnotify"
-)
+import "github.com/fsnotify/fsnotify"
 
 // Watcher is an fsnotify.Watcher whose Errors, which only it reads, are
 // drained at once and coalesced: while one error waits unread, later ones

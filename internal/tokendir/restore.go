@@ -12,11 +12,9 @@ import (
 	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
-// Run checks every checkEvery while unwatched, and tries a failed restore
-// again after firstRetry, doubling up to checkEvery.
 const (
-	checkEvery = time.Minute
-	firstRetry = time.Second
+	checkEvery = time.Minute // Run's check while unwatched, and its longest retry delay
+	firstRetry = time.Second // Run's first retry of a failed restore, then doubled
 )
 
 // Watch installs the watch on the outputs' directories (a file is replaced
