@@ -50,9 +50,8 @@ type Output struct {
 	// or unreadable): content with more than the token (a time of writing)
 	// keeps prev while it still describes tok.
 	render func(tok exchange.Token, prev []byte, now time.Time) []byte
-	// withdraw returns the content once the token is withdrawn for reason
-	// (which holds no secret): no token, and the reason. prev is as for
-	// render.
+	// withdraw is render for the token's withdrawal: no token, and reason
+	// (which holds no secret).
 	withdraw func(reason string, prev []byte, now time.Time) []byte
 	last     []byte // what a Dir wrote last, in its own copy; nil until written
 }
