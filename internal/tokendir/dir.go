@@ -91,7 +91,7 @@ type Dir struct {
 	w          *fswatch.Watcher                  // nil while not watching; Watch and Run only
 	tick       <-chan time.Time                  // tests: replaces Run's minute check while unwatched
 
-	mu        sync.Mutex // guards files' last, held, complete
+	mu        sync.Mutex // guards files' last, held, withdrawn, complete
 	files     []*Output
 	held      string // the fingerprint of the token stored last
 	withdrawn error  // the withdrawal written last, nil after a Store
