@@ -30,7 +30,7 @@ func (l *loop) rebuild() {
 	l.n, l.addErr, l.buildErr = n, "", ""
 	l.sync()
 	if l.w.hooks.watching != nil {
-		l.w.hooks.watching(n.Unwrap())
+		l.w.hooks.watching(n.Watcher)
 	}
 }
 

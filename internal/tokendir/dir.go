@@ -15,8 +15,8 @@
 //     a record that there is none and why (Withdraw), which step 2 keeps
 //     in place until the next Store.
 //
-// A new output is one file in this package: a type implementing Output,
-// passed in Options.Outputs.
+// A new output is one file in this package: a function returning an
+// Output, passed in Options.Outputs.
 package tokendir
 
 import (
@@ -40,21 +40,20 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// Output is one file a Dir writes for each token, or for its withdrawal.
-type Output interface {
-	// Path is the file's path. Its directory must exist.
-	Path() string
-	// Render returns the file's content for tok, and must not log tok.
-	// prev is what the output wrote last, else what the file holds (nil
-	// when absent or unreadable): content with more than the token (a time
-	// of writing) keeps prev while it still describes tok.
-	Render(tok exchange.Token, prev []byte, now time.Time) []byte
-	// RenderWithdrawal returns the file's content once the token is
-	// withdrawn for reason (which holds no secret): no token, and the
-	// reason. prev is as for Render.
-	RenderWithdrawal(reason string, prev []byte, now time.Time) []byte
-	// Describe names the output in messages, e.g. "token file".
-	Describe() string
+// Output is one file a Dir writes for each token, or for its withdrawal:
+// the token file every Dir has, or JSON's.
+type Output struct {
+	path string // its directory must exist
+	name string // names it in messages, e.g. "token file"
+	// render returns the content for tok, and must not log tok. prev is
+	// what the output wrote last, else what the file holds (nil when absent
+	// or unreadable): content with more than the token (a time of writing)
+	// keeps prev while it still describes tok.
+	render func(tok exchange.Token, prev []byte, now time.Time) []byte
+	// withdraw is render for the token's withdrawal: no token, and reason
+	// (which holds no secret).
+	withdraw func(reason string, prev []byte, now time.Time) []byte
+	last     []byte // what a Dir wrote last, in its own copy; nil until written
 }
 
 // Options configure a Dir. TokenFile and Mode are required.
@@ -70,13 +69,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the wall clock; time.Now when nil.
 	Now func() time.Time
-}
-
-// file is one output and the content it wrote last.
-type file struct {
-	out  Output
-	path string
-	last []byte // nil until written
 }
 
 // Dir owns the outputs of one tokend. Store, Verify, Verified, Remove and
@@ -99,13 +91,13 @@ type Dir struct {
 	w          *fswatch.Watcher                  // nil while not watching; Watch and Run only
 	tick       <-chan time.Time                  // tests: replaces Run's minute check while unwatched
 
-	mu        sync.Mutex // guards files' last, held, complete
-	files     []*file
+	mu        sync.Mutex // guards files' last, held, withdrawn, complete
+	files     []*Output
 	held      string // the fingerprint of the token stored last
 	withdrawn error  // the withdrawal written last, nil after a Store
 	complete  bool   // the last Store or Withdraw wrote every output
 
-	verdict atomic.Pointer[error] // the last verification; nil before any
+	verdict atomic.Pointer[error] // the last verification
 }
 
 // ErrNotWritten is Verified's answer before the first Store or Verify.
@@ -117,11 +109,12 @@ func New(o Options) *Dir {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	d.setVerdict(ErrNotWritten)
 	for _, out := range append(slices.Clone(o.Outputs), tokenFile(o.TokenFile)) {
-		p := filepath.Clean(out.Path())
-		d.files = append(d.files, &file{out: out, path: p})
-		if !slices.Contains(d.dirs, filepath.Dir(p)) {
-			d.dirs = append(d.dirs, filepath.Dir(p))
+		out.path = filepath.Clean(out.path)
+		d.files = append(d.files, &out)
+		if !slices.Contains(d.dirs, filepath.Dir(out.path)) {
+			d.dirs = append(d.dirs, filepath.Dir(out.path))
 		}
 	}
 	return d
@@ -160,11 +153,8 @@ func (d *Dir) CleanTemp() (n int, _ error) {
 // restores nothing until a Store succeeds again (the refresher stores the
 // token again itself). After a success the verdict is good.
 func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.held, d.withdrawn = tok.Value.Fingerprint(), nil
-	return d.write(func(f *file, prev []byte, now time.Time) []byte {
-		return f.out.Render(tok, prev, now)
+	return d.write(tok.Value.Fingerprint(), nil, func(f *Output, prev []byte, now time.Time) []byte {
+		return f.render(tok, prev, now)
 	})
 }
 
@@ -176,16 +166,13 @@ func (d *Dir) Store(tok exchange.Token) (changed bool, err error) {
 // does, Run restores the withdrawal as a token, and the verdict wraps
 // ErrWithdrawn until the next Store.
 func (d *Dir) Withdraw(reason string) (changed bool, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.held, d.withdrawn = "withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason)
-	return d.write(func(f *file, prev []byte, now time.Time) []byte {
+	return d.write("withdrawn", fmt.Errorf("%w: %s", ErrWithdrawn, reason), func(f *Output, prev []byte, now time.Time) []byte {
 		if f.last == nil {
 			if _, err := os.Lstat(f.path); errors.Is(err, fs.ErrNotExist) {
 				return nil // nothing to withdraw
 			}
 		}
-		return f.out.RenderWithdrawal(reason, prev, now)
+		return f.withdraw(reason, prev, now)
 	})
 }
 
@@ -193,9 +180,13 @@ func (d *Dir) Withdraw(reason string) (changed bool, err error) {
 // next Store.
 var ErrWithdrawn = errors.New("token withdrawn")
 
-// write renders and writes every output but those render returns nil for;
-// d.mu is held. Run restores only what a write wrote to every output.
-func (d *Dir) write(render func(f *file, prev []byte, now time.Time) []byte) (changed bool, err error) {
+// write holds the token of fingerprint held, or withdrawn (nil for a
+// token), and renders and writes every output but those render returns
+// nil for. Run restores only what a write wrote to every output.
+func (d *Dir) write(held string, withdrawn error, render func(f *Output, prev []byte, now time.Time) []byte) (changed bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held, d.withdrawn = held, withdrawn
 	now := d.now()
 	var errs []error
 	for _, f := range d.files {
@@ -216,7 +207,7 @@ func (d *Dir) write(render func(f *file, prev []byte, now time.Time) []byte) (ch
 		}
 	}
 	err = errors.Join(errs...)
-	d.complete = err == nil && !slices.ContainsFunc(d.files, func(f *file) bool { return f.last == nil })
+	d.complete = err == nil && !slices.ContainsFunc(d.files, func(f *Output) bool { return f.last == nil })
 	if err == nil {
 		d.setVerdict(nil)
 	}
@@ -238,14 +229,14 @@ func (d *Dir) Verify() error {
 func (d *Dir) verify() error {
 	for _, f := range d.files {
 		if f.last == nil {
-			return fmt.Errorf("%s %s: %w", f.out.Describe(), f.path, ErrNotWritten)
+			return fmt.Errorf("%s %s: %w", f.name, f.path, ErrNotWritten)
 		}
 		data, err := readFile(f.path, maxRead)
 		if err != nil {
-			return fmt.Errorf("%s unreadable: %w", f.out.Describe(), err)
+			return fmt.Errorf("%s unreadable: %w", f.name, err)
 		}
 		if string(data) != string(f.last) {
-			return fmt.Errorf("%s %s holds %s, not the token written (%s)", f.out.Describe(), f.path, secret.Fingerprint(string(data)), d.held)
+			return fmt.Errorf("%s %s holds %s, not the token written (%s)", f.name, f.path, secret.Fingerprint(string(data)), d.held)
 		}
 	}
 	return nil
@@ -254,19 +245,12 @@ func (d *Dir) verify() error {
 // Verified returns the verdict of the last verification (Verify, or Run's
 // check), or nil after a Store that succeeded since; ErrNotWritten before
 // either. It does not touch the disk.
-func (d *Dir) Verified() error {
-	if p := d.verdict.Load(); p != nil {
-		return *p
-	}
-	return ErrNotWritten
-}
+func (d *Dir) Verified() error { return *d.verdict.Load() }
 
 // setVerdict keeps err, or the withdrawal when err is nil and the token is
 // withdrawn; d.mu is held.
 func (d *Dir) setVerdict(err error) {
-	if err == nil {
-		err = d.withdrawn
-	}
+	err = cmp.Or(err, d.withdrawn)
 	d.verdict.Store(&err)
 }
 

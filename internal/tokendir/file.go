@@ -2,6 +2,7 @@ package tokendir
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,6 @@ const maxRead = 1 << 20
 // one writer.
 func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err error) {
 	path, mode = filepath.Clean(path), mode.Perm()
-	dir := filepath.Dir(path)
 	fi, err := checkTarget(path)
 	if err != nil {
 		return false, err
@@ -58,33 +58,35 @@ func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err er
 	}
 	f, err := createTemp(path)
 	if err != nil {
-		return false, fmt.Errorf("creating a temporary file in %s: %w%s", dir, cause(err), dirHint(dir, err))
+		return false, err
 	}
-	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			os.Remove(f.Name())
 		}
 	}()
-	if _, err = f.Write(data); err != nil {
-		return false, fmt.Errorf("writing %s: %w%s", tmp, cause(err), dirHint(dir, err))
+	_, err = f.Write(data)
+	for _, step := range []func() error{func() error { return f.Chmod(mode) }, f.Sync, f.Close} {
+		if err == nil {
+			err = step()
+		}
 	}
-	if err = f.Chmod(mode); err != nil {
-		return false, fmt.Errorf("chmod %s: %w", tmp, cause(err))
-	}
-	if err = f.Sync(); err != nil {
-		return false, fmt.Errorf("fsync %s: %w%s", tmp, cause(err), dirHint(dir, err))
-	}
-	if err = f.Close(); err != nil {
-		return false, fmt.Errorf("closing %s: %w%s", tmp, cause(err), dirHint(dir, err))
+	if err != nil {
+		return false, fmt.Errorf("writing a temporary file: %w%s", err, hint(path, err))
 	}
 	// The target may have become a directory or symlink since the check;
 	// rename(2) would then fail or replace the link itself, never follow it.
-	if err = os.Rename(tmp, path); err != nil {
-		return false, fmt.Errorf("renaming into %s: %w%s", path, cause(err), renameHint(path, err))
+	if err = os.Rename(f.Name(), path); err != nil {
+		return false, fmt.Errorf("renaming into %s: %w%s", path, cause(err), hint(path, err))
 	}
-	if err = syncDir(dir); err != nil {
+	dir := filepath.Dir(path)
+	d, err := os.Open(dir)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		return true, fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return true, nil
@@ -97,19 +99,15 @@ func WriteFile(path string, data []byte, mode fs.FileMode) (changed bool, err er
 func CheckFile(path string) error {
 	path = filepath.Clean(path)
 	dir := filepath.Dir(path)
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("directory %s: %w", dir, cause(err))
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("directory %s: %w", dir, cmp.Or(cause(err), error(syscall.ENOTDIR)))
 	}
 	if _, err := checkTarget(path); err != nil {
 		return err
 	}
 	f, err := createTemp(path)
 	if err != nil {
-		return fmt.Errorf("cannot create a file in directory %s: %w%s", dir, cause(err), dirHint(dir, err))
+		return err
 	}
 	f.Close()
 	return os.Remove(f.Name())
@@ -137,11 +135,7 @@ func checkTarget(path string) (fs.FileInfo, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	case err == nil && !fi.Mode().IsRegular():
-		kind := kinds[fi.Mode().Type()]
-		if kind == "" {
-			kind = "non-regular file"
-		}
-		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, kind)
+		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, cmp.Or(kinds[fi.Mode().Type()], "non-regular file"))
 	}
 	return fi, err
 }
@@ -150,8 +144,14 @@ func checkTarget(path string) (fs.FileInfo, error) {
 var kinds = map[fs.FileMode]string{fs.ModeSymlink: "symlink", fs.ModeDir: "directory", fs.ModeNamedPipe: "named pipe",
 	fs.ModeSocket: "socket", fs.ModeDevice: "device", fs.ModeDevice | fs.ModeCharDevice: "device"}
 
+// createTemp is WriteFile's step 3.
 func createTemp(path string) (*os.File, error) {
-	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+tempInfix+"*")
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+tempInfix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create a file in directory %s: %w%s", dir, cause(err), hint(path, err))
+	}
+	return f, nil
 }
 
 // cause drops the *fs.PathError or *os.LinkError wrapper, whose message
@@ -163,55 +163,32 @@ func cause(err error) error {
 	return err
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return err
-	}
-	return nil
-}
-
-// dirHint explains a failure to create or write a file in dir, for the
-// failures a deployment causes: "; " and the fix, or "" for any other.
-func dirHint(dir string, err error) string {
+// hint explains a failure to write path that a deployment causes
+// (permissions, a read-only or full volume, a mount point): "; " and the
+// fix, or "" for any other failure.
+func hint(path string, err error) string {
+	dir := filepath.Dir(path)
 	switch {
 	case errors.Is(err, fs.ErrPermission):
-		return "; " + permissionHint(dir)
+		groups, _ := os.Getgroups()
+		who := fmt.Sprintf("; tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
+		if len(groups) > 0 {
+			who += fmt.Sprintf(" (supplementary groups %v)", groups)
+		}
+		if fi, err := os.Stat(dir); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				who += fmt.Sprintf(", and %s is owned by uid %d, gid %d with mode %04o", dir, st.Uid, st.Gid, fi.Mode().Perm())
+			}
+		}
+		return who + ": set the pod's securityContext.fsGroup (Kubernetes then makes the volume group-writable by it), " +
+			"or make the volume's directory writable by that uid or gid; a fresh emptyDir is writable by every user"
 	case errors.Is(err, syscall.EROFS):
 		return "; the volume holding " + dir + " is mounted read-only: mount it read-write in tokend's container"
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return "; the volume holding " + dir + " is full (no free space or no free inodes): free some, or give it more room (an emptyDir's sizeLimit)"
+	case errors.Is(err, syscall.EBUSY): // renaming onto a subPath or bind mount of the file
+		return "; " + path + " is a mount point (a Kubernetes subPath mount, or a bind mount of the single file), which no rename may replace: " +
+			"mount the directory instead, without subPath, and point the token file into it"
 	}
 	return ""
-}
-
-// permissionHint states who tokend runs as and who may write dir.
-func permissionHint(dir string) string {
-	groups, _ := os.Getgroups()
-	who := fmt.Sprintf("tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
-	if len(groups) > 0 {
-		who += fmt.Sprintf(" (supplementary groups %v)", groups)
-	}
-	owner := ""
-	if fi, err := os.Stat(dir); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			owner = fmt.Sprintf(", and %s is owned by uid %d, gid %d with mode %04o", dir, st.Uid, st.Gid, fi.Mode().Perm())
-		}
-	}
-	return who + owner + ": set the pod's securityContext.fsGroup (Kubernetes then makes the volume group-writable by it), " +
-		"or make the volume's directory writable by that uid or gid; a fresh emptyDir is writable by every user"
-}
-
-// renameHint explains a rename onto path that failed because path is a
-// mount point: a Kubernetes subPath mount or a bind mount of the file.
-func renameHint(path string, err error) string {
-	if !errors.Is(err, syscall.EBUSY) {
-		return ""
-	}
-	return "; " + path + " is a mount point (a Kubernetes subPath mount, or a bind mount of the single file), which no rename may replace: " +
-		"mount the directory instead, without subPath, and point the token file into it"
 }

@@ -23,28 +23,21 @@ import (
 // credential), the document holds no token, and says why and since when:
 //
 //	{"withdrawn": "token endpoint answered 403 Forbidden: runner access revoked: …", "withdrawn_at": "2026-11-29T12:31:07Z"}
-func JSON(path string) Output { return jsonFile(path) }
+func JSON(path string) Output {
+	return Output{path: path, name: "JSON file", render: renderJSON, withdraw: withdrawJSON}
+}
 
-type jsonFile string
-
-// document is the JSON output's content.
+// document is the JSON output's content: a token, or its withdrawal.
 type document struct {
-	Token       string `json:"token"`
+	Token       string `json:"token,omitempty"`
 	ExpiresAt   string `json:"expires_at,omitempty"`
-	Fingerprint string `json:"fingerprint"`
-	WrittenAt   string `json:"written_at"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	WrittenAt   string `json:"written_at,omitempty"`
+	Withdrawn   string `json:"withdrawn,omitempty"`
+	WithdrawnAt string `json:"withdrawn_at,omitempty"`
 }
 
-// withdrawal is the JSON output's content once the token is withdrawn.
-type withdrawal struct {
-	Withdrawn   string `json:"withdrawn"`
-	WithdrawnAt string `json:"withdrawn_at"`
-}
-
-func (p jsonFile) Path() string     { return string(p) }
-func (p jsonFile) Describe() string { return "JSON file" }
-
-func (p jsonFile) Render(tok exchange.Token, prev []byte, now time.Time) []byte {
+func renderJSON(tok exchange.Token, prev []byte, now time.Time) []byte {
 	doc := document{Token: tok.Value.Reveal(), Fingerprint: tok.Value.Fingerprint()}
 	if !tok.Expiry.IsZero() {
 		doc.ExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
@@ -58,11 +51,11 @@ func (p jsonFile) Render(tok exchange.Token, prev []byte, now time.Time) []byte 
 	return append(data, '\n')
 }
 
-func (p jsonFile) RenderWithdrawal(reason string, prev []byte, now time.Time) []byte {
-	var old withdrawal
+func withdrawJSON(reason string, prev []byte, now time.Time) []byte {
+	var old document
 	if json.Unmarshal(prev, &old) == nil && old.Withdrawn == reason && old.WithdrawnAt != "" {
 		return prev // withdrawn for the same reason: keep the time it began
 	}
-	data, _ := json.Marshal(withdrawal{Withdrawn: reason, WithdrawnAt: now.UTC().Format(time.RFC3339)})
+	data, _ := json.Marshal(document{Withdrawn: reason, WithdrawnAt: now.UTC().Format(time.RFC3339)})
 	return append(data, '\n')
 }

@@ -12,11 +12,9 @@ import (
 	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
-// Run checks every checkEvery while unwatched, and tries a failed restore
-// again after firstRetry, doubling up to checkEvery.
 const (
-	checkEvery = time.Minute
-	firstRetry = time.Second
+	checkEvery = time.Minute // Run's check while unwatched, and its longest retry delay
+	firstRetry = time.Second // Run's first retry of a failed restore, then doubled
 )
 
 // Watch installs the watch on the outputs' directories (a file is replaced
@@ -24,19 +22,9 @@ const (
 // once. On an error (inotify instances or watches exhausted) Run checks
 // every minute instead, and tries again at each check. Call it before Run,
 // which closes the watch; never concurrently with Run.
-func (d *Dir) Watch() error {
-	w, err := fswatch.New(d.newWatcher)
-	if err != nil {
-		return err
-	}
-	for _, dir := range d.dirs {
-		if err := w.Add(dir); err != nil {
-			w.Close()
-			return err
-		}
-	}
-	d.w = w
-	return nil
+func (d *Dir) Watch() (err error) {
+	d.w, err = fswatch.New(d.newWatcher, d.dirs...)
+	return err
 }
 
 // Run keeps the outputs in place until ctx ends, then closes the watch and
@@ -77,7 +65,7 @@ func (d *Dir) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
-			if ok && !slices.Contains(d.dirs, ev.Name) && !slices.ContainsFunc(d.files, func(f *file) bool { return f.path == ev.Name }) {
+			if ok && !slices.Contains(d.dirs, ev.Name) && !slices.ContainsFunc(d.files, func(f *Output) bool { return f.path == ev.Name }) {
 				continue // neither an output nor its directory
 			}
 			closed = !ok
@@ -115,7 +103,7 @@ func (d *Dir) restore() error {
 	var err error
 	for _, f := range d.files {
 		if _, err = WriteFile(f.path, f.last, d.mode); err != nil {
-			err = fmt.Errorf("restoring the lost %s: %w", f.out.Describe(), err)
+			err = fmt.Errorf("restoring the lost %s: %w", f.name, err)
 			break
 		}
 	}

@@ -11,21 +11,13 @@ import (
 )
 
 // tokenFile is the output every Dir has: the token's bytes and nothing
-// else, what `cat` and the tokenfile package read.
-type tokenFile string
-
-func (p tokenFile) Path() string     { return string(p) }
-func (p tokenFile) Describe() string { return "token file" }
-
-func (p tokenFile) Render(tok exchange.Token, _ []byte, _ time.Time) []byte {
-	return []byte(tok.Value.Reveal())
-}
-
-// RenderWithdrawal is the withdrawal record (tokenbytes.Withdrawal), which
-// package tokenfile reads as "no token", and a shell or Python reader as no
-// valid token.
-func (p tokenFile) RenderWithdrawal(reason string, _ []byte, _ time.Time) []byte {
-	return tokenbytes.Withdrawal(reason)
+// else, what `cat` and the tokenfile package read. Its withdrawal is the
+// record (tokenbytes.Withdrawal) that package tokenfile reads as "no
+// token", and a shell or Python reader as no valid token.
+func tokenFile(path string) Output {
+	return Output{path: path, name: "token file",
+		render:   func(tok exchange.Token, _ []byte, _ time.Time) []byte { return []byte(tok.Value.Reveal()) },
+		withdraw: func(reason string, _ []byte, _ time.Time) []byte { return tokenbytes.Withdrawal(reason) }}
 }
 
 // ReadToken returns the token in the regular file (ErrNotRegular) at path
