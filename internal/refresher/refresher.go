@@ -66,7 +66,7 @@ type Refresher struct {
 	// WallAlarm, when set, arms an alarm for the wall-clock time at (rule
 	// 5): c receives when the wall clock reaches at, and may receive
 	// earlier (the clock was set, the node resumed); stop releases it.
-	// tokend's is internal/wallalarm's. When nil or failing, the wait
+	// tokend's is wallalarm.New. When nil or failing, the wait
 	// checks the wall clock once a minute instead.
 	WallAlarm func(at time.Time) (c <-chan struct{}, stop func(), err error)
 
