@@ -156,8 +156,9 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 }
 
 // attempt is try, counting a failure in the one count of consecutive
-// failures and telling every Observer; a refusal then withdraws the
-// token (rule 8).
+// failures and telling every Observer. A refusal then withdraws the token
+// (rule 8): through the Sink, to the Observers, and from what the
+// refresher holds and learned.
 func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	tok, err := r.try(ctx)
 	if err == nil {
@@ -165,9 +166,20 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	}
 	r.failures++
 	r.tell(func(o Observer) { o.Failed(err, r.failures) })
-	if exchange.Classify(err) == exchange.Refused {
-		r.withdraw(err)
+	if exchange.Classify(err) != exchange.Refused {
+		return tok, err
 	}
+	reason := exchange.Reason(err)
+	// A failed Withdraw is not logged as its own line: the refusal's line
+	// carries it, and the next refusal writes it again.
+	if _, r.withdrawErr = r.Sink.Withdraw(reason); r.withdrawErr != nil {
+		r.tell(func(o Observer) { o.StoreFailed(r.withdrawErr) })
+	}
+	r.tell(func(o Observer) { o.Withdrawn(reason) })
+	r.held, r.unstored = exchange.Token{}, nil
+	r.window, r.sched, r.aimed = 0, schedState{}, false
+	r.entered = r.withdrawn == ""
+	r.withdrawn = reason
 	return tok, err
 }
 
@@ -191,9 +203,7 @@ func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	if err != nil {
 		return exchange.Token{}, err
 	}
-	r.warnShortLife(tok)
-	r.warnAboutIssuer(tok)
-	r.warnCredentialExpiry(tok)
+	r.warn(tok)
 	return r.store(tok, left)
 }
 
@@ -214,7 +224,11 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 	}
 	r.tell(func(o Observer) { o.Stored(tok, changed) })
 	r.logSuccess(tok, changed)
-	r.restored(tok)
+	if r.withdrawn != "" { // rule 8's withdrawal ends
+		r.logger().Info("token restored: the control plane issued a token again after refusing",
+			slog.String("fingerprint", tok.Value.Fingerprint()), slog.String("refused_for", r.withdrawn))
+		r.withdrawn, r.entered = "", false
+	}
 	r.held = tok
 	r.lastChanged = changed
 	r.failures = 0
