@@ -97,8 +97,12 @@ func (r *Refresher) Run(ctx context.Context) error {
 	b := r.newBackoff()
 	for {
 		tok, err := r.attempt(ctx)
+		res := Result{Changed: err == nil && r.lastChanged, Err: err}
+		if !tok.Value.IsZero() {
+			res.Fingerprint = tok.Value.Fingerprint()
+		}
 		for _, req := range r.requests {
-			req <- Result{Changed: err == nil && r.lastChanged, Fingerprint: fingerprint(tok), Err: err}
+			req <- res
 		}
 		r.requests = r.requests[:0]
 		if ctx.Err() != nil {
@@ -254,11 +258,4 @@ func (r *Refresher) rand() float64 {
 		return rand.Float64()
 	}
 	return r.Rand()
-}
-
-func fingerprint(tok exchange.Token) string {
-	if tok.Value.IsZero() {
-		return ""
-	}
-	return tok.Value.Fingerprint()
 }
