@@ -80,7 +80,7 @@ type Refresher struct {
 	aimFor      time.Time       // the expiry aimAt was drawn for
 	firstWait   bool            // the next wait follows the first token stored
 	lastStart   time.Time       // when the last exchange started (monotonic)
-	lastChanged bool            // whether the last attempt changed the token
+	lastChanged bool            // whether the last successful store changed the token
 	requests    []chan<- Result // on-demand requests the next exchange answers
 	warned      map[string]bool // what warnOnce has warned about
 	withdrawn   string          // why the token is withdrawn (rule 8); "" while one is held
@@ -122,6 +122,14 @@ func (r *Refresher) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Adopt hands Run a token obtained before it started, such as the one
+// `tokend init` wrote (rule 7): Run's first attempt stores it through the
+// Sink, which writes nothing when the files hold it already, instead of
+// exchanging, and the next exchange is planned from tok as from a token
+// just obtained. A tok that expires before that attempt is dropped and
+// exchanged for. Call Adopt before Run, at most once.
+func (r *Refresher) Adopt(tok exchange.Token) { r.unstored = &tok }
 
 // Once obtains and stores one token, retrying retryable failures with
 // backoff until ctx ends (set a deadline on it). It returns at once on a
@@ -190,7 +198,6 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 // try stores the token whose store failed last time, while it is
 // unexpired, or else runs one exchange and stores its token.
 func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
-	r.lastChanged = false
 	if u := r.unstored; u != nil && (u.Expiry.IsZero() || r.now().Before(u.Expiry)) {
 		return r.store(*u, 0)
 	}
@@ -199,10 +206,9 @@ func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	if !r.held.Expiry.IsZero() {
 		left = r.held.Expiry.Sub(r.now())
 	}
-	start := time.Now()
-	r.lastStart = start
+	r.lastStart = time.Now()
 	tok, err := r.Exchanger.Exchange(ctx)
-	took := time.Since(start)
+	took := time.Since(r.lastStart)
 	r.tell(func(o Observer) { o.Exchanged(took, err) })
 	if err != nil {
 		return exchange.Token{}, err
