@@ -17,14 +17,24 @@ func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Du
 	var left time.Duration
 	if !exp.IsZero() {
 		left = exp.Sub(r.now())
-		if exchange.StatusCode(err) == http.StatusTooManyRequests {
-			return max(r.busyDelay(b, after, left), r.floor())
-		}
+	}
+	// A 429 while a token is held: the issuer is up, but has no capacity
+	// for this request now.
+	busy := !exp.IsZero() && exchange.StatusCode(err) == http.StatusTooManyRequests
+	if busy && left <= 0 && !r.sched.resetFor.Equal(exp) {
+		b.Reset()
+		r.sched.resetFor = exp
 	}
 	delay := min(b.NextBackOff(), b.MaxInterval)
-	if !exp.IsZero() {
-		// A known expiry: at most half the life left, but at least a gap
-		// drawn from the second half of the band's width.
+	switch {
+	case busy:
+		if left > 0 {
+			delay = min(max(delay, after), r.reserve(left))
+		}
+		return max(delay, busyGap+time.Duration(r.rand()*float64(2*busyGap)), r.floor())
+	case !exp.IsZero():
+		// At most half the life left, but at least a gap drawn from the
+		// second half of the band's width.
 		if left > 0 {
 			delay = min(delay, left/2)
 		}
@@ -43,20 +53,6 @@ func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Du
 // busyGap is the least spacing of retries after a 429, at random up to
 // three times it.
 const busyGap = 2 * time.Second
-
-// busyDelay is the delay after a 429: the issuer is up, but has no
-// capacity for this request now.
-func (r *Refresher) busyDelay(b *backoff.ExponentialBackOff, after, left time.Duration) time.Duration {
-	if left <= 0 && !r.sched.resetFor.Equal(r.held.Expiry) {
-		b.Reset()
-		r.sched.resetFor = r.held.Expiry
-	}
-	delay := min(b.NextBackOff(), b.MaxInterval)
-	if left > 0 {
-		delay = min(max(delay, after), r.reserve(left))
-	}
-	return max(delay, busyGap+time.Duration(r.rand()*float64(2*busyGap)))
-}
 
 // reserve returns how long a retry may wait at most while the held token
 // has left to live: a random fraction of it, so that a pod keeps time for
