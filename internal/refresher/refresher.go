@@ -148,7 +148,7 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 			if prev != nil {
 				// The deadline cut an attempt short; the failure before
 				// it says why there is no token.
-				return exchange.Token{}, fmt.Errorf("no token before the deadline: %w (the attempt before: %w)", err, prev)
+				err = fmt.Errorf("%w (the attempt before: %w)", err, prev)
 			}
 			return exchange.Token{}, fmt.Errorf("no token before the deadline: %w", err)
 		}
