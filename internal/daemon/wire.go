@@ -177,13 +177,7 @@ func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex e
 		r.Observers = append(r.Observers, d.Observer)
 	}
 	if d.Now == nil {
-		r.WallAlarm = func(at time.Time) (<-chan struct{}, func(), error) {
-			a, err := wallalarm.New(at)
-			if err != nil {
-				return nil, nil, err
-			}
-			return a.C(), a.Stop, nil
-		}
+		r.WallAlarm = wallalarm.New
 	}
 	return r
 }

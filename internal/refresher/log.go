@@ -29,8 +29,7 @@ func (r *Refresher) logSuccess(tok exchange.Token, changed bool) {
 	}
 }
 
-// logFailure logs a failed attempt, counted by fail, with the delay
-// before the next one.
+// logFailure logs a failed attempt, with the delay before the next one.
 func (r *Refresher) logFailure(err error, delay time.Duration) {
 	attrs := []any{
 		slog.Int("consecutive_failures", r.failures),
@@ -40,7 +39,19 @@ func (r *Refresher) logFailure(err error, delay time.Duration) {
 		attrs = append(attrs, slog.Int("status", code))
 	}
 	if exchange.Classify(err) == exchange.Refused {
-		r.logRefusal(append([]any{slog.String("reason", r.withdrawn)}, attrs...))
+		// One line per change of state (rule 8): the refusal that began
+		// the withdrawal at error level, later ones at debug.
+		attrs = append([]any{slog.String("reason", r.withdrawn)}, attrs...)
+		if r.withdrawErr != nil {
+			attrs = append(attrs, slog.String("write_error", r.withdrawErr.Error()))
+		}
+		if !r.entered {
+			r.logger().Debug("refused again; the token stays withdrawn", attrs...)
+			return
+		}
+		r.entered = false
+		r.logger().Error("token withdrawn: the control plane refused the credential definitively; "+
+			"consumers get no token until it issues one again, which tokend keeps asking for", attrs...)
 		return
 	}
 	attrs = append([]any{slog.String("error", err.Error())}, attrs...)
@@ -55,44 +66,31 @@ func (r *Refresher) logFailure(err error, delay time.Duration) {
 	r.logger().Log(context.Background(), level, msg, attrs...)
 }
 
-// warnShortLife warns once about a token that arrives with less than
-// shortLife to live: the floor then decides how often tokend exchanges,
-// which the operator should know, but not on every exchange.
-func (r *Refresher) warnShortLife(tok exchange.Token) {
-	if left := tok.Expiry.Sub(r.now()); !tok.Expiry.IsZero() && left < shortLife {
+// warn warns once each about what tok tells of the issuer and the
+// credential: a life under shortLife (the floor then decides how often
+// tokend exchanges), the issuer's clock, an expiry out of range, and the
+// credential's end within an hour or a day (the control plane refuses it
+// from then on and the token is withdrawn, rule 8).
+func (r *Refresher) warn(tok exchange.Token) {
+	now := r.now()
+	if left := tok.Expiry.Sub(now); !tok.Expiry.IsZero() && left < shortLife {
 		r.warnOnce("short-life", "the issuer hands out tokens that live only seconds; tokend exchanges at most once per floor",
 			slog.Duration("expires_in", left.Round(time.Millisecond)), slog.Duration("floor", r.floor()))
 	}
-}
-
-// warnAboutIssuer warns once each about the issuer's clock and about an
-// expiry it gave that was out of range.
-func (r *Refresher) warnAboutIssuer(tok exchange.Token) {
 	if tok.Skew != 0 {
-		local := r.now()
 		r.warnOnce("skew", "the issuer's clock differs from this node's; expiries are carried over to this node's clock",
-			slog.Time("issuer_time", local.Add(tok.Skew).Round(time.Second)), slog.Time("local_time", local.Round(time.Second)),
+			slog.Time("issuer_time", now.Add(tok.Skew).Round(time.Second)), slog.Time("local_time", now.Round(time.Second)),
 			slog.Duration("skew", tok.Skew.Round(time.Second)))
 	}
 	if tok.IgnoredExpiry != "" {
 		r.warnOnce("ignored-expiry", "the issuer's expiry is out of range and treated as unknown; refreshing on the interval",
 			slog.String("reason", tok.IgnoredExpiry))
 	}
-}
-
-// credentialNotice are how long before the credential's own expiry
-// (Token.CredentialExpiry) tokend warns, once each, smallest first.
-var credentialNotice = []time.Duration{time.Hour, 24 * time.Hour}
-
-// warnCredentialExpiry warns once when the credential that obtained tok
-// has less than each of credentialNotice left: at its end the control
-// plane refuses it, and the token is withdrawn (rule 8).
-func (r *Refresher) warnCredentialExpiry(tok exchange.Token) {
 	if tok.CredentialExpiry.IsZero() {
 		return
 	}
-	left := tok.CredentialExpiry.Sub(r.now())
-	for _, notice := range credentialNotice {
+	left := tok.CredentialExpiry.Sub(now)
+	for _, notice := range []time.Duration{time.Hour, 24 * time.Hour} {
 		if left <= notice {
 			r.warnOnce("credential-"+notice.String(), "the bearer credential (the run capability) expires soon; "+
 				"the control plane refuses it from then on and the token is withdrawn: end the run, or give tokend a new capability before",

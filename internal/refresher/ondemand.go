@@ -28,18 +28,16 @@ var ErrNotRunning = errors.New("refresher: not running")
 // One OnDemand serves one Run: once that Run ends, every request, the ones
 // it took but had not answered included, ends with ErrNotRunning.
 type OnDemand struct {
-	reqs    chan chan<- Result
-	ended   chan struct{} // closed when the Run that served reqs ended
-	endOnce sync.Once
+	reqs  chan chan<- Result
+	ended chan struct{} // closed when the Run that served reqs ended
+	end   func()        // closes ended, once
 }
 
 // NewOnDemand returns an OnDemand for Refresher.OnDemand.
 func NewOnDemand() *OnDemand {
-	return &OnDemand{reqs: make(chan chan<- Result), ended: make(chan struct{})}
+	ended := make(chan struct{})
+	return &OnDemand{reqs: make(chan chan<- Result), ended: ended, end: sync.OnceFunc(func() { close(ended) })}
 }
-
-// end marks the Run that served o as ended.
-func (o *OnDemand) end() { o.endOnce.Do(func() { close(o.ended) }) }
 
 // Refresh asks Run for an exchange now and waits for it. Requests that
 // arrive while one is pending share its exchange; Run holds exchanges to

@@ -66,7 +66,7 @@ type Refresher struct {
 	// WallAlarm, when set, arms an alarm for the wall-clock time at (rule
 	// 5): c receives when the wall clock reaches at, and may receive
 	// earlier (the clock was set, the node resumed); stop releases it.
-	// tokend's is internal/wallalarm's. When nil or failing, the wait
+	// tokend's is wallalarm.New. When nil or failing, the wait
 	// checks the wall clock once a minute instead.
 	WallAlarm func(at time.Time) (c <-chan struct{}, stop func(), err error)
 
@@ -80,7 +80,7 @@ type Refresher struct {
 	aimFor      time.Time       // the expiry aimAt was drawn for
 	firstWait   bool            // the next wait follows the first token stored
 	lastStart   time.Time       // when the last exchange started (monotonic)
-	lastChanged bool            // whether the last attempt changed the token
+	lastChanged bool            // whether the last successful store changed the token
 	requests    []chan<- Result // on-demand requests the next exchange answers
 	warned      map[string]bool // what warnOnce has warned about
 	withdrawn   string          // why the token is withdrawn (rule 8); "" while one is held
@@ -97,8 +97,12 @@ func (r *Refresher) Run(ctx context.Context) error {
 	b := r.newBackoff()
 	for {
 		tok, err := r.attempt(ctx)
+		res := Result{Changed: err == nil && r.lastChanged, Err: err}
+		if !tok.Value.IsZero() {
+			res.Fingerprint = tok.Value.Fingerprint()
+		}
 		for _, req := range r.requests {
-			req <- Result{Changed: err == nil && r.lastChanged, Fingerprint: fingerprint(tok), Err: err}
+			req <- res
 		}
 		r.requests = r.requests[:0]
 		if ctx.Err() != nil {
@@ -119,6 +123,14 @@ func (r *Refresher) Run(ctx context.Context) error {
 	}
 }
 
+// Adopt hands Run a token obtained before it started, such as the one
+// `tokend init` wrote (rule 7): Run's first attempt stores it through the
+// Sink, which writes nothing when the files hold it already, instead of
+// exchanging, and the next exchange is planned from tok as from a token
+// just obtained. A tok that expires before that attempt is dropped and
+// exchanged for. Call Adopt before Run, at most once.
+func (r *Refresher) Adopt(tok exchange.Token) { r.unstored = &tok }
+
 // Once obtains and stores one token, retrying retryable failures with
 // backoff until ctx ends (set a deadline on it). It returns at once on a
 // permanent failure, and gives up early when the next retry would fall after
@@ -136,7 +148,7 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 			if prev != nil {
 				// The deadline cut an attempt short; the failure before
 				// it says why there is no token.
-				return exchange.Token{}, fmt.Errorf("no token before the deadline: %w (the attempt before: %w)", err, prev)
+				err = fmt.Errorf("%w (the attempt before: %w)", err, prev)
 			}
 			return exchange.Token{}, fmt.Errorf("no token before the deadline: %w", err)
 		}
@@ -156,8 +168,9 @@ func (r *Refresher) Once(ctx context.Context) (exchange.Token, error) {
 }
 
 // attempt is try, counting a failure in the one count of consecutive
-// failures and telling every Observer; a refusal then withdraws the
-// token (rule 8).
+// failures and telling every Observer. A refusal then withdraws the token
+// (rule 8): through the Sink, to the Observers, and from what the
+// refresher holds and learned.
 func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	tok, err := r.try(ctx)
 	if err == nil {
@@ -165,16 +178,26 @@ func (r *Refresher) attempt(ctx context.Context) (exchange.Token, error) {
 	}
 	r.failures++
 	r.tell(func(o Observer) { o.Failed(err, r.failures) })
-	if exchange.Classify(err) == exchange.Refused {
-		r.withdraw(err)
+	if exchange.Classify(err) != exchange.Refused {
+		return tok, err
 	}
+	reason := exchange.Reason(err)
+	// A failed Withdraw is not logged as its own line: the refusal's line
+	// carries it, and the next refusal writes it again.
+	if _, r.withdrawErr = r.Sink.Withdraw(reason); r.withdrawErr != nil {
+		r.tell(func(o Observer) { o.StoreFailed(r.withdrawErr) })
+	}
+	r.tell(func(o Observer) { o.Withdrawn(reason) })
+	r.held, r.unstored = exchange.Token{}, nil
+	r.window, r.sched, r.aimed = 0, schedState{}, false
+	r.entered = r.withdrawn == ""
+	r.withdrawn = reason
 	return tok, err
 }
 
 // try stores the token whose store failed last time, while it is
 // unexpired, or else runs one exchange and stores its token.
 func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
-	r.lastChanged = false
 	if u := r.unstored; u != nil && (u.Expiry.IsZero() || r.now().Before(u.Expiry)) {
 		return r.store(*u, 0)
 	}
@@ -183,17 +206,14 @@ func (r *Refresher) try(ctx context.Context) (exchange.Token, error) {
 	if !r.held.Expiry.IsZero() {
 		left = r.held.Expiry.Sub(r.now())
 	}
-	start := time.Now()
-	r.lastStart = start
+	r.lastStart = time.Now()
 	tok, err := r.Exchanger.Exchange(ctx)
-	took := time.Since(start)
+	took := time.Since(r.lastStart)
 	r.tell(func(o Observer) { o.Exchanged(took, err) })
 	if err != nil {
 		return exchange.Token{}, err
 	}
-	r.warnShortLife(tok)
-	r.warnAboutIssuer(tok)
-	r.warnCredentialExpiry(tok)
+	r.warn(tok)
 	return r.store(tok, left)
 }
 
@@ -214,7 +234,11 @@ func (r *Refresher) store(tok exchange.Token, left time.Duration) (exchange.Toke
 	}
 	r.tell(func(o Observer) { o.Stored(tok, changed) })
 	r.logSuccess(tok, changed)
-	r.restored(tok)
+	if r.withdrawn != "" { // rule 8's withdrawal ends
+		r.logger().Info("token restored: the control plane issued a token again after refusing",
+			slog.String("fingerprint", tok.Value.Fingerprint()), slog.String("refused_for", r.withdrawn))
+		r.withdrawn, r.entered = "", false
+	}
 	r.held = tok
 	r.lastChanged = changed
 	r.failures = 0
@@ -240,11 +264,4 @@ func (r *Refresher) rand() float64 {
 		return rand.Float64()
 	}
 	return r.Rand()
-}
-
-func fingerprint(tok exchange.Token) string {
-	if tok.Value.IsZero() {
-		return ""
-	}
-	return tok.Value.Fingerprint()
 }

@@ -14,28 +14,37 @@ import (
 func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Duration {
 	after, asked := exchange.RetryAfter(err)
 	exp := r.held.Expiry
-	if exp.IsZero() {
-		// No token held, or its expiry unknown: backoff, or later when
-		// the issuer asks for it.
-		delay := min(b.NextBackOff(), b.MaxInterval)
-		if asked {
-			delay = max(delay, min(after, maxRetryAfter))
-		}
-		return max(delay, r.floor())
+	var left time.Duration
+	if !exp.IsZero() {
+		left = exp.Sub(r.now())
 	}
-	left := exp.Sub(r.now())
-	if exchange.StatusCode(err) == http.StatusTooManyRequests {
-		return max(r.busyDelay(b, after, left), r.floor())
+	// A 429 while a token is held: the issuer is up, but has no capacity
+	// for this request now.
+	busy := !exp.IsZero() && exchange.StatusCode(err) == http.StatusTooManyRequests
+	if busy && left <= 0 && !r.sched.resetFor.Equal(exp) {
+		b.Reset()
+		r.sched.resetFor = exp
 	}
 	delay := min(b.NextBackOff(), b.MaxInterval)
-	if left > 0 {
-		delay = min(delay, left/2)
-	}
-	delay = max(delay, r.gap(b.MaxInterval))
-	if asked {
+	switch {
+	case busy:
 		if left > 0 {
+			delay = min(max(delay, after), r.reserve(left))
+		}
+		return max(delay, busyGap+time.Duration(r.rand()*float64(2*busyGap)), r.floor())
+	case !exp.IsZero():
+		// At most half the life left, but at least a gap drawn from the
+		// second half of the band's width.
+		if left > 0 {
+			delay = min(delay, left/2)
+		}
+		lo, hi := r.band(r.sched.fullLife)
+		delay = max(delay, time.Duration(float64(min(hi-lo, b.MaxInterval))*(0.5+0.5*r.rand())))
+		if asked && left > 0 {
 			after = min(after, r.reserve(left))
 		}
+	}
+	if asked {
 		delay = max(delay, min(after, maxRetryAfter))
 	}
 	return max(delay, r.floor())
@@ -45,33 +54,11 @@ func (r *Refresher) retryDelay(b *backoff.ExponentialBackOff, err error) time.Du
 // three times it.
 const busyGap = 2 * time.Second
 
-// busyDelay is the delay after a 429: the issuer is up, but has no
-// capacity for this request now.
-func (r *Refresher) busyDelay(b *backoff.ExponentialBackOff, after, left time.Duration) time.Duration {
-	if left <= 0 && !r.sched.resetFor.Equal(r.held.Expiry) {
-		b.Reset()
-		r.sched.resetFor = r.held.Expiry
-	}
-	delay := min(b.NextBackOff(), b.MaxInterval)
-	if left > 0 {
-		delay = min(max(delay, after), r.reserve(left))
-	}
-	return max(delay, busyGap+time.Duration(r.rand()*float64(2*busyGap)))
-}
-
 // reserve returns how long a retry may wait at most while the held token
 // has left to live: a random fraction of it, so that a pod keeps time for
 // more than one attempt before expiry.
 func (r *Refresher) reserve(left time.Duration) time.Duration {
 	return time.Duration(float64(left) * (0.25 + 0.5*r.rand()))
-}
-
-// gap returns the least spacing of retries while a token with a known
-// expiry is held: drawn from the second half of the band's width, no
-// longer than ceiling.
-func (r *Refresher) gap(ceiling time.Duration) time.Duration {
-	lo, hi := r.band(r.sched.fullLife)
-	return time.Duration(float64(min(hi-lo, ceiling)) * (0.5 + 0.5*r.rand()))
 }
 
 func (r *Refresher) newBackoff() *backoff.ExponentialBackOff {

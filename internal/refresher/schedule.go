@@ -59,15 +59,11 @@ func (r *Refresher) learn(tok exchange.Token, left time.Duration, same bool) {
 	}
 	if same {
 		r.sched.own = 0
-	} else {
-		r.learnLife(tok, left)
+		return
 	}
-}
-
-// learnLife learns from a new token what the band of rule 1 rests on: the
-// full life the issuer gives (and whether the tokens are the pod's own),
-// and the period, how much later than the last token's this one expires.
-func (r *Refresher) learnLife(tok exchange.Token, left time.Duration) {
+	// A new token teaches what the band of rule 1 rests on: the full life
+	// the issuer gives (and whether the tokens are the pod's own), and the
+	// period, how much later than the last token's this one expires.
 	now := r.now()
 	var life time.Duration
 	if !tok.Expiry.IsZero() {
@@ -111,9 +107,10 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 	switch {
 	case tok.Expiry.IsZero():
 		delay = jittered(interval, r.rand())
-	case capped(tok):
-		// No exchange before the credential's end gets a longer token:
-		// keep the interval's cadence, and ask at the end for the refusal.
+	case !tok.CredentialExpiry.IsZero() && tok.CredentialExpiry.Sub(tok.Expiry).Abs() < time.Second:
+		// The issuer cut the token's life short at the credential's end,
+		// and no exchange before it gets a longer one: keep the
+		// interval's cadence, and ask at the end for the refusal.
 		delay = min(jittered(interval, r.rand()), max(tok.Expiry.Sub(now), tok.CredentialExpiry.Sub(now)))
 	default:
 		delay, r.aimed = r.toward(tok.Expiry, now, interval, redraw)
@@ -130,13 +127,6 @@ func (r *Refresher) nextRefresh(tok exchange.Token) (time.Duration, time.Time) {
 		return delay, time.Time{}
 	}
 	return delay, now.Add(delay)
-}
-
-// capped reports whether tok's expiry is the credential's (within a
-// second): the issuer cut its life short at the credential's end (rule 1).
-func capped(tok exchange.Token) bool {
-	d := tok.CredentialExpiry.Sub(tok.Expiry)
-	return !tok.CredentialExpiry.IsZero() && d < time.Second && d > -time.Second
 }
 
 // toward returns the delay until the next exchange for a token that

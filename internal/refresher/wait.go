@@ -14,8 +14,19 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 		reqs = r.OnDemand.reqs
 	}
 	r.tell(func(o Observer) { o.Waiting(deadline) })
-	alarm, stop := r.armWall(wallDue)
-	defer func() { stop() }()
+	var alarm <-chan struct{} // nil, never ready, without a wall alarm
+	stop := func() {}
+	if !wallDue.IsZero() && r.WallAlarm != nil {
+		c, s, err := r.WallAlarm(wallDue)
+		if err != nil {
+			r.warnOnce("wall-alarm", "cannot set an alarm on the wall clock; checking it once a minute instead, so a node that resumes from suspend may refresh up to a minute late",
+				slog.String("error", err.Error()))
+		} else {
+			alarm, stop = c, s
+		}
+	}
+	t := time.NewTimer(delay)
+	defer func() { t.Stop(); stop() }()
 	for {
 		remaining := time.Until(deadline)
 		if !wallDue.IsZero() {
@@ -27,16 +38,13 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 		if !wallDue.IsZero() && alarm == nil {
 			remaining = min(remaining, wallCheck)
 		}
-		t := time.NewTimer(remaining)
+		t.Reset(remaining) // drops a stale tick (Go 1.23 timers)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return false
 		case <-t.C:
 		case <-alarm: // the wall clock reached wallDue, or jumped: look
-			t.Stop()
 		case req := <-reqs:
-			t.Stop()
 			r.requests = append(r.requests, req)
 			r.aimed = false // early: its answer says nothing of the issuer's reuse
 			// An exchange now, but never sooner than the floor after the
@@ -49,21 +57,4 @@ func (r *Refresher) wait(ctx context.Context, delay time.Duration, wallDue time.
 			alarm, stop = nil, func() {}
 		}
 	}
-}
-
-// armWall arms WallAlarm for due and returns its channel and its stop. The
-// channel is nil (never ready) when due is zero, WallAlarm unset, or arming
-// failed (logged once; wait then checks the wall clock itself).
-func (r *Refresher) armWall(due time.Time) (<-chan struct{}, func()) {
-	none := func() {}
-	if due.IsZero() || r.WallAlarm == nil {
-		return nil, none
-	}
-	c, stop, err := r.WallAlarm(due)
-	if err != nil {
-		r.warnOnce("wall-alarm", "cannot set an alarm on the wall clock; checking it once a minute instead, so a node that resumes from suspend may refresh up to a minute late",
-			slog.String("error", err.Error()))
-		return nil, none
-	}
-	return c, stop
 }

@@ -107,8 +107,8 @@ func TestWarnsAheadOfTheCredentialsEnd(t *testing.T) {
 		warn int           // warnings so far
 	}{{29 * time.Hour, 0}, {24*time.Hour + time.Second, 0}, {24 * time.Hour, 1}, {23 * time.Hour, 1}, {61 * time.Minute, 1}, {time.Hour, 2}, {time.Minute, 2}} {
 		now = end.Add(-step.at)
-		r.warnCredentialExpiry(tok)
-		r.warnCredentialExpiry(exchange.Token{})
+		r.warn(tok)
+		r.warn(exchange.Token{})
 		if n := strings.Count(logs.String(), "level=WARN"); n != step.warn {
 			t.Fatalf("%v before the end: %d warnings, want %d:\n%s", step.at, n, step.warn, logs.String())
 		}

@@ -18,56 +18,57 @@ import (
 // here through time.Now); one an hour ahead has not delivered meanwhile.
 func TestAlarmDeliversOnTheWallClock(t *testing.T) {
 	far := armed(t, time.Now().Add(time.Hour))
-	testkit.Await(t, "the alarm for a past time", armed(t, time.Now().Add(-time.Minute)).C())
+	testkit.Await(t, "the alarm for a past time", armed(t, time.Now().Add(-time.Minute)))
 
 	at := time.Now().Add(20 * time.Millisecond)
-	testkit.Await(t, "the alarm 20 ms ahead", armed(t, at).C())
+	testkit.Await(t, "the alarm 20 ms ahead", armed(t, at))
 	if now := time.Now().Round(0); now.Before(at) {
 		t.Fatalf("delivered at %s, before its time %s", now.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano))
 	}
 	select {
-	case <-far.C():
+	case <-far:
 		t.Fatal("the alarm an hour ahead delivered")
 	default:
 	}
 }
 
-// TestStopEndsTheAlarm: Stop returns (its watcher ended) whether the alarm
+// TestStopEndsTheAlarm: stop returns (its watcher ended) whether the alarm
 // delivered or not, and a stopped alarm does not deliver.
 func TestStopEndsTheAlarm(t *testing.T) {
-	fired, err := New(time.Now().Add(-time.Second))
+	fired, stop, err := New(time.Now().Add(-time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Await(t, "the alarm", fired.C())
-	fired.Stop()
+	testkit.Await(t, "the alarm", fired)
+	stop()
 
-	waiting, err := New(time.Now().Add(time.Hour))
+	waiting, stop, err := New(time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting.Stop()
+	stop()
 	select {
-	case <-waiting.C():
+	case <-waiting:
 		t.Fatal("a stopped alarm delivered")
 	default:
 	}
 }
 
-// armed arms an alarm for at, stopped when the test ends.
-func armed(t *testing.T, at time.Time) *Alarm {
+// armed arms an alarm for at, stopped when the test ends, and returns its
+// channel.
+func armed(t *testing.T, at time.Time) <-chan struct{} {
 	t.Helper()
-	a, err := New(at)
+	c, stop, err := New(at)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(a.Stop)
-	return a
+	t.Cleanup(stop)
+	return c
 }
 
 // reads is the timerfd as watch sees it: each Read returns the next error
 // the test sends (nil: the timer expired), and os.ErrClosed once the
-// channel is closed (Stop closed the file).
+// channel is closed (stop closed the file).
 type reads chan error
 
 func (r reads) Read(p []byte) (int, error) {
@@ -91,17 +92,17 @@ func TestWatchRearmsWhenTheClockIsSet(t *testing.T) {
 		a, r, rearmed, done := watching(t, nil)
 		for range 2 {
 			r <- syscall.ECANCELED
-			testkit.Await(t, "the delivery of a cancellation", a.C())
+			testkit.Await(t, "the delivery of a cancellation", a)
 			testkit.Await(t, "the timer armed again", rearmed)
 		}
 		r <- nil
-		testkit.Await(t, "the delivery of the expiry", a.C())
+		testkit.Await(t, "the delivery of the expiry", a)
 		testkit.Await(t, "the watch to end", done)
 	})
 	t.Run("re-arm fails", func(t *testing.T) {
 		a, r, rearmed, done := watching(t, errors.New("closed"))
 		r <- syscall.ECANCELED
-		testkit.Await(t, "the delivery of a cancellation", a.C())
+		testkit.Await(t, "the delivery of a cancellation", a)
 		testkit.Await(t, "the re-arm", rearmed)
 		testkit.Await(t, "the watch to end", done)
 	})
@@ -110,7 +111,7 @@ func TestWatchRearmsWhenTheClockIsSet(t *testing.T) {
 		close(r)
 		testkit.Await(t, "the watch to end", done)
 		select {
-		case <-a.C():
+		case <-a:
 			t.Error("a closed alarm delivered")
 		default:
 		}
@@ -119,10 +120,10 @@ func TestWatchRearmsWhenTheClockIsSet(t *testing.T) {
 
 // watching starts watch on a scripted timerfd whose re-arms are reported
 // on rearmed and fail with rearmErr.
-func watching(t *testing.T, rearmErr error) (a *Alarm, r reads, rearmed chan struct{}, done chan struct{}) {
-	a, r = &Alarm{c: make(chan struct{}, 1)}, make(reads)
+func watching(t *testing.T, rearmErr error) (a chan struct{}, r reads, rearmed chan struct{}, done chan struct{}) {
+	a, r = make(chan struct{}, 1), make(reads)
 	rearmed, done = make(chan struct{}, 4), make(chan struct{})
-	go a.watch(r, func() error { rearmed <- struct{}{}; return rearmErr }, done)
+	go watch(r, a, func() error { rearmed <- struct{}{}; return rearmErr }, done)
 	t.Cleanup(func() {
 		select {
 		case <-done:
@@ -147,9 +148,9 @@ func TestAlarmWhenTheClockIsSet(t *testing.T) {
 	}
 	a := armed(t, time.Now().Add(time.Hour))
 	stepClock(t, unix.Timeval{Usec: 1})
-	testkit.Await(t, "the alarm after the clock was stepped forward", a.C())
+	testkit.Await(t, "the alarm after the clock was stepped forward", a)
 	stepClock(t, unix.Timeval{Sec: -1, Usec: 999_999})
-	testkit.Await(t, "the alarm, armed again, after the clock was stepped back", a.C())
+	testkit.Await(t, "the alarm, armed again, after the clock was stepped back", a)
 }
 
 // stepClock steps the wall clock by by.

@@ -9,4 +9,6 @@ import (
 
 // New returns errors.ErrUnsupported: alarms on the wall clock are made
 // with timerfd, which only Linux has.
-func New(at time.Time) (*Alarm, error) { return nil, errors.ErrUnsupported }
+func New(at time.Time) (c <-chan struct{}, stop func(), err error) {
+	return nil, nil, errors.ErrUnsupported
+}
