@@ -110,13 +110,12 @@ type hooks struct {
 // and returns nil when ctx ended, or the error that stopped the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	lim := s.Limits
-	lim.ShutdownTimeout = cmp.Or(lim.ShutdownTimeout, 5*time.Second)
 	if lim.MaxConns <= 0 || lim.MaxHeaderBytes <= 0 || lim.ReadHeaderTimeout <= 0 || lim.IdleTimeout <= 0 {
 		_ = ln.Close()
 		return errors.New("listen: MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout must be positive: set each listener's bounds")
 	}
-	cl := newCapListener(ln, lim.MaxConns)
-	cl.hooks = s.hooks
+	cl := &capListener{Listener: ln, max: lim.MaxConns, hooks: s.hooks, open: make(map[*conn]struct{})}
+	cl.room.L = &cl.mu
 	srv := &http.Server{
 		Handler:           fieldLimit(s.Handler),
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
@@ -135,7 +134,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lim.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(lim.ShutdownTimeout, 5*time.Second))
 	defer cancel()
 	_ = cl.Close() // no new connections; then no waiting on idle ones
 	cl.closeWhere(func(c *conn) bool { return !c.busy })
