@@ -106,18 +106,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // refuseTarget returns the answer to a request target that could name
 // another destination, or nil.
 func refuseTarget(r *http.Request) *answer {
-	refused := func(code int, msg string) *answer {
-		return &answer{code, false, OutcomeRefused, "tokend proxy: " + msg}
-	}
 	switch {
 	case r.Method == http.MethodConnect:
-		return refused(http.StatusMethodNotAllowed, "CONNECT is refused; this proxy forwards to its configured upstream only")
+		return &answer{http.StatusMethodNotAllowed, OutcomeRefused, "CONNECT is refused; this proxy forwards to its configured upstream only"}
 	case r.URL.IsAbs() || r.URL.Host != "":
-		return refused(http.StatusBadRequest, "absolute-form request targets are refused; send the path only (origin-form), it goes to the configured upstream")
+		return &answer{http.StatusBadRequest, OutcomeRefused, "absolute-form request targets are refused; send the path only (origin-form), it goes to the configured upstream"}
 	case r.URL.Path == "" || r.URL.Path[0] != '/':
-		return refused(http.StatusBadRequest, "the request target must be a path starting with /")
+		return &answer{http.StatusBadRequest, OutcomeRefused, "the request target must be a path starting with /"}
 	case hasDotSegment(r.URL.EscapedPath()):
-		return refused(http.StatusBadRequest, `the request path has a "." or ".." segment (in some encoding), which could leave the upstream's base path: send the path resolved`)
+		return &answer{http.StatusBadRequest, OutcomeRefused, `the request path has a "." or ".." segment (in some encoding), which could leave the upstream's base path: send the path resolved`}
 	}
 	return nil
 }
@@ -149,18 +146,18 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // reply writes the proxy's own answer: one line of text/plain, with
-// Retry-After when a.retry.
+// Retry-After when a 503.
 func (p *Proxy) reply(w http.ResponseWriter, st *state, a *answer) {
 	st.outcome, st.code, st.at = a.outcome, a.code, p.cfg.Now()
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	if a.retry {
+	if a.code == http.StatusServiceUnavailable {
 		h.Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 	}
 	w.WriteHeader(a.code)
-	_, _ = w.Write([]byte(a.msg + "\n"))
+	_, _ = w.Write([]byte(a.Error() + "\n"))
 }
 
 // maxDecodes bounds how many layers of percent-encoding hasDotSegment

@@ -55,16 +55,13 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if reason, _ := t.p.src.Withdrawal(); reason != "" {
 		return nil, withdrawn(reason)
 	}
-	refused := func(code int, msg string) *answer {
-		return &answer{code, code == http.StatusServiceUnavailable, OutcomeUpstreamRefused, "tokend proxy: the upstream refused " + msg}
-	}
 	switch {
 	case !ok && rerr != nil:
-		return nil, refused(http.StatusServiceUnavailable, "the token (401) and no fresh one came; retry shortly")
+		return nil, &answer{http.StatusServiceUnavailable, OutcomeUpstreamRefused, "the upstream refused the token (401) and no fresh one came; retry shortly"}
 	case !ok:
-		return nil, refused(http.StatusBadGateway, "the token (401), and there is no other to send")
+		return nil, &answer{http.StatusBadGateway, OutcomeUpstreamRefused, "the upstream refused the token (401), and there is no other to send"}
 	case !replayable:
-		return nil, refused(http.StatusServiceUnavailable, "the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again")
+		return nil, &answer{http.StatusServiceUnavailable, OutcomeUpstreamRefused, "the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
 	}
 	retry := req.Clone(req.Context())
 	retry.Header.Set("Authorization", "Bearer "+fresh.Reveal())
@@ -80,7 +77,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err = t.p.base.RoundTrip(retry)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		discard(resp)
-		return nil, refused(http.StatusBadGateway, "a freshly issued token too (401): it does not accept this session's tokens")
+		return nil, &answer{http.StatusBadGateway, OutcomeUpstreamRefused, "the upstream refused a freshly issued token too (401): it does not accept this session's tokens"}
 	}
 	return resp, err
 }
