@@ -46,11 +46,9 @@ func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, erro
 	select {
 	case <-ready:
 	default:
-		t := time.NewTimer(p.cfg.FirstTokenWait)
-		defer t.Stop()
 		select {
 		case <-ready:
-		case <-t.C:
+		case <-time.After(p.cfg.FirstTokenWait):
 			return secret.String{}, nil, errNoToken
 		case <-ctx.Done():
 			return secret.String{}, nil, ctx.Err()
