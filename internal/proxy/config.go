@@ -100,24 +100,8 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	return c
-}
-
-// validate reports every problem with c at once.
-func (c Config) validate() error {
-	var errs []error
-	if c.Upstream == nil {
-		errs = append(errs, errors.New("proxy: no upstream: set --proxy-upstream or AMBIENT_API_SERVER_URL to the API server's URL"))
-	} else if err := checkUpstream(c.Upstream); err != nil {
-		errs = append(errs, err)
-	}
-	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxReplayBytes < 0 {
-		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
-	}
-	return errors.Join(errs...)
 }
 
 // ParseUpstream parses and checks the upstream URL given by --proxy-upstream

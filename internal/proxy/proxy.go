@@ -68,13 +68,23 @@ type Proxy struct {
 }
 
 // New returns a Proxy forwarding to cfg.Upstream with tokens from src. Its
-// error lists every problem with cfg, each naming the setting and the fix.
+// error lists every problem with cfg and src, each naming the setting and
+// the fix.
 func New(cfg Config, src Source) (*Proxy, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	var errs []error
+	if cfg.Upstream == nil {
+		errs = append(errs, errors.New("proxy: no upstream: set --proxy-upstream or AMBIENT_API_SERVER_URL to the API server's URL"))
+	} else if err := checkUpstream(cfg.Upstream); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.MaxHeaderBytes < 0 || cfg.MaxConcurrent < 0 || cfg.MaxReplayBytes < 0 {
+		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
 	}
 	if src == nil {
-		return nil, errors.New("proxy: no token source: pass the daemon's token holder to proxy.New")
+		errs = append(errs, errors.New("proxy: no token source: pass the daemon's token holder to proxy.New"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	m, err := newMetrics(cfg.Registerer)
