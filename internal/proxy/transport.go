@@ -30,10 +30,6 @@ func newTransport(cfg Config) *http.Transport {
 	}
 }
 
-// drainBytes is how much of a 401's body is read before closing it, so
-// that the connection can be reused for the retry.
-const drainBytes = 4 << 10
-
 // retryTransport sends a request once more, with a fresh token, after a
 // 401 (see the package doc, step 6, and reauth for when), and never lets a
 // 401 through: it answers in the upstream's place.
@@ -82,10 +78,10 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// discard reads a little of resp's body, so that the connection can be
-// reused, and closes it.
+// discard reads a little of resp's body (a 401's), so that the connection
+// can be reused for the retry, and closes it.
 func discard(resp *http.Response) {
-	_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	_ = resp.Body.Close()
 }
 
@@ -135,8 +131,4 @@ type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
 
-func (b *bufferPool) Put(buf []byte) {
-	if cap(buf) == copyBufferSize {
-		b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
-	}
-}
+func (b *bufferPool) Put(buf []byte) { b.p.Put((*[copyBufferSize]byte)(buf)) } // only what Get lent
