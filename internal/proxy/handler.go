@@ -188,9 +188,6 @@ func hasDotSegment(p string) bool {
 // unescape decodes every valid %XX in s and leaves the rest as it is, as a
 // lenient server would.
 func unescape(s string) string {
-	if !strings.Contains(s, "%") {
-		return s
-	}
 	return percentXX.ReplaceAllStringFunc(s, func(m string) string {
 		b, _ := hex.DecodeString(m[1:])
 		return string(b)
