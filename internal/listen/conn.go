@@ -14,8 +14,9 @@ import (
 // make room (see the package doc). It is safe for concurrent use.
 type capListener struct {
 	net.Listener
-	max   int
-	hooks hooks
+	max     int
+	onState func(http.ConnState) // see Server
+	onWait  func()
 
 	mu   sync.Mutex // guards the fields below
 	room sync.Cond  // signalled when room may have appeared, or on Close
@@ -45,8 +46,8 @@ func (l *capListener) Accept() (net.Conn, error) {
 			delete(l.open, victim)
 			break
 		}
-		if l.hooks.waiting != nil {
-			l.hooks.waiting() // with l.mu held
+		if l.onWait != nil {
+			l.onWait() // with l.mu held
 		}
 		l.room.Wait()
 	}
@@ -114,8 +115,8 @@ func (l *capListener) connState(nc net.Conn, st http.ConnState) {
 		l.room.Signal()
 	}
 	l.mu.Unlock()
-	if l.hooks.state != nil {
-		l.hooks.state(st)
+	if l.onState != nil {
+		l.onState(st)
 	}
 }
 
