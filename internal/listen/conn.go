@@ -84,15 +84,12 @@ func (l *capListener) Close() error {
 // a first one), at its end the hijacked ones, which it no longer tracks.
 func (l *capListener) closeWhere(pick func(*conn) bool) {
 	l.mu.Lock()
-	var cs []*conn
+	defer l.mu.Unlock()
 	for c := range l.open {
 		if pick(c) {
-			cs = append(cs, c)
+			_ = c.Conn.Close()
+			delete(l.open, c)
 		}
-	}
-	l.mu.Unlock()
-	for _, c := range cs {
-		_ = c.Close()
 	}
 }
 
