@@ -38,16 +38,14 @@ const (
 	max401Refreshes       = 2                         // exchanges that 401s from the upstream may cause in any minute (package doc, step 6)
 	minRemaining          = time.Second               // a token with less left before its expiry counts as expired, so it does not expire on the way
 	retryAfter            = time.Second               // the Retry-After sent with a 503
-	shutdownTimeout       = 5 * time.Second           // the graceful shutdown when Serve's context ends; streams still open are cut
 )
 
 // Config configures a Proxy. Only Upstream is required; every zero limit
 // takes the Default of the same name.
 type Config struct {
-	// Upstream is the platform API server every request goes to, http or
-	// https, optionally with a path prefix that request paths are joined
-	// under. Set from --proxy-upstream, or AMBIENT_API_SERVER_URL; ParseUpstream
-	// checks a string.
+	// Upstream is the platform API server every request goes to (http or
+	// https; request paths are joined under its path), as ParseUpstream
+	// parses it from --proxy-upstream or AMBIENT_API_SERVER_URL.
 	Upstream *url.URL
 
 	// RootCAs verifies the upstream's TLS certificate: the same pool the
@@ -62,8 +60,7 @@ type Config struct {
 	// Client connections are bounded at DefaultMaxConcurrent + 32; at the
 	// cap a new one closes the idlest (see package listen).
 	MaxConcurrent int
-	// FirstTokenWait is how long a request waits for the first token before
-	// it is answered 503.
+	// FirstTokenWait is how long a request waits for the first token; then 503.
 	FirstTokenWait time.Duration
 	// MaxReplayBytes is the largest request body, of declared length, held in
 	// memory so that it can be sent again after a 401. A longer body, or
@@ -72,8 +69,8 @@ type Config struct {
 
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
-	// Logger receives the proxy's log lines (request lines at debug only).
-	// Nil discards them.
+	// Logger receives the proxy's log lines (requests at debug only); nil
+	// discards them.
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics. Nil leaves them unregistered.
 	Registerer prometheus.Registerer
@@ -82,7 +79,7 @@ type Config struct {
 // limits are the bounds of the client side's listener.
 func (c Config) limits() listen.Limits {
 	return listen.Limits{MaxConns: maxConns, MaxHeaderBytes: c.MaxHeaderBytes, ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout: idleTimeout, ShutdownTimeout: shutdownTimeout}
+		IdleTimeout: idleTimeout} // and listen's 5 s shutdown
 }
 
 // MemoryBound is the most the client connections of a Proxy with c can

@@ -160,9 +160,8 @@ func (p *Proxy) reply(w http.ResponseWriter, st *state, a *answer) {
 	_, _ = w.Write([]byte(a.Error() + "\n"))
 }
 
-// maxDecodes bounds how many layers of percent-encoding hasDotSegment
-// peels: a path that still decodes to something new after this many is
-// refused outright.
+// maxDecodes bounds the layers of percent-encoding hasDotSegment peels; a
+// path that still decodes to something new after them is refused.
 const maxDecodes = 4
 
 // hasDotSegment reports whether the escaped path p has a "." or ".."

@@ -35,8 +35,7 @@ import (
 )
 
 // Source is where the proxy gets the token: the daemon that holds it. Its
-// methods are called from many goroutines at once and must be safe for
-// that.
+// methods are called from many goroutines at once and must be safe for it.
 type Source interface {
 	// Token returns the current token and its expiry (the zero time when
 	// unknown); ok is false before the first token.
@@ -68,8 +67,7 @@ type Proxy struct {
 }
 
 // New returns a Proxy forwarding to cfg.Upstream with tokens from src. Its
-// error lists every problem with cfg and src, each naming the setting and
-// the fix.
+// error lists every problem with cfg and src, with the setting and the fix.
 func New(cfg Config, src Source) (*Proxy, error) {
 	var errs []error
 	if cfg.Upstream == nil {
@@ -104,11 +102,10 @@ func New(cfg Config, src Source) (*Proxy, error) {
 	return p, nil
 }
 
-// Serve serves the proxy on ln until ctx ends, then shuts down gracefully:
-// it stops accepting, lets requests in flight finish for up to 5 s, then
-// cuts what is left (open streams and tunnels). It closes ln and returns
-// nil when ctx ended, or the error that stopped the server. The client
-// connections are bounded (see Config.MaxConcurrent and package listen).
+// Serve serves the proxy on ln, within the bounds of Config.MaxConcurrent
+// and package listen, until ctx ends; then requests in flight get 5 s to
+// finish and what is left (streams, tunnels) is cut. It closes ln and
+// returns nil when ctx ended, or the error that stopped the server.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	defer p.base.CloseIdleConnections()
 	return (&listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: p.rp.ErrorLog}).Serve(ctx, ln)

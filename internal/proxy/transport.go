@@ -13,8 +13,7 @@ import (
 )
 
 // newTransport returns the upstream transport: TLS verified against
-// cfg.RootCAs, bounded idle connections and header wait, no environment
-// proxy (the upstream is reached directly).
+// cfg.RootCAs, bounded idle connections and header wait, no HTTP_PROXY.
 func newTransport(cfg Config) *http.Transport {
 	return &http.Transport{
 		DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -125,8 +124,7 @@ func (t retryTransport) replayable(req *http.Request) (*http.Request, bool, erro
 const copyBufferSize = 32 << 10
 
 // bufferPool lends httputil.ReverseProxy its copy buffers, so that a
-// request does not allocate (and the collector does not reclaim) 32 KiB
-// each time. Safe for concurrent use.
+// request does not allocate 32 KiB each time. Safe for concurrent use.
 type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
