@@ -61,9 +61,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	retry := req.Clone(req.Context())
 	retry.Header.Set("Authorization", "Bearer "+fresh.Reveal())
 	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
-			return nil, err
-		}
+		retry.Body, _ = req.GetBody() // replayable's, which cannot fail
 	}
 	st.token = fresh
 	t.p.metrics.retries.Inc()
@@ -100,12 +98,12 @@ func (b *cutBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// replayable reads req's body into memory when it has a declared length up
-// to MaxReplayBytes, and reports whether req can be sent again (also with
-// no body); any other body is left to stream.
+// replayable reads req's body into memory, with a GetBody for the retry,
+// when it has a declared length up to MaxReplayBytes, and reports whether
+// req can be sent again (also with no body); any other body streams.
 func (t retryTransport) replayable(req *http.Request) (*http.Request, bool, error) {
 	switch {
-	case req.Body == nil || req.Body == http.NoBody || req.GetBody != nil:
+	case req.Body == nil || req.Body == http.NoBody:
 		return req, true, nil
 	case req.ContentLength <= 0 || req.ContentLength > t.p.cfg.MaxReplayBytes:
 		return req, false, nil
