@@ -44,11 +44,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reply(w, st, a)
 		return
 	}
-	if !p.sem.TryAcquire(1) {
+	select {
+	case p.sem <- struct{}{}:
+		defer func() { <-p.sem }()
+	default:
 		p.reply(w, st, errOverloaded)
 		return
 	}
-	defer p.sem.Release(1)
 	tok, gone, err := p.token(ctx)
 	if err != nil {
 		p.upstreamError(w, r, err)

@@ -30,8 +30,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/ambient-code/tokend/internal/listen"
 	"github.com/ambient-code/tokend/internal/secret"
 )
@@ -63,7 +61,7 @@ type Proxy struct {
 	src     Source
 	rp      *httputil.ReverseProxy
 	base    *http.Transport
-	sem     *semaphore.Weighted // one unit per request in flight
+	sem     chan struct{} // one slot per request in flight
 	metrics *metrics
 	reauth  reauth
 }
@@ -91,7 +89,7 @@ func New(cfg Config, src Source) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, src: src, sem: semaphore.NewWeighted(int64(cfg.MaxConcurrent)), metrics: m, base: newTransport(cfg)}
+	p := &Proxy{cfg: cfg, src: src, sem: make(chan struct{}, cfg.MaxConcurrent), metrics: m, base: newTransport(cfg)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      retryTransport{p},
