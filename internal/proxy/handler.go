@@ -145,19 +145,15 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	p.reply(w, st, a)
 }
 
-// reply writes the proxy's own answer: one line of text/plain, with
-// Retry-After when a 503.
+// reply writes the proxy's own answer: one line of text/plain (http.Error),
+// not to be cached, with Retry-After when a 503.
 func (p *Proxy) reply(w http.ResponseWriter, st *state, a *answer) {
 	st.outcome, st.code, st.at = a.outcome, a.code, p.cfg.Now()
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+	w.Header().Set("Cache-Control", "no-store")
 	if a.code == http.StatusServiceUnavailable {
-		h.Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 	}
-	w.WriteHeader(a.code)
-	_, _ = w.Write([]byte(a.Error() + "\n"))
+	http.Error(w, a.Error(), a.code)
 }
 
 // maxDecodes bounds the layers of percent-encoding hasDotSegment peels; a
