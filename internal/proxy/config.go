@@ -78,28 +78,15 @@ type Config struct {
 
 // limits are the bounds of the client side's listener.
 func (c Config) limits() listen.Limits {
-	return listen.Limits{MaxConns: maxConns, MaxHeaderBytes: c.MaxHeaderBytes, ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout: idleTimeout} // and listen's 5 s shutdown
+	return listen.Limits{MaxConns: maxConns, MaxHeaderBytes: cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes),
+		ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout} // and listen's 5 s shutdown
 }
 
 // MemoryBound is the most the client connections of a Proxy with c can
 // cost, in bytes, whatever the clients send (listen.Limits.MemoryBound);
 // the requests in flight, at most MaxConcurrent, add their bodies'
 // buffers and upstream connections.
-func (c Config) MemoryBound() int64 { return c.withDefaults().limits().MemoryBound() }
-
-// withDefaults returns c with every zero limit set to its default.
-func (c Config) withDefaults() Config {
-	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	c.MaxConcurrent = cmp.Or(c.MaxConcurrent, DefaultMaxConcurrent)
-	c.MaxReplayBytes = cmp.Or(c.MaxReplayBytes, DefaultMaxReplayBytes)
-	c.FirstTokenWait = cmp.Or(c.FirstTokenWait, DefaultFirstTokenWait)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
-	return c
-}
+func (c Config) MemoryBound() int64 { return c.limits().MemoryBound() }
 
 // ParseUpstream parses and checks the upstream URL given by --proxy-upstream
 // or AMBIENT_API_SERVER_URL: an absolute http or https URL with a host, no

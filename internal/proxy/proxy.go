@@ -21,6 +21,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -84,7 +85,14 @@ func New(cfg Config, src Source) (*Proxy, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	cfg.MaxConcurrent = cmp.Or(cfg.MaxConcurrent, DefaultMaxConcurrent)
+	cfg.MaxReplayBytes = cmp.Or(cfg.MaxReplayBytes, DefaultMaxReplayBytes)
+	cfg.FirstTokenWait = cmp.Or(cfg.FirstTokenWait, DefaultFirstTokenWait)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
