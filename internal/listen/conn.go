@@ -35,8 +35,8 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 	c := &conn{Conn: nc, l: l}
 	l.mu.Lock()
-	var victim *conn // serves no request, and became idle first
 	for !l.done && len(l.open) >= l.max {
+		var victim *conn // serves no request, and became idle first
 		for o := range l.open {
 			if !o.busy && (victim == nil || o.since < victim.since) {
 				victim = o
@@ -44,6 +44,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		if victim != nil {
 			delete(l.open, victim)
+			_ = victim.Conn.Close() // its server goroutine ends on the read error
 			break
 		}
 		if l.onWait != nil {
@@ -60,9 +61,6 @@ func (l *capListener) Accept() (net.Conn, error) {
 	c.since = l.seq
 	l.open[c] = struct{}{}
 	l.mu.Unlock()
-	if victim != nil {
-		_ = victim.Conn.Close() // its server goroutine ends on the read error
-	}
 	return c, nil
 }
 
