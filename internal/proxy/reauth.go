@@ -12,9 +12,6 @@ import (
 	"github.com/ambient-code/tokend/internal/secret"
 )
 
-// remembered is how many tokens reauth keeps.
-const remembered = 8
-
 // reauth decides which upstream 401s may cause an exchange (step 6 of the
 // package doc), so that an upstream answering 401 to everything costs the
 // issuer a bounded number. It is safe for concurrent use.
@@ -81,6 +78,6 @@ func (p *Proxy) exchange(ctx context.Context, old secret.String) (secret.String,
 	if !tok.IsZero() {
 		a.seen = append(a.seen, tok)
 	}
-	a.seen = slices.Delete(a.seen, 0, max(0, len(a.seen)-remembered))
+	a.seen = slices.Delete(a.seen, 0, max(0, len(a.seen)-8)) // keeps the last 8
 	return tok, err
 }
