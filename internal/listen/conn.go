@@ -25,9 +25,8 @@ type capListener struct {
 	done bool   // Close was called
 }
 
-// Accept accepts a connection and admits it, closing the idlest one when
-// the cap is reached, or waiting for room when every open connection is
-// serving a request.
+// Accept accepts a connection and admits it: at the cap it closes the
+// idlest, or waits for room while every open one serves a request.
 func (l *capListener) Accept() (net.Conn, error) {
 	nc, err := l.Listener.Accept()
 	if err != nil {

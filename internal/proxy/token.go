@@ -42,12 +42,9 @@ func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, erro
 	if reason, _ := p.src.Withdrawal(); reason != "" {
 		return secret.String{}, nil, withdrawn(reason) // also before any token
 	}
-	ready := p.src.Ready()
-	select {
-	case <-ready:
-	default:
+	if _, _, held := p.src.Token(); !held { // none yet: wait for the first
 		select {
-		case <-ready:
+		case <-p.src.Ready():
 		case <-time.After(p.cfg.FirstTokenWait):
 			return secret.String{}, nil, errNoToken
 		case <-ctx.Done():
