@@ -34,6 +34,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 	c := &conn{Conn: nc, l: l}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	for !l.done && len(l.open) >= l.max {
 		var victim *conn // serves no request, and became idle first
 		for o := range l.open {
@@ -52,14 +53,12 @@ func (l *capListener) Accept() (net.Conn, error) {
 		l.room.Wait()
 	}
 	if l.done {
-		l.mu.Unlock()
 		_ = nc.Close()
 		return nil, net.ErrClosed
 	}
 	l.seq++
 	c.since = l.seq
 	l.open[c] = struct{}{}
-	l.mu.Unlock()
 	return c, nil
 }
 

@@ -118,8 +118,7 @@ func checkUpstream(u *url.URL) error {
 	return nil
 }
 
-// ListenMode opens the proxy's listener for addr, as given by
-// --proxy-listen:
+// ListenMode opens the proxy's listener for addr, as given by --proxy-listen:
 //
 //   - "unix:PATH": a Unix socket at PATH with mode (connecting needs
 //     write permission), as listen.Unix makes it.
