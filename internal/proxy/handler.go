@@ -20,7 +20,7 @@ import (
 // goroutines touch it, one after another.
 type state struct {
 	start        time.Time
-	token        secret.String // the token to send; the transport replaces it on a retry
+	token        secret.String // the token sent first; a 401 on it may cause an exchange
 	outcome      string
 	upstreamCode int
 	code         int         // the status answered, for the debug line

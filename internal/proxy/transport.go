@@ -63,7 +63,6 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.GetBody != nil {
 		retry.Body, _ = req.GetBody() // replayable's, which cannot fail
 	}
-	st.token = fresh
 	t.p.metrics.retries.Inc()
 	t.p.cfg.Logger.LogAttrs(req.Context(), slog.LevelDebug, "proxy: upstream answered 401; retrying with a fresh token",
 		slog.String("path", req.URL.Path), slog.String("token", fresh.Fingerprint()))
