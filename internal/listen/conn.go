@@ -14,8 +14,9 @@ import (
 // make room (see the package doc). It is safe for concurrent use.
 type capListener struct {
 	net.Listener
-	max   int
-	hooks hooks
+	max     int
+	onState func(http.ConnState) // see Server
+	onWait  func()
 
 	mu   sync.Mutex // guards the fields below
 	room sync.Cond  // signalled when room may have appeared, or on Close
@@ -24,59 +25,41 @@ type capListener struct {
 	done bool   // Close was called
 }
 
-func newCapListener(ln net.Listener, max int) *capListener {
-	l := &capListener{Listener: ln, max: max, open: make(map[*conn]struct{}, max)}
-	l.room.L = &l.mu
-	return l
-}
-
-// Accept accepts a connection and admits it, closing the idlest one when
-// the cap is reached, or waiting for room when every open connection is
-// serving a request.
+// Accept accepts a connection and admits it: at the cap it closes the
+// idlest, or waits for room while every open one serves a request.
 func (l *capListener) Accept() (net.Conn, error) {
 	nc, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
 	c := &conn{Conn: nc, l: l}
-	c.scan.start()
 	l.mu.Lock()
-	var victim *conn
+	defer l.mu.Unlock()
 	for !l.done && len(l.open) >= l.max {
-		if victim = l.idlestLocked(); victim != nil {
+		var victim *conn // serves no request, and became idle first
+		for o := range l.open {
+			if !o.busy && (victim == nil || o.since < victim.since) {
+				victim = o
+			}
+		}
+		if victim != nil {
 			delete(l.open, victim)
+			_ = victim.Conn.Close() // its server goroutine ends on the read error
 			break
 		}
-		if l.hooks.waiting != nil {
-			l.hooks.waiting() // with l.mu held
+		if l.onWait != nil {
+			l.onWait() // with l.mu held
 		}
 		l.room.Wait()
 	}
 	if l.done {
-		l.mu.Unlock()
 		_ = nc.Close()
 		return nil, net.ErrClosed
 	}
 	l.seq++
 	c.since = l.seq
 	l.open[c] = struct{}{}
-	l.mu.Unlock()
-	if victim != nil {
-		_ = victim.Conn.Close() // its server goroutine ends on the read error
-	}
 	return c, nil
-}
-
-// idlestLocked returns the open connection that serves no request and
-// became idle first, or nil.
-func (l *capListener) idlestLocked() *conn {
-	var v *conn
-	for c := range l.open {
-		if !c.busy && (v == nil || c.since < v.since) {
-			v = c
-		}
-	}
-	return v
 }
 
 // Close closes the listener and ends an Accept waiting for room. Calls
@@ -97,15 +80,12 @@ func (l *capListener) Close() error {
 // a first one), at its end the hijacked ones, which it no longer tracks.
 func (l *capListener) closeWhere(pick func(*conn) bool) {
 	l.mu.Lock()
-	var cs []*conn
+	defer l.mu.Unlock()
 	for c := range l.open {
 		if pick(c) {
-			cs = append(cs, c)
+			_ = c.Conn.Close()
+			delete(l.open, c)
 		}
-	}
-	l.mu.Unlock()
-	for _, c := range cs {
-		_ = c.Close()
 	}
 }
 
@@ -114,35 +94,23 @@ func (l *capListener) closeWhere(pick func(*conn) bool) {
 // until idle again; a hijacked one stays busy until closed.
 func (l *capListener) connState(nc net.Conn, st http.ConnState) {
 	c := nc.(*conn) // as Accept made it
+	if st == http.StateIdle {
+		c.scan.start()
+	}
+	l.mu.Lock()
 	switch st {
 	case http.StateActive, http.StateHijacked:
-		l.mu.Lock()
 		c.busy = true
-		l.mu.Unlock()
 	case http.StateIdle:
-		c.scan.start()
-		l.mu.Lock()
 		c.busy = false
 		l.seq++
 		c.since = l.seq
 		l.room.Signal()
-		l.mu.Unlock()
-	case http.StateClosed:
-		l.release(c)
-	}
-	if l.hooks.state != nil {
-		l.hooks.state(st)
-	}
-}
-
-// release forgets c, once, making room.
-func (l *capListener) release(c *conn) {
-	l.mu.Lock()
-	if _, ok := l.open[c]; ok {
-		delete(l.open, c)
-		l.room.Signal()
 	}
 	l.mu.Unlock()
+	if l.onState != nil {
+		l.onState(st)
+	}
 }
 
 // conn is an admitted connection. Its slot is given back when it closes.
@@ -154,7 +122,7 @@ type conn struct {
 	busy  bool   // serving a request, or hijacked
 	since uint64 // l.seq when it connected or last became idle
 
-	scan headerScan // only the serving goroutine reads; see headerScan
+	scan headerScan // see headerScan for who touches it
 }
 
 // Read reads from the connection, counting the lines of a request header
@@ -164,7 +132,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && c.scan.feed(p[:n]) > MaxHeaderFields+1 { // +1: the request line
 		c.refuse()
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: errTooManyFields}
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: errors.New("listen: too many header fields")}
 	}
 	return n, err
 }
@@ -186,54 +154,48 @@ func (c *conn) refuse() {
 	_, _ = io.CopyN(io.Discard, c.Conn, drain)
 }
 
-// Close closes the connection and gives its slot back.
+// Close closes the connection and gives its slot back. The server closes
+// every connection it ends through it, and a handler a hijacked one.
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.l.release(c)
+	c.l.mu.Lock()
+	delete(c.l.open, c) // no-op after the first
+	c.l.room.Signal()
+	c.l.mu.Unlock()
 	return err
 }
-
-var errTooManyFields = errors.New("listen: too many header fields")
 
 // headerScan counts the lines of a request header as its bytes are read,
 // from a request's start (the connection's, or its turning idle) to the
 // blank line; a body is not looked at, and a pipelined request read ahead
-// escapes the count (the handler checks it once parsed). The server orders
-// feed (its reading goroutine) and start (its state hook): it reads a
-// request only after turning the connection idle; mu makes that explicit.
+// escapes the count (the handler checks it once parsed). The zero value
+// scans a connection's first request. The server orders feed (its reading
+// goroutines) and start (its state hook): it reads the next request only
+// after a request's reads have ended and the connection turned idle.
 type headerScan struct {
-	mu        sync.Mutex // guards the fields below
-	on        bool
-	lines     int  // complete lines so far, the request line included
-	lineBytes bool // the current line has a byte other than CR
+	done  bool // the blank line has passed
+	lines int  // complete lines so far, the request line included
+	blank bool // the current line has no byte but CR so far (never the request line)
 }
 
-func (s *headerScan) start() {
-	s.mu.Lock()
-	s.on, s.lines, s.lineBytes = true, 0, true // the request line is never the blank line
-	s.mu.Unlock()
-}
+func (s *headerScan) start() { *s = headerScan{} }
 
-// feed counts the lines in b and returns the count so far (0 when off).
+// feed counts the lines in b and returns the count so far (0 when done).
 func (s *headerScan) feed(b []byte) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.done {
+		return 0
+	}
 	for _, c := range b {
 		switch {
-		case !s.on:
-			return 0
-		case c == '\n' && !s.lineBytes:
-			s.on = false // the blank line: the header is complete
+		case c == '\n' && s.blank:
+			s.done = true
 			return s.lines
 		case c == '\n':
 			s.lines++
-			s.lineBytes = false
+			s.blank = true
 		case c != '\r':
-			s.lineBytes = true
+			s.blank = false
 		}
-	}
-	if !s.on {
-		return 0
 	}
 	return s.lines
 }

@@ -92,31 +92,25 @@ type Server struct {
 	// requests); nil: the log package's standard logger.
 	ErrorLog *log.Logger
 
-	hooks hooks // tests' view of the listener's decisions
-}
-
-// hooks let tests wait for the listener's decisions instead of for time.
-// Nil members are skipped.
-type hooks struct {
-	state   func(http.ConnState) // after the listener followed a state change
-	waiting func()               // Accept holds a connection until room appears
+	// Tests wait on these for the listener's decisions; nil: none.
+	onState func(http.ConnState) // after the listener followed a state change
+	onWait  func()               // Accept holds a connection until room appears
 }
 
 // Serve serves on ln until ctx ends, then stops accepting, closes the
 // connections that serve no request, lets the requests in progress finish
 // for up to Limits.ShutdownTimeout and cuts what is left (open streams,
-// hijacked connections included). Requests'
-// contexts carry ctx's values but do not end with it. Serve closes ln
-// and returns nil when ctx ended, or the error that stopped the server.
+// hijacked connections included). Requests' contexts carry ctx's values
+// but do not end with it. Serve closes ln and returns nil when ctx ended,
+// or the error that stopped the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	lim := s.Limits
-	lim.ShutdownTimeout = cmp.Or(lim.ShutdownTimeout, 5*time.Second)
 	if lim.MaxConns <= 0 || lim.MaxHeaderBytes <= 0 || lim.ReadHeaderTimeout <= 0 || lim.IdleTimeout <= 0 {
 		_ = ln.Close()
 		return errors.New("listen: MaxConns, MaxHeaderBytes, ReadHeaderTimeout and IdleTimeout must be positive: set each listener's bounds")
 	}
-	cl := newCapListener(ln, lim.MaxConns)
-	cl.hooks = s.hooks
+	cl := &capListener{Listener: ln, max: lim.MaxConns, onState: s.onState, onWait: s.onWait, open: make(map[*conn]struct{})}
+	cl.room.L = &cl.mu
 	srv := &http.Server{
 		Handler:           fieldLimit(s.Handler),
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
@@ -135,7 +129,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lim.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(lim.ShutdownTimeout, 5*time.Second))
 	defer cancel()
 	_ = cl.Close() // no new connections; then no waiting on idle ones
 	cl.closeWhere(func(c *conn) bool { return !c.busy })

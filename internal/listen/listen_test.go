@@ -35,19 +35,17 @@ func serve(t testing.TB, s *Server) *served {
 		t.Fatal(err)
 	}
 	sv := &served{addr: ln.Addr().String(), states: make(chan http.ConnState, 1024), waits: make(chan struct{}, 16)}
-	s.hooks = hooks{
-		state: func(st http.ConnState) {
-			select {
-			case sv.states <- st:
-			default:
-			}
-		},
-		waiting: func() {
-			select {
-			case sv.waits <- struct{}{}:
-			default:
-			}
-		},
+	s.onState = func(st http.ConnState) {
+		select {
+		case sv.states <- st:
+		default:
+		}
+	}
+	s.onWait = func() {
+		select {
+		case sv.waits <- struct{}{}:
+		default:
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -38,16 +38,14 @@ const (
 	max401Refreshes       = 2                         // exchanges that 401s from the upstream may cause in any minute (package doc, step 6)
 	minRemaining          = time.Second               // a token with less left before its expiry counts as expired, so it does not expire on the way
 	retryAfter            = time.Second               // the Retry-After sent with a 503
-	shutdownTimeout       = 5 * time.Second           // the graceful shutdown when Serve's context ends; streams still open are cut
 )
 
 // Config configures a Proxy. Only Upstream is required; every zero limit
 // takes the Default of the same name.
 type Config struct {
-	// Upstream is the platform API server every request goes to, http or
-	// https, optionally with a path prefix that request paths are joined
-	// under. Set from --proxy-upstream, or AMBIENT_API_SERVER_URL; ParseUpstream
-	// checks a string.
+	// Upstream is the platform API server every request goes to (http or
+	// https; request paths are joined under its path), as ParseUpstream
+	// parses it from --proxy-upstream or AMBIENT_API_SERVER_URL.
 	Upstream *url.URL
 
 	// RootCAs verifies the upstream's TLS certificate: the same pool the
@@ -62,8 +60,7 @@ type Config struct {
 	// Client connections are bounded at DefaultMaxConcurrent + 32; at the
 	// cap a new one closes the idlest (see package listen).
 	MaxConcurrent int
-	// FirstTokenWait is how long a request waits for the first token before
-	// it is answered 503.
+	// FirstTokenWait is how long a request waits for the first token; then 503.
 	FirstTokenWait time.Duration
 	// MaxReplayBytes is the largest request body, of declared length, held in
 	// memory so that it can be sent again after a 401. A longer body, or
@@ -72,8 +69,8 @@ type Config struct {
 
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
-	// Logger receives the proxy's log lines (request lines at debug only).
-	// Nil discards them.
+	// Logger receives the proxy's log lines (requests at debug only); nil
+	// discards them.
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics. Nil leaves them unregistered.
 	Registerer prometheus.Registerer
@@ -81,44 +78,15 @@ type Config struct {
 
 // limits are the bounds of the client side's listener.
 func (c Config) limits() listen.Limits {
-	return listen.Limits{MaxConns: maxConns, MaxHeaderBytes: c.MaxHeaderBytes, ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout: idleTimeout, ShutdownTimeout: shutdownTimeout}
+	return listen.Limits{MaxConns: maxConns, MaxHeaderBytes: cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes),
+		ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout} // and listen's 5 s shutdown
 }
 
 // MemoryBound is the most the client connections of a Proxy with c can
 // cost, in bytes, whatever the clients send (listen.Limits.MemoryBound);
 // the requests in flight, at most MaxConcurrent, add their bodies'
 // buffers and upstream connections.
-func (c Config) MemoryBound() int64 { return c.withDefaults().limits().MemoryBound() }
-
-// withDefaults returns c with every zero limit set to its default.
-func (c Config) withDefaults() Config {
-	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	c.MaxConcurrent = cmp.Or(c.MaxConcurrent, DefaultMaxConcurrent)
-	c.MaxReplayBytes = cmp.Or(c.MaxReplayBytes, DefaultMaxReplayBytes)
-	c.FirstTokenWait = cmp.Or(c.FirstTokenWait, DefaultFirstTokenWait)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	return c
-}
-
-// validate reports every problem with c at once.
-func (c Config) validate() error {
-	var errs []error
-	if c.Upstream == nil {
-		errs = append(errs, errors.New("proxy: no upstream: set --proxy-upstream or AMBIENT_API_SERVER_URL to the API server's URL"))
-	} else if err := checkUpstream(c.Upstream); err != nil {
-		errs = append(errs, err)
-	}
-	if c.MaxHeaderBytes < 0 || c.MaxConcurrent < 0 || c.MaxReplayBytes < 0 {
-		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
-	}
-	return errors.Join(errs...)
-}
+func (c Config) MemoryBound() int64 { return c.limits().MemoryBound() }
 
 // ParseUpstream parses and checks the upstream URL given by --proxy-upstream
 // or AMBIENT_API_SERVER_URL: an absolute http or https URL with a host, no
@@ -150,8 +118,7 @@ func checkUpstream(u *url.URL) error {
 	return nil
 }
 
-// ListenMode opens the proxy's listener for addr, as given by
-// --proxy-listen:
+// ListenMode opens the proxy's listener for addr, as given by --proxy-listen:
 //
 //   - "unix:PATH": a Unix socket at PATH with mode (connecting needs
 //     write permission), as listen.Unix makes it.

@@ -20,7 +20,7 @@ import (
 // goroutines touch it, one after another.
 type state struct {
 	start        time.Time
-	token        secret.String // the token to send; the transport replaces it on a retry
+	token        secret.String // the token sent first; a 401 on it may cause an exchange
 	outcome      string
 	upstreamCode int
 	code         int         // the status answered, for the debug line
@@ -106,18 +106,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // refuseTarget returns the answer to a request target that could name
 // another destination, or nil.
 func refuseTarget(r *http.Request) *answer {
-	refused := func(code int, msg string) *answer {
-		return &answer{code, false, OutcomeRefused, "tokend proxy: " + msg}
-	}
 	switch {
 	case r.Method == http.MethodConnect:
-		return refused(http.StatusMethodNotAllowed, "CONNECT is refused; this proxy forwards to its configured upstream only")
+		return &answer{http.StatusMethodNotAllowed, OutcomeRefused, "CONNECT is refused; this proxy forwards to its configured upstream only"}
 	case r.URL.IsAbs() || r.URL.Host != "":
-		return refused(http.StatusBadRequest, "absolute-form request targets are refused; send the path only (origin-form), it goes to the configured upstream")
+		return &answer{http.StatusBadRequest, OutcomeRefused, "absolute-form request targets are refused; send the path only (origin-form), it goes to the configured upstream"}
 	case r.URL.Path == "" || r.URL.Path[0] != '/':
-		return refused(http.StatusBadRequest, "the request target must be a path starting with /")
+		return &answer{http.StatusBadRequest, OutcomeRefused, "the request target must be a path starting with /"}
 	case hasDotSegment(r.URL.EscapedPath()):
-		return refused(http.StatusBadRequest, `the request path has a "." or ".." segment (in some encoding), which could leave the upstream's base path: send the path resolved`)
+		return &answer{http.StatusBadRequest, OutcomeRefused, `the request path has a "." or ".." segment (in some encoding), which could leave the upstream's base path: send the path resolved`}
 	}
 	return nil
 }
@@ -148,24 +145,19 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	p.reply(w, st, a)
 }
 
-// reply writes the proxy's own answer: one line of text/plain, with
-// Retry-After when a.retry.
+// reply writes the proxy's own answer: one line of text/plain (http.Error),
+// not to be cached, with Retry-After when a 503.
 func (p *Proxy) reply(w http.ResponseWriter, st *state, a *answer) {
 	st.outcome, st.code, st.at = a.outcome, a.code, p.cfg.Now()
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	if a.retry {
-		h.Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+	w.Header().Set("Cache-Control", "no-store")
+	if a.code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 	}
-	w.WriteHeader(a.code)
-	_, _ = w.Write([]byte(a.msg + "\n"))
+	http.Error(w, a.Error(), a.code)
 }
 
-// maxDecodes bounds how many layers of percent-encoding hasDotSegment
-// peels: a path that still decodes to something new after this many is
-// refused outright.
+// maxDecodes bounds the layers of percent-encoding hasDotSegment peels; a
+// path that still decodes to something new after them is refused.
 const maxDecodes = 4
 
 // hasDotSegment reports whether the escaped path p has a "." or ".."
@@ -191,9 +183,6 @@ func hasDotSegment(p string) bool {
 // unescape decodes every valid %XX in s and leaves the rest as it is, as a
 // lenient server would.
 func unescape(s string) string {
-	if !strings.Contains(s, "%") {
-		return s
-	}
 	return percentXX.ReplaceAllStringFunc(s, func(m string) string {
 		b, _ := hex.DecodeString(m[1:])
 		return string(b)

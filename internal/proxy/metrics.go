@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,9 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Requests sent again with a fresh token after the upstream answered 401.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
+	reg = cmp.Or(reg, prometheus.Registerer(prometheus.NewRegistry())) // nil: a registry nobody gathers
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.retries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("proxy: registering metrics: %w: give each Proxy its own registry", err)

@@ -21,6 +21,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -35,8 +36,7 @@ import (
 )
 
 // Source is where the proxy gets the token: the daemon that holds it. Its
-// methods are called from many goroutines at once and must be safe for
-// that.
+// methods are called from many goroutines at once and must be safe for it.
 type Source interface {
 	// Token returns the current token and its expiry (the zero time when
 	// unknown); ok is false before the first token.
@@ -68,15 +68,31 @@ type Proxy struct {
 }
 
 // New returns a Proxy forwarding to cfg.Upstream with tokens from src. Its
-// error lists every problem with cfg, each naming the setting and the fix.
+// error lists every problem with cfg and src, with the setting and the fix.
 func New(cfg Config, src Source) (*Proxy, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	var errs []error
+	if cfg.Upstream == nil {
+		errs = append(errs, errors.New("proxy: no upstream: set --proxy-upstream or AMBIENT_API_SERVER_URL to the API server's URL"))
+	} else if err := checkUpstream(cfg.Upstream); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.MaxHeaderBytes < 0 || cfg.MaxConcurrent < 0 || cfg.MaxReplayBytes < 0 {
+		errs = append(errs, errors.New("proxy: a size or count limit is negative: set it to a positive number, or 0 for the default"))
 	}
 	if src == nil {
-		return nil, errors.New("proxy: no token source: pass the daemon's token holder to proxy.New")
+		errs = append(errs, errors.New("proxy: no token source: pass the daemon's token holder to proxy.New"))
 	}
-	cfg = cfg.withDefaults()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	cfg.MaxConcurrent = cmp.Or(cfg.MaxConcurrent, DefaultMaxConcurrent)
+	cfg.MaxReplayBytes = cmp.Or(cfg.MaxReplayBytes, DefaultMaxReplayBytes)
+	cfg.FirstTokenWait = cmp.Or(cfg.FirstTokenWait, DefaultFirstTokenWait)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -94,11 +110,10 @@ func New(cfg Config, src Source) (*Proxy, error) {
 	return p, nil
 }
 
-// Serve serves the proxy on ln until ctx ends, then shuts down gracefully:
-// it stops accepting, lets requests in flight finish for up to 5 s, then
-// cuts what is left (open streams and tunnels). It closes ln and returns
-// nil when ctx ended, or the error that stopped the server. The client
-// connections are bounded (see Config.MaxConcurrent and package listen).
+// Serve serves the proxy on ln, within the bounds of Config.MaxConcurrent
+// and package listen, until ctx ends; then requests in flight get 5 s to
+// finish and what is left (streams, tunnels) is cut. It closes ln and
+// returns nil when ctx ended, or the error that stopped the server.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	defer p.base.CloseIdleConnections()
 	return (&listen.Server{Handler: p, Limits: p.cfg.limits(), ErrorLog: p.rp.ErrorLog}).Serve(ctx, ln)

@@ -11,28 +11,27 @@ import (
 
 // answer is the proxy's own answer to a request, in place of a token it
 // cannot send, of a target it refuses or of the upstream's answer: never a
-// 401 (see the package doc). Its text is what the client reads.
+// 401 (see the package doc). Its Error is what the client reads.
 type answer struct {
 	code    int
-	retry   bool // with Retry-After
 	outcome string
 	msg     string
 }
 
-func (a *answer) Error() string { return a.msg }
+func (a *answer) Error() string { return "tokend proxy: " + a.msg }
 
 // The proxy's answers that take no detail.
 var (
-	errOverloaded  = &answer{http.StatusServiceUnavailable, true, OutcomeOverloaded, "tokend proxy: too many requests in flight; retry shortly"}
-	errNoToken     = &answer{http.StatusServiceUnavailable, true, OutcomeNoToken, "tokend proxy: no token yet; retry shortly"}
-	errExpired     = &answer{http.StatusServiceUnavailable, true, OutcomeExpired, "tokend proxy: the token has expired and no fresh one came; retry shortly"}
-	errUnreachable = &answer{http.StatusBadGateway, false, OutcomeUpstreamError, "tokend proxy: the upstream could not be reached"}
-	errTimeout     = &answer{http.StatusGatewayTimeout, false, OutcomeUpstreamError, "tokend proxy: the upstream did not answer in time"}
+	errOverloaded  = &answer{http.StatusServiceUnavailable, OutcomeOverloaded, "too many requests in flight; retry shortly"}
+	errNoToken     = &answer{http.StatusServiceUnavailable, OutcomeNoToken, "no token yet; retry shortly"}
+	errExpired     = &answer{http.StatusServiceUnavailable, OutcomeExpired, "the token has expired and no fresh one came; retry shortly"}
+	errUnreachable = &answer{http.StatusBadGateway, OutcomeUpstreamError, "the upstream could not be reached"}
+	errTimeout     = &answer{http.StatusGatewayTimeout, OutcomeUpstreamError, "the upstream did not answer in time"}
 )
 
 func withdrawn(reason string) *answer {
-	return &answer{http.StatusForbidden, false, OutcomeWithdrawn,
-		"tokend proxy: the token was withdrawn, the control plane refused this session's credential: " + reason}
+	return &answer{http.StatusForbidden, OutcomeWithdrawn,
+		"the token was withdrawn, the control plane refused this session's credential: " + reason}
 }
 
 // token returns a token fit to send and the context that ends at its
@@ -43,15 +42,10 @@ func (p *Proxy) token(ctx context.Context) (secret.String, context.Context, erro
 	if reason, _ := p.src.Withdrawal(); reason != "" {
 		return secret.String{}, nil, withdrawn(reason) // also before any token
 	}
-	ready := p.src.Ready()
-	select {
-	case <-ready:
-	default:
-		t := time.NewTimer(p.cfg.FirstTokenWait)
-		defer t.Stop()
+	if _, _, held := p.src.Token(); !held { // none yet: wait for the first
 		select {
-		case <-ready:
-		case <-t.C:
+		case <-p.src.Ready():
+		case <-time.After(p.cfg.FirstTokenWait):
 			return secret.String{}, nil, errNoToken
 		case <-ctx.Done():
 			return secret.String{}, nil, ctx.Err()

@@ -13,8 +13,7 @@ import (
 )
 
 // newTransport returns the upstream transport: TLS verified against
-// cfg.RootCAs, bounded idle connections and header wait, no environment
-// proxy (the upstream is reached directly).
+// cfg.RootCAs, bounded idle connections and header wait, no HTTP_PROXY.
 func newTransport(cfg Config) *http.Transport {
 	return &http.Transport{
 		DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -29,10 +28,6 @@ func newTransport(cfg Config) *http.Transport {
 		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes),
 	}
 }
-
-// drainBytes is how much of a 401's body is read before closing it, so
-// that the connection can be reused for the retry.
-const drainBytes = 4 << 10
 
 // retryTransport sends a request once more, with a fresh token, after a
 // 401 (see the package doc, step 6, and reauth for when), and never lets a
@@ -55,40 +50,34 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if reason, _ := t.p.src.Withdrawal(); reason != "" {
 		return nil, withdrawn(reason)
 	}
-	refused := func(code int, msg string) *answer {
-		return &answer{code, code == http.StatusServiceUnavailable, OutcomeUpstreamRefused, "tokend proxy: the upstream refused " + msg}
-	}
 	switch {
 	case !ok && rerr != nil:
-		return nil, refused(http.StatusServiceUnavailable, "the token (401) and no fresh one came; retry shortly")
+		return nil, &answer{http.StatusServiceUnavailable, OutcomeUpstreamRefused, "the upstream refused the token (401) and no fresh one came; retry shortly"}
 	case !ok:
-		return nil, refused(http.StatusBadGateway, "the token (401), and there is no other to send")
+		return nil, &answer{http.StatusBadGateway, OutcomeUpstreamRefused, "the upstream refused the token (401), and there is no other to send"}
 	case !replayable:
-		return nil, refused(http.StatusServiceUnavailable, "the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again")
+		return nil, &answer{http.StatusServiceUnavailable, OutcomeUpstreamRefused, "the upstream refused the token (401); a fresh one is in place, but this request's body cannot be sent again: send the request again"}
 	}
 	retry := req.Clone(req.Context())
 	retry.Header.Set("Authorization", "Bearer "+fresh.Reveal())
 	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
-			return nil, err
-		}
+		retry.Body, _ = req.GetBody() // replayable's, which cannot fail
 	}
-	st.token = fresh
 	t.p.metrics.retries.Inc()
 	t.p.cfg.Logger.LogAttrs(req.Context(), slog.LevelDebug, "proxy: upstream answered 401; retrying with a fresh token",
 		slog.String("path", req.URL.Path), slog.String("token", fresh.Fingerprint()))
 	resp, err = t.p.base.RoundTrip(retry)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		discard(resp)
-		return nil, refused(http.StatusBadGateway, "a freshly issued token too (401): it does not accept this session's tokens")
+		return nil, &answer{http.StatusBadGateway, OutcomeUpstreamRefused, "the upstream refused a freshly issued token too (401): it does not accept this session's tokens"}
 	}
 	return resp, err
 }
 
-// discard reads a little of resp's body, so that the connection can be
-// reused, and closes it.
+// discard reads a little of resp's body (a 401's), so that the connection
+// can be reused for the retry, and closes it.
 func discard(resp *http.Response) {
-	_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	_ = resp.Body.Close()
 }
 
@@ -108,12 +97,12 @@ func (b *cutBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// replayable reads req's body into memory when it has a declared length up
-// to MaxReplayBytes, and reports whether req can be sent again (also with
-// no body); any other body is left to stream.
+// replayable reads req's body into memory, with a GetBody for the retry,
+// when it has a declared length up to MaxReplayBytes, and reports whether
+// req can be sent again (also with no body); any other body streams.
 func (t retryTransport) replayable(req *http.Request) (*http.Request, bool, error) {
 	switch {
-	case req.Body == nil || req.Body == http.NoBody || req.GetBody != nil:
+	case req.Body == nil || req.Body == http.NoBody:
 		return req, true, nil
 	case req.ContentLength <= 0 || req.ContentLength > t.p.cfg.MaxReplayBytes:
 		return req, false, nil
@@ -132,14 +121,9 @@ func (t retryTransport) replayable(req *http.Request) (*http.Request, bool, erro
 const copyBufferSize = 32 << 10
 
 // bufferPool lends httputil.ReverseProxy its copy buffers, so that a
-// request does not allocate (and the collector does not reclaim) 32 KiB
-// each time. Safe for concurrent use.
+// request does not allocate 32 KiB each time. Safe for concurrent use.
 type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
 
-func (b *bufferPool) Put(buf []byte) {
-	if cap(buf) == copyBufferSize {
-		b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
-	}
-}
+func (b *bufferPool) Put(buf []byte) { b.p.Put((*[copyBufferSize]byte)(buf)) } // only what Get lent
