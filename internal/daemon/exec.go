@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +58,7 @@ func Exec(ctx context.Context, cfg *Config, d Deps, x ExecDeps) (int, error) {
 	sup := &child.Supervisor{
 		Argv: e.Argv, Env: childEnv(cfg),
 		Policy: e.Policy, ReloadSignal: e.ReloadSignal, StopSignal: e.StopSignal, Grace: e.Grace,
-		Stdin: orFile(x.Stdin, os.Stdin), Stdout: orFile(x.Stdout, os.Stdout), Stderr: orFile(x.Stderr, os.Stderr),
+		Stdin: cmp.Or(x.Stdin, os.Stdin), Stdout: cmp.Or(x.Stdout, os.Stdout), Stderr: cmp.Or(x.Stderr, os.Stderr),
 		Ready: w.held.Ready(), Changes: changes, Signals: x.Signals, // the first token starts it; changes per policy
 		Logger: w.log, RestartBackoff: x.RestartBackoff,
 	}
@@ -114,11 +115,4 @@ func childEnv(cfg *Config) func() ([]string, error) {
 		}
 		return append(env, e.TokenEnv+"="+tok.Reveal()), nil
 	}
-}
-
-func orFile(f, def *os.File) *os.File {
-	if f == nil {
-		return def
-	}
-	return f
 }
