@@ -74,7 +74,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 		}
 	}
 	od := refresher.NewOnDemand()
-	w.held = &held{ready: make(chan struct{}), od: od}
+	w.held = newHeld(od)
 	var ns []notify.Notifier
 	if k := cfg.Consumers; k.NotifySignal != 0 {
 		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
@@ -219,16 +219,7 @@ func (w *wiring) doors(cfg *Config, d Deps, od *refresher.OnDemand) error {
 	}
 	w.bound = append(w.bound, ln)
 	w.log.Info("refresh socket listening", slog.String("path", path))
-	refresh := func(ctx context.Context) (bool, string, error) {
-		res, err := od.Refresh(ctx) // res is zero when err is set
-		if errors.Is(err, refresher.ErrNotRunning) {
-			err = refreshsock.ErrNotRunning
-		} else if err == nil {
-			err = res.Err
-		}
-		return res.Changed, res.Fingerprint, err
-	}
-	w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, refresh, w.log) })
+	w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, w.held.refresh, w.log) })
 	return nil
 }
 
@@ -267,18 +258,24 @@ type held struct {
 
 // heldState is one immutable state of held.
 type heldState struct {
-	tok    *exchange.Token // nil while withdrawn
-	reason string          // why the token is withdrawn; "" while one is held
+	tok    *exchange.Token // nil while withdrawn, and before the first token
+	reason string          // why the token is withdrawn; "" otherwise
 	gone   context.Context // ends at the next withdrawal (ended while withdrawn)
 	end    context.CancelFunc
 }
 
+func newHeld(od *refresher.OnDemand) *held {
+	h := &held{ready: make(chan struct{}), od: od}
+	gone, end := context.WithCancel(context.Background())
+	h.st.Store(&heldState{gone: gone, end: end})
+	return h
+}
+
 func (h *held) Token() (secret.String, time.Time, bool) {
-	st := h.st.Load()
-	if st == nil || st.tok == nil {
-		return secret.String{}, time.Time{}, false
+	if st := h.st.Load(); st.tok != nil {
+		return st.tok.Value, st.tok.Expiry, true
 	}
-	return st.tok.Value, st.tok.Expiry, true
+	return secret.String{}, time.Time{}, false
 }
 
 // Ready is closed once the first token is stored.
@@ -288,19 +285,15 @@ func (h *held) Ready() <-chan struct{} { return h.ready }
 // that ends at the withdrawal of the token held now (proxy.Source).
 func (h *held) Withdrawal() (string, context.Context) {
 	st := h.st.Load()
-	if st == nil {
-		return "", context.Background() // before the first token: nothing to withdraw
-	}
 	return st.reason, st.gone
 }
 
 // Stored holds tok (refresher.Observer). A rotation keeps the context of
 // the withdrawal to come; the first token after a withdrawal starts anew.
 func (h *held) Stored(tok exchange.Token, _ bool) {
-	next := &heldState{tok: &tok}
-	if cur := h.st.Load(); cur != nil && cur.reason == "" {
-		next.gone, next.end = cur.gone, cur.end
-	} else {
+	cur := h.st.Load()
+	next := &heldState{tok: &tok, gone: cur.gone, end: cur.end}
+	if cur.reason != "" {
 		next.gone, next.end = context.WithCancel(context.Background())
 	}
 	h.st.Store(next)
@@ -310,20 +303,26 @@ func (h *held) Stored(tok exchange.Token, _ bool) {
 // Withdrawn drops the token for reason (refresher.Observer): the proxy
 // sends it no more, and cuts what is in flight.
 func (h *held) Withdrawn(reason string) {
-	gone, end := context.WithCancel(context.Background())
-	if cur := h.st.Load(); cur != nil {
-		gone, end = cur.gone, cur.end
-	}
-	end()
-	h.st.Store(&heldState{reason: reason, gone: gone, end: end})
+	cur := h.st.Load()
+	cur.end()
+	h.st.Store(&heldState{reason: reason, gone: cur.gone, end: cur.end})
 }
 
 func (h *held) Refresh(ctx context.Context) error {
-	res, err := h.od.Refresh(ctx)
-	if err != nil {
-		return err
+	_, _, err := h.refresh(ctx)
+	return err
+}
+
+// refresh asks for an exchange now and waits for its outcome
+// (refreshsock.RefreshFunc).
+func (h *held) refresh(ctx context.Context) (changed bool, fingerprint string, err error) {
+	res, err := h.od.Refresh(ctx) // res is zero when err is set
+	if errors.Is(err, refresher.ErrNotRunning) {
+		err = refreshsock.ErrNotRunning
+	} else if err == nil {
+		err = res.Err
 	}
-	return res.Err
+	return res.Changed, res.Fingerprint, err
 }
 
 // inheritedEnv is tokend's environment without the named variables: its
