@@ -60,8 +60,7 @@ func (d Deps) now() time.Time {
 // leaves run the note that lets it adopt the token (handoff.go) and
 // returns. A permanent refusal returns at once.
 func Init(ctx context.Context, cfg *Config, d Deps) error {
-	dir, ex, log := prepare(cfg, d)
-	r := newRefresher(cfg, d, log, dir, ex, nil)
+	r, dir, log := prepare(cfg, d)
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)

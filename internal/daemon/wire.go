@@ -4,6 +4,7 @@ package daemon
 // one place that says what the refresher calls, and in which order.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ type wiring struct {
 // proxy) uses one OnDemand. Every listener is bound here, so that a bad or
 // taken address stops the start before anything runs.
 func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
-	dir, ex, log := prepare(cfg, d)
+	r, dir, log := prepare(cfg, d)
 	w := &wiring{log: log, dir: dir, remove: cfg.Consumers.RemoveOnExit}
 	defer func() {
 		if err != nil {
@@ -73,8 +74,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 			d.Restored(fp, err)
 		}
 	}
-	od := refresher.NewOnDemand()
-	w.held = newHeld(od)
+	w.held = newHeld(refresher.NewOnDemand())
 	var ns []notify.Notifier
 	if k := cfg.Consumers; k.NotifySignal != 0 {
 		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
@@ -90,7 +90,8 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifiers: %w", err)
 	}
-	r := newRefresher(cfg, d, log, dir, ex, od, mon, w.held, runner)
+	r.OnDemand = w.held.od
+	r.Observers = append([]refresher.Observer{mon, w.held, runner}, r.Observers...)
 	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
 	if cfg.HealthAddr != "" {
@@ -103,7 +104,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 		w.bound = append(w.bound, w.health)
 		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health) })
 	}
-	if err := w.doors(cfg, d, od); err != nil {
+	if err := w.doors(cfg, d); err != nil {
 		return nil, err
 	}
 	if err := w.proxy(cfg, mon); err != nil {
@@ -141,19 +142,14 @@ func (w *wiring) run(ctx context.Context, d Deps) error {
 	return g.Wait()
 }
 
-// prepare logs the warnings, builds the token directory, removing
-// temporary files left by a crashed run, and picks the exchanger.
-func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger) {
-	log := d.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+// prepare logs the warnings and builds the token directory, removing
+// temporary files left by a crashed run, and its refresher. The refresher
+// tells Deps.Observer, if set, and has a wall alarm only when Deps.Now is
+// the system clock; callers add their observers before Deps.Observer.
+func prepare(cfg *Config, d Deps) (*refresher.Refresher, *tokendir.Dir, *slog.Logger) {
+	log := cmp.Or(d.Logger, slog.Default())
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
-	}
-	ex := d.Exchanger
-	if ex == nil {
-		ex = cfg.Exchanger
 	}
 	var outs []tokendir.Output // besides the token file
 	if cfg.JSONFile != "" {
@@ -167,17 +163,10 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 	}
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
-	return dir, ex, log
-}
-
-// newRefresher is the one constructor of a refresher: od (nil for Init)
-// carries requests for an exchange now; observers, then Deps.Observer, are
-// told in order. It has a wall alarm only when Deps.Now is the system clock.
-func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex exchange.Exchanger, od *refresher.OnDemand, observers ...refresher.Observer) *refresher.Refresher {
-	r := &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
-		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
+	r := &refresher.Refresher{Exchanger: cmp.Or(d.Exchanger, cfg.Exchanger), Sink: dir, Interval: cfg.RefreshInterval,
+		MaxBackoff: cfg.MaxBackoff, Logger: log, Now: d.Now}
 	if d.Observer != nil {
-		r.Observers = append(r.Observers, d.Observer)
+		r.Observers = []refresher.Observer{d.Observer}
 	}
 	if d.Now == nil {
 		r.WallAlarm = func(at time.Time) (<-chan struct{}, func(), error) {
@@ -188,12 +177,12 @@ func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex e
 			return a.C(), a.Stop, nil
 		}
 	}
-	return r
+	return r, dir, log
 }
 
 // doors adds the ways to ask for an exchange now besides the proxy: the
 // refresh signals and the refresh socket.
-func (w *wiring) doors(cfg *Config, d Deps, od *refresher.OnDemand) error {
+func (w *wiring) doors(cfg *Config, d Deps) error {
 	if sigs := d.RefreshSignals; sigs != nil {
 		w.serve = append(w.serve, func(ctx context.Context) error {
 			for {
@@ -202,7 +191,7 @@ func (w *wiring) doors(cfg *Config, d Deps, od *refresher.OnDemand) error {
 					return nil
 				case sig := <-sigs:
 					w.log.Info("refreshing now on signal", slog.String("signal", sig.String()))
-					if _, err := od.Refresh(ctx); err != nil {
+					if _, err := w.held.od.Refresh(ctx); err != nil {
 						return nil // ctx ended; the refresher logs each outcome
 					}
 				}
