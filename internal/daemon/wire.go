@@ -67,7 +67,6 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 		}
 	}()
 	mon := health.New(dir.Verified, d.Now)
-	mon.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	dir.Restored = func(fp string, err error) {
 		mon.Restored(err)
 		if d.Restored != nil {
@@ -102,7 +101,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 			return nil, fmt.Errorf("health server: %w", err)
 		}
 		w.bound = append(w.bound, w.health)
-		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health) })
+		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health, log) })
 	}
 	if err := w.doors(cfg, d); err != nil {
 		return nil, err
