@@ -103,10 +103,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 		w.bound = append(w.bound, w.health)
 		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health, log) })
 	}
-	if err := w.doors(cfg, d); err != nil {
-		return nil, err
-	}
-	if err := w.proxy(cfg, mon); err != nil {
+	if err := w.doors(cfg, d, mon); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -179,9 +176,10 @@ func prepare(cfg *Config, d Deps) (*refresher.Refresher, *tokendir.Dir, *slog.Lo
 	return r, dir, log
 }
 
-// doors adds the ways to ask for an exchange now besides the proxy: the
-// refresh signals and the refresh socket.
-func (w *wiring) doors(cfg *Config, d Deps) error {
+// doors adds the ways to ask for an exchange now: the refresh signals,
+// the refresh socket and the credential proxy (on the held token), each
+// when it is configured.
+func (w *wiring) doors(cfg *Config, d Deps, mon *health.Monitor) error {
 	if sigs := d.RefreshSignals; sigs != nil {
 		w.serve = append(w.serve, func(ctx context.Context) error {
 			for {
@@ -197,23 +195,15 @@ func (w *wiring) doors(cfg *Config, d Deps) error {
 			}
 		})
 	}
-	path := cfg.Consumers.RefreshSocket
-	if path == "" {
-		return nil
+	if path := cfg.Consumers.RefreshSocket; path != "" {
+		ln, err := refreshsock.Listen(path, refreshsock.SocketMode(cfg.FileMode))
+		if err != nil {
+			return err
+		}
+		w.bound = append(w.bound, ln)
+		w.log.Info("refresh socket listening", slog.String("path", path))
+		w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, w.held.refresh, w.log) })
 	}
-	ln, err := refreshsock.Listen(path, refreshsock.SocketMode(cfg.FileMode))
-	if err != nil {
-		return err
-	}
-	w.bound = append(w.bound, ln)
-	w.log.Info("refresh socket listening", slog.String("path", path))
-	w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, w.held.refresh, w.log) })
-	return nil
-}
-
-// proxy adds the credential proxy of cfg.Proxy, when it is set, on the
-// held token.
-func (w *wiring) proxy(cfg *Config, mon *health.Monitor) error {
 	if cfg.Proxy.Listen == "" {
 		return nil
 	}
