@@ -114,7 +114,7 @@ func Check(cfg *Config, d Deps) (string, error) {
 	var st health.Status
 	stErr := errors.New("the health listener is disabled (TOKEND_HEALTH_ADDR is empty)")
 	if cfg.HealthAddr != "" {
-		st, stErr = health.FetchStatus(context.Background(), cfg.HealthAddr, statusTimeout)
+		st, stErr = health.FetchStatus(cfg.HealthAddr, statusTimeout)
 	}
 	// The expiry: from the running daemon's status when that describes
 	// this token (on this node's clock, and known for opaque tokens too),
