@@ -134,8 +134,7 @@ func handler(refresh RefreshFunc, log *slog.Logger) http.HandlerFunc {
 // use.
 func Request(ctx context.Context, path string) (Response, error) {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
 	}}
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://tokend/v1/refresh", nil)
