@@ -1,8 +1,5 @@
 package daemon
 
-// This file builds each command's refresher, once and complete: it is the
-// one place that says what the refresher calls, and in which order.
-
 import (
 	"cmp"
 	"context"
