@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 
 	"github.com/cenkalti/backoff/v4"
 
@@ -97,22 +96,15 @@ func (c childPolicy) Notify(ctx context.Context) error {
 // token on disk then (tokendir.ReadToken: empty while it is withdrawn).
 func childEnv(cfg *Config) func() ([]string, error) {
 	e := cfg.Exec
-	drop := append(slices.Clip(cfg.SecretEnv), e.TokenFileEnv)
-	if e.TokenEnv != "" {
-		drop = append(drop, e.TokenEnv)
-	}
 	return func() ([]string, error) {
-		env := append(inheritedEnv(drop), e.TokenFileEnv+"="+cfg.TokenFile)
-		if e.TokenEnv == "" {
-			return env, nil
+		set := []string{e.TokenFileEnv + "=" + cfg.TokenFile}
+		if e.TokenEnv != "" {
+			tok, err := tokendir.ReadToken(cfg.TokenFile) // withdrawn: empty, the child starts without a token
+			if err != nil && !errors.Is(err, tokenbytes.ErrWithdrawn) {
+				return nil, fmt.Errorf("reading the token for --token-env: %w", err)
+			}
+			set = append(set, e.TokenEnv+"="+tok.Reveal())
 		}
-		tok, err := tokendir.ReadToken(cfg.TokenFile)
-		if errors.Is(err, tokenbytes.ErrWithdrawn) {
-			return append(env, e.TokenEnv+"="), nil // withdrawn: the child starts without a token
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the token for --token-env: %w", err)
-		}
-		return append(env, e.TokenEnv+"="+tok.Reveal()), nil
+		return inheritedEnv(cfg.SecretEnv, set...), nil
 	}
 }

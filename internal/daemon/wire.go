@@ -76,7 +76,7 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
 	}
 	if k := cfg.Consumers; len(k.OnChange) > 0 {
-		env := append(inheritedEnv(append(slices.Clip(cfg.SecretEnv), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
+		env := inheritedEnv(cfg.SecretEnv, "TOKEND_TOKEN_FILE="+cfg.TokenFile)
 		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
 	}
 	if policy != nil {
@@ -300,12 +300,14 @@ func (h *held) refresh(ctx context.Context) (changed bool, fingerprint string, e
 	return res.Changed, res.Fingerprint, err
 }
 
-// inheritedEnv is tokend's environment without the named variables: its
-// own credentials, and those the caller sets afresh (a duplicate name
-// would leave the choice to each program's getenv).
-func inheritedEnv(drop []string) []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+// inheritedEnv is tokend's environment without its own credentials (the
+// variables named in secrets), with set ("NAME=value") in place of any
+// value it held for those names (a duplicate name would leave the choice
+// to each program's getenv).
+func inheritedEnv(secrets []string, set ...string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(drop, name)
+		return slices.Contains(secrets, name) || slices.ContainsFunc(set, func(s string) bool { return strings.HasPrefix(s, name+"=") })
 	})
+	return append(env, set...)
 }
