@@ -60,8 +60,7 @@ func (d Deps) now() time.Time {
 // leaves run the note that lets it adopt the token (handoff.go) and
 // returns. A permanent refusal returns at once.
 func Init(ctx context.Context, cfg *Config, d Deps) error {
-	dir, ex, log := prepare(cfg, d)
-	r := newRefresher(cfg, d, log, dir, ex, nil)
+	r, dir, log := prepare(cfg, d)
 	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	tok, err := r.Once(ctx)
@@ -115,7 +114,7 @@ func Check(cfg *Config, d Deps) (string, error) {
 	var st health.Status
 	stErr := errors.New("the health listener is disabled (TOKEND_HEALTH_ADDR is empty)")
 	if cfg.HealthAddr != "" {
-		st, stErr = health.FetchStatus(context.Background(), cfg.HealthAddr, statusTimeout)
+		st, stErr = health.FetchStatus(cfg.HealthAddr, statusTimeout)
 	}
 	// The expiry: from the running daemon's status when that describes
 	// this token (on this node's clock, and known for opaque tokens too),

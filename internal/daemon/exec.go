@@ -1,11 +1,11 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 
 	"github.com/cenkalti/backoff/v4"
 
@@ -57,7 +57,7 @@ func Exec(ctx context.Context, cfg *Config, d Deps, x ExecDeps) (int, error) {
 	sup := &child.Supervisor{
 		Argv: e.Argv, Env: childEnv(cfg),
 		Policy: e.Policy, ReloadSignal: e.ReloadSignal, StopSignal: e.StopSignal, Grace: e.Grace,
-		Stdin: orFile(x.Stdin, os.Stdin), Stdout: orFile(x.Stdout, os.Stdout), Stderr: orFile(x.Stderr, os.Stderr),
+		Stdin: cmp.Or(x.Stdin, os.Stdin), Stdout: cmp.Or(x.Stdout, os.Stdout), Stderr: cmp.Or(x.Stderr, os.Stderr),
 		Ready: w.held.Ready(), Changes: changes, Signals: x.Signals, // the first token starts it; changes per policy
 		Logger: w.log, RestartBackoff: x.RestartBackoff,
 	}
@@ -96,29 +96,15 @@ func (c childPolicy) Notify(ctx context.Context) error {
 // token on disk then (tokendir.ReadToken: empty while it is withdrawn).
 func childEnv(cfg *Config) func() ([]string, error) {
 	e := cfg.Exec
-	drop := append(slices.Clip(cfg.SecretEnv), e.TokenFileEnv)
-	if e.TokenEnv != "" {
-		drop = append(drop, e.TokenEnv)
-	}
 	return func() ([]string, error) {
-		env := append(inheritedEnv(drop), e.TokenFileEnv+"="+cfg.TokenFile)
-		if e.TokenEnv == "" {
-			return env, nil
+		set := []string{e.TokenFileEnv + "=" + cfg.TokenFile}
+		if e.TokenEnv != "" {
+			tok, err := tokendir.ReadToken(cfg.TokenFile) // withdrawn: empty, the child starts without a token
+			if err != nil && !errors.Is(err, tokenbytes.ErrWithdrawn) {
+				return nil, fmt.Errorf("reading the token for --token-env: %w", err)
+			}
+			set = append(set, e.TokenEnv+"="+tok.Reveal())
 		}
-		tok, err := tokendir.ReadToken(cfg.TokenFile)
-		if errors.Is(err, tokenbytes.ErrWithdrawn) {
-			return append(env, e.TokenEnv+"="), nil // withdrawn: the child starts without a token
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the token for --token-env: %w", err)
-		}
-		return append(env, e.TokenEnv+"="+tok.Reveal()), nil
+		return inheritedEnv(cfg.SecretEnv, set...), nil
 	}
-}
-
-func orFile(f, def *os.File) *os.File {
-	if f == nil {
-		return def
-	}
-	return f
 }

@@ -26,44 +26,37 @@ func issuer(cfg *Config) string {
 }
 
 // adoptInit has r store the token init wrote instead of exchanging at
-// start (refresher.Adopt), when adoptable allows it, and logs either way
-// when init left a note.
+// start (refresher.Adopt) when init left a note of it
+// (tokendir.Dir.TakeHandoff: the token file still holds it) and run may
+// adopt it: same issuer, known expiry, written within the refresh interval
+// before now, adoptLeft of its life left. It logs either way when init left
+// a note.
 func adoptInit(r *refresher.Refresher, dir *tokendir.Dir, cfg *Config, now time.Time, log *slog.Logger) {
-	tok, err := adoptable(dir, cfg, now)
-	switch {
-	case errors.Is(err, tokendir.ErrNoHandoff):
-		return
-	case err != nil:
-		log.Info("not adopting the token tokend init wrote; exchanging now", slog.String("reason", err.Error()))
-		return
-	}
-	r.Adopt(tok)
-	log.Info("adopted the token tokend init wrote; no exchange at start", slog.String("fingerprint", tok.Value.Fingerprint()),
-		slog.Time("expires_at", tok.Expiry), slog.Duration("expires_in", tok.Expiry.Sub(now).Round(time.Second)))
-}
-
-// adoptable takes init's handoff (tokendir.Dir.TakeHandoff: the token file
-// still holds its token) and returns that token when run may adopt it;
-// otherwise the error says why (tokendir.ErrNoHandoff when init left none).
-func adoptable(dir *tokendir.Dir, cfg *Config, now time.Time) (exchange.Token, error) {
 	h, value, err := dir.TakeHandoff()
-	if err != nil {
-		return exchange.Token{}, err
+	if errors.Is(err, tokendir.ErrNoHandoff) {
+		return
 	}
 	age, interval := now.Sub(h.WrittenAt), cfg.RefreshInterval
 	if interval <= 0 {
 		interval = refresher.DefaultInterval
 	}
+	life, left := h.Expiry.Sub(h.WrittenAt), h.Expiry.Sub(now)
 	switch {
+	case err != nil:
 	case h.Issuer != issuer(cfg):
-		return exchange.Token{}, fmt.Errorf("init asked %s, run asks %s", h.Issuer, issuer(cfg))
+		err = fmt.Errorf("init asked %s, run asks %s", h.Issuer, issuer(cfg))
 	case h.Expiry.IsZero():
-		return exchange.Token{}, errors.New("its expiry is unknown")
+		err = errors.New("its expiry is unknown")
 	case age < 0 || age > interval:
-		return exchange.Token{}, fmt.Errorf("init wrote it at %s, not within the refresh interval (%s) before now", h.WrittenAt.Format(time.RFC3339), interval)
+		err = fmt.Errorf("init wrote it at %s, not within the refresh interval (%s) before now", h.WrittenAt.Format(time.RFC3339), interval)
+	case float64(left) < adoptLeft*float64(life):
+		err = fmt.Errorf("it expires in %s, less than half its life of %s", left.Round(time.Second), life.Round(time.Second))
 	}
-	if life, left := h.Expiry.Sub(h.WrittenAt), h.Expiry.Sub(now); float64(left) < adoptLeft*float64(life) {
-		return exchange.Token{}, fmt.Errorf("it expires in %s, less than half its life of %s", left.Round(time.Second), life.Round(time.Second))
+	if err != nil {
+		log.Info("not adopting the token tokend init wrote; exchanging now", slog.String("reason", err.Error()))
+		return
 	}
-	return exchange.Token{Value: value, Expiry: h.Expiry, ExpirySource: "tokend init"}, nil
+	r.Adopt(exchange.Token{Value: value, Expiry: h.Expiry, ExpirySource: "tokend init"})
+	log.Info("adopted the token tokend init wrote; no exchange at start", slog.String("fingerprint", value.Fingerprint()),
+		slog.Time("expires_at", h.Expiry), slog.Duration("expires_in", left.Round(time.Second)))
 }

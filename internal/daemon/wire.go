@@ -1,9 +1,7 @@
 package daemon
 
-// This file builds each command's refresher, once and complete: it is the
-// one place that says what the refresher calls, and in which order.
-
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +54,7 @@ type wiring struct {
 // proxy) uses one OnDemand. Every listener is bound here, so that a bad or
 // taken address stops the start before anything runs.
 func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
-	dir, ex, log := prepare(cfg, d)
+	r, dir, log := prepare(cfg, d)
 	w := &wiring{log: log, dir: dir, remove: cfg.Consumers.RemoveOnExit}
 	defer func() {
 		if err != nil {
@@ -66,28 +64,27 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 		}
 	}()
 	mon := health.New(dir.Verified, d.Now)
-	mon.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	dir.Restored = func(fp string, err error) {
 		mon.Restored(err)
 		if d.Restored != nil {
 			d.Restored(fp, err)
 		}
 	}
-	od := refresher.NewOnDemand()
-	w.held = &held{ready: make(chan struct{}), od: od}
+	w.held = newHeld(refresher.NewOnDemand())
 	var ns []notify.Notifier
 	if k := cfg.Consumers; k.NotifySignal != 0 {
 		ns = append(ns, &notify.Signal{PIDFile: k.NotifyPIDFile, Sig: k.NotifySignal})
 	}
 	if k := cfg.Consumers; len(k.OnChange) > 0 {
-		env := append(inheritedEnv(append(slices.Clip(cfg.SecretEnv), "TOKEND_TOKEN_FILE")), "TOKEND_TOKEN_FILE="+cfg.TokenFile)
+		env := inheritedEnv(cfg.SecretEnv, "TOKEND_TOKEN_FILE="+cfg.TokenFile)
 		ns = append(ns, &notify.Command{Argv: k.OnChange, Env: env, Timeout: k.OnChangeTimeout, Output: os.Stderr})
 	}
 	if policy != nil {
 		ns = append(ns, policy)
 	}
 	runner := notify.NewRunner(ns, log, mon.Registerer())
-	r := newRefresher(cfg, d, log, dir, ex, od, mon, w.held, runner)
+	r.OnDemand = w.held.od
+	r.Observers = append([]refresher.Observer{mon, w.held, runner}, r.Observers...)
 	adoptInit(r, dir, cfg, d.now(), log)
 	w.serve = append(w.serve, dir.Run, runner.Run, r.Run)
 	if cfg.HealthAddr != "" {
@@ -98,12 +95,9 @@ func wire(cfg *Config, d Deps, policy notify.Notifier) (_ *wiring, err error) {
 			return nil, fmt.Errorf("health server: %w", err)
 		}
 		w.bound = append(w.bound, w.health)
-		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health) })
+		w.serve = append(w.serve, func(ctx context.Context) error { return mon.Serve(ctx, w.health, log) })
 	}
-	if err := w.doors(cfg, d, od); err != nil {
-		return nil, err
-	}
-	if err := w.proxy(cfg, mon); err != nil {
+	if err := w.doors(cfg, d, mon); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -138,19 +132,14 @@ func (w *wiring) run(ctx context.Context, d Deps) error {
 	return g.Wait()
 }
 
-// prepare logs the warnings, builds the token directory, removing
-// temporary files left by a crashed run, and picks the exchanger.
-func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logger) {
-	log := d.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+// prepare logs the warnings and builds the token directory, removing
+// temporary files left by a crashed run, and its refresher. The refresher
+// tells Deps.Observer, if set, and has a wall alarm only when Deps.Now is
+// the system clock; callers add their observers before Deps.Observer.
+func prepare(cfg *Config, d Deps) (*refresher.Refresher, *tokendir.Dir, *slog.Logger) {
+	log := cmp.Or(d.Logger, slog.Default())
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
-	}
-	ex := d.Exchanger
-	if ex == nil {
-		ex = cfg.Exchanger
 	}
 	var outs []tokendir.Output // besides the token file
 	if cfg.JSONFile != "" {
@@ -164,27 +153,21 @@ func prepare(cfg *Config, d Deps) (*tokendir.Dir, exchange.Exchanger, *slog.Logg
 	}
 	log.Info("tokend starting", slog.String("command", cfg.Command), slog.String("version", version.Get().Version),
 		slog.String("auth", cfg.Auth), slog.String("token_url", exchange.SafeURL(cfg.TokenURL.String())), slog.String("token_file", cfg.TokenFile))
-	return dir, ex, log
-}
-
-// newRefresher is the one constructor of a refresher: od (nil for Init)
-// carries requests for an exchange now; observers, then Deps.Observer, are
-// told in order. It has a wall alarm only when Deps.Now is the system clock.
-func newRefresher(cfg *Config, d Deps, log *slog.Logger, dir *tokendir.Dir, ex exchange.Exchanger, od *refresher.OnDemand, observers ...refresher.Observer) *refresher.Refresher {
-	r := &refresher.Refresher{Exchanger: ex, Sink: dir, Interval: cfg.RefreshInterval, MaxBackoff: cfg.MaxBackoff,
-		Logger: log, Observers: observers, Now: d.Now, OnDemand: od}
+	r := &refresher.Refresher{Exchanger: cmp.Or(d.Exchanger, cfg.Exchanger), Sink: dir, Interval: cfg.RefreshInterval,
+		MaxBackoff: cfg.MaxBackoff, Logger: log, Now: d.Now}
 	if d.Observer != nil {
-		r.Observers = append(r.Observers, d.Observer)
+		r.Observers = []refresher.Observer{d.Observer}
 	}
 	if d.Now == nil {
 		r.WallAlarm = wallalarm.New
 	}
-	return r
+	return r, dir, log
 }
 
-// doors adds the ways to ask for an exchange now besides the proxy: the
-// refresh signals and the refresh socket.
-func (w *wiring) doors(cfg *Config, d Deps, od *refresher.OnDemand) error {
+// doors adds the ways to ask for an exchange now: the refresh signals,
+// the refresh socket and the credential proxy (on the held token), each
+// when it is configured.
+func (w *wiring) doors(cfg *Config, d Deps, mon *health.Monitor) error {
 	if sigs := d.RefreshSignals; sigs != nil {
 		w.serve = append(w.serve, func(ctx context.Context) error {
 			for {
@@ -193,39 +176,22 @@ func (w *wiring) doors(cfg *Config, d Deps, od *refresher.OnDemand) error {
 					return nil
 				case sig := <-sigs:
 					w.log.Info("refreshing now on signal", slog.String("signal", sig.String()))
-					if _, err := od.Refresh(ctx); err != nil {
+					if _, err := w.held.od.Refresh(ctx); err != nil {
 						return nil // ctx ended; the refresher logs each outcome
 					}
 				}
 			}
 		})
 	}
-	path := cfg.Consumers.RefreshSocket
-	if path == "" {
-		return nil
-	}
-	ln, err := refreshsock.Listen(path, refreshsock.SocketMode(cfg.FileMode))
-	if err != nil {
-		return err
-	}
-	w.bound = append(w.bound, ln)
-	w.log.Info("refresh socket listening", slog.String("path", path))
-	refresh := func(ctx context.Context) (bool, string, error) {
-		res, err := od.Refresh(ctx) // res is zero when err is set
-		if errors.Is(err, refresher.ErrNotRunning) {
-			err = refreshsock.ErrNotRunning
-		} else if err == nil {
-			err = res.Err
+	if path := cfg.Consumers.RefreshSocket; path != "" {
+		ln, err := refreshsock.Listen(path, refreshsock.SocketMode(cfg.FileMode))
+		if err != nil {
+			return err
 		}
-		return res.Changed, res.Fingerprint, err
+		w.bound = append(w.bound, ln)
+		w.log.Info("refresh socket listening", slog.String("path", path))
+		w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, w.held.refresh, w.log) })
 	}
-	w.serve = append(w.serve, func(ctx context.Context) error { return refreshsock.Serve(ctx, ln, refresh, w.log) })
-	return nil
-}
-
-// proxy adds the credential proxy of cfg.Proxy, when it is set, on the
-// held token.
-func (w *wiring) proxy(cfg *Config, mon *health.Monitor) error {
 	if cfg.Proxy.Listen == "" {
 		return nil
 	}
@@ -258,18 +224,24 @@ type held struct {
 
 // heldState is one immutable state of held.
 type heldState struct {
-	tok    *exchange.Token // nil while withdrawn
-	reason string          // why the token is withdrawn; "" while one is held
+	tok    *exchange.Token // nil while withdrawn, and before the first token
+	reason string          // why the token is withdrawn; "" otherwise
 	gone   context.Context // ends at the next withdrawal (ended while withdrawn)
 	end    context.CancelFunc
 }
 
+func newHeld(od *refresher.OnDemand) *held {
+	h := &held{ready: make(chan struct{}), od: od}
+	gone, end := context.WithCancel(context.Background())
+	h.st.Store(&heldState{gone: gone, end: end})
+	return h
+}
+
 func (h *held) Token() (secret.String, time.Time, bool) {
-	st := h.st.Load()
-	if st == nil || st.tok == nil {
-		return secret.String{}, time.Time{}, false
+	if st := h.st.Load(); st.tok != nil {
+		return st.tok.Value, st.tok.Expiry, true
 	}
-	return st.tok.Value, st.tok.Expiry, true
+	return secret.String{}, time.Time{}, false
 }
 
 // Ready is closed once the first token is stored.
@@ -279,19 +251,15 @@ func (h *held) Ready() <-chan struct{} { return h.ready }
 // that ends at the withdrawal of the token held now (proxy.Source).
 func (h *held) Withdrawal() (string, context.Context) {
 	st := h.st.Load()
-	if st == nil {
-		return "", context.Background() // before the first token: nothing to withdraw
-	}
 	return st.reason, st.gone
 }
 
 // Stored holds tok (refresher.Observer). A rotation keeps the context of
 // the withdrawal to come; the first token after a withdrawal starts anew.
 func (h *held) Stored(tok exchange.Token, _ bool) {
-	next := &heldState{tok: &tok}
-	if cur := h.st.Load(); cur != nil && cur.reason == "" {
-		next.gone, next.end = cur.gone, cur.end
-	} else {
+	cur := h.st.Load()
+	next := &heldState{tok: &tok, gone: cur.gone, end: cur.end}
+	if cur.reason != "" {
 		next.gone, next.end = context.WithCancel(context.Background())
 	}
 	h.st.Store(next)
@@ -301,28 +269,36 @@ func (h *held) Stored(tok exchange.Token, _ bool) {
 // Withdrawn drops the token for reason (refresher.Observer): the proxy
 // sends it no more, and cuts what is in flight.
 func (h *held) Withdrawn(reason string) {
-	gone, end := context.WithCancel(context.Background())
-	if cur := h.st.Load(); cur != nil {
-		gone, end = cur.gone, cur.end
-	}
-	end()
-	h.st.Store(&heldState{reason: reason, gone: gone, end: end})
+	cur := h.st.Load()
+	cur.end()
+	h.st.Store(&heldState{reason: reason, gone: cur.gone, end: cur.end})
 }
 
 func (h *held) Refresh(ctx context.Context) error {
-	res, err := h.od.Refresh(ctx)
-	if err != nil {
-		return err
-	}
-	return res.Err
+	_, _, err := h.refresh(ctx)
+	return err
 }
 
-// inheritedEnv is tokend's environment without the named variables: its
-// own credentials, and those the caller sets afresh (a duplicate name
-// would leave the choice to each program's getenv).
-func inheritedEnv(drop []string) []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+// refresh asks for an exchange now and waits for its outcome
+// (refreshsock.RefreshFunc).
+func (h *held) refresh(ctx context.Context) (changed bool, fingerprint string, err error) {
+	res, err := h.od.Refresh(ctx) // res is zero when err is set
+	if errors.Is(err, refresher.ErrNotRunning) {
+		err = refreshsock.ErrNotRunning
+	} else if err == nil {
+		err = res.Err
+	}
+	return res.Changed, res.Fingerprint, err
+}
+
+// inheritedEnv is tokend's environment without its own credentials (the
+// variables named in secrets), with set ("NAME=value") in place of any
+// value it held for those names (a duplicate name would leave the choice
+// to each program's getenv).
+func inheritedEnv(secrets []string, set ...string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(drop, name)
+		return slices.Contains(secrets, name) || slices.ContainsFunc(set, func(s string) bool { return strings.HasPrefix(s, name+"=") })
 	})
+	return append(env, set...)
 }

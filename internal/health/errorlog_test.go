@@ -46,16 +46,15 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 }
 
 // TestServeLogsThroughTheConfiguredHandler: the HTTP server's own errors
-// go through ErrorLog, so a JSON log stays JSON.
+// go through Serve's logger, so a JSON log stays JSON.
 func TestServeLogsThroughTheConfiguredHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var out syncWriter
 		m := New(testDir(t).Verified, nil)
-		m.ErrorLog = slog.NewLogLogger(slog.NewJSONHandler(&out, nil), slog.LevelWarn)
 		ln := &failOnce{pipeListener: newPipeListener()}
 		ctx, cancel := context.WithCancel(t.Context())
 		served := make(chan error, 1)
-		go func() { served <- m.Serve(ctx, ln) }()
+		go func() { served <- m.Serve(ctx, ln, slog.New(slog.NewJSONHandler(&out, nil))) }()
 		synctest.Wait()
 		out.mu.Lock()
 		logged := out.b.String()

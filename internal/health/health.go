@@ -21,7 +21,7 @@ package health
 import (
 	"context"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -57,11 +57,6 @@ const livenessGrace = time.Minute
 // Monitor tracks the refresher's state for probes and metrics. It is a
 // refresher.Observer: list it in the refresher's Observers.
 type Monitor struct {
-	// ErrorLog receives the HTTP server's own errors (failed accepts, bad
-	// connections); set it before Serve (slog.NewLogLogger routes them
-	// through tokend's handler). Nil: the log package's standard logger.
-	ErrorLog *log.Logger
-
 	refresher.NopObserver
 	verified func() error
 	now      func() time.Time
@@ -207,9 +202,11 @@ func (m *Monitor) ready() error {
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully, within
-// the bounds above. It returns nil after a shutdown caused by ctx.
-func (m *Monitor) Serve(ctx context.Context, ln net.Listener) error {
-	s := &listen.Server{Handler: m.Handler(), Limits: limits, ErrorLog: m.ErrorLog}
+// the bounds above; the HTTP server's own errors (failed accepts, bad
+// connections) go to log as warnings. It returns nil after a shutdown
+// caused by ctx.
+func (m *Monitor) Serve(ctx context.Context, ln net.Listener, log *slog.Logger) error {
+	s := &listen.Server{Handler: m.Handler(), Limits: limits, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if err := s.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("health: serving on %s: %w", ln.Addr(), err)
 	}

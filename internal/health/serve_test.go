@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -59,7 +60,7 @@ func serve(t *testing.T, m *Monitor) *pipeListener {
 	ln := newPipeListener()
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
-	go func() { served <- m.Serve(ctx, ln) }()
+	go func() { served <- m.Serve(ctx, ln, slog.Default()) }()
 	t.Cleanup(func() {
 		cancel()
 		ln.mu.Lock()

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +49,7 @@ func (m *Monitor) serveStatus(w http.ResponseWriter, _ *http.Request) {
 // FetchStatus asks the daemon whose probe listener is at addr (host:port as
 // configured; an empty or unspecified host means this host) for its Status.
 // It gives up after timeout, and never blocks longer.
-func FetchStatus(ctx context.Context, addr string, timeout time.Duration) (Status, error) {
+func FetchStatus(addr string, timeout time.Duration) (Status, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return Status{}, fmt.Errorf("health address %q: %w", addr, err)
@@ -59,12 +58,8 @@ func FetchStatus(ctx context.Context, addr string, timeout time.Duration) (Statu
 		host = "127.0.0.1"
 	}
 	url := "http://" + net.JoinHostPort(host, port) + StatusPath
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return Status{}, err
-	}
 	client := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, MaxResponseHeaderBytes: 16 << 10}}
-	resp, err := client.Do(req)
+	resp, err := client.Get(url)
 	if err != nil {
 		return Status{}, fmt.Errorf("asking tokend run at %s: %w", url, err)
 	}

@@ -52,8 +52,8 @@ func servePipe(t *testing.T) func() net.Conn {
 }
 
 // TestServeCapsConnections: held connections cannot pile up: past
-// MaxConns each new connection closes the idlest (one that never sent a
-// request, or idle after one) and is served. In a synctest bubble, so
+// limits.MaxConns each new connection closes the idlest (one that never
+// sent a request, or idle after one) and is served. In a synctest bubble, so
 // that the server has turned each connection idle (the moment that
 // orders it) before the next is dialled: over a real socket the client
 // can read the answer and dial again before the server's state hook runs.
@@ -61,7 +61,7 @@ func TestServeCapsConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dial := servePipe(t)
 		var held []net.Conn
-		for i := range MaxConns {
+		for i := range limits.MaxConns {
 			c := dial()
 			if i%2 == 0 {
 				post(t, c) // idle after a request; the others never send one
@@ -83,7 +83,7 @@ func TestServeCapsConnections(t *testing.T) {
 }
 
 // TestServeClosesIdleConnections: a connection that has sent nothing is
-// closed after the header timeout, an idle one after IdleTimeout.
+// closed after the header timeout, an idle one after limits.IdleTimeout.
 func TestServeClosesIdleConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dial := servePipe(t)
@@ -95,13 +95,13 @@ func TestServeClosesIdleConnections(t *testing.T) {
 			return ch
 		}
 		silentEnded, idleEnded := ended(silent), ended(idle)
-		time.Sleep(IdleTimeout + time.Second)
+		time.Sleep(limits.IdleTimeout + time.Second)
 		synctest.Wait()
 		for name, ch := range map[string]<-chan struct{}{"silent": silentEnded, "idle": idleEnded} {
 			select {
 			case <-ch:
 			default:
-				t.Errorf("the %s connection is still open after %s", name, IdleTimeout+time.Second)
+				t.Errorf("the %s connection is still open after %s", name, limits.IdleTimeout+time.Second)
 			}
 		}
 	})

@@ -46,19 +46,14 @@ const Name = ".tokend.sock"
 // requestTimeout bounds one refresh request on the server side.
 const requestTimeout = 30 * time.Second
 
-// Bounds of the socket's server (see package listen). `tokend refresh`
+// limits bound the socket's server (see package listen). `tokend refresh`
 // and tokenfile make one request per connection, so a handful are open at
 // a time; the connections cost at most 2 MiB (listen.Limits.MemoryBound).
-const (
-	MaxConns    = 32
-	IdleTimeout = 15 * time.Second
-)
-
 var limits = listen.Limits{
-	MaxConns:          MaxConns,
+	MaxConns:          32,
 	MaxHeaderBytes:    4 << 10,
 	ReadHeaderTimeout: 5 * time.Second,
-	IdleTimeout:       IdleTimeout,
+	IdleTimeout:       15 * time.Second,
 	ReadTimeout:       10 * time.Second,
 	WriteTimeout:      requestTimeout + 5*time.Second,
 	ShutdownTimeout:   requestTimeout,
@@ -98,14 +93,11 @@ func SocketMode(fileMode fs.FileMode) fs.FileMode {
 	return fileMode.Perm() | (fileMode.Perm()&0o444)>>1
 }
 
-// Serve answers refresh requests on ln with refresh until ctx ends, then
-// closes ln (removing the socket) and returns nil once the requests in
-// progress have ended, within the bounds above. Other errors of the HTTP
-// server are returned.
+// Serve answers refresh requests on ln with refresh, logging each to log,
+// until ctx ends, then closes ln (removing the socket) and returns nil once
+// the requests in progress have ended, within the bounds above. Other
+// errors of the HTTP server are returned.
 func Serve(ctx context.Context, ln net.Listener, refresh RefreshFunc, log *slog.Logger) error {
-	if log == nil {
-		log = slog.Default()
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/refresh", handler(refresh, log))
 	s := &listen.Server{Handler: mux, Limits: limits, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -142,8 +134,7 @@ func handler(refresh RefreshFunc, log *slog.Logger) http.HandlerFunc {
 // use.
 func Request(ctx context.Context, path string) (Response, error) {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
 	}}
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://tokend/v1/refresh", nil)
