@@ -13,23 +13,14 @@ import (
 // ErrWithdrawn, ErrNotReady, or an I/O error) and the reasons given
 // in also.
 type noTokenError struct {
-	what  string  // what failed: "Wait ended without a token", "GET URL not sent without a token"
+	what  string  // what failed: "Wait ended without a token (context canceled)", "GET URL not sent without a token"
 	path  string  // the token file
 	state error   // Snapshot.Err when it failed
 	also  []error // further reasons: ErrNotReady, ctx.Err() and its cause
-	after string  // why the wait ended, e.g. "context deadline exceeded"; "" for none
 }
 
 func (e *noTokenError) Error() string {
-	var b strings.Builder
-	b.WriteString("tokenfile: ")
-	b.WriteString(e.what)
-	if e.after != "" {
-		b.WriteString(" (" + e.after + ")")
-	}
-	b.WriteString(": ")
-	b.WriteString(explain(e.path, e.state))
-	return b.String()
+	return "tokenfile: " + e.what + ": " + explain(e.path, e.state)
 }
 
 func (e *noTokenError) Unwrap() []error { return append([]error{e.state}, e.also...) }

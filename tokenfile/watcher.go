@@ -118,13 +118,12 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 		if tok := w.Token(); tok != "" { // a token arrived as ctx ended
 			return tok, nil
 		}
-		err := &noTokenError{what: "Wait ended without a token", path: w.path, state: w.Current().Err,
-			also: []error{ctx.Err()}, after: ctx.Err().Error()}
+		also, after := []error{ctx.Err()}, ctx.Err().Error()
 		if cause := context.Cause(ctx); cause != ctx.Err() {
-			err.also = append(err.also, cause)
-			err.after += ": " + cause.Error()
+			also = append(also, cause)
+			after += ": " + cause.Error()
 		}
-		return "", err
+		return "", &noTokenError{what: "Wait ended without a token (" + after + ")", path: w.path, state: w.Current().Err, also: also}
 	}
 }
 
