@@ -72,7 +72,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	switch err := t.destination(req); {
 	case errors.Is(err, errSkip):
-		return t.base.RoundTrip(unauthorized(req))
+		return t.base.RoundTrip(authorize(req, ""))
 	case err != nil:
 		return refuse(req, err)
 	}
@@ -84,7 +84,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := t.base.RoundTrip(authorize(req, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable(req) {
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
 		return resp, err
 	}
 	fresh := t.w.reloadSettled(req.Context()).Token
@@ -117,28 +118,15 @@ func (t *transport) CloseIdleConnections() {
 	}
 }
 
-// authorize returns a clone of req carrying tok.
+// authorize returns a clone of req carrying tok, or no Authorization
+// header at all when tok is "".
 func authorize(req *http.Request, tok string) *http.Request {
 	r := req.Clone(req.Context())
-	r.Header.Set("Authorization", "Bearer "+tok)
-	return r
-}
-
-// unauthorized returns req without an Authorization header, cloned if it
-// had one.
-func unauthorized(req *http.Request) *http.Request {
-	if req.Header.Get("Authorization") == "" {
-		return req
-	}
-	r := req.Clone(req.Context())
 	r.Header.Del("Authorization")
+	if tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
 	return r
-}
-
-// replayable reports whether req can be sent a second time: it has no body,
-// or a way to get the body again.
-func replayable(req *http.Request) bool {
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
 // refuse closes the body of a request that will not be sent, as the
