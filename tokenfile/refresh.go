@@ -48,7 +48,7 @@ func (w *Watcher) askRefresh(ctx context.Context, rejected string) string {
 		if !resp.Changed {
 			return rejected, nil
 		}
-		return w.reload().Token, nil
+		return w.reload("").Token, nil
 	})
 	return v.(string)
 }

@@ -94,10 +94,10 @@ func (l *loop) chans() (<-chan fsnotify.Event, <-chan error) {
 // date; if that installed a watch, it reads again, in case the file changed
 // before the watch was in place.
 func (l *loop) refresh() {
-	l.w.reload()
+	l.w.reload("")
 	l.w.deliver()
 	if l.sync() {
-		l.w.reload()
+		l.w.reload("")
 		l.w.deliver()
 	}
 }

@@ -127,13 +127,6 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 	}
 }
 
-// reload reads the file and publishes what it found: a new token, the
-// recovery of the current one, or the reason the file cannot be used, in
-// which case the last good token is kept. It returns the snapshot now
-// current. reload may be called from any goroutine; it never runs the
-// callbacks itself but asks Run to.
-func (w *Watcher) reload() Snapshot { return w.load(nil) }
-
 // reloadSettled is reload for a reader outside Run's event handling, which
 // cannot know whether a write to the file is in flight: a new token is
 // published only once two reads settleDelay apart agree. If the file keeps
@@ -143,14 +136,14 @@ func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
 	tok, err := readToken(w.path)
 	for range readAttempts {
 		if err != nil || tok == w.Token() {
-			return w.reload()
+			return w.reload("")
 		}
 		select {
 		case <-w.hooks.after(settleDelay):
 		case <-ctx.Done():
 			return w.Current()
 		}
-		s := w.load(&tok)
+		s := w.reload(tok)
 		if s.Token == tok {
 			return s
 		}
@@ -159,13 +152,17 @@ func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
 	return w.Current()
 }
 
-// load is reload; when want is not nil, a token other than *want is taken
-// for a write in flight and not published.
-func (w *Watcher) load(want *string) Snapshot {
+// reload reads the file and publishes what it found: a new token, the
+// recovery of the current one, or the reason the file cannot be used, in
+// which case the last good token is kept. When want is not "", a token
+// other than want is taken for a write in flight and not published. It
+// returns the snapshot now current. reload may be called from any
+// goroutine; it never runs the callbacks itself but asks Run to.
+func (w *Watcher) reload(want string) Snapshot {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	tok, err := readToken(w.path)
-	if err == nil && want != nil && tok != *want {
+	if err == nil && want != "" && tok != want {
 		err = errUnsettled
 	}
 	old := w.cur.Load()
@@ -185,6 +182,12 @@ func (w *Watcher) load(want *string) Snapshot {
 		w.log.Info("tokenfile: token file is usable again", "fingerprint", next.Fingerprint())
 	}
 	s := *w.cur.Load()
+	if s.Token != old.Token { // ask Run to run the callbacks
+		select {
+		case w.kick <- struct{}{}:
+		default: // Run has a kick pending already.
+		}
+	}
 	if w.hooks.reloaded != nil {
 		w.hooks.reloaded(s)
 	}
@@ -202,19 +205,10 @@ func (w *Watcher) publish(old *Snapshot, tok string) {
 		close(w.held)
 	}
 	w.log.Debug("tokenfile: token changed", "snapshot", next, "previous", old.Fingerprint())
-	w.askDeliver()
-}
-
-// askDeliver asks Run to run the callbacks.
-func (w *Watcher) askDeliver() {
-	select {
-	case w.kick <- struct{}{}:
-	default: // Run has a kick pending already.
-	}
 }
 
 // withdraw drops the token: the file's writer withdrew it. It logs when the
-// withdrawal starts, and asks Run to tell the callbacks. w.mu must be held.
+// withdrawal starts. w.mu must be held.
 func (w *Watcher) withdraw(old *Snapshot, err error) {
 	if old.Token == "" && old.Err != nil && old.Err.Error() == err.Error() {
 		return
@@ -225,7 +219,6 @@ func (w *Watcher) withdraw(old *Snapshot, err error) {
 	}
 	w.log.Warn("tokenfile: token withdrawn; requests go without it until a new one arrives",
 		"err", err, "previous", old.Fingerprint())
-	w.askDeliver()
 }
 
 // fail records that the file cannot be used and keeps the last good token.
