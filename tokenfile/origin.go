@@ -1,6 +1,7 @@
 package tokenfile
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -54,20 +55,18 @@ func parseOrigin(s string) (string, error) {
 	return c, nil
 }
 
+// defaultPorts are the schemes an origin may have, and their ports.
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
+
 // origin returns the canonical origin of u: lower-case scheme and host, and
 // the port always present. ok is false unless the scheme is http or https.
 func origin(u *url.URL) (o string, ok bool) {
 	scheme := strings.ToLower(u.Scheme)
-	port := u.Port()
-	switch {
-	case scheme == "http" && port == "":
-		port = "80"
-	case scheme == "https" && port == "":
-		port = "443"
-	case scheme != "http" && scheme != "https":
+	port, ok := defaultPorts[scheme]
+	if !ok {
 		return "", false
 	}
-	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), true
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), cmp.Or(u.Port(), port)), true
 }
 
 // destination decides whether req may carry the token. It returns nil if
