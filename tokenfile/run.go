@@ -106,7 +106,7 @@ func (l *loop) refresh() {
 // file at most once for the whole batch.
 func (l *loop) onEvents(ev fsnotify.Event, ok bool) {
 	var replaced, written bool
-	for {
+	for more := true; more; {
 		if !ok {
 			l.broken(errors.New("tokenfile: event channel closed"))
 			return
@@ -118,10 +118,9 @@ func (l *loop) onEvents(ev fsnotify.Event, ok bool) {
 		}
 		select {
 		case ev, ok = <-l.n.Events:
-			continue
 		default:
+			more = false
 		}
-		break
 	}
 	switch {
 	case written:

@@ -73,17 +73,13 @@ func (l *loop) apply(want []string) (again bool) {
 		if slices.Contains(have, d) {
 			continue
 		}
+		// Added, or removed since resolve looked: look again.
 		err := l.n.Add(d)
-		switch {
-		case err == nil:
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
 			again = true
-		case errors.Is(err, fs.ErrNotExist):
-			again = true // removed since wanted looked: look again
-		default:
-			if msg := err.Error(); msg != l.addErr {
-				l.addErr = msg
-				l.w.log.Warn("tokenfile: cannot watch a directory; polling covers it", "dir", d, "err", err)
-			}
+		} else if msg := err.Error(); msg != l.addErr {
+			l.addErr = msg
+			l.w.log.Warn("tokenfile: cannot watch a directory; polling covers it", "dir", d, "err", err)
 		}
 	}
 	for _, d := range have {
