@@ -13,12 +13,9 @@ const maxLinks = 40
 
 // resolve follows path component by component, as the kernel does, and
 // returns the file it leads to (real, "" if it leads nowhere yet) and the
-// directories to watch so that any change to what path leads to makes an
-// event: each real directory that holds a symlink met on the way, where the
-// symlink is swapped to publish a new version (the kubelet's "..data", a
-// versioned directory "current -> v2"), and the real directory that holds
-// the file, or the deepest one that exists when the rest does not yet.
-// path must be absolute.
+// directories to watch (Run's step 1): each real directory that holds a
+// symlink met on the way, and the real directory that holds the file, or
+// the deepest one that exists yet. path must be absolute.
 func resolve(path string) (real string, dirs []string) {
 	todo := splitPath(path)
 	cur := string(filepath.Separator)

@@ -170,10 +170,9 @@ func (l *loop) onTick() {
 	l.check()
 }
 
-// check reads the file when no event says what happened to it: at a poll,
-// after lost events, after a broken watch. A new token found that way may
-// be a write in flight, so it is published only once the file has held
-// still, by the settle timer, as after an in-place write.
+// check reads the file when no event says what happened to it (a poll,
+// lost events, a broken watch); a new token found so waits for the settle
+// timer, as in Run's step 5.
 func (l *loop) check() {
 	if l.settle != nil {
 		return // a write is settling; its timer reads the file
