@@ -30,29 +30,18 @@ type TransportOption func(*transport)
 // request is sent.
 func AllowOrigins(origins ...string) TransportOption {
 	return func(t *transport) {
-		for _, o := range origins {
-			c, err := parseOrigin(o)
-			if err != nil {
-				t.err = errors.Join(t.err, err)
-				continue
+		for _, s := range origins {
+			u, err := url.Parse(s)
+			if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				t.err = errors.Join(t.err, fmt.Errorf("tokenfile: AllowOrigins: %q is not an origin; write it as scheme://host[:port], e.g. https://api.example:8443", s))
+			} else if c, ok := origin(u); !ok {
+				t.err = errors.Join(t.err, fmt.Errorf("tokenfile: AllowOrigins: %q has scheme %q; write it as scheme://host[:port] with scheme http or https", s, u.Scheme))
+			} else {
+				t.allow = append(t.allow, c)
 			}
-			t.allow = append(t.allow, c)
 		}
 	}
-}
-
-// parseOrigin parses an origin given to AllowOrigins.
-func parseOrigin(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("tokenfile: AllowOrigins: %q is not an origin; write it as scheme://host[:port], e.g. https://api.example:8443", s)
-	}
-	c, ok := origin(u)
-	if !ok {
-		return "", fmt.Errorf("tokenfile: AllowOrigins: %q has scheme %q; write it as scheme://host[:port] with scheme http or https", s, u.Scheme)
-	}
-	return c, nil
 }
 
 // defaultPorts are the schemes an origin may have, and their ports.
@@ -93,8 +82,14 @@ func (t *transport) destination(req *http.Request) error {
 	case redirect:
 		return errSkip
 	}
+	only := strings.Join(t.allow, ", ")
+	if p := t.pinned.Load(); p != nil {
+		only = *p + " (the origin of the first request)"
+	} else if only == "" {
+		only = "the origin of the first request"
+	}
 	return fmt.Errorf("%w: %s %s not sent: the token is only for %s; list every origin it is for with tokenfile.AllowOrigins",
-		ErrOrigin, req.Method, req.URL.Redacted(), t.describe())
+		ErrOrigin, req.Method, req.URL.Redacted(), only)
 }
 
 // errSkip marks a redirect hop that goes out without the token.
@@ -110,16 +105,6 @@ func (t *transport) allowed(o string, mayPin bool) bool {
 		return true
 	}
 	return *t.pinned.Load() == o
-}
-
-func (t *transport) describe() string {
-	if len(t.allow) > 0 {
-		return strings.Join(t.allow, ", ")
-	}
-	if p := t.pinned.Load(); p != nil {
-		return *p + " (the origin of the first request)"
-	}
-	return "the origin of the first request"
 }
 
 // downgraded reports whether a redirect chain that reached req went over
