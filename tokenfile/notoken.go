@@ -28,9 +28,17 @@ func (e *noTokenError) Unwrap() []error { return append([]error{e.state}, e.also
 // explain says in one sentence why the file at path gives no token, as
 // state reports it, and what to change. It never quotes the file.
 func explain(path string, state error) string {
-	switch {
-	case state == nil:
+	if state == nil {
 		return "the token was dropped as the request was made; send it again"
+	}
+	// state's own part: the error it wraps beside its sentinel ("%w: %w"),
+	// else its text without the sentinel's or the package's prefix.
+	d := strings.TrimPrefix(state.Error(), ErrWithdrawn.Error()+": ")
+	d = strings.TrimPrefix(strings.TrimPrefix(d, ErrInvalid.Error()+": "), "tokenfile: ")
+	if m, ok := state.(interface{ Unwrap() []error }); ok {
+		d = m.Unwrap()[1].Error()
+	}
+	switch {
 	case errors.Is(state, ErrNotReady):
 		return "the Watcher has not read " + path + " yet. Fix: start it with go w.Run(ctx) before waiting or sending requests"
 	case errors.Is(state, ErrMissing):
@@ -38,29 +46,11 @@ func explain(path string, state error) string {
 	case errors.Is(state, ErrEmpty):
 		return path + " is empty. Fix: the file must hold the token; tokend never leaves it empty, so check what else writes it"
 	case errors.Is(state, ErrWithdrawn):
-		return "tokend withdrew the token (" + detail(state, ErrWithdrawn) + "). Fix: nothing here: the control plane refused the session's credential, so its access has ended"
+		return "tokend withdrew the token (" + d + "). Fix: nothing here: the control plane refused the session's credential, so its access has ended"
 	case errors.Is(state, ErrInvalid):
-		return path + " does not hold a token (" + detail(state, ErrInvalid) + "). Fix: point the Watcher at the token file itself, which holds only the token (printable ASCII) and optionally line feeds"
+		return path + " does not hold a token (" + d + "). Fix: point the Watcher at the token file itself, which holds only the token (printable ASCII) and optionally line feeds"
 	case errors.Is(state, fs.ErrPermission):
-		return "cannot read " + path + " (" + detail(state, nil) + "). Fix: give this container's user read access, through the file mode (tokend's --file-mode) or the pod's fsGroup"
+		return "cannot read " + path + " (" + d + "). Fix: give this container's user read access, through the file mode (tokend's --file-mode) or the pod's fsGroup"
 	}
-	return "cannot read " + path + " (" + detail(state, nil) + ")"
-}
-
-// detail is err's own part: the error err wraps beside sentinel, when it
-// wraps two, else its text without the leading text of sentinel (and its
-// ": "), or without the package prefix when sentinel is nil.
-func detail(err, sentinel error) string {
-	if m, ok := err.(interface{ Unwrap() []error }); ok && sentinel != nil {
-		for _, e := range m.Unwrap() {
-			if e != sentinel {
-				return e.Error()
-			}
-		}
-	}
-	s := err.Error()
-	if sentinel != nil {
-		s = strings.TrimPrefix(strings.TrimPrefix(s, sentinel.Error()), ": ")
-	}
-	return strings.TrimPrefix(s, "tokenfile: ")
+	return "cannot read " + path + " (" + d + ")"
 }
