@@ -172,14 +172,11 @@ func (w *Watcher) reload(want string) Snapshot {
 	case errors.Is(err, ErrWithdrawn):
 		w.withdraw(old, err)
 	case err != nil:
-		w.fail(old, err)
+		w.setErr(old, err)
 	case tok != old.Token:
 		w.publish(old, tok)
 	case old.Err != nil:
-		next := *old
-		next.Err = nil
-		w.cur.Store(&next)
-		w.log.Info("tokenfile: token file is usable again", "fingerprint", next.Fingerprint())
+		w.setErr(old, nil)
 	}
 	s := *w.cur.Load()
 	if s.Token != old.Token { // ask Run to run the callbacks
@@ -221,17 +218,17 @@ func (w *Watcher) withdraw(old *Snapshot, err error) {
 		"err", err, "previous", old.Fingerprint())
 }
 
-// fail records that the file cannot be used and keeps the last good token.
-// It logs when the problem starts or changes, not on every read. w.mu must
-// be held.
-func (w *Watcher) fail(old *Snapshot, err error) {
+// setErr records that the file cannot be used (err), or can be again (nil),
+// and keeps the last good token. It logs when the problem starts, changes
+// or ends, not on every read. w.mu must be held.
+func (w *Watcher) setErr(old *Snapshot, err error) {
 	next := *old
 	next.Err = err
 	w.cur.Store(&next)
-	if old.Err != nil && old.Err.Error() == err.Error() {
-		return
-	}
 	switch {
+	case err == nil:
+		w.log.Info("tokenfile: token file is usable again", "fingerprint", next.Fingerprint())
+	case old.Err != nil && old.Err.Error() == err.Error(): // logged when it started
 	case old.Token == "" && errors.Is(err, ErrMissing):
 		w.log.Info("tokenfile: waiting for the token file to appear")
 	case old.Token == "":
