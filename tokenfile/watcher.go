@@ -133,8 +133,8 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 // changing for readAttempts rounds, or ctx ends first, the current
 // snapshot is returned as it is.
 func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
-	tok, err := readToken(w.path)
 	for range readAttempts {
+		tok, err := readToken(w.path)
 		if err != nil || tok == w.Token() {
 			return w.reload("")
 		}
@@ -143,11 +143,9 @@ func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
 		case <-ctx.Done():
 			return w.Current()
 		}
-		s := w.reload(tok)
-		if s.Token == tok {
+		if s := w.reload(tok); s.Token == tok {
 			return s
 		}
-		tok, err = readToken(w.path)
 	}
 	return w.Current()
 }
