@@ -17,7 +17,7 @@ const maxLinks = 40
 // symlink met on the way, and the real directory that holds the file, or
 // the deepest one that exists yet. path must be absolute.
 func resolve(path string) (real string, dirs []string) {
-	todo := splitPath(path)
+	todo := strings.Split(path, string(filepath.Separator))
 	cur := string(filepath.Separator)
 	for links := 0; len(todo) > 0; {
 		comp := todo[0]
@@ -49,12 +49,10 @@ func resolve(path string) (real string, dirs []string) {
 		if filepath.IsAbs(target) {
 			cur = string(filepath.Separator)
 		}
-		todo = append(splitPath(target), todo...)
+		todo = append(strings.Split(target, string(filepath.Separator)), todo...)
 	}
 	return cur, appendNew(dirs, filepath.Dir(cur))
 }
-
-func splitPath(p string) []string { return strings.Split(p, string(filepath.Separator)) }
 
 func appendNew(dirs []string, d string) []string {
 	if slices.Contains(dirs, d) {
