@@ -114,7 +114,14 @@ func Apply(spec *corev1.PodSpec, opts Options) error {
 	if spec == nil {
 		return errors.New("podspec: Apply needs a pod spec, got nil")
 	}
-	opts = opts.withDefaults()
+	opts.Image = cmp.Or(opts.Image, DefaultImage)
+	opts.SecretName = cmp.Or(opts.SecretName, DefaultSecretName)
+	opts.HealthPort = cmp.Or(opts.HealthPort, DefaultHealthPort)
+	if opts.Proxy != nil {
+		p := *opts.Proxy // the caller's Proxy is not modified
+		p.Listen = cmp.Or(p.Listen, DefaultProxyListen)
+		opts.Proxy = &p
+	}
 	if err := check(spec, opts); err != nil {
 		return err
 	}
@@ -140,18 +147,6 @@ func Apply(spec *corev1.PodSpec, opts Options) error {
 		})
 	}
 	return nil
-}
-
-func (o Options) withDefaults() Options {
-	o.Image = cmp.Or(o.Image, DefaultImage)
-	o.SecretName = cmp.Or(o.SecretName, DefaultSecretName)
-	o.HealthPort = cmp.Or(o.HealthPort, DefaultHealthPort)
-	if o.Proxy != nil {
-		p := *o.Proxy
-		p.Listen = cmp.Or(p.Listen, DefaultProxyListen)
-		o.Proxy = &p
-	}
-	return o
 }
 
 // forEach calls f with each container of spec, init or main, named in names.
