@@ -1,10 +1,13 @@
 package tokenfile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,10 +66,20 @@ func New(path string, opts ...Option) (*Watcher, error) {
 	for _, o := range opts {
 		o(&c)
 	}
-	if err := c.validate(); err != nil {
+	var errs []error
+	if c.poll <= 0 {
+		errs = append(errs, errors.New("tokenfile: poll interval must be positive"))
+	}
+	if c.now == nil {
+		errs = append(errs, errors.New("tokenfile: clock must not be nil"))
+	}
+	if slices.ContainsFunc(c.onChange, func(fn func(string)) bool { return fn == nil }) {
+		errs = append(errs, errors.New("tokenfile: change callback must not be nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	c.log = c.log.With("path", abs)
+	c.log = cmp.Or(c.log, slog.New(slog.DiscardHandler)).With("path", abs)
 	w := &Watcher{config: c, path: abs, hooks: hooks{after: time.After}, ready: make(chan struct{}), kick: make(chan struct{}, 1)}
 	w.held = w.ready
 	w.cur.Store(&Snapshot{Err: ErrNotReady})
