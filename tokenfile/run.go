@@ -50,7 +50,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		tick = t.C
 	}
 	for {
-		events, errs := l.chans()
+		var events <-chan fsnotify.Event // nil, never ready, while polling only
+		var errs <-chan error
+		if l.n != nil {
+			events, errs = l.n.Events, l.n.Errors
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -61,7 +65,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-l.settle:
 			l.onSettle()
 		case <-tick:
-			l.onTick()
+			l.rebuilt = false
+			if l.n == nil {
+				l.rebuild()
+			}
+			l.check()
 		case <-w.kick:
 			w.deliver()
 		}
@@ -80,14 +88,6 @@ type loop struct {
 	settle <-chan time.Time // fires when an in-place write may be over; nil if none
 	dirty  bool             // written again since the settle timer started
 	rounds int              // settle timers started in a row
-}
-
-// chans returns the watch's channels; nil, never ready, while polling only.
-func (l *loop) chans() (<-chan fsnotify.Event, <-chan error) {
-	if l.n == nil {
-		return nil, nil
-	}
-	return l.n.Events, l.n.Errors
 }
 
 // refresh reads the file, runs the callbacks, and brings the watches up to
@@ -160,14 +160,6 @@ func (l *loop) onError(err error, ok bool) {
 	default:
 		l.broken(err)
 	}
-}
-
-func (l *loop) onTick() {
-	l.rebuilt = false
-	if l.n == nil {
-		l.rebuild()
-	}
-	l.check()
 }
 
 // check reads the file when no event says what happened to it (a poll,
