@@ -180,8 +180,6 @@ func (w *Watcher) reload(want string) Snapshot {
 	switch {
 	case errors.Is(err, errUnsettled):
 		// A write is in progress; its own event brings us back.
-	case errors.Is(err, ErrWithdrawn):
-		w.withdraw(old, err)
 	case err != nil:
 		w.setErr(old, err)
 	case tok != old.Token:
@@ -215,31 +213,29 @@ func (w *Watcher) publish(old *Snapshot, tok string) {
 	w.log.Debug("tokenfile: token changed", "snapshot", next, "previous", old.Fingerprint())
 }
 
-// withdraw drops the token: the file's writer withdrew it. It logs when the
-// withdrawal starts. w.mu must be held.
-func (w *Watcher) withdraw(old *Snapshot, err error) {
-	if old.Token == "" && old.Err != nil && old.Err.Error() == err.Error() {
-		return
-	}
-	w.cur.Store(&Snapshot{Err: err, LoadedAt: w.now()})
-	if old.Token != "" {
-		w.held = make(chan struct{})
-	}
-	w.log.Warn("tokenfile: token withdrawn; requests go without it until a new one arrives",
-		"err", err, "previous", old.Fingerprint())
-}
-
-// setErr records that the file cannot be used (err), or can be again (nil),
-// and keeps the last good token. It logs when the problem starts, changes
-// or ends, not on every read. w.mu must be held.
+// setErr records that the file cannot be used (err), or can be again
+// (nil). It keeps the last good token, unless the file's writer withdrew
+// it. It logs when the problem starts, changes or ends, not on every read.
+// w.mu must be held.
 func (w *Watcher) setErr(old *Snapshot, err error) {
+	if err != nil && old.Err != nil && old.Err.Error() == err.Error() {
+		return // logged when it started
+	}
 	next := *old
 	next.Err = err
+	if errors.Is(err, ErrWithdrawn) {
+		next = Snapshot{Err: err, LoadedAt: w.now()}
+		if old.Token != "" {
+			w.held = make(chan struct{})
+		}
+	}
 	w.cur.Store(&next)
 	switch {
 	case err == nil:
 		w.log.Info("tokenfile: token file is usable again", "fingerprint", next.Fingerprint())
-	case old.Err != nil && old.Err.Error() == err.Error(): // logged when it started
+	case errors.Is(err, ErrWithdrawn):
+		w.log.Warn("tokenfile: token withdrawn; requests go without it until a new one arrives",
+			"err", err, "previous", old.Fingerprint())
 	case old.Token == "" && errors.Is(err, ErrMissing):
 		w.log.Info("tokenfile: waiting for the token file to appear")
 	case old.Token == "":
