@@ -116,7 +116,7 @@ func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 // appear, so give ctx a deadline. Run must be running (or about to run)
 // for Wait to succeed. Wait is safe for concurrent use.
 func (w *Watcher) Wait(ctx context.Context) (string, error) {
-	for {
+	for ctx.Err() == nil {
 		w.mu.Lock()
 		held := w.held
 		w.mu.Unlock()
@@ -124,20 +124,19 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 			return tok, nil
 		}
 		select {
-		case <-held:
-			continue // a token arrived; it may have been withdrawn again
+		case <-held: // a token arrived; it may have been withdrawn again
 		case <-ctx.Done():
 		}
-		if tok := w.Token(); tok != "" { // a token arrived as ctx ended
-			return tok, nil
-		}
-		also, after := []error{ctx.Err()}, ctx.Err().Error()
-		if cause := context.Cause(ctx); cause != ctx.Err() {
-			also = append(also, cause)
-			after += ": " + cause.Error()
-		}
-		return "", &noTokenError{what: "Wait ended without a token (" + after + ")", path: w.path, state: w.Current().Err, also: also}
 	}
+	if tok := w.Token(); tok != "" { // a token arrived as ctx ended
+		return tok, nil
+	}
+	also, after := []error{ctx.Err()}, ctx.Err().Error()
+	if cause := context.Cause(ctx); cause != ctx.Err() {
+		also = append(also, cause)
+		after += ": " + cause.Error()
+	}
+	return "", &noTokenError{what: "Wait ended without a token (" + after + ")", path: w.path, state: w.Current().Err, also: also}
 }
 
 // reloadSettled is reload for a reader outside Run's event handling, which
