@@ -12,13 +12,11 @@ import (
 const DefaultPollInterval = 30 * time.Second
 
 // settleDelay is how long the file must stay free of in-place writes before
-// it is read after one. A naive writer truncates the file and then writes
-// it; reading in between would see an empty or partial token.
+// it is read after one, so a truncate-and-write is not read half way.
 const settleDelay = 20 * time.Millisecond
 
 // maxSettleRounds bounds how often a steady stream of writes postpones the
-// read: after this many rounds the file is read whatever its state, and the
-// content check has the last word.
+// read; then the file is read anyway, and the content check decides.
 const maxSettleRounds = 50
 
 // An Option configures a Watcher. Options are applied in order by New.

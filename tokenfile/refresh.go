@@ -11,17 +11,16 @@ import (
 // exchange, the write of the new token, and the answer.
 const DefaultRefreshWait = 5 * time.Second
 
-// WithRefreshSocket makes the Transport ask tokend for a new token when the
-// server rejects the current one: after a 401 that re-reading the file
-// does not cure (step 4 of Transport), it sends a refresh request to the
-// tokend serving the Unix socket at path (tokend run --refresh-socket;
-// conventionally ".tokend.sock" beside the token file), waits for the
-// answer, at most wait (DefaultRefreshWait when zero or negative), and,
-// when tokend wrote a different token, re-reads the file and retries once
-// with it. Concurrent 401s with the same token share one request; tokend
-// coalesces requests further and holds exchanges 500 ms apart. A failed
-// request is logged (WithLogger) and the 401 is returned as it is. An
-// empty path disables the option.
+// WithRefreshSocket makes the Transport ask tokend for a new token after a
+// 401 that re-reading the file does not cure (step 4 of Transport): it
+// sends a refresh request to the tokend serving the Unix socket at path
+// (tokend run --refresh-socket; conventionally ".tokend.sock" beside the
+// token file), waits at most wait (DefaultRefreshWait when zero or
+// negative) and, when tokend wrote a different token, re-reads the file and
+// retries once with it. Concurrent 401s with the same token share one
+// request, and tokend holds exchanges 500 ms apart. A failed request is
+// logged (WithLogger) and the 401 is returned as it is. An empty path
+// disables the option.
 func WithRefreshSocket(path string, wait time.Duration) Option {
 	if wait <= 0 {
 		wait = DefaultRefreshWait

@@ -17,20 +17,17 @@ import (
 // Run works in these steps:
 //
 //  1. It watches the real directory that holds the file (or the deepest
-//     one that exists yet) and each directory that holds a symlink on the
-//     path, where that symlink is swapped: the kubelet's "..data", or a
-//     versioned directory ("current -> v2") renamed into place.
+//     one that exists yet) and each directory where a symlink on the path
+//     is swapped (the kubelet's "..data", "current -> v2").
 //  2. Only then it reads the file, so no change falls between read and watch.
-//  3. On an event that may have replaced the file (a create, which is how a
-//     rename into place arrives, a remove, a rename, an attribute change),
-//     it reads the file again and moves the watches to where the path now
-//     leads.
+//  3. On an event that may have replaced the file (create, which is how a
+//     rename into place arrives, remove, rename, attribute change) it reads
+//     the file again and moves the watches to where the path now leads.
 //  4. On an in-place write it reads the file once it has been left alone
 //     for a moment, so a truncate-and-write is not caught half way.
 //  5. Every poll interval it reads the file and checks the watches. A watch
 //     that cannot be created or breaks is logged and rebuilt, polling
-//     meanwhile. A new token that no event announced is taken for a write
-//     in flight and published once the file has been left alone, as in 4.
+//     meanwhile. A new token that no event announced is settled as in 4.
 //
 // The goroutine that calls Run is the one that runs the change callbacks.
 func (w *Watcher) Run(ctx context.Context) error {

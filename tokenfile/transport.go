@@ -29,12 +29,10 @@ import (
 //     is not modified.
 //  3. If the Watcher holds no token yet, the file is read (settled as in
 //     step 4); if it holds none, RoundTrip fails with an error wrapping
-//     ErrNotReady and nothing is sent. A request never goes out with an
-//     empty token.
-//  4. After a 401 Unauthorized the file is read again at once, in case the
-//     token rotated faster than the events arrived; a file that changed in
-//     the last moment is read only once it has been left alone (see Limits
-//     in the package doc). If it holds a different token and the request
+//     ErrNotReady and nothing is sent.
+//  4. After a 401 Unauthorized the file is read again at once (or, if it
+//     just changed, once left alone), in case the token rotated faster
+//     than the events arrived. If it holds a different token and the request
 //     can be replayed (it has no body, or GetBody is set, as
 //     http.NewRequest does for in-memory bodies), the 401 is discarded and
 //     the request is sent once more with the new token. With
