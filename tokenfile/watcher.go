@@ -201,10 +201,8 @@ func (w *Watcher) reload(want string) Snapshot {
 
 // publish stores tok as the new token. w.mu must be held.
 func (w *Watcher) publish(old *Snapshot, tok string) {
-	next := &Snapshot{Token: tok, LoadedAt: w.now()}
-	if exp, ok := jwtexp.Expiry(tok); ok {
-		next.Expiry = exp
-	}
+	exp, _ := jwtexp.Expiry(tok) // the zero Time when tok carries none
+	next := &Snapshot{Token: tok, Expiry: exp, LoadedAt: w.now()}
 	w.cur.Store(next)
 	if old.Token == "" {
 		close(w.held)
