@@ -31,20 +31,17 @@ func WithRefreshSocket(path string, wait time.Duration) Option {
 }
 
 // askRefresh asks tokend for a token other than rejected and returns the
-// token the file then holds; rejected when there is no other.
+// token the file then holds; rejected when there is no other. It needs
+// w.refreshSocket.
 func (w *Watcher) askRefresh(ctx context.Context, rejected string) string {
-	if w.refreshSocket == "" {
-		return rejected
-	}
 	v, _, _ := w.flight.Do(rejected, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.refreshWait)
 		defer cancel()
 		resp, err := refreshsock.Request(ctx, w.refreshSocket)
 		if err != nil {
 			w.log.Warn("tokenfile: asking tokend for a new token after a 401 failed", "error", err.Error())
-			return rejected, nil
 		}
-		if !resp.Changed {
+		if err != nil || !resp.Changed {
 			return rejected, nil
 		}
 		return w.reload("").Token, nil

@@ -87,7 +87,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	fresh := t.w.reloadSettled(req.Context()).Token
-	if fresh == tok {
+	if fresh == tok && t.w.refreshSocket != "" {
 		fresh = t.w.askRefresh(req.Context(), tok) // WithRefreshSocket: refresh.go
 	}
 	if fresh == tok || fresh == "" {
