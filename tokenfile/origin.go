@@ -66,12 +66,12 @@ func (t *transport) destination(req *http.Request) error {
 	o, ok := origin(req.URL)
 	redirect := req.Response != nil
 	// Plain http to a host the token already went to over https.
+	plain := strings.EqualFold(req.URL.Scheme, "http")
 	_, wentTLS := t.tls.Load(strings.ToLower(req.URL.Hostname()))
-	clear := wentTLS && strings.EqualFold(req.URL.Scheme, "http")
 	switch {
-	case redirect && (clear || downgraded(req)):
+	case redirect && plain && (wentTLS || downgraded(req)):
 		return errSkip
-	case clear:
+	case plain && wentTLS:
 		return fmt.Errorf("%w: %s %s not sent: the token went to %s over https and never goes there in clear; use https",
 			ErrOrigin, req.Method, req.URL.Redacted(), req.URL.Hostname())
 	case ok && t.allowed(o, !redirect):
@@ -110,9 +110,6 @@ func (t *transport) allowed(o string, mayPin bool) bool {
 // downgraded reports whether a redirect chain that reached req went over
 // https before: the token never goes in clear where it went encrypted.
 func downgraded(req *http.Request) bool {
-	if strings.EqualFold(req.URL.Scheme, "https") {
-		return false
-	}
 	for r := req.Response; r != nil && r.Request != nil; r = r.Request.Response {
 		if strings.EqualFold(r.Request.URL.Scheme, "https") {
 			return true
