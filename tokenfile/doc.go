@@ -90,10 +90,9 @@
 //
 // # Limits
 //
-// A writer that pauses in the middle of writing the file in place for
-// longer than the settle delay (20 ms) can still be read half way, if what
-// it wrote so far looks like a token. Writers should rename a complete
-// file into place, as tokend does. The expiry is read from the token without
-// verifying its signature; it is a hint for refreshing, not a security
-// check.
+// A writer that pauses for longer than the settle delay (20 ms) while
+// writing the file in place can be read half way, if what it wrote so far
+// looks like a token: rename a complete file into place, as tokend does.
+// The expiry is read without verifying the token's signature; it is a hint
+// for refreshing, not a security check.
 package tokenfile
