@@ -182,7 +182,13 @@ func (w *Watcher) reload(want string) Snapshot {
 	case err != nil:
 		w.setErr(old, err)
 	case tok != old.Token:
-		w.publish(old, tok)
+		exp, _ := jwtexp.Expiry(tok) // the zero Time when tok carries none
+		next := &Snapshot{Token: tok, Expiry: exp, LoadedAt: w.now()}
+		w.cur.Store(next)
+		if old.Token == "" {
+			close(w.held)
+		}
+		w.log.Debug("tokenfile: token changed", "snapshot", next, "previous", old.Fingerprint())
 	case old.Err != nil:
 		w.setErr(old, nil)
 	}
@@ -197,17 +203,6 @@ func (w *Watcher) reload(want string) Snapshot {
 		w.hooks.reloaded(s)
 	}
 	return s
-}
-
-// publish stores tok as the new token. w.mu must be held.
-func (w *Watcher) publish(old *Snapshot, tok string) {
-	exp, _ := jwtexp.Expiry(tok) // the zero Time when tok carries none
-	next := &Snapshot{Token: tok, Expiry: exp, LoadedAt: w.now()}
-	w.cur.Store(next)
-	if old.Token == "" {
-		close(w.held)
-	}
-	w.log.Debug("tokenfile: token changed", "snapshot", next, "previous", old.Fingerprint())
 }
 
 // setErr records that the file cannot be used (err), or can be again
