@@ -12,11 +12,10 @@ import (
 	"github.com/ambient-code/tokend/internal/fswatch"
 )
 
-// rebuild creates the fsnotify watcher and installs the watches. On failure
-// the loop polls until the next tick tries again. A failure is logged when
-// it starts, and the recovery when it ends.
+// rebuild creates the fsnotify watcher, while there is none, and installs
+// the watches. On failure the loop polls until the next tick tries again. A
+// failure is logged when it starts, and the recovery when it ends.
 func (l *loop) rebuild() {
-	l.closeNotify()
 	l.rebuilt = true
 	n, err := fswatch.New(l.w.hooks.newNotify)
 	if err != nil {
