@@ -11,23 +11,27 @@ import (
 // check reports every reason Apply cannot change spec, at once.
 func check(spec *corev1.PodSpec, opts Options) error {
 	all := slices.Concat(spec.InitContainers, spec.Containers)
+	names := make([]string, len(all))
+	for i, c := range all {
+		names[i] = c.Name
+	}
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("podspec: "+format, a...)) }
-	if slices.ContainsFunc(all, func(c corev1.Container) bool { return c.Name == ContainerName }) {
+	if slices.Contains(names, ContainerName) {
 		bad("the pod already has a container named %s: apply tokend once, to a pod spec without it", ContainerName)
 	}
 	if slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == VolumeName }) {
 		bad("the pod already has a volume named %s: apply tokend once, or rename that volume", VolumeName)
 	}
 	for n, r := range opts.Readers {
-		i := slices.IndexFunc(all, func(c corev1.Container) bool { return c.Name == r })
+		i := slices.Index(names, r)
 		switch {
 		case slices.Index(opts.Readers, r) < n:
 			bad("Options.Readers names %s twice: name each container once", r)
 		case r == ContainerName:
 			bad("Options.Readers names %s itself: list the containers that read the token", ContainerName)
 		case i < 0:
-			bad("Options.Readers: the pod has no container %q: name one of %v", r, names(all))
+			bad("Options.Readers: the pod has no container %q: name one of %v", r, names)
 		case slices.ContainsFunc(all[i].VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == TokenDir }):
 			bad("Options.Readers: container %s already mounts a volume at %s: remove that mount", r, TokenDir)
 		}
@@ -38,13 +42,13 @@ func check(spec *corev1.PodSpec, opts Options) error {
 		bad("Options.HealthPort %d: container %s listens on it too, and all containers of a pod share one network namespace: choose another port", opts.HealthPort, c)
 	}
 	if opts.Proxy != nil {
-		checkProxy(all, opts, bad)
+		checkProxy(all, names, opts, bad)
 	}
 	return errors.Join(errs...)
 }
 
 // checkProxy reports through bad every reason opts.Proxy cannot be applied.
-func checkProxy(all []corev1.Container, opts Options, bad func(format string, a ...any)) {
+func checkProxy(all []corev1.Container, names []string, opts Options, bad func(format string, a ...any)) {
 	port, err := portOf(opts.Proxy.Listen)
 	switch {
 	case err != nil:
@@ -59,8 +63,8 @@ func checkProxy(all []corev1.Container, opts Options, bad func(format string, a 
 	}
 	for _, a := range opts.Proxy.Agents {
 		switch {
-		case a == ContainerName || !slices.ContainsFunc(all, func(c corev1.Container) bool { return c.Name == a }):
-			bad("Proxy.Agents: the pod has no container %q: name one of %v", a, names(all))
+		case a == ContainerName || !slices.Contains(names, a):
+			bad("Proxy.Agents: the pod has no container %q: name one of %v", a, names)
 		case slices.Contains(opts.Readers, a):
 			bad("Proxy.Agents: %s is also in Options.Readers: an agent must not see the token, remove it from Readers", a)
 		}
@@ -75,12 +79,4 @@ func declaring(all []corev1.Container, port int32) string {
 		}
 	}
 	return ""
-}
-
-func names(cs []corev1.Container) []string {
-	out := make([]string, len(cs))
-	for i, c := range cs {
-		out[i] = c.Name
-	}
-	return out
 }

@@ -114,7 +114,14 @@ func Apply(spec *corev1.PodSpec, opts Options) error {
 	if spec == nil {
 		return errors.New("podspec: Apply needs a pod spec, got nil")
 	}
-	opts = opts.withDefaults()
+	opts.Image = cmp.Or(opts.Image, DefaultImage)
+	opts.SecretName = cmp.Or(opts.SecretName, DefaultSecretName)
+	opts.HealthPort = cmp.Or(opts.HealthPort, DefaultHealthPort)
+	if opts.Proxy != nil {
+		p := *opts.Proxy // the caller's Proxy is not modified
+		p.Listen = cmp.Or(p.Listen, DefaultProxyListen)
+		opts.Proxy = &p
+	}
 	if err := check(spec, opts); err != nil {
 		return err
 	}
@@ -140,18 +147,6 @@ func Apply(spec *corev1.PodSpec, opts Options) error {
 		})
 	}
 	return nil
-}
-
-func (o Options) withDefaults() Options {
-	o.Image = cmp.Or(o.Image, DefaultImage)
-	o.SecretName = cmp.Or(o.SecretName, DefaultSecretName)
-	o.HealthPort = cmp.Or(o.HealthPort, DefaultHealthPort)
-	if o.Proxy != nil {
-		p := *o.Proxy
-		p.Listen = cmp.Or(p.Listen, DefaultProxyListen)
-		o.Proxy = &p
-	}
-	return o
 }
 
 // forEach calls f with each container of spec, init or main, named in names.
@@ -188,5 +183,56 @@ func healthProbe(path string, period, timeout, failures int32) *corev1.Probe {
 		PeriodSeconds:    period,
 		TimeoutSeconds:   timeout,
 		FailureThreshold: failures,
+	}
+}
+
+// container is tokend's init container, as the Component's pod.yaml
+// (and tokend-proxy's) writes it.
+func container(opts Options) corev1.Container {
+	env := []corev1.EnvVar{
+		{Name: "TOKEND_HEALTH_ADDR", Value: fmt.Sprintf(":%d", opts.HealthPort)},
+		{Name: "TOKEND_TOKEN_FILE", Value: TokenFile},
+		// Readable by every container given the mount, whatever its user:
+		// the pod's fsGroup is left as it is.
+		{Name: "TOKEND_FILE_MODE", Value: "0644"},
+		{Name: "LOG_FORMAT", Value: "json"},
+	}
+	// Measured with hack/measure.sh: 15.5 MiB resident, 3 millicores; the
+	// proxy adds about 75 KiB per idle client connection.
+	cpu, mem, limit := "5m", "16Mi", "32Mi"
+	if opts.Proxy != nil {
+		env = slices.Insert(env, 0, corev1.EnvVar{Name: "TOKEND_PROXY_LISTEN", Value: opts.Proxy.Listen})
+		cpu, mem, limit = "10m", "24Mi", "48Mi"
+	}
+	sc := &corev1.SecurityContext{
+		RunAsNonRoot:             new(true),
+		RunAsUser:                new(int64(nonRootID)),
+		RunAsGroup:               new(int64(nonRootID)),
+		AllowPrivilegeEscalation: new(false),
+		ReadOnlyRootFilesystem:   new(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	if opts.OpenShift {
+		sc.RunAsUser, sc.RunAsGroup = nil, nil
+	}
+	return corev1.Container{
+		Name:          ContainerName,
+		Image:         opts.Image,
+		Args:          []string{"run"},
+		RestartPolicy: new(corev1.ContainerRestartPolicyAlways),
+		EnvFrom:       []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: opts.SecretName}}}},
+		Env:           env,
+		Ports:         []corev1.ContainerPort{{Name: "health", ContainerPort: opts.HealthPort, Protocol: corev1.ProtocolTCP}},
+		// 1s x 90 outlasts the first exchange's TOKEND_INIT_TIMEOUT (60s).
+		StartupProbe:   healthProbe("/startupz", 1, 1, 90),
+		LivenessProbe:  healthProbe("/livez", 10, 2, 3),
+		ReadinessProbe: healthProbe("/readyz", 5, 2, 2),
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem)},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)},
+		},
+		SecurityContext: sc,
+		VolumeMounts:    []corev1.VolumeMount{{Name: VolumeName, MountPath: TokenDir}},
 	}
 }

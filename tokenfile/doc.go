@@ -12,10 +12,9 @@
 //
 // # Withdrawal
 //
-// A file that went bad (missing, empty, invalid) is damage: the last good
-// token is kept. A writer that has no token to offer says so by writing a
-// withdrawal record in its place, one line that starts with
-// "# token withdrawn" and says why, e.g.
+// A writer that has no token to offer says so by writing a withdrawal
+// record in its place, one line that starts with "# token withdrawn" and
+// says why, e.g.
 //
 //	# token withdrawn: the control plane refused the credential (403)
 //
@@ -53,23 +52,19 @@
 //	}
 //	client := &http.Client{Transport: w.Transport(nil)}
 //
-// Token costs one atomic load; Current adds the JWT expiry and the state of
-// the file. Ready and Wait tell when the first token has been read: a file
-// that does not exist yet is waited for, and Wait's error says, for
-// errors.Is, why no token came. WithOnChange feeds an existing holder, such
-// as an API client with a SetToken method. Transport authorizes requests to
-// the origins the token is for and retries once, with a re-read token,
-// after a 401.
+// Token costs one atomic load; Current adds the expiry and the file's state.
+// WithOnChange feeds an existing holder, such as an API client's SetToken.
+// Transport sends the token only to its origins, and retries a 401 once
+// with a re-read token.
 //
 // # golang.org/x/oauth2
 //
 // The package example "TokenSource" adapts a Watcher to an
-// oauth2.TokenSource in ten lines; it is not an API, so that consumers of
-// tokenfile need not resolve oauth2. Give it to oauth2.Transport directly,
-// not through oauth2.NewClient or ReuseTokenSource, which keep a token
-// until its expiry and would miss rotations. Where nothing requires a
-// TokenSource, prefer Transport: it sends the token only to the origins it
-// is for.
+// oauth2.TokenSource (an example, so consumers need not resolve oauth2).
+// Give it to oauth2.Transport directly: oauth2.NewClient and
+// ReuseTokenSource keep a token until its expiry and would miss rotations.
+// Where nothing requires a TokenSource, prefer Transport, which sends the
+// token only to the origins it is for.
 //
 // # Guarantees
 //
@@ -78,11 +73,10 @@
 //     unreadable never blanks the token. The problem is reported in
 //     Snapshot.Err and logged once.
 //   - Readers see whole tokens only. A token is published as one immutable
-//     value; an in-place write is read only once the file has been left
-//     alone for a moment (20 ms), and a read during which the file changed
-//     is discarded. The rule holds whichever path reads the file: a poll
-//     or a Transport re-read that finds a token no event announced waits
-//     for the file to hold still before publishing it.
+//     value; a read during which the file changed is discarded, and an
+//     in-place write, or a new token no event announced (found by a poll
+//     or a Transport re-read), is read once the file has been left alone
+//     for a moment (20 ms).
 //   - A rotation is seen by its file event, not by the next poll, however
 //     the path leads to the file: symlinks on it are watched where they
 //     are swapped.
@@ -96,10 +90,9 @@
 //
 // # Limits
 //
-// A writer that pauses in the middle of writing the file in place for
-// longer than the settle delay (20 ms) can still be read half way, if what
-// it wrote so far looks like a token. Writers should rename a complete
-// file into place, as tokend does. The expiry is read from the token without
-// verifying its signature; it is a hint for refreshing, not a security
-// check.
+// A writer that pauses for longer than the settle delay (20 ms) while
+// writing the file in place can be read half way, if what it wrote so far
+// looks like a token: rename a complete file into place, as tokend does.
+// The expiry is read without verifying the token's signature; it is a hint
+// for refreshing, not a security check.
 package tokenfile

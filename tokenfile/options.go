@@ -1,9 +1,7 @@
 package tokenfile
 
 import (
-	"errors"
 	"log/slog"
-	"slices"
 	"time"
 )
 
@@ -14,19 +12,17 @@ import (
 const DefaultPollInterval = 30 * time.Second
 
 // settleDelay is how long the file must stay free of in-place writes before
-// it is read after one. A naive writer truncates the file and then writes
-// it; reading in between would see an empty or partial token.
+// it is read after one, so a truncate-and-write is not read half way.
 const settleDelay = 20 * time.Millisecond
 
 // maxSettleRounds bounds how often a steady stream of writes postpones the
-// read: after this many rounds the file is read whatever its state, and the
-// content check has the last word.
+// read; then the file is read anyway, and the content check decides.
 const maxSettleRounds = 50
 
 // An Option configures a Watcher. Options are applied in order by New.
 type Option func(*config)
 
-// config is what the options set; New validates it and the Watcher keeps it.
+// config is what the options set; New checks it and the Watcher keeps it.
 type config struct {
 	poll     time.Duration
 	log      *slog.Logger
@@ -76,21 +72,4 @@ func WithClock(now func() time.Time) Option {
 // and may send requests through its Transport.
 func WithOnChange(fn func(token string)) Option {
 	return func(c *config) { c.onChange = append(c.onChange, fn) }
-}
-
-func (c *config) validate() error {
-	var errs []error
-	if c.poll <= 0 {
-		errs = append(errs, errors.New("tokenfile: poll interval must be positive"))
-	}
-	if c.now == nil {
-		errs = append(errs, errors.New("tokenfile: clock must not be nil"))
-	}
-	if slices.ContainsFunc(c.onChange, func(fn func(string)) bool { return fn == nil }) {
-		errs = append(errs, errors.New("tokenfile: change callback must not be nil"))
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	return errors.Join(errs...)
 }

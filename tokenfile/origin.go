@@ -1,6 +1,7 @@
 package tokenfile
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -29,45 +30,32 @@ type TransportOption func(*transport)
 // request is sent.
 func AllowOrigins(origins ...string) TransportOption {
 	return func(t *transport) {
-		for _, o := range origins {
-			c, err := parseOrigin(o)
-			if err != nil {
-				t.err = errors.Join(t.err, err)
-				continue
+		for _, s := range origins {
+			u, err := url.Parse(s)
+			if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				t.err = errors.Join(t.err, fmt.Errorf("tokenfile: AllowOrigins: %q is not an origin; write it as scheme://host[:port], e.g. https://api.example:8443", s))
+			} else if c, ok := origin(u); !ok {
+				t.err = errors.Join(t.err, fmt.Errorf("tokenfile: AllowOrigins: %q has scheme %q; write it as scheme://host[:port] with scheme http or https", s, u.Scheme))
+			} else {
+				t.allow = append(t.allow, c)
 			}
-			t.allow = append(t.allow, c)
 		}
 	}
 }
 
-// parseOrigin parses an origin given to AllowOrigins.
-func parseOrigin(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("tokenfile: AllowOrigins: %q is not an origin; write it as scheme://host[:port], e.g. https://api.example:8443", s)
-	}
-	c, ok := origin(u)
-	if !ok {
-		return "", fmt.Errorf("tokenfile: AllowOrigins: %q has scheme %q; write it as scheme://host[:port] with scheme http or https", s, u.Scheme)
-	}
-	return c, nil
-}
+// defaultPorts are the schemes an origin may have, and their ports.
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
 
 // origin returns the canonical origin of u: lower-case scheme and host, and
 // the port always present. ok is false unless the scheme is http or https.
 func origin(u *url.URL) (o string, ok bool) {
 	scheme := strings.ToLower(u.Scheme)
-	port := u.Port()
-	switch {
-	case scheme == "http" && port == "":
-		port = "80"
-	case scheme == "https" && port == "":
-		port = "443"
-	case scheme != "http" && scheme != "https":
+	port, ok := defaultPorts[scheme]
+	if !ok {
 		return "", false
 	}
-	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), true
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), cmp.Or(u.Port(), port)), true
 }
 
 // destination decides whether req may carry the token. It returns nil if
@@ -78,12 +66,12 @@ func (t *transport) destination(req *http.Request) error {
 	o, ok := origin(req.URL)
 	redirect := req.Response != nil
 	// Plain http to a host the token already went to over https.
+	plain := strings.EqualFold(req.URL.Scheme, "http")
 	_, wentTLS := t.tls.Load(strings.ToLower(req.URL.Hostname()))
-	clear := wentTLS && strings.EqualFold(req.URL.Scheme, "http")
 	switch {
-	case redirect && (clear || downgraded(req)):
+	case redirect && plain && (wentTLS || downgraded(req)):
 		return errSkip
-	case clear:
+	case plain && wentTLS:
 		return fmt.Errorf("%w: %s %s not sent: the token went to %s over https and never goes there in clear; use https",
 			ErrOrigin, req.Method, req.URL.Redacted(), req.URL.Hostname())
 	case ok && t.allowed(o, !redirect):
@@ -94,8 +82,14 @@ func (t *transport) destination(req *http.Request) error {
 	case redirect:
 		return errSkip
 	}
+	only := strings.Join(t.allow, ", ")
+	if p := t.pinned.Load(); p != nil {
+		only = *p + " (the origin of the first request)"
+	} else if only == "" {
+		only = "the origin of the first request"
+	}
 	return fmt.Errorf("%w: %s %s not sent: the token is only for %s; list every origin it is for with tokenfile.AllowOrigins",
-		ErrOrigin, req.Method, req.URL.Redacted(), t.describe())
+		ErrOrigin, req.Method, req.URL.Redacted(), only)
 }
 
 // errSkip marks a redirect hop that goes out without the token.
@@ -113,22 +107,9 @@ func (t *transport) allowed(o string, mayPin bool) bool {
 	return *t.pinned.Load() == o
 }
 
-func (t *transport) describe() string {
-	if len(t.allow) > 0 {
-		return strings.Join(t.allow, ", ")
-	}
-	if p := t.pinned.Load(); p != nil {
-		return *p + " (the origin of the first request)"
-	}
-	return "the origin of the first request"
-}
-
 // downgraded reports whether a redirect chain that reached req went over
 // https before: the token never goes in clear where it went encrypted.
 func downgraded(req *http.Request) bool {
-	if strings.EqualFold(req.URL.Scheme, "https") {
-		return false
-	}
 	for r := req.Response; r != nil && r.Request != nil; r = r.Request.Response {
 		if strings.EqualFold(r.Request.URL.Scheme, "https") {
 			return true

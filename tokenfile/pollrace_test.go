@@ -87,7 +87,7 @@ func TestTransportRereadDuringInPlaceWrite(t *testing.T) {
 		armed <- ch
 		return ch
 	}
-	w.reload()
+	w.reload("")
 	srv := newAPIServer(t, full)
 	half, rest, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() { done <- writeInTwo(path, full, half, rest) }()

@@ -40,8 +40,8 @@ func readToken(path string) (string, error) {
 }
 
 // readOnce reads the file at path. settled is false when the file's size or
-// modification time moved during the read, or the bytes read do not match
-// its size: a writer was at work.
+// modification time moved between the first stat and the end of the read,
+// or the bytes read do not match its size: a writer was at work.
 func readOnce(path string) (b []byte, settled bool, err error) {
 	// Stat before opening: opening a FIFO or a device could block.
 	fi, err := os.Stat(path)
@@ -56,11 +56,7 @@ func readOnce(path string) (b []byte, settled bool, err error) {
 		return nil, false, statError(err)
 	}
 	defer f.Close()
-	before, err := f.Stat()
-	if err != nil {
-		return nil, false, fmt.Errorf("tokenfile: %w", err)
-	}
-	if before.Size() > MaxTokenLen {
+	if fi.Size() > MaxTokenLen {
 		return nil, false, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenLen)
 	}
 	b, err = io.ReadAll(io.LimitReader(f, MaxTokenLen+1))
@@ -71,7 +67,7 @@ func readOnce(path string) (b []byte, settled bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("tokenfile: %w", err)
 	}
-	settled = after.Size() == before.Size() && after.ModTime().Equal(before.ModTime()) &&
+	settled = after.Size() == fi.Size() && after.ModTime().Equal(fi.ModTime()) &&
 		int64(len(b)) == after.Size()
 	return b, settled, nil
 }

@@ -90,7 +90,7 @@ func TestTransportRedirects(t *testing.T) {
 			writeRename(t, path, "tok-A")
 			w, err := New(path)
 			must(t, err)
-			w.reload()
+			w.reload("")
 			to := newRecorder(t, false, tt.toStatus, nil)
 			from := newRecorder(t, tt.fromTLS, 200, func() string { return to.URL + "/landed" })
 			var opts []TransportOption

@@ -17,20 +17,17 @@ import (
 // Run works in these steps:
 //
 //  1. It watches the real directory that holds the file (or the deepest
-//     one that exists yet) and each directory that holds a symlink on the
-//     path, where that symlink is swapped: the kubelet's "..data", or a
-//     versioned directory ("current -> v2") renamed into place.
+//     one that exists yet) and each directory where a symlink on the path
+//     is swapped (the kubelet's "..data", "current -> v2").
 //  2. Only then it reads the file, so no change falls between read and watch.
-//  3. On an event that may have replaced the file (a create, which is how a
-//     rename into place arrives, a remove, a rename, an attribute change),
-//     it reads the file again and moves the watches to where the path now
-//     leads.
+//  3. On an event that may have replaced the file (create, which is how a
+//     rename into place arrives, remove, rename, attribute change) it reads
+//     the file again and moves the watches to where the path now leads.
 //  4. On an in-place write it reads the file once it has been left alone
 //     for a moment, so a truncate-and-write is not caught half way.
 //  5. Every poll interval it reads the file and checks the watches. A watch
 //     that cannot be created or breaks is logged and rebuilt, polling
-//     meanwhile. A new token that no event announced is taken for a write
-//     in flight and published once the file has been left alone, as in 4.
+//     meanwhile. A new token that no event announced is settled as in 4.
 //
 // The goroutine that calls Run is the one that runs the change callbacks.
 func (w *Watcher) Run(ctx context.Context) error {
@@ -50,7 +47,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		tick = t.C
 	}
 	for {
-		events, errs := l.chans()
+		var events <-chan fsnotify.Event // nil, never ready, while polling only
+		var errs <-chan error
+		if l.n != nil {
+			events, errs = l.n.Events, l.n.Errors
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -61,7 +62,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-l.settle:
 			l.onSettle()
 		case <-tick:
-			l.onTick()
+			l.rebuilt = false
+			if l.n == nil {
+				l.rebuild()
+			}
+			l.check()
 		case <-w.kick:
 			w.deliver()
 		}
@@ -82,22 +87,14 @@ type loop struct {
 	rounds int              // settle timers started in a row
 }
 
-// chans returns the watch's channels; nil, never ready, while polling only.
-func (l *loop) chans() (<-chan fsnotify.Event, <-chan error) {
-	if l.n == nil {
-		return nil, nil
-	}
-	return l.n.Events, l.n.Errors
-}
-
 // refresh reads the file, runs the callbacks, and brings the watches up to
 // date; if that installed a watch, it reads again, in case the file changed
 // before the watch was in place.
 func (l *loop) refresh() {
-	l.w.reload()
+	l.w.reload("")
 	l.w.deliver()
 	if l.sync() {
-		l.w.reload()
+		l.w.reload("")
 		l.w.deliver()
 	}
 }
@@ -106,7 +103,7 @@ func (l *loop) refresh() {
 // file at most once for the whole batch.
 func (l *loop) onEvents(ev fsnotify.Event, ok bool) {
 	var replaced, written bool
-	for {
+	for more := true; more; {
 		if !ok {
 			l.broken(errors.New("tokenfile: event channel closed"))
 			return
@@ -118,10 +115,9 @@ func (l *loop) onEvents(ev fsnotify.Event, ok bool) {
 		}
 		select {
 		case ev, ok = <-l.n.Events:
-			continue
 		default:
+			more = false
 		}
-		break
 	}
 	switch {
 	case written:
@@ -163,18 +159,9 @@ func (l *loop) onError(err error, ok bool) {
 	}
 }
 
-func (l *loop) onTick() {
-	l.rebuilt = false
-	if l.n == nil {
-		l.rebuild()
-	}
-	l.check()
-}
-
-// check reads the file when no event says what happened to it: at a poll,
-// after lost events, after a broken watch. A new token found that way may
-// be a write in flight, so it is published only once the file has held
-// still, by the settle timer, as after an in-place write.
+// check reads the file when no event says what happened to it (a poll,
+// lost events, a broken watch); a new token found so waits for the settle
+// timer, as in Run's step 5.
 func (l *loop) check() {
 	if l.settle != nil {
 		return // a write is settling; its timer reads the file

@@ -69,7 +69,7 @@ func TestSnapshotExpiry(t *testing.T) {
 			writeRename(t, path, tt.token)
 			w, err := New(path, WithClock(func() time.Time { return loaded }))
 			must(t, err)
-			s := w.reload()
+			s := w.reload("")
 			if !s.Expiry.Equal(tt.wantExpiry) || !s.LoadedAt.Equal(loaded) || s.Err != nil {
 				t.Fatalf("snapshot %v, want expiry %v loaded %v", s, tt.wantExpiry, loaded)
 			}

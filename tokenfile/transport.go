@@ -29,12 +29,10 @@ import (
 //     is not modified.
 //  3. If the Watcher holds no token yet, the file is read (settled as in
 //     step 4); if it holds none, RoundTrip fails with an error wrapping
-//     ErrNotReady and nothing is sent. A request never goes out with an
-//     empty token.
-//  4. After a 401 Unauthorized the file is read again at once, in case the
-//     token rotated faster than the events arrived; a file that changed in
-//     the last moment is read only once it has been left alone (see Limits
-//     in the package doc). If it holds a different token and the request
+//     ErrNotReady and nothing is sent.
+//  4. After a 401 Unauthorized the file is read again at once (or, if it
+//     just changed, once left alone), in case the token rotated faster
+//     than the events arrived. If it holds a different token and the request
 //     can be replayed (it has no body, or GetBody is set, as
 //     http.NewRequest does for in-memory bodies), the 401 is discarded and
 //     the request is sent once more with the new token. With
@@ -72,7 +70,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	switch err := t.destination(req); {
 	case errors.Is(err, errSkip):
-		return t.base.RoundTrip(unauthorized(req))
+		return t.base.RoundTrip(authorize(req, ""))
 	case err != nil:
 		return refuse(req, err)
 	}
@@ -84,11 +82,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := t.base.RoundTrip(authorize(req, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable(req) {
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
 		return resp, err
 	}
 	fresh := t.w.reloadSettled(req.Context()).Token
-	if fresh == tok {
+	if fresh == tok && t.w.refreshSocket != "" {
 		fresh = t.w.askRefresh(req.Context(), tok) // WithRefreshSocket: refresh.go
 	}
 	if fresh == tok || fresh == "" {
@@ -117,28 +116,15 @@ func (t *transport) CloseIdleConnections() {
 	}
 }
 
-// authorize returns a clone of req carrying tok.
+// authorize returns a clone of req carrying tok, or no Authorization
+// header at all when tok is "".
 func authorize(req *http.Request, tok string) *http.Request {
 	r := req.Clone(req.Context())
-	r.Header.Set("Authorization", "Bearer "+tok)
-	return r
-}
-
-// unauthorized returns req without an Authorization header, cloned if it
-// had one.
-func unauthorized(req *http.Request) *http.Request {
-	if req.Header.Get("Authorization") == "" {
-		return req
-	}
-	r := req.Clone(req.Context())
 	r.Header.Del("Authorization")
+	if tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
 	return r
-}
-
-// replayable reports whether req can be sent a second time: it has no body,
-// or a way to get the body again.
-func replayable(req *http.Request) bool {
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
 // refuse closes the body of a request that will not be sent, as the

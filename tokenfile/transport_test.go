@@ -87,7 +87,7 @@ func TestTransport(t *testing.T) {
 				srv.rotate("tok-other")
 			}
 			if tt.rotate {
-				w.reload() // the Watcher holds tok-A; the file and server move on
+				w.reload("") // the Watcher holds tok-A; the file and server move on
 				writeRename(t, path, "tok-B")
 				srv.rotate("tok-B")
 			}

@@ -1,10 +1,13 @@
 package tokenfile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,10 +66,20 @@ func New(path string, opts ...Option) (*Watcher, error) {
 	for _, o := range opts {
 		o(&c)
 	}
-	if err := c.validate(); err != nil {
+	var errs []error
+	if c.poll <= 0 {
+		errs = append(errs, errors.New("tokenfile: poll interval must be positive"))
+	}
+	if c.now == nil {
+		errs = append(errs, errors.New("tokenfile: clock must not be nil"))
+	}
+	if slices.ContainsFunc(c.onChange, func(fn func(string)) bool { return fn == nil }) {
+		errs = append(errs, errors.New("tokenfile: change callback must not be nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	c.log = c.log.With("path", abs)
+	c.log = cmp.Or(c.log, slog.New(slog.DiscardHandler)).With("path", abs)
 	w := &Watcher{config: c, path: abs, hooks: hooks{after: time.After}, ready: make(chan struct{}), kick: make(chan struct{}, 1)}
 	w.held = w.ready
 	w.cur.Store(&Snapshot{Err: ErrNotReady})
@@ -103,7 +116,7 @@ func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 // appear, so give ctx a deadline. Run must be running (or about to run)
 // for Wait to succeed. Wait is safe for concurrent use.
 func (w *Watcher) Wait(ctx context.Context) (string, error) {
-	for {
+	for ctx.Err() == nil {
 		w.mu.Lock()
 		held := w.held
 		w.mu.Unlock()
@@ -111,29 +124,20 @@ func (w *Watcher) Wait(ctx context.Context) (string, error) {
 			return tok, nil
 		}
 		select {
-		case <-held:
-			continue // a token arrived; it may have been withdrawn again
+		case <-held: // a token arrived; it may have been withdrawn again
 		case <-ctx.Done():
 		}
-		if tok := w.Token(); tok != "" { // a token arrived as ctx ended
-			return tok, nil
-		}
-		err := &noTokenError{what: "Wait ended without a token", path: w.path, state: w.Current().Err,
-			also: []error{ctx.Err()}, after: ctx.Err().Error()}
-		if cause := context.Cause(ctx); cause != ctx.Err() {
-			err.also = append(err.also, cause)
-			err.after += ": " + cause.Error()
-		}
-		return "", err
 	}
+	if tok := w.Token(); tok != "" { // a token arrived as ctx ended
+		return tok, nil
+	}
+	also, after := []error{ctx.Err()}, ctx.Err().Error()
+	if cause := context.Cause(ctx); cause != ctx.Err() {
+		also = append(also, cause)
+		after += ": " + cause.Error()
+	}
+	return "", &noTokenError{what: "Wait ended without a token (" + after + ")", path: w.path, state: w.Current().Err, also: also}
 }
-
-// reload reads the file and publishes what it found: a new token, the
-// recovery of the current one, or the reason the file cannot be used, in
-// which case the last good token is kept. It returns the snapshot now
-// current. reload may be called from any goroutine; it never runs the
-// callbacks itself but asks Run to.
-func (w *Watcher) reload() Snapshot { return w.load(nil) }
 
 // reloadSettled is reload for a reader outside Run's event handling, which
 // cannot know whether a write to the file is in flight: a new token is
@@ -141,105 +145,89 @@ func (w *Watcher) reload() Snapshot { return w.load(nil) }
 // changing for readAttempts rounds, or ctx ends first, the current
 // snapshot is returned as it is.
 func (w *Watcher) reloadSettled(ctx context.Context) Snapshot {
-	tok, err := readToken(w.path)
 	for range readAttempts {
+		tok, err := readToken(w.path)
 		if err != nil || tok == w.Token() {
-			return w.reload()
+			return w.reload("")
 		}
 		select {
 		case <-w.hooks.after(settleDelay):
 		case <-ctx.Done():
 			return w.Current()
 		}
-		s := w.load(&tok)
-		if s.Token == tok {
+		if s := w.reload(tok); s.Token == tok {
 			return s
 		}
-		tok, err = readToken(w.path)
 	}
 	return w.Current()
 }
 
-// load is reload; when want is not nil, a token other than *want is taken
-// for a write in flight and not published.
-func (w *Watcher) load(want *string) Snapshot {
+// reload reads the file and publishes what it found: a new token, the
+// recovery of the current one, or the reason the file cannot be used, in
+// which case the last good token is kept. When want is not "", a token
+// other than want is taken for a write in flight and not published. It
+// returns the snapshot now current. reload may be called from any
+// goroutine; it never runs the callbacks itself but asks Run to.
+func (w *Watcher) reload(want string) Snapshot {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	tok, err := readToken(w.path)
-	if err == nil && want != nil && tok != *want {
+	if err == nil && want != "" && tok != want {
 		err = errUnsettled
 	}
 	old := w.cur.Load()
 	switch {
 	case errors.Is(err, errUnsettled):
 		// A write is in progress; its own event brings us back.
-	case errors.Is(err, ErrWithdrawn):
-		w.withdraw(old, err)
 	case err != nil:
-		w.fail(old, err)
+		w.setErr(old, err)
 	case tok != old.Token:
-		w.publish(old, tok)
+		exp, _ := jwtexp.Expiry(tok) // the zero Time when tok carries none
+		next := &Snapshot{Token: tok, Expiry: exp, LoadedAt: w.now()}
+		w.cur.Store(next)
+		if old.Token == "" {
+			close(w.held)
+		}
+		w.log.Debug("tokenfile: token changed", "snapshot", next, "previous", old.Fingerprint())
 	case old.Err != nil:
-		next := *old
-		next.Err = nil
-		w.cur.Store(&next)
-		w.log.Info("tokenfile: token file is usable again", "fingerprint", next.Fingerprint())
+		w.setErr(old, nil)
 	}
 	s := *w.cur.Load()
+	if s.Token != old.Token { // ask Run to run the callbacks
+		select {
+		case w.kick <- struct{}{}:
+		default: // Run has a kick pending already.
+		}
+	}
 	if w.hooks.reloaded != nil {
 		w.hooks.reloaded(s)
 	}
 	return s
 }
 
-// publish stores tok as the new token. w.mu must be held.
-func (w *Watcher) publish(old *Snapshot, tok string) {
-	next := &Snapshot{Token: tok, LoadedAt: w.now()}
-	if exp, ok := jwtexp.Expiry(tok); ok {
-		next.Expiry = exp
+// setErr records that the file cannot be used (err), or can be again
+// (nil). It keeps the last good token, unless the file's writer withdrew
+// it. It logs when the problem starts, changes or ends, not on every read.
+// w.mu must be held.
+func (w *Watcher) setErr(old *Snapshot, err error) {
+	if err != nil && old.Err != nil && old.Err.Error() == err.Error() {
+		return // logged when it started
 	}
-	w.cur.Store(next)
-	if old.Token == "" {
-		close(w.held)
-	}
-	w.log.Debug("tokenfile: token changed", "snapshot", next, "previous", old.Fingerprint())
-	w.askDeliver()
-}
-
-// askDeliver asks Run to run the callbacks.
-func (w *Watcher) askDeliver() {
-	select {
-	case w.kick <- struct{}{}:
-	default: // Run has a kick pending already.
-	}
-}
-
-// withdraw drops the token: the file's writer withdrew it. It logs when the
-// withdrawal starts, and asks Run to tell the callbacks. w.mu must be held.
-func (w *Watcher) withdraw(old *Snapshot, err error) {
-	if old.Token == "" && old.Err != nil && old.Err.Error() == err.Error() {
-		return
-	}
-	w.cur.Store(&Snapshot{Err: err, LoadedAt: w.now()})
-	if old.Token != "" {
-		w.held = make(chan struct{})
-	}
-	w.log.Warn("tokenfile: token withdrawn; requests go without it until a new one arrives",
-		"err", err, "previous", old.Fingerprint())
-	w.askDeliver()
-}
-
-// fail records that the file cannot be used and keeps the last good token.
-// It logs when the problem starts or changes, not on every read. w.mu must
-// be held.
-func (w *Watcher) fail(old *Snapshot, err error) {
 	next := *old
 	next.Err = err
-	w.cur.Store(&next)
-	if old.Err != nil && old.Err.Error() == err.Error() {
-		return
+	if errors.Is(err, ErrWithdrawn) {
+		next = Snapshot{Err: err, LoadedAt: w.now()}
+		if old.Token != "" {
+			w.held = make(chan struct{})
+		}
 	}
+	w.cur.Store(&next)
 	switch {
+	case err == nil:
+		w.log.Info("tokenfile: token file is usable again", "fingerprint", next.Fingerprint())
+	case errors.Is(err, ErrWithdrawn):
+		w.log.Warn("tokenfile: token withdrawn; requests go without it until a new one arrives",
+			"err", err, "previous", old.Fingerprint())
 	case old.Token == "" && errors.Is(err, ErrMissing):
 		w.log.Info("tokenfile: waiting for the token file to appear")
 	case old.Token == "":
