@@ -110,14 +110,9 @@ func (o *options) validate(f *flags, env map[string]string) error {
 	if o.Command == "run" || o.Command == "exec" {
 		o.validateRun(f)
 	}
-	c.Exchanger = o.mode(f, env)
+	c.TokenURL = o.checkTokenURL(f)
 	o.loadRoots(f, env)
-	switch e := c.Exchanger.(type) { // the client trusts the roots loaded for the token URL
-	case *exchange.Bearer:
-		e.Client = exchange.NewHTTPClient(c.Roots)
-	case *exchange.EncryptedSession:
-		e.Client = exchange.NewHTTPClient(c.Roots)
-	}
+	c.Exchanger = o.mode(f, env)
 	if path := c.JSONFile; path != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
 		f.problemf("json-file", "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
 	} else if path != "" {
@@ -174,9 +169,9 @@ func (o *options) validateRun(f *flags) {
 	}
 }
 
-// mode judges the token URL and the settings of the exchange mode, warns
-// about the settings of other modes, and returns the mode's exchanger,
-// without its client; nil when a setting is invalid.
+// mode judges the settings of the exchange mode, warns about the settings
+// of other modes, and returns the mode's exchanger, whose client trusts
+// Roots; nil when a setting is invalid.
 func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	c := &o.Config
 	if modeSettings[c.Auth] == nil {
@@ -193,25 +188,24 @@ func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	if len(ignored) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignored in %s mode", strings.Join(ignored, ", "), c.Auth))
 	}
-	c.TokenURL = o.checkTokenURL(f)
-	endpoint, agent := "", version.UserAgent()
+	ep := exchange.Endpoint{Client: exchange.NewHTTPClient(c.Roots), UserAgent: version.UserAgent()}
 	if c.TokenURL != nil {
-		endpoint = c.TokenURL.String()
+		ep.URL = c.TokenURL.String()
 	}
 	bootstrap := strings.TrimSpace(env[bootstrapEnv])
 	if c.Auth == authBearer {
 		if u := c.TokenURL; u != nil && u.Scheme == "http" && !o.allowHTTP {
 			f.problemf("token-url", "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or %s=true) to send it in the clear", authBearer, runnerInsecure)
 		}
-		return o.bearer(f, endpoint, agent, bootstrap)
+		return o.bearer(f, ep, bootstrap)
 	}
-	return o.encryptedSession(f, endpoint, agent, bootstrap != "")
+	return o.encryptedSession(f, ep, bootstrap != "")
 }
 
 // encryptedSession judges exactly one of the key and its file, and the
 // session id by the control plane's rules; successor (the successor's
 // capability is in the environment) shapes the hint for a missing key.
-func (o *options) encryptedSession(f *flags, endpoint, agent string, successor bool) exchange.Exchanger {
+func (o *options) encryptedSession(f *flags, ep exchange.Endpoint, successor bool) exchange.Exchanger {
 	var key *rsa.PublicKey
 	var err error
 	switch {
@@ -239,13 +233,13 @@ func (o *options) encryptedSession(f *flags, endpoint, agent string, successor b
 	if key == nil {
 		return nil
 	}
-	return &exchange.EncryptedSession{Endpoint: exchange.Endpoint{URL: endpoint, UserAgent: agent}, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID)}
+	return &exchange.EncryptedSession{Endpoint: ep, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID)}
 }
 
 // bearer judges exactly one of the credential and its file, or else
 // bootstrap (the successor's capability). The file may be missing at start
 // (a late secret volume; the exchange retries), but not a directory.
-func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.Exchanger {
+func (o *options) bearer(f *flags, ep exchange.Endpoint, bootstrap string) exchange.Exchanger {
 	c := &o.Config
 	source := f.label("credential")
 	if o.credentialFile != "" {
@@ -270,7 +264,7 @@ func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.E
 			c.Warnings = append(c.Warnings, f.label("credential-file")+": "+err.Error()+"; tokend retries")
 		}
 	}
-	return &exchange.Bearer{Endpoint: exchange.Endpoint{URL: endpoint, UserAgent: agent}, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source}
+	return &exchange.Bearer{Endpoint: ep, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source}
 }
 
 // checkTokenURL judges the token endpoint's URL by the plain-http rule:
