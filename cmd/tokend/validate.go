@@ -303,47 +303,37 @@ func internalHost(host string) bool {
 
 // loadRoots resolves the one CA setting and, when the token URL or the
 // proxy's upstream is https, loads the system roots plus its file into
-// Roots: once, for every part of tokend that dials https.
-func (o *options) loadRoots(f *flags, env map[string]string) {
-	c := &o.Config
-	label, path := o.resolveCA(f, env)
-	var err error
-	switch {
-	case c.TokenURL != nil && c.TokenURL.Scheme == "https" || c.Proxy.Upstream != nil && c.Proxy.Upstream.Scheme == "https":
-		c.Roots, err = exchange.LoadRoots(path)
-	case path != "":
-		err = exchange.CheckCAFiles(path)
-	}
-	if err != nil {
-		f.errs = append(f.errs, fmt.Errorf("%s: %w", label, err))
-	}
-}
-
-// resolveCA returns the CA file and the label of its source. Five names
-// grew for it: a flag (--ca-file, --cp-ca-file) wins over a variable
+// Roots: once, for every part of tokend that dials https. Five names grew
+// for the setting: a flag (--ca-file, --cp-ca-file) wins over a variable
 // (TOKEND_CA_FILE, AMBIENT_CP_CA_PATH, AMBIENT_CP_CA_CERT_FILE); two at the
 // winning level must name one file (two CAs go in one PEM bundle).
-func (o *options) resolveCA(f *flags, env map[string]string) (label, path string) {
+func (o *options) loadRoots(f *flags, env map[string]string) {
+	c := &o.Config
 	type source struct {
 		label, path string
 		flag        bool
 	}
-	flagged := f.fromFlag["ca-file"] || f.fromFlag["cp-ca-file"] // a flag wins over the variables
-	var got []source
+	var ca source
+	flagged := f.fromFlag["ca-file"] || f.fromFlag["cp-ca-file"]
 	for _, s := range []source{{f.label("ca-file"), o.caFile, f.fromFlag["ca-file"]}, {f.label("cp-ca-file"), o.cpCAFile, f.fromFlag["cp-ca-file"]},
 		{"AMBIENT_CP_CA_CERT_FILE", strings.TrimSpace(env["AMBIENT_CP_CA_CERT_FILE"]), false}} {
-		if s.flag == flagged && (s.flag || s.path != "") {
-			got = append(got, s)
-		}
-	}
-	if len(got) == 0 {
-		return "", ""
-	}
-	for _, g := range got[1:] {
-		if g.path != got[0].path {
+		switch {
+		case s.flag != flagged || !s.flag && s.path == "": // not at the winning level
+		case ca.label == "":
+			ca = s
+		case s.path != ca.path:
 			f.errs = append(f.errs, fmt.Errorf("%s: %s differs from %s %s, and they are one setting: set only one of them, with every CA the pod needs in one PEM bundle",
-				got[0].label, got[0].path, g.label, g.path))
+				ca.label, ca.path, s.label, s.path))
 		}
 	}
-	return got[0].label, got[0].path
+	var err error
+	switch {
+	case c.TokenURL != nil && c.TokenURL.Scheme == "https" || c.Proxy.Upstream != nil && c.Proxy.Upstream.Scheme == "https":
+		c.Roots, err = exchange.LoadRoots(ca.path)
+	case ca.path != "":
+		err = exchange.CheckCAFiles(ca.path)
+	}
+	if err != nil {
+		f.errs = append(f.errs, fmt.Errorf("%s: %w", ca.label, err))
+	}
 }
