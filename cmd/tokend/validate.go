@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/proxy"
 	"github.com/ambient-code/tokend/internal/secret"
@@ -37,10 +38,14 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 			env[k] = v
 		}
 	}
-	o := &options{}
-	o.Command = command
+	o := &options{Config: daemon.Config{Command: command}}
 	f := newFlags(command)
-	o.define(f, command)
+	letter := "irefc"[slices.Index(commands, command)] // see setting.cmds
+	for _, s := range o.table() {
+		if strings.IndexByte(s.cmds, letter) >= 0 {
+			f.add(s.to, s.name, s.env, s.def, s.usage)
+		}
+	}
 	f.SetOutput(out)
 	f.Usage = func() { f.usage(out, command) }
 	if i := slices.Index(args, "--"); command == "exec" && i >= 0 {
@@ -92,14 +97,11 @@ func (o *options) validate(f *flags, env map[string]string) error {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("--%s is a secret given as a flag: every process of the pod can read it in /proc/<pid>/cmdline, and the pod spec shows it; set %s from a Secret instead", name, f.env[name]))
 		}
 	}
-	// The successor's runner takes this opt-in for plain http; it is one
-	// more variable of --allow-insecure-http.
 	if v, ok := env[runnerInsecure]; ok && !o.allowHTTP && f.Lookup("allow-insecure-http") != nil {
-		allow, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
+		var err error
+		if o.allowHTTP, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
 			f.problemf("allow-insecure-http", "%s must be true or false, not %q", runnerInsecure, v)
 		}
-		o.allowHTTP = allow
 	}
 	if c.TokenFile == "" {
 		f.problemf("token-file", "required: set it to a file in the token volume, e.g. %s", defaultTokenFile)
