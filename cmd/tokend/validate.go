@@ -196,9 +196,6 @@ func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	}
 	bootstrap := strings.TrimSpace(env[bootstrapEnv])
 	if c.Auth == authBearer {
-		if u := c.TokenURL; u != nil && u.Scheme == "http" && !o.allowHTTP {
-			f.problemf("token-url", "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or %s=true) to send it in the clear", authBearer, runnerInsecure)
-		}
 		return o.bearer(f, ep, bootstrap)
 	}
 	return o.encryptedSession(f, ep, bootstrap != "")
@@ -270,7 +267,8 @@ func (o *options) bearer(f *flags, ep exchange.Endpoint, bootstrap string) excha
 }
 
 // checkTokenURL judges the token endpoint's URL by the plain-http rule:
-// http is for loopback and in-cluster service names only, unless allowed.
+// http is for loopback and in-cluster service names only, and never in
+// bearer mode, unless allowed.
 func (o *options) checkTokenURL(f *flags) *url.URL {
 	const name = "token-url"
 	u, err := url.Parse(o.tokenURL)
@@ -287,6 +285,8 @@ func (o *options) checkTokenURL(f *flags) *url.URL {
 		f.problemf(name, "has no host: name the control plane's host")
 	case u.Scheme == "http" && !o.allowHTTP && !internalHost(u.Hostname()):
 		f.problemf(name, "plain http to %s is refused: use https, an in-cluster *.svc name, or %s=true", u.Hostname(), f.label("allow-insecure-http"))
+	case u.Scheme == "http" && !o.allowHTTP && o.Auth == authBearer:
+		f.problemf(name, "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or %s=true) to send it in the clear", authBearer, runnerInsecure)
 	default:
 		return u
 	}
