@@ -26,11 +26,6 @@ type flags struct {
 	errs     []error           // the problems, each naming its setting
 }
 
-func newFlags(command string) *flags {
-	return &flags{FlagSet: flag.NewFlagSet("tokend "+command, flag.ContinueOnError),
-		env: map[string]string{}, fromFlag: map[string]bool{}, given: map[string]bool{}}
-}
-
 // add registers a setting: its typed target (*string, *bool, positive
 // *time.Duration, *slog.Level, or a func that parses into its own), flag,
 // variable, default ("" none) and usage ("" hidden). A problem with the

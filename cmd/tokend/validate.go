@@ -39,7 +39,8 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 		}
 	}
 	o := &options{Config: daemon.Config{Command: command}}
-	f := newFlags(command)
+	f := &flags{FlagSet: flag.NewFlagSet("tokend "+command, flag.ContinueOnError),
+		env: map[string]string{}, fromFlag: map[string]bool{}, given: map[string]bool{}}
 	letter := "irefc"[slices.Index(commands, command)] // see setting.cmds
 	for _, s := range o.table() {
 		if strings.IndexByte(s.cmds, letter) >= 0 {
@@ -62,17 +63,14 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 	case f.NArg() > 0:
 		return nil, invalid(fmt.Errorf("unexpected arguments: %q", f.Args()))
 	}
-	f.fromEnv(env)
 	known := map[string]string{"AMBIENT_CP_CA_CERT_FILE": "AMBIENT_CP_CA_CERT_FILE"}
-	other := newFlags("other")
-	for _, s := range (&options{}).table() {
+	for _, s := range (&options{}).table() { // another command's * settings: judged from env only, into a throwaway
 		known[s.env] = label(s.name, s.env)
-		if s.cmds[0] == '*' && f.Lookup(s.name) == nil && other.Lookup(s.name) == nil && env[s.env] != "" {
-			other.add(s.to, s.name, s.env, "", "")
-			other.Set(s.name, env[s.env])
+		if s.cmds[0] == '*' && f.Lookup(s.name) == nil {
+			f.add(s.to, s.name, s.env, "", "")
 		}
 	}
-	f.errs = append(f.errs, other.errs...)
+	f.fromEnv(env)
 	f.unknownVariables(env, known)
 	full := o.validate(f, env)
 	if len(f.errs) > 0 {
@@ -97,17 +95,17 @@ func (o *options) validate(f *flags, env map[string]string) error {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("--%s is a secret given as a flag: every process of the pod can read it in /proc/<pid>/cmdline, and the pod spec shows it; set %s from a Secret instead", name, f.env[name]))
 		}
 	}
-	if v, ok := env[runnerInsecure]; ok && !o.allowHTTP && f.Lookup("allow-insecure-http") != nil {
-		var err error
-		if o.allowHTTP, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
-			f.problemf("allow-insecure-http", "%s must be true or false, not %q", runnerInsecure, v)
-		}
-	}
 	if c.TokenFile == "" {
 		f.problemf("token-file", "required: set it to a file in the token volume, e.g. %s", defaultTokenFile)
 	}
 	if o.Command == "check" || o.Command == "refresh" {
 		return nil
+	}
+	if v, ok := env[runnerInsecure]; ok && !o.allowHTTP {
+		var err error
+		if o.allowHTTP, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+			f.problemf("allow-insecure-http", "%s must be true or false, not %q", runnerInsecure, v)
+		}
 	}
 	if o.Command == "run" || o.Command == "exec" {
 		o.validateRun(f)
