@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -152,16 +153,12 @@ var serviceLink = regexp.MustCompile(`_SERVICE_(HOST|PORT)(_.*)?$|_PORT(_\d+_(TC
 // matches and no setting of any command reads, naming the closest
 // setting. known maps every variable a setting reads to its label.
 func (f *flags) unknownVariables(env, known map[string]string) {
+	settings := slices.Sorted(maps.Keys(known)) // MinFunc keeps the first of a tie
 	for _, name := range slices.Sorted(maps.Keys(env)) {
 		if known[name] != "" || !tokendVar.MatchString(name) || serviceLink.MatchString(name) {
 			continue
 		}
-		best, dist := "", -1
-		for k := range known {
-			if d := distance(name, k); dist < 0 || d < dist || d == dist && k < best {
-				best, dist = k, d
-			}
-		}
+		best := slices.MinFunc(settings, func(a, b string) int { return cmp.Compare(distance(name, a), distance(name, b)) })
 		f.errs = append(f.errs, fmt.Errorf("%s: tokend has no such setting (the closest is %s): rename or remove the variable", name, known[best]))
 	}
 }
