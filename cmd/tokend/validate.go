@@ -52,12 +52,11 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 	if i := slices.Index(args, "--"); command == "exec" && i >= 0 {
 		args, o.Exec.Argv = args[:i], slices.Clone(args[i+1:])
 	}
-	if err := f.Parse(args); errors.Is(err, flag.ErrHelp) {
+	switch err := f.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
 		return nil, err
-	} else if err != nil {
+	case err != nil:
 		return nil, invalid(err)
-	}
-	switch {
 	case command == "exec" && len(o.Exec.Argv) == 0:
 		return nil, invalid(errors.New("the command to run is missing: tokend exec [flags] -- CMD [ARGS...]"))
 	case f.NArg() > 0:
