@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,11 +25,6 @@ type flags struct {
 	fromFlag map[string]bool   // given on the command line
 	given    map[string]bool   // given by a flag or a variable
 	errs     []error           // the problems, each naming its setting
-}
-
-func newFlags(command string) *flags {
-	return &flags{FlagSet: flag.NewFlagSet("tokend "+command, flag.ContinueOnError),
-		env: map[string]string{}, fromFlag: map[string]bool{}, given: map[string]bool{}}
 }
 
 // add registers a setting: its typed target (*string, *bool, positive
@@ -144,30 +140,25 @@ func (e *invalidError) Error() string {
 
 func (e *invalidError) Unwrap() error { return e.problems }
 
-// prefixes are the beginnings of the variables that are tokend's: one
-// that no setting knows is a mistake (a typo, or a setting that went),
-// not a variable of another program.
-var prefixes = []string{"TOKEND_", "AMBIENT_CP_TOKEN_", "AMBIENT_CP_CA_"}
+// tokendVar matches the variables that are tokend's: one that no setting
+// knows is a mistake (a typo, or a setting that went), not a variable of
+// another program.
+var tokendVar = regexp.MustCompile(`^(TOKEND|AMBIENT_CP_TOKEN|AMBIENT_CP_CA)_`)
 
 // serviceLink matches the variables Kubernetes sets for each Service of
 // the namespace (a Service named tokend gives TOKEND_SERVICE_HOST).
 var serviceLink = regexp.MustCompile(`_SERVICE_(HOST|PORT)(_.*)?$|_PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?$`)
 
-// unknownVariables adds a problem for each variable of env with one of
-// prefixes that no setting of any command reads, naming the closest
+// unknownVariables adds a problem for each variable of env that tokendVar
+// matches and no setting of any command reads, naming the closest
 // setting. known maps every variable a setting reads to its label.
 func (f *flags) unknownVariables(env, known map[string]string) {
+	settings := slices.Sorted(maps.Keys(known)) // MinFunc keeps the first of a tie
 	for _, name := range slices.Sorted(maps.Keys(env)) {
-		if known[name] != "" || serviceLink.MatchString(name) ||
-			!strings.HasPrefix(name, prefixes[0]) && !strings.HasPrefix(name, prefixes[1]) && !strings.HasPrefix(name, prefixes[2]) {
+		if known[name] != "" || !tokendVar.MatchString(name) || serviceLink.MatchString(name) {
 			continue
 		}
-		best, dist := "", -1
-		for k := range known {
-			if d := distance(name, k); dist < 0 || d < dist || d == dist && k < best {
-				best, dist = k, d
-			}
-		}
+		best := slices.MinFunc(settings, func(a, b string) int { return cmp.Compare(distance(name, a), distance(name, b)) })
 		f.errs = append(f.errs, fmt.Errorf("%s: tokend has no such setting (the closest is %s): rename or remove the variable", name, known[best]))
 	}
 }
@@ -182,13 +173,11 @@ func distance(a, b string) int {
 		prev := row[0]
 		row[0] = i
 		for j := 1; j <= len(b); j++ {
-			cur := row[j]
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			row[j] = min(row[j]+1, row[j-1]+1, prev+cost)
-			prev = cur
+			prev, row[j] = row[j], min(row[j]+1, row[j-1]+1, prev+cost)
 		}
 	}
 	return row[len(b)]

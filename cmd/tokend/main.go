@@ -12,9 +12,8 @@
 // environment fallback. Exit status: 0 success, 1 runtime failure, 2 invalid
 // configuration.
 //
-// How a setting reaches the daemon: settings.go is the table of every
-// flag and its variable, flags.go parses them with the environment as
-// fallback, validate.go judges them together and fills the daemon.Config
+// settings.go lists every setting, flags.go parses them (the environment
+// as fallback), validate.go judges them together into the daemon.Config
 // that run.go hands to package daemon.
 package main
 

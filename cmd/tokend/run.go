@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+	"golang.org/x/sys/unix"
 
 	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
@@ -85,21 +86,26 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		defer signal.Stop(refresh)
 		d.RefreshSignals = refresh
 	}
-	switch cmd {
-	case "exec":
-		return execCommand(ctx, o, d)
-	case "refresh":
+	if cmd == "refresh" {
 		return refreshCommand(ctx, o, stdout, stderr)
 	}
-	if err := command(ctx, o, d, stdout); err != nil {
+	code, err := command(ctx, o, d, stdout)
+	if err != nil {
 		log.Error(cmd+" failed", slog.String("error", err.Error()))
-		return &exitError{code: 1, err: err}
+		return &exitError{code: max(code, 1), err: err}
+	}
+	if cmd == "exec" {
+		log.Info("command exited", slog.Int("code", code))
+	}
+	if code != 0 {
+		return &exitError{code: code, err: fmt.Errorf("command exited with status %d", code)}
 	}
 	return nil
 }
 
-// command runs init, run or check.
-func command(ctx context.Context, o *options, d daemon.Deps, stdout io.Writer) error {
+// command runs init, run, exec or check; exec returns its command's exit
+// status.
+func command(ctx context.Context, o *options, d daemon.Deps, stdout io.Writer) (int, error) {
 	cfg := &o.Config
 	switch cfg.Command {
 	case "init":
@@ -108,21 +114,27 @@ func command(ctx context.Context, o *options, d daemon.Deps, stdout io.Writer) e
 			err = fmt.Errorf("%w; the control plane gave no token within TOKEND_INIT_TIMEOUT (--init-timeout) %s: "+
 				"make sure the pod reaches AMBIENT_CP_TOKEN_URL (the attempts are logged above), or raise the timeout", err, cfg.InitTimeout)
 		}
-		return err
+		return 0, err
 	case "run":
 		err := daemon.Run(ctx, cfg, d)
 		if err == nil {
 			d.Logger.Info("stopped")
 		}
-		return err
+		return 0, err
+	case "exec":
+		// Exec ignores the end of ctx and forwards these to the child instead.
+		sigs := make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(sigs)
+		return daemon.Exec(ctx, cfg, d, daemon.ExecDeps{Signals: sigs})
 	}
 	desc, err := daemon.Check(cfg, d)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: no token yet; tokend init or run writes it, with the same TOKEND_TOKEN_FILE (--token-file)", err)
+		return 0, fmt.Errorf("%w: no token yet; tokend init or run writes it, with the same TOKEND_TOKEN_FILE (--token-file)", err)
 	} else if err == nil {
 		fmt.Fprintln(stdout, "ok:", desc)
 	}
-	return err
+	return 0, err
 }
 
 // exitCode maps run's error to the process exit status, printing errors
@@ -145,15 +157,13 @@ func exitCode(err error, stderr io.Writer) int {
 
 // usage prints tokend's top-level help.
 func usage(w io.Writer) {
-	var b bytes.Buffer
-	b.WriteString("tokend keeps a control-plane API token fresh in a file.\n\nUsage: tokend <command> [flags]\n\nCommands:\n")
+	fmt.Fprint(w, "tokend keeps a control-plane API token fresh in a file.\n\nUsage: tokend <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c, summaries[c])
+		fmt.Fprintf(w, "  %-8s %s\n", c, summaries[c])
 	}
-	b.WriteString("  version  Print the version, commit and Go version.\n  help     Print this help; 'tokend <command> -h' for a command's flags.\n\n" +
-		"Every flag falls back to an environment variable; a TOKEND_ variable that names no setting is an error.\n" +
+	fmt.Fprint(w, "  version  Print the version, commit and Go version.\n  help     Print this help; 'tokend <command> -h' for a command's flags.\n\n"+
+		"Every flag falls back to an environment variable; a TOKEND_ variable that names no setting is an error.\n"+
 		"Exit status: 0 success, 1 runtime failure, 2 invalid configuration.\n")
-	b.WriteTo(w)
 }
 
 // newLogger returns the configured handler: tint for people (colour only on
@@ -162,7 +172,12 @@ func newLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationSeconds}))
 	}
-	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}))
+	f, ok := w.(*os.File)
+	if ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		ok = err == nil
+	}
+	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.RFC3339, NoColor: !ok}))
 }
 
 // durationSeconds writes a duration as float seconds, the unit log
@@ -172,35 +187,6 @@ func durationSeconds(_ []string, a slog.Attr) slog.Attr {
 		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
 	}
 	return a
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// execCommand runs `tokend exec [flags] -- CMD [ARGS...]` and exits with
-// the command's status.
-func execCommand(ctx context.Context, o *options, d daemon.Deps) error {
-	// Exec ignores the end of ctx and forwards these to the child instead.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	log := d.Logger
-	code, err := daemon.Exec(ctx, &o.Config, d, daemon.ExecDeps{Signals: sigs})
-	if err != nil {
-		log.Error("exec failed", slog.String("error", err.Error()))
-		return &exitError{code: max(code, 1), err: err}
-	}
-	log.Info("command exited", slog.Int("code", code))
-	if code != 0 {
-		return &exitError{code: code, err: fmt.Errorf("command exited with status %d", code)}
-	}
-	return nil
 }
 
 // refreshCommand runs `tokend refresh`: it asks the running tokend for an

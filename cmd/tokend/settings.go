@@ -151,16 +151,6 @@ func (o *options) table() []setting {
 	}
 }
 
-// define registers command's settings on f, in help order.
-func (o *options) define(f *flags, command string) {
-	letter := "irefc"[slices.Index(commands, command)]
-	for _, s := range o.table() {
-		if strings.IndexByte(s.cmds, letter) >= 0 {
-			f.add(s.to, s.name, s.env, s.def, s.usage)
-		}
-	}
-}
-
 // oneOf parses one of choices into p, which holds the text even when it
 // is none of them.
 func oneOf[T ~string](p *T, choices ...T) func(string) error {
@@ -179,11 +169,10 @@ func oneOf[T ~string](p *T, choices ...T) func(string) error {
 // command only shows them.
 func durationText(d time.Duration) string {
 	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
+	for _, zero := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, zero) {
+			s = s[:len(s)-2]
+		}
 	}
 	return s
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ambient-code/tokend/internal/daemon"
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/proxy"
 	"github.com/ambient-code/tokend/internal/secret"
@@ -37,37 +38,38 @@ func load(command string, args, environ []string, out io.Writer) (*options, erro
 			env[k] = v
 		}
 	}
-	o := &options{}
-	o.Command = command
-	f := newFlags(command)
-	o.define(f, command)
+	o := &options{Config: daemon.Config{Command: command}}
+	f := &flags{FlagSet: flag.NewFlagSet("tokend "+command, flag.ContinueOnError),
+		env: map[string]string{}, fromFlag: map[string]bool{}, given: map[string]bool{}}
+	letter := "irefc"[slices.Index(commands, command)] // see setting.cmds
+	for _, s := range o.table() {
+		if strings.IndexByte(s.cmds, letter) >= 0 {
+			f.add(s.to, s.name, s.env, s.def, s.usage)
+		}
+	}
 	f.SetOutput(out)
 	f.Usage = func() { f.usage(out, command) }
 	if i := slices.Index(args, "--"); command == "exec" && i >= 0 {
 		args, o.Exec.Argv = args[:i], slices.Clone(args[i+1:])
 	}
-	if err := f.Parse(args); errors.Is(err, flag.ErrHelp) {
+	switch err := f.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
 		return nil, err
-	} else if err != nil {
+	case err != nil:
 		return nil, invalid(err)
-	}
-	switch {
 	case command == "exec" && len(o.Exec.Argv) == 0:
 		return nil, invalid(errors.New("the command to run is missing: tokend exec [flags] -- CMD [ARGS...]"))
 	case f.NArg() > 0:
 		return nil, invalid(fmt.Errorf("unexpected arguments: %q", f.Args()))
 	}
-	f.fromEnv(env)
 	known := map[string]string{"AMBIENT_CP_CA_CERT_FILE": "AMBIENT_CP_CA_CERT_FILE"}
-	other := newFlags("other")
-	for _, s := range (&options{}).table() {
+	for _, s := range (&options{}).table() { // another command's * settings: judged from env only, into a throwaway
 		known[s.env] = label(s.name, s.env)
-		if s.cmds[0] == '*' && f.Lookup(s.name) == nil && other.Lookup(s.name) == nil && env[s.env] != "" {
-			other.add(s.to, s.name, s.env, "", "")
-			other.Set(s.name, env[s.env])
+		if s.cmds[0] == '*' && f.Lookup(s.name) == nil {
+			f.add(s.to, s.name, s.env, "", "")
 		}
 	}
-	f.errs = append(f.errs, other.errs...)
+	f.fromEnv(env)
 	f.unknownVariables(env, known)
 	full := o.validate(f, env)
 	if len(f.errs) > 0 {
@@ -92,32 +94,24 @@ func (o *options) validate(f *flags, env map[string]string) error {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("--%s is a secret given as a flag: every process of the pod can read it in /proc/<pid>/cmdline, and the pod spec shows it; set %s from a Secret instead", name, f.env[name]))
 		}
 	}
-	// The successor's runner takes this opt-in for plain http; it is one
-	// more variable of --allow-insecure-http.
-	if v, ok := env[runnerInsecure]; ok && !o.allowHTTP && f.Lookup("allow-insecure-http") != nil {
-		allow, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			f.problemf("allow-insecure-http", "%s must be true or false, not %q", runnerInsecure, v)
-		}
-		o.allowHTTP = allow
-	}
 	if c.TokenFile == "" {
 		f.problemf("token-file", "required: set it to a file in the token volume, e.g. %s", defaultTokenFile)
 	}
 	if o.Command == "check" || o.Command == "refresh" {
 		return nil
 	}
+	if v, ok := env[runnerInsecure]; ok && !o.allowHTTP {
+		var err error
+		if o.allowHTTP, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+			f.problemf("allow-insecure-http", "%s must be true or false, not %q", runnerInsecure, v)
+		}
+	}
 	if o.Command == "run" || o.Command == "exec" {
 		o.validateRun(f)
 	}
-	c.Exchanger = o.mode(f, env)
+	c.TokenURL = o.checkTokenURL(f)
 	o.loadRoots(f, env)
-	switch e := c.Exchanger.(type) { // the client trusts the roots loaded for the token URL
-	case *exchange.Bearer:
-		e.Client = exchange.NewHTTPClient(c.Roots)
-	case *exchange.EncryptedSession:
-		e.Client = exchange.NewHTTPClient(c.Roots)
-	}
+	c.Exchanger = o.mode(f, env)
 	if path := c.JSONFile; path != "" && filepath.Clean(path) == filepath.Clean(c.TokenFile) {
 		f.problemf("json-file", "%s is the token file: name another file, e.g. %s.json", path, c.TokenFile)
 	} else if path != "" {
@@ -174,9 +168,9 @@ func (o *options) validateRun(f *flags) {
 	}
 }
 
-// mode judges the token URL and the settings of the exchange mode, warns
-// about the settings of other modes, and returns the mode's exchanger,
-// without its client; nil when a setting is invalid.
+// mode judges the settings of the exchange mode, warns about the settings
+// of other modes, and returns the mode's exchanger, whose client trusts
+// Roots; nil when a setting is invalid.
 func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	c := &o.Config
 	if modeSettings[c.Auth] == nil {
@@ -193,25 +187,21 @@ func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	if len(ignored) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignored in %s mode", strings.Join(ignored, ", "), c.Auth))
 	}
-	c.TokenURL = o.checkTokenURL(f)
-	endpoint, agent := "", version.UserAgent()
+	ep := exchange.Endpoint{Client: exchange.NewHTTPClient(c.Roots), UserAgent: version.UserAgent()}
 	if c.TokenURL != nil {
-		endpoint = c.TokenURL.String()
+		ep.URL = c.TokenURL.String()
 	}
 	bootstrap := strings.TrimSpace(env[bootstrapEnv])
 	if c.Auth == authBearer {
-		if u := c.TokenURL; u != nil && u.Scheme == "http" && !o.allowHTTP {
-			f.problemf("token-url", "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or %s=true) to send it in the clear", authBearer, runnerInsecure)
-		}
-		return o.bearer(f, endpoint, agent, bootstrap)
+		return o.bearer(f, ep, bootstrap)
 	}
-	return o.encryptedSession(f, endpoint, agent, bootstrap != "")
+	return o.encryptedSession(f, ep, bootstrap != "")
 }
 
 // encryptedSession judges exactly one of the key and its file, and the
 // session id by the control plane's rules; successor (the successor's
 // capability is in the environment) shapes the hint for a missing key.
-func (o *options) encryptedSession(f *flags, endpoint, agent string, successor bool) exchange.Exchanger {
+func (o *options) encryptedSession(f *flags, ep exchange.Endpoint, successor bool) exchange.Exchanger {
 	var key *rsa.PublicKey
 	var err error
 	switch {
@@ -239,13 +229,13 @@ func (o *options) encryptedSession(f *flags, endpoint, agent string, successor b
 	if key == nil {
 		return nil
 	}
-	return &exchange.EncryptedSession{Endpoint: exchange.Endpoint{URL: endpoint, UserAgent: agent}, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID)}
+	return &exchange.EncryptedSession{Endpoint: ep, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID)}
 }
 
 // bearer judges exactly one of the credential and its file, or else
 // bootstrap (the successor's capability). The file may be missing at start
 // (a late secret volume; the exchange retries), but not a directory.
-func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.Exchanger {
+func (o *options) bearer(f *flags, ep exchange.Endpoint, bootstrap string) exchange.Exchanger {
 	c := &o.Config
 	source := f.label("credential")
 	if o.credentialFile != "" {
@@ -270,11 +260,12 @@ func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.E
 			c.Warnings = append(c.Warnings, f.label("credential-file")+": "+err.Error()+"; tokend retries")
 		}
 	}
-	return &exchange.Bearer{Endpoint: exchange.Endpoint{URL: endpoint, UserAgent: agent}, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source}
+	return &exchange.Bearer{Endpoint: ep, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source}
 }
 
 // checkTokenURL judges the token endpoint's URL by the plain-http rule:
-// http is for loopback and in-cluster service names only, unless allowed.
+// http is for loopback and in-cluster service names only, and never in
+// bearer mode, unless allowed.
 func (o *options) checkTokenURL(f *flags) *url.URL {
 	const name = "token-url"
 	u, err := url.Parse(o.tokenURL)
@@ -291,6 +282,8 @@ func (o *options) checkTokenURL(f *flags) *url.URL {
 		f.problemf(name, "has no host: name the control plane's host")
 	case u.Scheme == "http" && !o.allowHTTP && !internalHost(u.Hostname()):
 		f.problemf(name, "plain http to %s is refused: use https, an in-cluster *.svc name, or %s=true", u.Hostname(), f.label("allow-insecure-http"))
+	case u.Scheme == "http" && !o.allowHTTP && o.Auth == authBearer:
+		f.problemf(name, "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or %s=true) to send it in the clear", authBearer, runnerInsecure)
 	default:
 		return u
 	}
@@ -309,47 +302,37 @@ func internalHost(host string) bool {
 
 // loadRoots resolves the one CA setting and, when the token URL or the
 // proxy's upstream is https, loads the system roots plus its file into
-// Roots: once, for every part of tokend that dials https.
-func (o *options) loadRoots(f *flags, env map[string]string) {
-	c := &o.Config
-	label, path := o.resolveCA(f, env)
-	var err error
-	switch {
-	case c.TokenURL != nil && c.TokenURL.Scheme == "https" || c.Proxy.Upstream != nil && c.Proxy.Upstream.Scheme == "https":
-		c.Roots, err = exchange.LoadRoots(path)
-	case path != "":
-		err = exchange.CheckCAFiles(path)
-	}
-	if err != nil {
-		f.errs = append(f.errs, fmt.Errorf("%s: %w", label, err))
-	}
-}
-
-// resolveCA returns the CA file and the label of its source. Five names
-// grew for it: a flag (--ca-file, --cp-ca-file) wins over a variable
+// Roots: once, for every part of tokend that dials https. Five names grew
+// for the setting: a flag (--ca-file, --cp-ca-file) wins over a variable
 // (TOKEND_CA_FILE, AMBIENT_CP_CA_PATH, AMBIENT_CP_CA_CERT_FILE); two at the
 // winning level must name one file (two CAs go in one PEM bundle).
-func (o *options) resolveCA(f *flags, env map[string]string) (label, path string) {
+func (o *options) loadRoots(f *flags, env map[string]string) {
+	c := &o.Config
 	type source struct {
 		label, path string
 		flag        bool
 	}
-	flagged := f.fromFlag["ca-file"] || f.fromFlag["cp-ca-file"] // a flag wins over the variables
-	var got []source
+	var ca source
+	flagged := f.fromFlag["ca-file"] || f.fromFlag["cp-ca-file"]
 	for _, s := range []source{{f.label("ca-file"), o.caFile, f.fromFlag["ca-file"]}, {f.label("cp-ca-file"), o.cpCAFile, f.fromFlag["cp-ca-file"]},
 		{"AMBIENT_CP_CA_CERT_FILE", strings.TrimSpace(env["AMBIENT_CP_CA_CERT_FILE"]), false}} {
-		if s.flag == flagged && (s.flag || s.path != "") {
-			got = append(got, s)
-		}
-	}
-	if len(got) == 0 {
-		return "", ""
-	}
-	for _, g := range got[1:] {
-		if g.path != got[0].path {
+		switch {
+		case s.flag != flagged || !s.flag && s.path == "": // not at the winning level
+		case ca.label == "":
+			ca = s
+		case s.path != ca.path:
 			f.errs = append(f.errs, fmt.Errorf("%s: %s differs from %s %s, and they are one setting: set only one of them, with every CA the pod needs in one PEM bundle",
-				got[0].label, got[0].path, g.label, g.path))
+				ca.label, ca.path, s.label, s.path))
 		}
 	}
-	return got[0].label, got[0].path
+	var err error
+	switch {
+	case c.TokenURL != nil && c.TokenURL.Scheme == "https" || c.Proxy.Upstream != nil && c.Proxy.Upstream.Scheme == "https":
+		c.Roots, err = exchange.LoadRoots(ca.path)
+	case ca.path != "":
+		err = exchange.CheckCAFiles(ca.path)
+	}
+	if err != nil {
+		f.errs = append(f.errs, fmt.Errorf("%s: %w", ca.label, err))
+	}
 }
