@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -61,7 +60,7 @@ func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
 // send sends cred once (steps 2, 3 and 5).
 func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 	tok, err := get(ctx, e.Client, e.URL, cred.Reveal(), e.UserAgent, now(e.Now), e.hint)
-	exp, _ := CredentialExpiry(cred.Reveal())
+	exp, _ := jwtexp.Expiry(cred.Reveal()) // a run capability is shaped as a JWT
 	// Judged once the answer is in: the issuer judged it then.
 	if t := now(e.Now); err != nil && !exp.IsZero() && !t.Before(exp) {
 		return Token{}, fmt.Errorf("%w at %s (its exp claim): a new run gets a new one, or replace %s (the last answer: %w)",
@@ -106,22 +105,6 @@ func (e *Bearer) hint(code int) string {
 // success whatever tokend's clock says; an issuer out of reach cannot
 // overrule the claim). Classify calls it a refusal.
 var ErrCredentialExpired = errors.New("exchange: the bearer credential has expired")
-
-// CapabilityPrefix starts the successor control plane's run capability:
-// "acp-runner-v1.<base64url JSON claims>.<base64url signature>"
-// (protocol.md section 3).
-const CapabilityPrefix = "acp-runner-v1."
-
-// CredentialExpiry returns the exp claim of a bearer credential, the
-// successor's run capability or any JWT, without verifying its signature;
-// ok is false when it has no readable exp claim. Safe for concurrent use.
-func CredentialExpiry(credential string) (exp time.Time, ok bool) {
-	// A capability is shaped as a JWT; jwtexp reads the second segment only.
-	if strings.HasPrefix(credential, CapabilityPrefix) || strings.Count(credential, ".") == 2 {
-		return jwtexp.Expiry(credential)
-	}
-	return time.Time{}, false
-}
 
 // readCredential returns Credential, or else reads CredentialFile (step 1)
 // by the token file rule (tokenbytes.FromFile). Errors wrap ErrCredential
