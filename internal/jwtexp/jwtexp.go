@@ -26,30 +26,24 @@ const maxLen = 64 << 10
 // Expiry is safe for concurrent use and never includes token bytes in any
 // output.
 func Expiry(token string) (exp time.Time, ok bool) {
-	if len(token) > maxLen {
+	head, rest, _ := strings.Cut(token, ".")
+	claims, _, _ := strings.Cut(rest, ".")
+	if len(token) > maxLen || strings.Count(token, ".") != 2 || head == "" || claims == "" {
 		return time.Time{}, false
 	}
-	first := strings.IndexByte(token, '.')
-	if first <= 0 {
-		return time.Time{}, false
-	}
-	rest := token[first+1:]
-	second := strings.IndexByte(rest, '.')
-	if second <= 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
-		return time.Time{}, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest[:second], "="))
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(claims, "="))
 	if err != nil {
 		return time.Time{}, false
 	}
-	var claims struct {
+	var c struct {
 		Exp *json.Number `json:"exp"`
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil || claims.Exp == nil {
+	if err := json.Unmarshal(payload, &c); err != nil || c.Exp == nil {
 		return time.Time{}, false
 	}
-	secs, err := claims.Exp.Float64()
-	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || secs <= 0 || secs > 1<<40 {
+	// A JSON number parses to neither NaN nor an infinity without an error.
+	secs, err := c.Exp.Float64()
+	if err != nil || secs <= 0 || secs > 1<<40 {
 		return time.Time{}, false
 	}
 	whole, frac := math.Modf(secs)
