@@ -1,21 +1,18 @@
-// Package tokenbytes is the one rule for the bytes of a bearer token, used
-// wherever tokend takes or hands out one: the exchange's answer, the token
-// file (tokend check, package tokenfile), and the credentials tokend sends
-// (the bearer credential).
+// Package tokenbytes is the one rule for the bytes of a bearer token: the
+// exchange's answer, the token file (tokend check, package tokenfile) and
+// the bearer credential tokend sends.
 //
-// A token is 1 to MaxLen bytes of printable ASCII, 0x21 to 0x7E: no space,
-// tab, carriage return, line feed, control or non-ASCII byte, so that a
-// reader that pastes it into an HTTP header cannot be made to inject
-// another. A file may follow the token with line feeds, which are not part
-// of it (FromFile); a token itself never holds one (Check).
+// A token is 1 to MaxLen bytes of printable ASCII, 0x21 to 0x7E (no
+// whitespace, control or non-ASCII byte), so that a reader that pastes it
+// into an HTTP header cannot be made to inject another. A file may follow
+// the token with line feeds (FromFile); a token never holds one (Check).
 //
-// A writer that has no token to offer, because the issuer definitively
-// refused the credential, says so with a withdrawal record (Withdrawal) in
-// place of the token: a line that starts with "# token withdrawn" and says
-// why. It breaks the token rule (it holds spaces), so a reader that follows
-// the rule alone sees no token, and a reader that knows the record
-// (FromFile returns ErrWithdrawn) can tell a withdrawal from a file that
-// went bad, where the last good token is kept.
+// A writer whose credential the issuer definitively refused puts a
+// withdrawal record (Withdrawal) in place of the token: one line starting
+// "# token withdrawn" that says why. It breaks the token rule, so a reader
+// of the rule alone sees no token, while FromFile returns ErrWithdrawn and
+// so tells a withdrawal from a file gone bad (where the last good token is
+// kept).
 //
 // Errors name the problem and a byte offset, never the bytes. The functions
 // are pure and safe for concurrent use.
@@ -107,12 +104,9 @@ func FromFile(b []byte) (string, error) {
 		reason := strings.TrimPrefix(strings.TrimRight(rest, "\n"), ": ")
 		return "", fmt.Errorf("%w: %s", ErrWithdrawn, clean(reason))
 	}
-	n := len(b)
-	for n > 0 && b[n-1] == '\n' {
-		n--
-	}
-	if err := Check(b[:n]); err != nil {
+	tok := strings.TrimRight(string(b), "\n")
+	if err := Check(tok); err != nil {
 		return "", err
 	}
-	return string(b[:n]), nil
+	return tok, nil
 }
