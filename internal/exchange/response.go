@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -99,13 +100,11 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 	if err := json.Unmarshal(body, &r); err != nil {
 		return Token{}, fmt.Errorf("%w: not a JSON object with a string token field", ErrInvalidResponse)
 	}
-	if r.Token == nil {
-		r.Token = r.ServiceToken
-	}
-	if r.Token == nil {
+	token := cmp.Or(r.Token, r.ServiceToken)
+	if token == nil {
 		return Token{}, fmt.Errorf("%w: no token field", ErrInvalidResponse)
 	}
-	value := *r.Token
+	value := *token
 	if err := CheckToken(value); err != nil {
 		return Token{}, err
 	}
@@ -180,23 +179,19 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 // maybe after '+' (as Go, JavaScript and Java write years past 9999), which
 // time.Parse refuses; the rest is checked in a four-digit year as leap.
 func parseLongYear(s string) (time.Time, bool) {
-	digits := strings.TrimPrefix(s, "+")
-	n := 0
-	for n < len(digits) && digits[n] >= '0' && digits[n] <= '9' {
-		n++
-	}
-	if n < 5 || n > 9 || !strings.HasPrefix(digits[n:], "-") {
+	digits, rest, ok := strings.Cut(strings.TrimPrefix(s, "+"), "-")
+	year, err := strconv.ParseUint(digits, 10, 32) // no sign, no overflow
+	if !ok || err != nil || len(digits) < 5 || len(digits) > 9 {
 		return time.Time{}, false
 	}
-	year, _ := strconv.Atoi(digits[:n]) // at most nine digits: no overflow
-	stand := 2001                       // a four-digit year with as many days
+	stand := 2001 // a four-digit year with as many days
 	if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
 		stand = 2000
 	}
-	t, err := time.Parse(time.RFC3339Nano, strconv.Itoa(stand)+digits[n:])
+	t, err := time.Parse(time.RFC3339Nano, strconv.Itoa(stand)+"-"+rest)
 	if err != nil {
 		return time.Time{}, false
 	}
 	// Same leap-ness: in UTC too, no date moves to or from a 29 February.
-	return t.UTC().AddDate(year-stand, 0, 0), true
+	return t.UTC().AddDate(int(year)-stand, 0, 0), true
 }
