@@ -105,8 +105,15 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 		return Token{}, fmt.Errorf("%w: no token field", ErrInvalidResponse)
 	}
 	value := *token
-	if err := CheckToken(value); err != nil {
-		return Token{}, err
+	// The token's bytes by package tokenbytes' rule; the error names an
+	// offset, never the value.
+	switch err := tokenbytes.Check(value); {
+	case errors.Is(err, tokenbytes.ErrEmpty):
+		return Token{}, fmt.Errorf("%w: empty token", ErrInvalidResponse)
+	case errors.Is(err, tokenbytes.ErrTooLong):
+		return Token{}, fmt.Errorf("%w: token %w", ErrInvalidResponse, err)
+	case err != nil:
+		return Token{}, fmt.Errorf("%w: token has %w", ErrInvalidResponse, err)
 	}
 	tok := Token{Value: secret.New(value)}
 	if len(r.ExpiresAt) > 0 && string(r.ExpiresAt) != "null" {
@@ -132,23 +139,6 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 			tok.Expiry.Format(time.RFC3339), tok.ExpirySource, now.UTC().Format(time.RFC3339))
 	}
 	return tok, nil
-}
-
-// CheckToken reports whether v is usable as a bearer token by the rule of
-// package tokenbytes (1 to tokenbytes.MaxLen bytes of printable ASCII
-// without whitespace). The error wraps ErrInvalidResponse and names the
-// problem and a byte offset, never the value.
-func CheckToken(v string) error {
-	switch err := tokenbytes.Check(v); {
-	case err == nil:
-		return nil
-	case errors.Is(err, tokenbytes.ErrEmpty):
-		return fmt.Errorf("%w: empty token", ErrInvalidResponse)
-	case errors.Is(err, tokenbytes.ErrTooLong):
-		return fmt.Errorf("%w: token %w", ErrInvalidResponse, err)
-	default:
-		return fmt.Errorf("%w: token has %w", ErrInvalidResponse, err)
-	}
 }
 
 // maxExpiresAt is the latest expires_at accepted, in Unix seconds (in the
