@@ -70,7 +70,7 @@ func assertNoKeyMaterial(t *testing.T, s, msg string) {
 func FuzzParseBody(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		tok, err := parseBody(body, now, 0)
+		tok, err := parseBody(body, now, "")
 		var r struct {
 			Token        *string `json:"token"`
 			ServiceToken *string `json:"service_token"`

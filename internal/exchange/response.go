@@ -61,7 +61,7 @@ func get(ctx context.Context, client *http.Client, endpoint, credential, userAge
 	if len(body) > bodyLimit {
 		return Token{}, fmt.Errorf("%w: body exceeds %d bytes", ErrInvalidResponse, bodyLimit)
 	}
-	return parseBody(body, now, issuerSkew(resp.Header.Get("Date"), now))
+	return parseBody(body, now, resp.Header.Get("Date"))
 }
 
 // bodyLimit bounds the response body of either mode.
@@ -72,16 +72,6 @@ const bodyLimit = 64 << 10
 // takes time to arrive.
 const MinSkew = 2 * time.Second
 
-// issuerSkew returns how far the issuer's clock (the header value date) is
-// ahead of now; zero when absent, unparseable or within MinSkew.
-func issuerSkew(date string, now time.Time) time.Duration {
-	t, err := http.ParseTime(date)
-	if skew := t.Sub(now); err == nil && (skew <= -MinSkew || skew >= MinSkew) {
-		return skew
-	}
-	return 0
-}
-
 // maxLife is the longest remaining life taken at its word: an expiry
 // further out, or past the year 9999, is unknown, never a reason to refuse
 // a token.
@@ -89,9 +79,10 @@ const maxLife = 366 * 24 * time.Hour
 
 // parseBody decodes a token response body: "token" (or "service_token")
 // and an optional "expires_at", Unix seconds (number or string) or RFC 3339
-// (a year past 9999 too), else a JWT's exp; other fields are ignored. skew
-// (the issuer's clock ahead of now) is subtracted from the expiry.
-func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
+// (a year past 9999 too), else a JWT's exp; other fields are ignored. The
+// issuer's clock is date (a Date header): when it is MinSkew or more from
+// now, the difference is the token's Skew and is taken off the expiry.
+func parseBody(body []byte, now time.Time, date string) (Token, error) {
 	var r struct {
 		Token        *string         `json:"token"`
 		ServiceToken *string         `json:"service_token"`
@@ -126,12 +117,14 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 		tok.Expiry, tok.ExpirySource = exp, "jwt"
 	}
 	if !tok.Expiry.IsZero() {
-		tok.Skew = skew
-		if tok.Expiry.Year() > 9999 || tok.Expiry.Sub(now.Add(skew)) > maxLife {
+		if t, err := http.ParseTime(date); err == nil && t.Sub(now).Abs() >= MinSkew {
+			tok.Skew = t.Sub(now)
+		}
+		if tok.Expiry.Year() > 9999 || tok.Expiry.Sub(now.Add(tok.Skew)) > maxLife {
 			tok.IgnoredExpiry = fmt.Sprintf("%s of %d (Unix seconds) is more than a year away", tok.ExpirySource, tok.Expiry.Unix())
 			tok.Expiry, tok.ExpirySource = time.Time{}, ""
 		} else {
-			tok.Expiry = tok.Expiry.Add(-skew)
+			tok.Expiry = tok.Expiry.Add(-tok.Skew)
 		}
 	}
 	if !tok.Expiry.IsZero() && !tok.Expiry.After(now) {
