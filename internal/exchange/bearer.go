@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,7 @@ type Bearer struct {
 	// Credential is sent when CredentialFile is empty.
 	Credential secret.String
 	// CredentialSource names the credential's setting for hints, e.g.
-	// "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"; by default TOKEND_CREDENTIAL(_FILE).
+	// "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"; "the credential" when empty.
 	CredentialSource string
 }
 
@@ -64,22 +65,12 @@ func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 	// Judged once the answer is in: the issuer judged it then.
 	if t := now(e.Now); err != nil && !exp.IsZero() && !t.Before(exp) {
 		return Token{}, fmt.Errorf("%w at %s (its exp claim): a new run gets a new one, or replace %s (the last answer: %w)",
-			ErrCredentialExpired, exp.UTC().Format(time.RFC3339), e.source(), err)
+			ErrCredentialExpired, exp.UTC().Format(time.RFC3339), cmp.Or(e.CredentialSource, "the credential"), err)
 	}
 	if err == nil && !exp.IsZero() {
 		tok.CredentialExpiry = exp.Add(-tok.Skew) // onto tokend's clock, as Expiry
 	}
 	return tok, err
-}
-
-func (e *Bearer) source() string {
-	switch {
-	case e.CredentialSource != "":
-		return e.CredentialSource
-	case e.CredentialFile != "":
-		return "TOKEND_CREDENTIAL_FILE (" + e.CredentialFile + ")"
-	}
-	return "TOKEND_CREDENTIAL"
 }
 
 // CheckCredential returns why v, sent as an HTTP header, cannot be a
@@ -96,7 +87,7 @@ func CheckCredential(v string) error {
 }
 
 func (e *Bearer) hint(code int) string {
-	return hint(code, "credential rejected: "+e.source()+" is not this run's capability, or it expired or was not signed by this control plane",
+	return hint(code, "credential rejected: "+cmp.Or(e.CredentialSource, "the credential")+" is not this run's capability, or it expired or was not signed by this control plane",
 		"runner access revoked: the session was stopped or restarted, and this run's capability obtains no more tokens")
 }
 

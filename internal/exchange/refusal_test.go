@@ -40,8 +40,8 @@ func TestBearerRefusals(t *testing.T) {
 			fault: fakeissuer.Status(403), want: exchange.Refused, hint: "runner access revoked", requests: 1},
 		{name: "401 from a variable", ex: exchange.Bearer{Credential: secret.New("stale"), CredentialSource: "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"},
 			want: exchange.Refused, hint: "AMBIENT_RUNNER_BOOTSTRAP_TOKEN is not this run's capability", requests: 1},
-		{name: "401 from a file read again unchanged", ex: exchange.Bearer{CredentialFile: file},
-			want: exchange.Refused, hint: "TOKEND_CREDENTIAL_FILE (" + file + ")", requests: 1},
+		{name: "401 from a file read again unchanged", ex: exchange.Bearer{CredentialFile: file, CredentialSource: "TOKEND_CREDENTIAL_FILE " + file},
+			want: exchange.Refused, hint: "TOKEND_CREDENTIAL_FILE " + file + " is not this run's capability", requests: 1},
 		{name: "503", ex: exchange.Bearer{Credential: secret.New(capability)},
 			fault: fakeissuer.Status(503), want: exchange.Transient, requests: 1},
 	}
