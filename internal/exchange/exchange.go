@@ -90,7 +90,8 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// Class is what a failed exchange means for the token tokend holds.
+// Class is what a failed exchange means for the token tokend holds: it
+// stays in use until it expires, unless the class is Refused.
 type Class int
 
 // The classes of Classify.
@@ -98,11 +99,11 @@ const (
 	// None is the class of a nil error.
 	None Class = iota
 	// Transient: the issuer is busy, failing or out of reach; asking again
-	// soon may succeed. The token held stays in use until it expires.
+	// soon may succeed.
 	Transient
 	// Permanent: a configuration problem (a redirect, a wrong URL, an
 	// untrusted certificate) or the caller stopping; the same request
-	// fails again. The token held stays in use until it expires.
+	// fails again.
 	Permanent
 	// Refused: the control plane definitively refused this pod's
 	// credential (session stopped, restarted or revoked, or credential
@@ -114,18 +115,15 @@ const (
 // failures are classified, and what the README documents per mode:
 //
 //   - Refused: 403 (the session id rejected, or "runner access revoked");
-//     a confirmed 401 (StatusError.Confirmed: the credential or key sent
-//     was re-read from its file after the 401, or comes from a variable,
-//     which cannot change); ErrCredentialExpired.
+//     a confirmed 401 (StatusError.Confirmed); ErrCredentialExpired.
 //   - Permanent: every other 3xx or 4xx status, an unconfirmed 401
-//     included (a configuration problem: the same request fails again); a
-//     server certificate that does not verify (the trusted roots are read
-//     once); a cancelled context (the caller is stopping).
-//   - Transient: 408, 429 and 5xx (the issuer is busy or failing); an
-//     invalid 200 answer or an already-expired token (a proxy's page, a
-//     passing glitch); ErrCredential and ErrPublicKey (a mounted file may
-//     be late); the exchange's deadline; anything else (connection
-//     refused, reset, DNS).
+//     included (the same request fails again); a server certificate that
+//     does not verify (the trusted roots are read once); a cancelled
+//     context (the caller is stopping).
+//   - Transient: 408, 429 and 5xx; an invalid 200 answer or an
+//     already-expired token (a proxy's page, a passing glitch);
+//     ErrCredential and ErrPublicKey (a mounted file may be late); the
+//     exchange's deadline; anything else (connection refused, reset, DNS).
 func Classify(err error) Class {
 	var se *StatusError
 	var ce *tls.CertificateVerificationError
