@@ -157,25 +157,21 @@ func (e *EncryptedSession) hint(code int) string {
 // hint explains status code: a 401 by on401 and a 403 by on403, which
 // differ by mode, and the other statuses as every mode means them.
 func hint(code int, on401, on403 string) string {
-	switch {
-	case code == http.StatusUnauthorized:
-		return on401
-	case code == http.StatusForbidden:
-		return on403
-	case code == http.StatusNotFound:
-		return "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)"
-	case code == http.StatusMethodNotAllowed:
-		return "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)"
-	case code >= 300 && code < 400:
+	if code >= 300 && code < 400 {
 		return "redirect refused (tokend never follows redirects; check AMBIENT_CP_TOKEN_URL)"
-	case code == http.StatusTooManyRequests:
-		return "rate limited"
-	case code == http.StatusInternalServerError:
-		return "the control plane could not mint a token"
-	case code >= 500:
+	}
+	h, ok := map[int]string{
+		http.StatusUnauthorized:        on401,
+		http.StatusForbidden:           on403,
+		http.StatusNotFound:            "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)",
+		http.StatusMethodNotAllowed:    "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)",
+		http.StatusTooManyRequests:     "rate limited",
+		http.StatusInternalServerError: "the control plane could not mint a token",
+	}[code]
+	if !ok && code >= 500 {
 		return "the control plane is unavailable"
 	}
-	return ""
+	return h
 }
 
 func now(f func() time.Time) time.Time {
