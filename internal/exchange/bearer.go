@@ -26,7 +26,7 @@ var ErrCredential = errors.New("exchange: bearer credential unavailable")
 // Bearer <credential>" and no body, the answer a JSON object with "token"
 // and "expires_at", as the successor control plane serves it today with a
 // run capability as the credential (protocol.md section 3). Each Exchange
-// takes these steps within one deadline of Timeout:
+// takes these steps within one deadline of RequestTimeout:
 //
 //  1. Read the credential: CredentialFile when set, re-read every time
 //     (its owner may rotate it), else Credential.
@@ -55,7 +55,7 @@ type Bearer struct {
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
 // returns errors wrapping ErrCredential and ErrCredentialExpired.
 func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
-	return exchangeOnce(ctx, e.Timeout, e.readCredential, secret.String.Equal, e.send, "the credential")
+	return exchangeOnce(ctx, e.readCredential, secret.String.Equal, e.send, "the credential")
 }
 
 // send sends cred once (steps 2, 3 and 5).

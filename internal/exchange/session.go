@@ -17,7 +17,7 @@ import (
 )
 
 // RequestTimeout bounds one exchange of either mode, from dial to the last
-// byte of the body, when the Exchanger's Timeout is zero.
+// byte of the body.
 const RequestTimeout = 10 * time.Second
 
 // Endpoint is the part of Bearer and EncryptedSession that says where and
@@ -29,8 +29,6 @@ type Endpoint struct {
 	Client *http.Client
 	// UserAgent is sent as the User-Agent header.
 	UserAgent string
-	// Timeout bounds one exchange; RequestTimeout when zero.
-	Timeout time.Duration
 	// Now returns the wall time used to judge expiry; time.Now when nil.
 	Now func() time.Time
 }
@@ -39,7 +37,7 @@ type Endpoint struct {
 // bearer credential is the session id encrypted to the control plane's RSA
 // key (RSA-OAEP, SHA-256, empty label), fresh at every request, in padded
 // standard base64. Each Exchange takes these steps within one deadline of
-// Timeout:
+// RequestTimeout:
 //
 //  1. Take the key: PublicKeyFile, read again at every exchange (a mounted
 //     Secret follows the control plane's key rotation), or else PublicKey.
@@ -69,18 +67,15 @@ var ErrPublicKey = errors.New("exchange: public key unavailable")
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
 // returns errors wrapping ErrPublicKey.
 func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
-	return exchangeOnce(ctx, e.Timeout, e.key, func(a, b *rsa.PublicKey) bool { return a.Equal(b) }, e.send, "the key file")
+	return exchangeOnce(ctx, e.key, func(a, b *rsa.PublicKey) bool { return a.Equal(b) }, e.send, "the key file")
 }
 
-// exchangeOnce is one exchange of either mode within timeout: read, send,
-// and on a 401 read again; a changed credential is sent once more, and a 401
-// on the freshest one is confirmed (Classify). what names the source.
-func exchangeOnce[C any](ctx context.Context, timeout time.Duration, read func() (C, error), same func(a, b C) bool,
+// exchangeOnce is one exchange of either mode within RequestTimeout: read,
+// send, and on a 401 read again; a changed credential is sent once more, and
+// a 401 on the freshest one is confirmed (Classify). what names the source.
+func exchangeOnce[C any](ctx context.Context, read func() (C, error), same func(a, b C) bool,
 	send func(context.Context, C) (Token, error), what string) (Token, error) {
-	if timeout <= 0 {
-		timeout = RequestTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	cred, err := read()
 	if err != nil {
