@@ -77,17 +77,16 @@ func (e *ByteError) Error() string {
 // Check returns nil when v is a token by the package rule: ErrEmpty,
 // ErrTooLong or a *ByteError otherwise. A trailing line feed is a
 // *ByteError: use FromFile for a file's content.
-func Check[T ~string | ~[]byte](v T) error {
+func Check(v string) error {
 	switch {
 	case len(v) == 0:
 		return ErrEmpty
 	case len(v) > MaxLen:
 		return ErrTooLong
 	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c <= ' ' || c >= 0x7f {
-			return &ByteError{Offset: i}
-		}
+	// A non-ASCII or invalid byte starts a rune of at least 0x80.
+	if i := strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r >= 0x7f }); i >= 0 {
+		return &ByteError{Offset: i}
 	}
 	return nil
 }

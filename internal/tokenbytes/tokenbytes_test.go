@@ -30,7 +30,6 @@ func TestCheckAndFromFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			same(t, "Check", Check(tt.in), tt.check, tt.offset)
-			same(t, "Check([]byte)", Check([]byte(tt.in)), tt.check, tt.offset)
 			got, err := FromFile([]byte(tt.in))
 			same(t, "FromFile", err, tt.file, tt.offset)
 			if err == nil && got != tt.token {
@@ -74,7 +73,7 @@ func TestWithdrawal(t *testing.T) {
 	if !errors.Is(err, ErrWithdrawn) || !strings.Contains(err.Error(), "refused: 403?second line ?") {
 		t.Errorf("FromFile = %v, want ErrWithdrawn with the cleaned reason", err)
 	}
-	if Check(rec) == nil {
+	if Check(string(rec)) == nil {
 		t.Error("a withdrawal record passes the token rule")
 	}
 }
