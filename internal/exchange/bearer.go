@@ -107,20 +107,19 @@ func (e *Bearer) readCredential() (secret.String, error) {
 	const absent = "is the secret that holds it mounted?"
 	path := e.CredentialFile
 	h, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return secret.String{}, fmt.Errorf("%w: %s: %w (%s)", ErrCredential, path, cause(err), absent)
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			who := fmt.Sprintf("; tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
-			if fi, serr := os.Stat(path); serr == nil {
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-					who += fmt.Sprintf(", and the file is owned by uid %d, gid %d with mode %04o", st.Uid, st.Gid, fi.Mode().Perm())
-				}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return secret.String{}, fmt.Errorf("%w: %s: %w (%s)", ErrCredential, path, cause(err), absent)
+	case errors.Is(err, fs.ErrPermission):
+		who := fmt.Sprintf("; tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
+		if fi, serr := os.Stat(path); serr == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				who += fmt.Sprintf(", and the file is owned by uid %d, gid %d with mode %04o", st.Uid, st.Gid, fi.Mode().Perm())
 			}
-			return secret.String{}, fmt.Errorf("%w: %s exists but tokend may not read it: %w%s: %s", ErrCredential, path, cause(err), who,
-				"make the file readable by the user tokend runs as (the pod's securityContext.fsGroup, or the secret volume's defaultMode)")
 		}
+		return secret.String{}, fmt.Errorf("%w: %s exists but tokend may not read it: %w%s: %s", ErrCredential, path, cause(err), who,
+			"make the file readable by the user tokend runs as (the pod's securityContext.fsGroup, or the secret volume's defaultMode)")
+	case err != nil:
 		return secret.String{}, fmt.Errorf("%w: %s: %w", ErrCredential, path, cause(err))
 	}
 	defer h.Close()
