@@ -23,20 +23,19 @@ import (
 var ErrCredential = errors.New("exchange: bearer credential unavailable")
 
 // Bearer sends a static credential as it is: GET with "Authorization:
-// Bearer <credential>" and no body, the answer a JSON object with "token"
-// and "expires_at", as the successor control plane serves it today with a
-// run capability as the credential (protocol.md section 3). Each Exchange
-// takes these steps within one deadline of RequestTimeout:
+// Bearer <credential>" and no body, answered with JSON "token" and
+// "expires_at", as the successor control plane serves it with a run
+// capability as the credential (protocol.md section 3). Each Exchange,
+// within one deadline of RequestTimeout:
 //
-//  1. Read the credential: CredentialFile when set, re-read every time
-//     (its owner may rotate it), else Credential.
-//  2. GET URL with the credential; redirects are never followed.
-//  3. Read the answer through a 64 KiB limit and validate the token; its
-//     CredentialExpiry is the credential's exp claim.
-//  4. On a 401, read the credential again: when its file now holds another
-//     one, send that once; otherwise the 401 is confirmed (Classify).
-//  5. When the exchange failed and the credential's exp claim has passed
-//     on tokend's clock, the error wraps ErrCredentialExpired.
+//  1. reads the credential: CredentialFile, re-read every time (its owner
+//     may rotate it), else Credential;
+//  2. sends it, following no redirect, and validates the answer (at most
+//     64 KiB); the token's CredentialExpiry is the credential's exp claim;
+//  3. on a 401, reads the credential again and sends it once more if it
+//     changed; otherwise the 401 is confirmed (Classify);
+//  4. when it failed after the exp claim passed on tokend's clock,
+//     returns an error wrapping ErrCredentialExpired.
 //
 // Bearer does not judge the URL's scheme (the configuration does). It is
 // safe for concurrent use; its fields must not change after construction.
@@ -58,7 +57,7 @@ func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
 	return exchangeOnce(ctx, e.readCredential, secret.String.Equal, e.send, "the credential")
 }
 
-// send sends cred once (steps 2, 3 and 5).
+// send sends cred once (steps 2 and 4).
 func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 	tok, err := get(ctx, e.Client, e.URL, cred.Reveal(), e.UserAgent, now(e.Now), e.hint)
 	exp, _ := jwtexp.Expiry(cred.Reveal()) // a run capability is shaped as a JWT

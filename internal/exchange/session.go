@@ -36,18 +36,17 @@ type Endpoint struct {
 // EncryptedSession is the control plane's deployed exchange: a GET whose
 // bearer credential is the session id encrypted to the control plane's RSA
 // key (RSA-OAEP, SHA-256, empty label), fresh at every request, in padded
-// standard base64. Each Exchange takes these steps within one deadline of
-// RequestTimeout:
+// standard base64. Each Exchange, within one deadline of RequestTimeout:
 //
-//  1. Take the key: PublicKeyFile, read again at every exchange (a mounted
-//     Secret follows the control plane's key rotation), or else PublicKey.
-//  2. GET URL with the session id encrypted to that key.
-//  3. On a 401, read PublicKeyFile again: when it now holds another key,
-//     send once more with it. A 401 that survives this, or answers a
-//     PublicKey (which cannot change), is confirmed: a refusal (Classify).
+//  1. takes the key: PublicKeyFile, read at every exchange (a mounted
+//     Secret follows the control plane's key rotation), else PublicKey;
+//  2. sends the session id encrypted to it;
+//  3. on a 401, reads PublicKeyFile again and sends once more if the key
+//     changed. A 401 that survives this, or answers PublicKey (which
+//     cannot change), is confirmed: a refusal (Classify).
 //
-// An EncryptedSession is safe for concurrent use once constructed; its
-// fields must not change afterwards.
+// It is safe for concurrent use; its fields must not change after
+// construction.
 type EncryptedSession struct {
 	Endpoint
 	// PublicKey is the control plane's key, used when PublicKeyFile is empty.
