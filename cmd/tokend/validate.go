@@ -316,9 +316,9 @@ func (o *options) loadRoots(f *flags, env map[string]string) {
 	var err error
 	switch {
 	case c.TokenURL != nil && c.TokenURL.Scheme == "https" || c.Proxy.Upstream != nil && c.Proxy.Upstream.Scheme == "https":
-		c.Roots, err = exchange.LoadRoots(path)
+		c.Roots, err = exchange.LoadRoots(path, true)
 	case path != "":
-		err = exchange.CheckCAFiles(path)
+		_, err = exchange.LoadRoots(path, false) // the file alone
 	}
 	if err != nil {
 		f.errs = append(f.errs, fmt.Errorf("%s: %w", label, err))
