@@ -21,7 +21,6 @@ import (
 	"github.com/ambient-code/tokend/internal/proxy"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokendir"
-	"github.com/ambient-code/tokend/internal/version"
 )
 
 // load reads command's settings from args (after the command name) and
@@ -194,7 +193,7 @@ func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignored in %s mode", strings.Join(ignored, ", "), c.Auth))
 	}
 	c.TokenURL = o.checkTokenURL(f)
-	endpoint, agent := "", version.UserAgent()
+	endpoint := ""
 	if c.TokenURL != nil {
 		endpoint = c.TokenURL.String()
 	}
@@ -203,15 +202,15 @@ func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 		if u := c.TokenURL; u != nil && u.Scheme == "http" && !o.allowHTTP {
 			f.problemf("token-url", "plain http is refused in %s mode, whose credential is a capability valid for days: use https, or set TOKEND_ALLOW_INSECURE_HTTP=true (or %s=true) to send it in the clear", authBearer, runnerInsecure)
 		}
-		return o.bearer(f, endpoint, agent, bootstrap)
+		return o.bearer(f, endpoint, bootstrap)
 	}
-	return o.encryptedSession(f, endpoint, agent, bootstrap != "")
+	return o.encryptedSession(f, endpoint, bootstrap != "")
 }
 
 // encryptedSession judges exactly one of the key and its file, and the
 // session id by the control plane's rules; successor (the successor's
 // capability is in the environment) shapes the hint for a missing key.
-func (o *options) encryptedSession(f *flags, endpoint, agent string, successor bool) exchange.Exchanger {
+func (o *options) encryptedSession(f *flags, endpoint string, successor bool) exchange.Exchanger {
 	var key *rsa.PublicKey
 	var err error
 	switch {
@@ -239,13 +238,13 @@ func (o *options) encryptedSession(f *flags, endpoint, agent string, successor b
 	if key == nil {
 		return nil
 	}
-	return &exchange.EncryptedSession{Endpoint: exchange.Endpoint{URL: endpoint, UserAgent: agent}, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID)}
+	return &exchange.EncryptedSession{Endpoint: exchange.Endpoint{URL: endpoint}, PublicKey: key, PublicKeyFile: o.publicKeyFile, SessionID: secret.New(o.sessionID)}
 }
 
 // bearer judges exactly one of the credential and its file, or else
 // bootstrap (the successor's capability). The file may be missing at start
 // (a late secret volume; the exchange retries), but not a directory.
-func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.Exchanger {
+func (o *options) bearer(f *flags, endpoint, bootstrap string) exchange.Exchanger {
 	c := &o.Config
 	source := f.label("credential")
 	if o.credentialFile != "" {
@@ -270,7 +269,7 @@ func (o *options) bearer(f *flags, endpoint, agent, bootstrap string) exchange.E
 			c.Warnings = append(c.Warnings, f.label("credential-file")+": "+err.Error()+"; tokend retries")
 		}
 	}
-	return &exchange.Bearer{Endpoint: exchange.Endpoint{URL: endpoint, UserAgent: agent}, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source}
+	return &exchange.Bearer{Endpoint: exchange.Endpoint{URL: endpoint}, Credential: secret.New(o.credential), CredentialFile: o.credentialFile, CredentialSource: source}
 }
 
 // checkTokenURL judges the token endpoint's URL by the plain-http rule:

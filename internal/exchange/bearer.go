@@ -59,7 +59,7 @@ func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
 
 // send sends cred once (steps 2 and 4).
 func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
-	tok, err := get(ctx, e.Client, e.URL, cred.Reveal(), e.UserAgent, now(e.Now), e.hint)
+	tok, err := get(ctx, e.Client, e.URL, cred.Reveal(), now(e.Now), e.hint)
 	exp, _ := jwtexp.Expiry(cred.Reveal()) // a run capability is shaped as a JWT
 	// Judged once the answer is in: the issuer judged it then.
 	if t := now(e.Now); err != nil && !exp.IsZero() && !t.Before(exp) {

@@ -16,22 +16,24 @@ import (
 	"github.com/ambient-code/tokend/internal/jwtexp"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokenbytes"
+	"github.com/ambient-code/tokend/internal/version"
 )
+
+// userAgent is the User-Agent header of every exchange: tokend/<version>.
+var userAgent = "tokend/" + version.Get().Version
 
 // get sends the GET of both modes (the credential in "Authorization:
 // Bearer", no body, no redirect followed) and validates the answer into a
 // Token. A body past bodyLimit is an error; hint explains non-200 statuses;
 // an unknown CA's error names the CA settings.
-func get(ctx context.Context, client *http.Client, endpoint, credential, userAgent string, now time.Time, hint func(int) string) (Token, error) {
+func get(ctx context.Context, client *http.Client, endpoint, credential string, now time.Time, hint func(int) string) (Token, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return Token{}, fmt.Errorf("exchange: building request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+credential)
 	req.Header.Set("Accept", "application/json")
-	if userAgent != "" {
-		req.Header.Set("User-Agent", userAgent)
-	}
+	req.Header.Set("User-Agent", userAgent)
 	c := *client
 	c.CheckRedirect = noRedirect
 	resp, err := c.Do(req)

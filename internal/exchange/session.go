@@ -27,8 +27,6 @@ type Endpoint struct {
 	URL string
 	// Client sends the request; use NewHTTPClient.
 	Client *http.Client
-	// UserAgent is sent as the User-Agent header.
-	UserAgent string
 	// Now returns the wall time used to judge expiry; time.Now when nil.
 	Now func() time.Time
 }
@@ -118,7 +116,7 @@ func (e *EncryptedSession) send(ctx context.Context, key *rsa.PublicKey) (Token,
 		// The error from EncryptOAEP names sizes, never the plaintext.
 		return Token{}, fmt.Errorf("exchange: encrypting the session id: %w", err)
 	}
-	return get(ctx, e.Client, e.URL, base64.StdEncoding.EncodeToString(ct), e.UserAgent, now(e.Now), e.hint)
+	return get(ctx, e.Client, e.URL, base64.StdEncoding.EncodeToString(ct), now(e.Now), e.hint)
 }
 
 // CheckSessionID returns why id cannot be the session id under key: the

@@ -49,6 +49,3 @@ func Get() Info {
 func (i Info) String() string {
 	return fmt.Sprintf("tokend %s (commit %s, %s)", i.Version, i.Commit, i.GoVersion)
 }
-
-// UserAgent is the User-Agent header tokend sends: tokend/<version>.
-func UserAgent() string { return "tokend/" + Get().Version }
