@@ -11,6 +11,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -189,12 +190,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // cause drops err's outer wrapper, at every call a *url.Error or
 // *fs.PathError, whose message repeats the method, URL (with a query
 // string, which must not reach logs) or path that the caller states.
-func cause(err error) error {
-	if inner := errors.Unwrap(err); inner != nil {
-		return inner
-	}
-	return err
-}
+func cause(err error) error { return cmp.Or(errors.Unwrap(err), err) }
 
 // SafeURL returns raw's scheme, host and path, for logs and errors: a
 // gateway may carry a credential in the query string or user info.
