@@ -16,10 +16,10 @@ import (
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
-// ErrCredential is wrapped by errors about the bearer credential file:
-// missing, unreadable, empty, too long, or holding bytes a header cannot
-// carry. The error names the file, never its content. Classify calls it
-// transient (a mounted secret may not be in place yet).
+// ErrCredential is wrapped by errors about CredentialFile: missing,
+// unreadable, empty, too long, or holding bytes a header cannot carry; they
+// name the file, never its content. Classify calls it transient (a mounted
+// secret may not be in place yet).
 var ErrCredential = errors.New("exchange: bearer credential unavailable")
 
 // Bearer sends a static credential as it is: GET with "Authorization:

@@ -97,19 +97,10 @@ type Class int
 
 // The classes of Classify.
 const (
-	// None is the class of a nil error.
-	None Class = iota
-	// Transient: the issuer is busy, failing or out of reach; asking again
-	// soon may succeed.
-	Transient
-	// Permanent: a configuration problem (a redirect, a wrong URL, an
-	// untrusted certificate) or the caller stopping; the same request
-	// fails again.
-	Permanent
-	// Refused: the control plane definitively refused this pod's
-	// credential (session stopped, restarted or revoked, or credential
-	// expired). The token held must stop being used at once.
-	Refused
+	None      Class = iota // err is nil
+	Transient              // the issuer is busy, failing or out of reach: asking again soon may succeed
+	Permanent              // a configuration problem or the caller stopping: the same request fails again
+	Refused                // the credential was definitively refused (revoked, expired): stop using the token now
 )
 
 // Classify says what the failure err means; it is the one place where

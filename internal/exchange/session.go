@@ -56,9 +56,8 @@ type EncryptedSession struct {
 }
 
 // ErrPublicKey is wrapped by errors about PublicKeyFile: missing,
-// unreadable, or not holding a usable key. The error names the file and
-// what is wrong, never its content. Classify calls it transient (a mounted
-// file may be in the middle of being replaced).
+// unreadable, or holding no usable key; they name the file, never its
+// content. Classify calls it transient (a mounted file may be mid-swap).
 var ErrPublicKey = errors.New("exchange: public key unavailable")
 
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
