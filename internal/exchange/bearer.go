@@ -76,9 +76,8 @@ func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 // Bearer's Credential by package tokenbytes' rule: a phrase to prefix with
 // the setting's name, naming a bad byte's offset, never the value.
 func CheckCredential(v string) error {
-	var be *tokenbytes.ByteError
-	if err := tokenbytes.Check(v); errors.As(err, &be) {
-		return fmt.Errorf("has a whitespace, control or non-ASCII character at offset %d (it is sent as an HTTP header)", be.Offset)
+	if err := tokenbytes.Check(v); errors.Is(err, tokenbytes.ErrByte) {
+		return fmt.Errorf("has %w (it is sent as an HTTP header)", err)
 	} else if err != nil {
 		return fmt.Errorf("is %w (it is sent as an HTTP header)", err)
 	}

@@ -35,6 +35,9 @@ var (
 	ErrEmpty = errors.New("empty")
 	// ErrTooLong is returned for more than MaxLen bytes.
 	ErrTooLong = errors.New("longer than " + strconv.Itoa(MaxLen) + " bytes")
+	// ErrByte is wrapped by the error for a byte a token may not hold,
+	// which ends "at offset N", N counted from 0.
+	ErrByte = errors.New("a whitespace, control or non-ASCII byte")
 	// ErrWithdrawn is returned by FromFile for a withdrawal record; the
 	// wrapping error carries the record's reason.
 	ErrWithdrawn = errors.New("token withdrawn")
@@ -64,19 +67,9 @@ func clean(s string) string {
 	return string(b)
 }
 
-// ByteError reports the first byte that a token may not hold.
-type ByteError struct {
-	// Offset is the byte's position, from 0.
-	Offset int
-}
-
-func (e *ByteError) Error() string {
-	return "a whitespace, control or non-ASCII byte at offset " + strconv.Itoa(e.Offset)
-}
-
 // Check returns nil when v is a token by the package rule: ErrEmpty,
-// ErrTooLong or a *ByteError otherwise. A trailing line feed is a
-// *ByteError: use FromFile for a file's content.
+// ErrTooLong or an error wrapping ErrByte otherwise. A trailing line feed
+// is a bad byte: use FromFile for a file's content.
 func Check(v string) error {
 	switch {
 	case len(v) == 0:
@@ -86,7 +79,7 @@ func Check(v string) error {
 	}
 	// A non-ASCII or invalid byte starts a rune of at least 0x80.
 	if i := strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r >= 0x7f }); i >= 0 {
-		return &ByteError{Offset: i}
+		return fmt.Errorf("%w at offset %d", ErrByte, i)
 	}
 	return nil
 }
