@@ -194,7 +194,7 @@ func TestCASettingIsOne(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := parse("init", tt.args, env(t, tt.over))
 			if strings.HasPrefix(tt.want, "/") {
-				want, _ := exchange.LoadRoots(tt.want)
+				want, _ := exchange.LoadRoots(tt.want, true)
 				if err != nil || !c.Roots.Equal(want) {
 					t.Fatalf("err %v; want CA file %s and roots", err, tt.want)
 				}

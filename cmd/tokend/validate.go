@@ -22,7 +22,6 @@ import (
 	"github.com/ambient-code/tokend/internal/proxy"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokendir"
-	"github.com/ambient-code/tokend/internal/version"
 )
 
 // load reads command's settings from args (after the command name) and
@@ -187,7 +186,7 @@ func (o *options) mode(f *flags, env map[string]string) exchange.Exchanger {
 	if len(ignored) > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: ignored in %s mode", strings.Join(ignored, ", "), c.Auth))
 	}
-	ep := exchange.Endpoint{Client: exchange.NewHTTPClient(c.Roots), UserAgent: version.UserAgent()}
+	ep := exchange.Endpoint{Client: exchange.NewHTTPClient(c.Roots)}
 	if c.TokenURL != nil {
 		ep.URL = c.TokenURL.String()
 	}
@@ -328,9 +327,9 @@ func (o *options) loadRoots(f *flags, env map[string]string) {
 	var err error
 	switch {
 	case c.TokenURL != nil && c.TokenURL.Scheme == "https" || c.Proxy.Upstream != nil && c.Proxy.Upstream.Scheme == "https":
-		c.Roots, err = exchange.LoadRoots(ca.path)
+		c.Roots, err = exchange.LoadRoots(ca.path, true)
 	case ca.path != "":
-		err = exchange.CheckCAFiles(ca.path)
+		_, err = exchange.LoadRoots(ca.path, false) // the file alone
 	}
 	if err != nil {
 		f.errs = append(f.errs, fmt.Errorf("%s: %w", ca.label, err))

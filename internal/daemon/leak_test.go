@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/daemon"
-	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
 	"github.com/ambient-code/tokend/test/testkit/daemonevents"
@@ -93,8 +92,6 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	cfg.MaxBackoff = time.Millisecond
 	cfg.RefreshInterval = time.Millisecond // honoured as given: the floor too
 	cfg.HealthAddr = "127.0.0.1:0"
-	ex := cfg.Exchanger.(*exchange.EncryptedSession)
-	ex.Timeout = 5 * time.Second
 	addr := make(chan net.Addr, 1)
 	// stored wakes the test after each store; a log of events would grow
 	// the heap this test measures.
@@ -115,7 +112,7 @@ func TestRunRefreshCyclesDoNotLeak(t *testing.T) {
 	go func() {
 		done <- daemon.Run(ctx, cfg, daemonevents.Observe(daemon.Deps{
 			Logger:    slog.New(slog.DiscardHandler),
-			Exchanger: ex,
+			Exchanger: cfg.Exchanger,
 		}, observe))
 	}()
 	defer func() {

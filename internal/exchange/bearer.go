@@ -1,13 +1,13 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -16,27 +16,26 @@ import (
 	"github.com/ambient-code/tokend/internal/tokenbytes"
 )
 
-// ErrCredential is wrapped by errors about the bearer credential file:
-// missing, unreadable, empty, too long, or holding bytes a header cannot
-// carry. The error names the file, never its content. Classify calls it
-// transient (a mounted secret may not be in place yet).
+// ErrCredential is wrapped by errors about CredentialFile: missing,
+// unreadable, empty, too long, or holding bytes a header cannot carry; they
+// name the file, never its content. Classify calls it transient (a mounted
+// secret may not be in place yet).
 var ErrCredential = errors.New("exchange: bearer credential unavailable")
 
 // Bearer sends a static credential as it is: GET with "Authorization:
-// Bearer <credential>" and no body, the answer a JSON object with "token"
-// and "expires_at", as the successor control plane serves it today with a
-// run capability as the credential (protocol.md section 3). Each Exchange
-// takes these steps within one deadline of Timeout:
+// Bearer <credential>" and no body, answered with JSON "token" and
+// "expires_at", as the successor control plane serves it with a run
+// capability as the credential (protocol.md section 3). Each Exchange,
+// within one deadline of RequestTimeout:
 //
-//  1. Read the credential: CredentialFile when set, re-read every time
-//     (its owner may rotate it), else Credential.
-//  2. GET URL with the credential; redirects are never followed.
-//  3. Read the answer through a 64 KiB limit and validate the token; its
-//     CredentialExpiry is the credential's exp claim.
-//  4. On a 401, read the credential again: when its file now holds another
-//     one, send that once; otherwise the 401 is confirmed (Classify).
-//  5. When the exchange failed and the credential's exp claim has passed
-//     on tokend's clock, the error wraps ErrCredentialExpired.
+//  1. reads the credential: CredentialFile, re-read every time (its owner
+//     may rotate it), else Credential;
+//  2. sends it, following no redirect, and validates the answer (at most
+//     64 KiB); the token's CredentialExpiry is the credential's exp claim;
+//  3. on a 401, reads the credential again and sends it once more if it
+//     changed; otherwise the 401 is confirmed (Classify);
+//  4. when it failed after the exp claim passed on tokend's clock,
+//     returns an error wrapping ErrCredentialExpired.
 //
 // Bearer does not judge the URL's scheme (the configuration does). It is
 // safe for concurrent use; its fields must not change after construction.
@@ -48,24 +47,24 @@ type Bearer struct {
 	// Credential is sent when CredentialFile is empty.
 	Credential secret.String
 	// CredentialSource names the credential's setting for hints, e.g.
-	// "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"; by default TOKEND_CREDENTIAL(_FILE).
+	// "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"; "the credential" when empty.
 	CredentialSource string
 }
 
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
 // returns errors wrapping ErrCredential and ErrCredentialExpired.
 func (e *Bearer) Exchange(ctx context.Context) (Token, error) {
-	return exchangeOnce(ctx, e.Timeout, e.readCredential, secret.String.Equal, e.send, "the credential")
+	return exchangeOnce(ctx, e.readCredential, secret.String.Equal, e.send, "the credential")
 }
 
-// send sends cred once (steps 2, 3 and 5).
+// send sends cred once (steps 2 and 4).
 func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
-	tok, err := get(ctx, e.Client, e.URL, cred.Reveal(), e.UserAgent, now(e.Now), e.hint)
-	exp, _ := CredentialExpiry(cred.Reveal())
+	tok, err := get(ctx, e.Client, e.URL, cred.Reveal(), now(e.Now), e.hint)
+	exp, _ := jwtexp.Expiry(cred.Reveal()) // a run capability is shaped as a JWT
 	// Judged once the answer is in: the issuer judged it then.
 	if t := now(e.Now); err != nil && !exp.IsZero() && !t.Before(exp) {
 		return Token{}, fmt.Errorf("%w at %s (its exp claim): a new run gets a new one, or replace %s (the last answer: %w)",
-			ErrCredentialExpired, exp.UTC().Format(time.RFC3339), e.source(), err)
+			ErrCredentialExpired, exp.UTC().Format(time.RFC3339), cmp.Or(e.CredentialSource, "the credential"), err)
 	}
 	if err == nil && !exp.IsZero() {
 		tok.CredentialExpiry = exp.Add(-tok.Skew) // onto tokend's clock, as Expiry
@@ -73,23 +72,12 @@ func (e *Bearer) send(ctx context.Context, cred secret.String) (Token, error) {
 	return tok, err
 }
 
-func (e *Bearer) source() string {
-	switch {
-	case e.CredentialSource != "":
-		return e.CredentialSource
-	case e.CredentialFile != "":
-		return "TOKEND_CREDENTIAL_FILE (" + e.CredentialFile + ")"
-	}
-	return "TOKEND_CREDENTIAL"
-}
-
 // CheckCredential returns why v, sent as an HTTP header, cannot be a
 // Bearer's Credential by package tokenbytes' rule: a phrase to prefix with
 // the setting's name, naming a bad byte's offset, never the value.
 func CheckCredential(v string) error {
-	var be *tokenbytes.ByteError
-	if err := tokenbytes.Check(v); errors.As(err, &be) {
-		return fmt.Errorf("has a whitespace, control or non-ASCII character at offset %d (it is sent as an HTTP header)", be.Offset)
+	if err := tokenbytes.Check(v); errors.Is(err, tokenbytes.ErrByte) {
+		return fmt.Errorf("has %w (it is sent as an HTTP header)", err)
 	} else if err != nil {
 		return fmt.Errorf("is %w (it is sent as an HTTP header)", err)
 	}
@@ -97,7 +85,7 @@ func CheckCredential(v string) error {
 }
 
 func (e *Bearer) hint(code int) string {
-	return hint(code, "credential rejected: "+e.source()+" is not this run's capability, or it expired or was not signed by this control plane",
+	return hint(code, "credential rejected: "+cmp.Or(e.CredentialSource, "the credential")+" is not this run's capability, or it expired or was not signed by this control plane",
 		"runner access revoked: the session was stopped or restarted, and this run's capability obtains no more tokens")
 }
 
@@ -106,22 +94,6 @@ func (e *Bearer) hint(code int) string {
 // success whatever tokend's clock says; an issuer out of reach cannot
 // overrule the claim). Classify calls it a refusal.
 var ErrCredentialExpired = errors.New("exchange: the bearer credential has expired")
-
-// CapabilityPrefix starts the successor control plane's run capability:
-// "acp-runner-v1.<base64url JSON claims>.<base64url signature>"
-// (protocol.md section 3).
-const CapabilityPrefix = "acp-runner-v1."
-
-// CredentialExpiry returns the exp claim of a bearer credential, the
-// successor's run capability or any JWT, without verifying its signature;
-// ok is false when it has no readable exp claim. Safe for concurrent use.
-func CredentialExpiry(credential string) (exp time.Time, ok bool) {
-	// A capability is shaped as a JWT; jwtexp reads the second segment only.
-	if strings.HasPrefix(credential, CapabilityPrefix) || strings.Count(credential, ".") == 2 {
-		return jwtexp.Expiry(credential)
-	}
-	return time.Time{}, false
-}
 
 // readCredential returns Credential, or else reads CredentialFile (step 1)
 // by the token file rule (tokenbytes.FromFile). Errors wrap ErrCredential
@@ -133,20 +105,19 @@ func (e *Bearer) readCredential() (secret.String, error) {
 	const absent = "is the secret that holds it mounted?"
 	path := e.CredentialFile
 	h, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return secret.String{}, fmt.Errorf("%w: %s: %w (%s)", ErrCredential, path, cause(err), absent)
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			who := fmt.Sprintf("; tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
-			if fi, serr := os.Stat(path); serr == nil {
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-					who += fmt.Sprintf(", and the file is owned by uid %d, gid %d with mode %04o", st.Uid, st.Gid, fi.Mode().Perm())
-				}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return secret.String{}, fmt.Errorf("%w: %s: %w (%s)", ErrCredential, path, cause(err), absent)
+	case errors.Is(err, fs.ErrPermission):
+		who := fmt.Sprintf("; tokend runs as uid %d, gid %d", os.Getuid(), os.Getgid())
+		if fi, serr := os.Stat(path); serr == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				who += fmt.Sprintf(", and the file is owned by uid %d, gid %d with mode %04o", st.Uid, st.Gid, fi.Mode().Perm())
 			}
-			return secret.String{}, fmt.Errorf("%w: %s exists but tokend may not read it: %w%s: %s", ErrCredential, path, cause(err), who,
-				"make the file readable by the user tokend runs as (the pod's securityContext.fsGroup, or the secret volume's defaultMode)")
 		}
+		return secret.String{}, fmt.Errorf("%w: %s exists but tokend may not read it: %w%s: %s", ErrCredential, path, cause(err), who,
+			"make the file readable by the user tokend runs as (the pod's securityContext.fsGroup, or the secret volume's defaultMode)")
+	case err != nil:
 		return secret.String{}, fmt.Errorf("%w: %s: %w", ErrCredential, path, cause(err))
 	}
 	defer h.Close()

@@ -48,35 +48,27 @@ func newHTTPClient(roots *x509.CertPool, proxy func(*http.Request) (*url.URL, er
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// LoadRoots returns the system roots (SSL_CERT_FILE and SSL_CERT_DIR
-// honoured) plus the certificates in the PEM file at path, when not empty.
-// It is most of a cold start's CPU: call it only for an https URL. Errors
-// name the file and say what is wrong with it.
-func LoadRoots(path string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
+// LoadRoots returns the certificates in the PEM file at path (none when
+// path is empty), added to the system roots (SSL_CERT_FILE and SSL_CERT_DIR
+// honoured) when system is set. The system roots are most of a cold
+// start's CPU: ask for them only for an https URL. Errors name the file
+// and say what is wrong with it.
+func LoadRoots(path string, system bool) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if system {
+		if sys, err := x509.SystemCertPool(); err == nil {
+			pool = sys
+		}
 	}
-	if err := appendPEMFile(pool, path); err != nil {
-		return nil, err
-	}
-	return pool, nil
-}
-
-// CheckCAFiles reports, as LoadRoots would, whether the PEM file at path
-// can be read and holds a certificate, without loading the system roots.
-func CheckCAFiles(path string) error { return appendPEMFile(x509.NewCertPool(), path) }
-
-func appendPEMFile(pool *x509.CertPool, path string) error {
 	if path == "" {
-		return nil
+		return pool, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+		return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
 	}
 	if !pool.AppendCertsFromPEM(data) {
-		return fmt.Errorf("%s holds no PEM certificate", path)
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
-	return nil
+	return pool, nil
 }

@@ -25,7 +25,7 @@ func answer(t *testing.T, date, body string, now time.Time) (Token, error) {
 		fmt.Fprintln(w, body)
 	}))
 	defer srv.Close()
-	return get(t.Context(), srv.Client(), srv.URL, "a-credential", "", now, func(int) string { return "" })
+	return get(t.Context(), srv.Client(), srv.URL, "a-credential", now, func(int) string { return "" })
 }
 
 // TestIssuerClockSkew: an issuer five minutes behind tokend that mints

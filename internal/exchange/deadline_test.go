@@ -39,8 +39,8 @@ func TestEncryptedSessionTimingFaults(t *testing.T) {
 		after time.Duration
 	}{
 		{name: "slow body past the timeout", fault: func() fakeissuer.Fault {
-			return fakeissuer.SlowBody(`{"token":"`+testkit.JWTExpiring(time.Now().Add(time.Hour))+`"}`, 8, 200*time.Millisecond)
-		}, took: 400 * time.Millisecond, want: "context deadline exceeded"},
+			return fakeissuer.SlowBody(`{"token":"`+testkit.JWTExpiring(time.Now().Add(time.Hour))+`"}`, 8, 2*time.Second)
+		}, took: exchange.RequestTimeout, want: "context deadline exceeded"},
 		{name: "Retry-After seconds", fault: func() fakeissuer.Fault { return fakeissuer.Status(429, "Retry-After", "1") }, want: "429", after: time.Second},
 		{name: "Retry-After date", fault: func() fakeissuer.Fault {
 			return fakeissuer.Status(503, "Retry-After", time.Now().Add(2*time.Second).UTC().Format(http.TimeFormat))
@@ -55,7 +55,6 @@ func TestEncryptedSessionTimingFaults(t *testing.T) {
 				ex := newSession(t, "http://cp.example.com")
 				ex.Client = testkit.PipeClient(ex.Client, l, true)
 				t.Cleanup(ex.Client.CloseIdleConnections)
-				ex.Timeout = 400 * time.Millisecond
 				start := time.Now()
 				_, err := ex.Exchange(t.Context())
 				if err == nil || !strings.Contains(err.Error(), tt.want) || !exchange.Retryable(err) {

@@ -11,6 +11,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -90,42 +91,31 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// Class is what a failed exchange means for the token tokend holds.
+// Class is what a failed exchange means for the token tokend holds: it
+// stays in use until it expires, unless the class is Refused.
 type Class int
 
 // The classes of Classify.
 const (
-	// None is the class of a nil error.
-	None Class = iota
-	// Transient: the issuer is busy, failing or out of reach; asking again
-	// soon may succeed. The token held stays in use until it expires.
-	Transient
-	// Permanent: a configuration problem (a redirect, a wrong URL, an
-	// untrusted certificate) or the caller stopping; the same request
-	// fails again. The token held stays in use until it expires.
-	Permanent
-	// Refused: the control plane definitively refused this pod's
-	// credential (session stopped, restarted or revoked, or credential
-	// expired). The token held must stop being used at once.
-	Refused
+	None      Class = iota // err is nil
+	Transient              // the issuer is busy, failing or out of reach: asking again soon may succeed
+	Permanent              // a configuration problem or the caller stopping: the same request fails again
+	Refused                // the credential was definitively refused (revoked, expired): stop using the token now
 )
 
 // Classify says what the failure err means; it is the one place where
 // failures are classified, and what the README documents per mode:
 //
 //   - Refused: 403 (the session id rejected, or "runner access revoked");
-//     a confirmed 401 (StatusError.Confirmed: the credential or key sent
-//     was re-read from its file after the 401, or comes from a variable,
-//     which cannot change); ErrCredentialExpired.
+//     a confirmed 401 (StatusError.Confirmed); ErrCredentialExpired.
 //   - Permanent: every other 3xx or 4xx status, an unconfirmed 401
-//     included (a configuration problem: the same request fails again); a
-//     server certificate that does not verify (the trusted roots are read
-//     once); a cancelled context (the caller is stopping).
-//   - Transient: 408, 429 and 5xx (the issuer is busy or failing); an
-//     invalid 200 answer or an already-expired token (a proxy's page, a
-//     passing glitch); ErrCredential and ErrPublicKey (a mounted file may
-//     be late); the exchange's deadline; anything else (connection
-//     refused, reset, DNS).
+//     included (the same request fails again); a server certificate that
+//     does not verify (the trusted roots are read once); a cancelled
+//     context (the caller is stopping).
+//   - Transient: 408, 429 and 5xx; an invalid 200 answer or an
+//     already-expired token (a proxy's page, a passing glitch);
+//     ErrCredential and ErrPublicKey (a mounted file may be late); the
+//     exchange's deadline; anything else (connection refused, reset, DNS).
 func Classify(err error) Class {
 	var se *StatusError
 	var ce *tls.CertificateVerificationError
@@ -191,12 +181,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // cause drops err's outer wrapper, at every call a *url.Error or
 // *fs.PathError, whose message repeats the method, URL (with a query
 // string, which must not reach logs) or path that the caller states.
-func cause(err error) error {
-	if inner := errors.Unwrap(err); inner != nil {
-		return inner
-	}
-	return err
-}
+func cause(err error) error { return cmp.Or(errors.Unwrap(err), err) }
 
 // SafeURL returns raw's scheme, host and path, for logs and errors: a
 // gateway may carry a credential in the query string or user info.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/jwtexp"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
@@ -39,8 +40,8 @@ func TestBearerRefusals(t *testing.T) {
 			fault: fakeissuer.Status(403), want: exchange.Refused, hint: "runner access revoked", requests: 1},
 		{name: "401 from a variable", ex: exchange.Bearer{Credential: secret.New("stale"), CredentialSource: "AMBIENT_RUNNER_BOOTSTRAP_TOKEN"},
 			want: exchange.Refused, hint: "AMBIENT_RUNNER_BOOTSTRAP_TOKEN is not this run's capability", requests: 1},
-		{name: "401 from a file read again unchanged", ex: exchange.Bearer{CredentialFile: file},
-			want: exchange.Refused, hint: "TOKEND_CREDENTIAL_FILE (" + file + ")", requests: 1},
+		{name: "401 from a file read again unchanged", ex: exchange.Bearer{CredentialFile: file, CredentialSource: "TOKEND_CREDENTIAL_FILE " + file},
+			want: exchange.Refused, hint: "TOKEND_CREDENTIAL_FILE " + file + " is not this run's capability", requests: 1},
 		{name: "503", ex: exchange.Bearer{Credential: secret.New(capability)},
 			fault: fakeissuer.Status(503), want: exchange.Transient, requests: 1},
 	}
@@ -104,12 +105,12 @@ func TestCapabilityExpiry(t *testing.T) {
 	now := time.Unix(1_900_000_000, 0)
 	exp := now.Add(36 * time.Hour)
 	capability := testkit.Capability(exp)
-	if got, ok := exchange.CredentialExpiry(capability); !ok || !got.Equal(exp) {
-		t.Fatalf("CredentialExpiry = %v, %v; want %v", got, ok, exp)
+	if got, ok := jwtexp.Expiry(capability); !ok || !got.Equal(exp) {
+		t.Fatalf("jwtexp.Expiry = %v, %v; want %v", got, ok, exp)
 	}
 	for _, opaque := range []string{"opaque-capability", "acp-runner-v1.bm90IGpzb24.sig", "a.b"} {
-		if _, ok := exchange.CredentialExpiry(opaque); ok {
-			t.Errorf("CredentialExpiry(%q) found an expiry", opaque)
+		if _, ok := jwtexp.Expiry(opaque); ok {
+			t.Errorf("jwtexp.Expiry(%q) found an expiry", opaque)
 		}
 	}
 	iss := &fakeissuer.BearerIssuer{Capability: capability, Now: func() time.Time { return now }}

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -15,22 +16,24 @@ import (
 	"github.com/ambient-code/tokend/internal/jwtexp"
 	"github.com/ambient-code/tokend/internal/secret"
 	"github.com/ambient-code/tokend/internal/tokenbytes"
+	"github.com/ambient-code/tokend/internal/version"
 )
+
+// userAgent is the User-Agent header of every exchange: tokend/<version>.
+var userAgent = "tokend/" + version.Get().Version
 
 // get sends the GET of both modes (the credential in "Authorization:
 // Bearer", no body, no redirect followed) and validates the answer into a
 // Token. A body past bodyLimit is an error; hint explains non-200 statuses;
 // an unknown CA's error names the CA settings.
-func get(ctx context.Context, client *http.Client, endpoint, credential, userAgent string, now time.Time, hint func(int) string) (Token, error) {
+func get(ctx context.Context, client *http.Client, endpoint, credential string, now time.Time, hint func(int) string) (Token, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return Token{}, fmt.Errorf("exchange: building request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+credential)
 	req.Header.Set("Accept", "application/json")
-	if userAgent != "" {
-		req.Header.Set("User-Agent", userAgent)
-	}
+	req.Header.Set("User-Agent", userAgent)
 	c := *client
 	c.CheckRedirect = noRedirect
 	resp, err := c.Do(req)
@@ -60,7 +63,7 @@ func get(ctx context.Context, client *http.Client, endpoint, credential, userAge
 	if len(body) > bodyLimit {
 		return Token{}, fmt.Errorf("%w: body exceeds %d bytes", ErrInvalidResponse, bodyLimit)
 	}
-	return parseBody(body, now, issuerSkew(resp.Header.Get("Date"), now))
+	return parseBody(body, now, resp.Header.Get("Date"))
 }
 
 // bodyLimit bounds the response body of either mode.
@@ -71,16 +74,6 @@ const bodyLimit = 64 << 10
 // takes time to arrive.
 const MinSkew = 2 * time.Second
 
-// issuerSkew returns how far the issuer's clock (the header value date) is
-// ahead of now; zero when absent, unparseable or within MinSkew.
-func issuerSkew(date string, now time.Time) time.Duration {
-	t, err := http.ParseTime(date)
-	if skew := t.Sub(now); err == nil && (skew <= -MinSkew || skew >= MinSkew) {
-		return skew
-	}
-	return 0
-}
-
 // maxLife is the longest remaining life taken at its word: an expiry
 // further out, or past the year 9999, is unknown, never a reason to refuse
 // a token.
@@ -88,9 +81,10 @@ const maxLife = 366 * 24 * time.Hour
 
 // parseBody decodes a token response body: "token" (or "service_token")
 // and an optional "expires_at", Unix seconds (number or string) or RFC 3339
-// (a year past 9999 too), else a JWT's exp; other fields are ignored. skew
-// (the issuer's clock ahead of now) is subtracted from the expiry.
-func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
+// (a year past 9999 too), else a JWT's exp; other fields are ignored. The
+// issuer's clock is date (a Date header): when it is MinSkew or more from
+// now, the difference is the token's Skew and is taken off the expiry.
+func parseBody(body []byte, now time.Time, date string) (Token, error) {
 	var r struct {
 		Token        *string         `json:"token"`
 		ServiceToken *string         `json:"service_token"`
@@ -99,15 +93,20 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 	if err := json.Unmarshal(body, &r); err != nil {
 		return Token{}, fmt.Errorf("%w: not a JSON object with a string token field", ErrInvalidResponse)
 	}
-	if r.Token == nil {
-		r.Token = r.ServiceToken
-	}
-	if r.Token == nil {
+	token := cmp.Or(r.Token, r.ServiceToken)
+	if token == nil {
 		return Token{}, fmt.Errorf("%w: no token field", ErrInvalidResponse)
 	}
-	value := *r.Token
-	if err := CheckToken(value); err != nil {
-		return Token{}, err
+	value := *token
+	// The token's bytes by package tokenbytes' rule; the error names an
+	// offset, never the value.
+	switch err := tokenbytes.Check(value); {
+	case errors.Is(err, tokenbytes.ErrEmpty):
+		return Token{}, fmt.Errorf("%w: empty token", ErrInvalidResponse)
+	case errors.Is(err, tokenbytes.ErrTooLong):
+		return Token{}, fmt.Errorf("%w: token %w", ErrInvalidResponse, err)
+	case err != nil:
+		return Token{}, fmt.Errorf("%w: token has %w", ErrInvalidResponse, err)
 	}
 	tok := Token{Value: secret.New(value)}
 	if len(r.ExpiresAt) > 0 && string(r.ExpiresAt) != "null" {
@@ -120,12 +119,14 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 		tok.Expiry, tok.ExpirySource = exp, "jwt"
 	}
 	if !tok.Expiry.IsZero() {
-		tok.Skew = skew
-		if tok.Expiry.Year() > 9999 || tok.Expiry.Sub(now.Add(skew)) > maxLife {
+		if t, err := http.ParseTime(date); err == nil && t.Sub(now).Abs() >= MinSkew {
+			tok.Skew = t.Sub(now)
+		}
+		if tok.Expiry.Year() > 9999 || tok.Expiry.Sub(now.Add(tok.Skew)) > maxLife {
 			tok.IgnoredExpiry = fmt.Sprintf("%s of %d (Unix seconds) is more than a year away", tok.ExpirySource, tok.Expiry.Unix())
 			tok.Expiry, tok.ExpirySource = time.Time{}, ""
 		} else {
-			tok.Expiry = tok.Expiry.Add(-skew)
+			tok.Expiry = tok.Expiry.Add(-tok.Skew)
 		}
 	}
 	if !tok.Expiry.IsZero() && !tok.Expiry.After(now) {
@@ -133,23 +134,6 @@ func parseBody(body []byte, now time.Time, skew time.Duration) (Token, error) {
 			tok.Expiry.Format(time.RFC3339), tok.ExpirySource, now.UTC().Format(time.RFC3339))
 	}
 	return tok, nil
-}
-
-// CheckToken reports whether v is usable as a bearer token by the rule of
-// package tokenbytes (1 to tokenbytes.MaxLen bytes of printable ASCII
-// without whitespace). The error wraps ErrInvalidResponse and names the
-// problem and a byte offset, never the value.
-func CheckToken(v string) error {
-	switch err := tokenbytes.Check(v); {
-	case err == nil:
-		return nil
-	case errors.Is(err, tokenbytes.ErrEmpty):
-		return fmt.Errorf("%w: empty token", ErrInvalidResponse)
-	case errors.Is(err, tokenbytes.ErrTooLong):
-		return fmt.Errorf("%w: token %w", ErrInvalidResponse, err)
-	default:
-		return fmt.Errorf("%w: token has %w", ErrInvalidResponse, err)
-	}
 }
 
 // maxExpiresAt is the latest expires_at accepted, in Unix seconds (in the
@@ -180,23 +164,19 @@ func parseExpiresAt(raw json.RawMessage) (time.Time, error) {
 // maybe after '+' (as Go, JavaScript and Java write years past 9999), which
 // time.Parse refuses; the rest is checked in a four-digit year as leap.
 func parseLongYear(s string) (time.Time, bool) {
-	digits := strings.TrimPrefix(s, "+")
-	n := 0
-	for n < len(digits) && digits[n] >= '0' && digits[n] <= '9' {
-		n++
-	}
-	if n < 5 || n > 9 || !strings.HasPrefix(digits[n:], "-") {
+	digits, rest, ok := strings.Cut(strings.TrimPrefix(s, "+"), "-")
+	year, err := strconv.ParseUint(digits, 10, 32) // no sign, no overflow
+	if !ok || err != nil || len(digits) < 5 || len(digits) > 9 {
 		return time.Time{}, false
 	}
-	year, _ := strconv.Atoi(digits[:n]) // at most nine digits: no overflow
-	stand := 2001                       // a four-digit year with as many days
+	stand := 2001 // a four-digit year with as many days
 	if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
 		stand = 2000
 	}
-	t, err := time.Parse(time.RFC3339Nano, strconv.Itoa(stand)+digits[n:])
+	t, err := time.Parse(time.RFC3339Nano, strconv.Itoa(stand)+"-"+rest)
 	if err != nil {
 		return time.Time{}, false
 	}
 	// Same leap-ness: in UTC too, no date moves to or from a 29 February.
-	return t.UTC().AddDate(year-stand, 0, 0), true
+	return t.UTC().AddDate(int(year)-stand, 0, 0), true
 }

@@ -46,7 +46,7 @@ func TestParseBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok, err := parseBody([]byte(tt.body), now, 0)
+			tok, err := parseBody([]byte(tt.body), now, "")
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)

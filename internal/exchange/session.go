@@ -17,7 +17,7 @@ import (
 )
 
 // RequestTimeout bounds one exchange of either mode, from dial to the last
-// byte of the body, when the Exchanger's Timeout is zero.
+// byte of the body.
 const RequestTimeout = 10 * time.Second
 
 // Endpoint is the part of Bearer and EncryptedSession that says where and
@@ -27,10 +27,6 @@ type Endpoint struct {
 	URL string
 	// Client sends the request; use NewHTTPClient.
 	Client *http.Client
-	// UserAgent is sent as the User-Agent header.
-	UserAgent string
-	// Timeout bounds one exchange; RequestTimeout when zero.
-	Timeout time.Duration
 	// Now returns the wall time used to judge expiry; time.Now when nil.
 	Now func() time.Time
 }
@@ -38,18 +34,17 @@ type Endpoint struct {
 // EncryptedSession is the control plane's deployed exchange: a GET whose
 // bearer credential is the session id encrypted to the control plane's RSA
 // key (RSA-OAEP, SHA-256, empty label), fresh at every request, in padded
-// standard base64. Each Exchange takes these steps within one deadline of
-// Timeout:
+// standard base64. Each Exchange, within one deadline of RequestTimeout:
 //
-//  1. Take the key: PublicKeyFile, read again at every exchange (a mounted
-//     Secret follows the control plane's key rotation), or else PublicKey.
-//  2. GET URL with the session id encrypted to that key.
-//  3. On a 401, read PublicKeyFile again: when it now holds another key,
-//     send once more with it. A 401 that survives this, or answers a
-//     PublicKey (which cannot change), is confirmed: a refusal (Classify).
+//  1. takes the key: PublicKeyFile, read at every exchange (a mounted
+//     Secret follows the control plane's key rotation), else PublicKey;
+//  2. sends the session id encrypted to it;
+//  3. on a 401, reads PublicKeyFile again and sends once more if the key
+//     changed. A 401 that survives this, or answers PublicKey (which
+//     cannot change), is confirmed: a refusal (Classify).
 //
-// An EncryptedSession is safe for concurrent use once constructed; its
-// fields must not change afterwards.
+// It is safe for concurrent use; its fields must not change after
+// construction.
 type EncryptedSession struct {
 	Endpoint
 	// PublicKey is the control plane's key, used when PublicKeyFile is empty.
@@ -61,26 +56,22 @@ type EncryptedSession struct {
 }
 
 // ErrPublicKey is wrapped by errors about PublicKeyFile: missing,
-// unreadable, or not holding a usable key. The error names the file and
-// what is wrong, never its content. Classify calls it transient (a mounted
-// file may be in the middle of being replaced).
+// unreadable, or holding no usable key; they name the file, never its
+// content. Classify calls it transient (a mounted file may be mid-swap).
 var ErrPublicKey = errors.New("exchange: public key unavailable")
 
 // Exchange implements Exchanger. Besides the errors Exchanger lists, it
 // returns errors wrapping ErrPublicKey.
 func (e *EncryptedSession) Exchange(ctx context.Context) (Token, error) {
-	return exchangeOnce(ctx, e.Timeout, e.key, func(a, b *rsa.PublicKey) bool { return a.Equal(b) }, e.send, "the key file")
+	return exchangeOnce(ctx, e.key, func(a, b *rsa.PublicKey) bool { return a.Equal(b) }, e.send, "the key file")
 }
 
-// exchangeOnce is one exchange of either mode within timeout: read, send,
-// and on a 401 read again; a changed credential is sent once more, and a 401
-// on the freshest one is confirmed (Classify). what names the source.
-func exchangeOnce[C any](ctx context.Context, timeout time.Duration, read func() (C, error), same func(a, b C) bool,
+// exchangeOnce is one exchange of either mode within RequestTimeout: read,
+// send, and on a 401 read again; a changed credential is sent once more, and
+// a 401 on the freshest one is confirmed (Classify). what names the source.
+func exchangeOnce[C any](ctx context.Context, read func() (C, error), same func(a, b C) bool,
 	send func(context.Context, C) (Token, error), what string) (Token, error) {
-	if timeout <= 0 {
-		timeout = RequestTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	cred, err := read()
 	if err != nil {
@@ -124,7 +115,7 @@ func (e *EncryptedSession) send(ctx context.Context, key *rsa.PublicKey) (Token,
 		// The error from EncryptOAEP names sizes, never the plaintext.
 		return Token{}, fmt.Errorf("exchange: encrypting the session id: %w", err)
 	}
-	return get(ctx, e.Client, e.URL, base64.StdEncoding.EncodeToString(ct), e.UserAgent, now(e.Now), e.hint)
+	return get(ctx, e.Client, e.URL, base64.StdEncoding.EncodeToString(ct), now(e.Now), e.hint)
 }
 
 // CheckSessionID returns why id cannot be the session id under key: the
@@ -157,25 +148,21 @@ func (e *EncryptedSession) hint(code int) string {
 // hint explains status code: a 401 by on401 and a 403 by on403, which
 // differ by mode, and the other statuses as every mode means them.
 func hint(code int, on401, on403 string) string {
-	switch {
-	case code == http.StatusUnauthorized:
-		return on401
-	case code == http.StatusForbidden:
-		return on403
-	case code == http.StatusNotFound:
-		return "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)"
-	case code == http.StatusMethodNotAllowed:
-		return "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)"
-	case code >= 300 && code < 400:
+	if code >= 300 && code < 400 {
 		return "redirect refused (tokend never follows redirects; check AMBIENT_CP_TOKEN_URL)"
-	case code == http.StatusTooManyRequests:
-		return "rate limited"
-	case code == http.StatusInternalServerError:
-		return "the control plane could not mint a token"
-	case code >= 500:
+	}
+	h, ok := map[int]string{
+		http.StatusUnauthorized:        on401,
+		http.StatusForbidden:           on403,
+		http.StatusNotFound:            "no token endpoint at this URL (check AMBIENT_CP_TOKEN_URL)",
+		http.StatusMethodNotAllowed:    "the endpoint does not take GET (check AMBIENT_CP_TOKEN_URL)",
+		http.StatusTooManyRequests:     "rate limited",
+		http.StatusInternalServerError: "the control plane could not mint a token",
+	}[code]
+	if !ok && code >= 500 {
 		return "the control plane is unavailable"
 	}
-	return ""
+	return h
 }
 
 func now(f func() time.Time) time.Time {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ambient-code/tokend/internal/exchange"
 	"github.com/ambient-code/tokend/internal/secret"
+	"github.com/ambient-code/tokend/internal/version"
 	"github.com/ambient-code/tokend/test/fakeissuer"
 	"github.com/ambient-code/tokend/test/testkit"
 )
@@ -38,7 +39,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 func newSession(t testing.TB, url string) *exchange.EncryptedSession {
 	return &exchange.EncryptedSession{
-		Endpoint:  exchange.Endpoint{URL: url + "/token", Client: exchange.NewHTTPClient(nil), UserAgent: "tokend/test"},
+		Endpoint:  exchange.Endpoint{URL: url + "/token", Client: exchange.NewHTTPClient(nil)},
 		PublicKey: &testkit.RSAKey().PublicKey,
 		SessionID: secret.New(sessionID),
 	}
@@ -73,7 +74,7 @@ func TestEncryptedSessionWireCompatible(t *testing.T) {
 		if r.Method != http.MethodGet || r.URL.Path != "/token" {
 			t.Errorf("request %s %s, want GET /token", r.Method, r.URL.Path)
 		}
-		if ua := r.Header.Get("User-Agent"); ua != "tokend/test" {
+		if ua := r.Header.Get("User-Agent"); ua != "tokend/"+version.Get().Version {
 			t.Errorf("User-Agent = %q", ua)
 		}
 		h := r.Header.Get("Authorization")

@@ -37,10 +37,7 @@ func (s String) Equal(t String) bool { return s.v == t.v }
 // String returns a redaction marker, never the value.
 func (s String) String() string { return redacted }
 
-// GoString returns a redaction marker, so %#v does not show the value.
-func (s String) GoString() string { return "secret.String(" + redacted + ")" }
-
-// Format makes every fmt verb print the redaction marker.
+// Format makes every fmt verb, %#v included, print the redaction marker.
 func (s String) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 
 // LogValue implements slog.LogValuer: a logged String is redacted.

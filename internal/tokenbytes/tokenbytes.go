@@ -1,21 +1,18 @@
-// Package tokenbytes is the one rule for the bytes of a bearer token, used
-// wherever tokend takes or hands out one: the exchange's answer, the token
-// file (tokend check, package tokenfile), and the credentials tokend sends
-// (the bearer credential).
+// Package tokenbytes is the one rule for the bytes of a bearer token: the
+// exchange's answer, the token file (tokend check, package tokenfile) and
+// the bearer credential tokend sends.
 //
-// A token is 1 to MaxLen bytes of printable ASCII, 0x21 to 0x7E: no space,
-// tab, carriage return, line feed, control or non-ASCII byte, so that a
-// reader that pastes it into an HTTP header cannot be made to inject
-// another. A file may follow the token with line feeds, which are not part
-// of it (FromFile); a token itself never holds one (Check).
+// A token is 1 to MaxLen bytes of printable ASCII, 0x21 to 0x7E (no
+// whitespace, control or non-ASCII byte), so that a reader that pastes it
+// into an HTTP header cannot be made to inject another. A file may follow
+// the token with line feeds (FromFile); a token never holds one (Check).
 //
-// A writer that has no token to offer, because the issuer definitively
-// refused the credential, says so with a withdrawal record (Withdrawal) in
-// place of the token: a line that starts with "# token withdrawn" and says
-// why. It breaks the token rule (it holds spaces), so a reader that follows
-// the rule alone sees no token, and a reader that knows the record
-// (FromFile returns ErrWithdrawn) can tell a withdrawal from a file that
-// went bad, where the last good token is kept.
+// A writer whose credential the issuer definitively refused puts a
+// withdrawal record (Withdrawal) in place of the token: one line starting
+// "# token withdrawn" that says why. It breaks the token rule, so a reader
+// of the rule alone sees no token, while FromFile returns ErrWithdrawn and
+// so tells a withdrawal from a file gone bad (where the last good token is
+// kept).
 //
 // Errors name the problem and a byte offset, never the bytes. The functions
 // are pure and safe for concurrent use.
@@ -38,6 +35,9 @@ var (
 	ErrEmpty = errors.New("empty")
 	// ErrTooLong is returned for more than MaxLen bytes.
 	ErrTooLong = errors.New("longer than " + strconv.Itoa(MaxLen) + " bytes")
+	// ErrByte is wrapped by the error for a byte a token may not hold,
+	// which ends "at offset N", N counted from 0.
+	ErrByte = errors.New("a whitespace, control or non-ASCII byte")
 	// ErrWithdrawn is returned by FromFile for a withdrawal record; the
 	// wrapping error carries the record's reason.
 	ErrWithdrawn = errors.New("token withdrawn")
@@ -67,30 +67,19 @@ func clean(s string) string {
 	return string(b)
 }
 
-// ByteError reports the first byte that a token may not hold.
-type ByteError struct {
-	// Offset is the byte's position, from 0.
-	Offset int
-}
-
-func (e *ByteError) Error() string {
-	return "a whitespace, control or non-ASCII byte at offset " + strconv.Itoa(e.Offset)
-}
-
 // Check returns nil when v is a token by the package rule: ErrEmpty,
-// ErrTooLong or a *ByteError otherwise. A trailing line feed is a
-// *ByteError: use FromFile for a file's content.
-func Check[T ~string | ~[]byte](v T) error {
+// ErrTooLong or an error wrapping ErrByte otherwise. A trailing line feed
+// is a bad byte: use FromFile for a file's content.
+func Check(v string) error {
 	switch {
 	case len(v) == 0:
 		return ErrEmpty
 	case len(v) > MaxLen:
 		return ErrTooLong
 	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c <= ' ' || c >= 0x7f {
-			return &ByteError{Offset: i}
-		}
+	// A non-ASCII or invalid byte starts a rune of at least 0x80.
+	if i := strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r >= 0x7f }); i >= 0 {
+		return fmt.Errorf("%w at offset %d", ErrByte, i)
 	}
 	return nil
 }
@@ -107,12 +96,9 @@ func FromFile(b []byte) (string, error) {
 		reason := strings.TrimPrefix(strings.TrimRight(rest, "\n"), ": ")
 		return "", fmt.Errorf("%w: %s", ErrWithdrawn, clean(reason))
 	}
-	n := len(b)
-	for n > 0 && b[n-1] == '\n' {
-		n--
-	}
-	if err := Check(b[:n]); err != nil {
+	tok := strings.TrimRight(string(b), "\n")
+	if err := Check(tok); err != nil {
 		return "", err
 	}
-	return string(b[:n]), nil
+	return tok, nil
 }

@@ -10,16 +10,14 @@
 package version
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 )
 
-// Stamped at link time; see the package documentation.
-var (
-	Version = ""
-	Commit  = ""
-)
+// Version and Commit are stamped at link time; see the package documentation.
+var Version, Commit string
 
 // Info describes the running build.
 type Info struct {
@@ -28,25 +26,22 @@ type Info struct {
 	GoVersion string
 }
 
-// Get returns the build information, with "unknown" for what is not known.
+// Get returns the build information, with "devel" and "unknown" for what
+// is not known.
 func Get() Info {
 	info := Info{Version: Version, Commit: Commit, GoVersion: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if info.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			info.Version = bi.Main.Version
+		if bi.Main.Version != "(devel)" {
+			info.Version = cmp.Or(info.Version, bi.Main.Version)
 		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && info.Commit == "" {
-				info.Commit = s.Value
+			if s.Key == "vcs.revision" {
+				info.Commit = cmp.Or(info.Commit, s.Value)
 			}
 		}
 	}
-	if info.Version == "" {
-		info.Version = "devel"
-	}
-	if info.Commit == "" {
-		info.Commit = "unknown"
-	}
+	info.Version = cmp.Or(info.Version, "devel")
+	info.Commit = cmp.Or(info.Commit, "unknown")
 	return info
 }
 
@@ -54,6 +49,3 @@ func Get() Info {
 func (i Info) String() string {
 	return fmt.Sprintf("tokend %s (commit %s, %s)", i.Version, i.Commit, i.GoVersion)
 }
-
-// UserAgent is the User-Agent header tokend sends: tokend/<version>.
-func UserAgent() string { return "tokend/" + Get().Version }

@@ -57,7 +57,7 @@ func TestBearerMode(t *testing.T) {
 	dir := t.TempDir()
 	ca, capability := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "capability")
 	addr := start(t, "--auth", "bearer", "--ca-out", ca, "--credential-out", capability)
-	roots, err := exchange.LoadRoots(ca)
+	roots, err := exchange.LoadRoots(ca, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ambient-code/tokend/internal/exchange"
+	"github.com/ambient-code/tokend/internal/jwtexp"
 )
 
 // BearerIssuer is an http.Handler serving the successor control plane's
@@ -71,7 +71,7 @@ func (s *BearerIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		now = s.Now()
 	}
 	exp := now.Add(life)
-	if end, ok := exchange.CredentialExpiry(s.Capability); ok {
+	if end, ok := jwtexp.Expiry(s.Capability); ok {
 		if !now.Before(end) {
 			plain(w, http.StatusUnauthorized, "capability expired")
 			return
