@@ -73,16 +73,19 @@ func Start(argv, env []string, stdin, stdout, stderr *os.File) (*Process, error)
 		p.tty = stdin
 	}
 	reaper.waiting[p.Pid] = p
-	go func() { // by pidfd, which a reuse of the pid cannot mislead
-		ws := syscall.WaitStatus(syscall.SIGKILL) // reaped outside proc: a kill is the best report
-		if st, err := cmd.Process.Wait(); err == nil {
-			ws = st.Sys().(syscall.WaitStatus)
+	go func() { // by pidfd: this process's end, never that of a reuse of its pid
+		st, err := cmd.Process.Wait()
+		if err != nil {
+			_ = cmd.Process.Release() // a failed Wait leaves the pidfd open
 		}
 		reaper.mu.Lock()
 		defer reaper.mu.Unlock()
-		if reaper.waiting[p.Pid] == p { // not reaped by reapAll, its pid not reused since
-			deliver(p.Pid, ws)
-		}
+		switch {
+		case err == nil:
+			settle(p, st.Sys().(syscall.WaitStatus))
+		case reaper.waiting[p.Pid] == p: // reaped outside proc: a kill is the best report
+			settle(p, syscall.WaitStatus(syscall.SIGKILL))
+		} // else reapAll reaped it, and told p
 	}()
 	return p, nil
 }
@@ -106,10 +109,13 @@ func GroupExists(pgid int) bool {
 // ExitCode is the shell's convention for a wait status: the exit status,
 // or 128 plus the signal that killed the process.
 func ExitCode(ws syscall.WaitStatus) int {
-	if ws.Signaled() {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
 		return 128 + int(ws.Signal())
 	}
-	return ws.ExitStatus()
+	return 1
 }
 
 // restoreForeground gives the terminal fd's foreground back to tokend's

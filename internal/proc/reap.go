@@ -93,22 +93,36 @@ func reapAll() {
 }
 
 // deliver hands pid's status to the process Start started, else tells
-// Adopt's hooks of pid, and ends the wait of Reaped's callers. The caller
-// holds reaper.mu.
+// Adopt's hooks of pid; either way it ends the wait of Reaped's callers.
+// The caller holds reaper.mu.
 func deliver(pid int, ws syscall.WaitStatus) {
 	if p, ok := reaper.waiting[pid]; ok {
-		delete(reaper.waiting, pid)
-		if p.tty != nil { // give tokend's group the terminal back, if pid's still has it
-			restoreForeground(int(p.tty.Fd()), pid)
-		}
-		p.done <- ws
-	} else {
-		for h := range reaper.hooks {
-			if *h != nil {
-				(*h)(pid)
-			}
+		settle(p, ws)
+		return
+	}
+	for h := range reaper.hooks {
+		if *h != nil {
+			(*h)(pid)
 		}
 	}
+	tellReaped()
+}
+
+// settle hands p its status, once, gives the terminal back to tokend's
+// group if p's still has it, and ends the wait of Reaped's callers. The
+// caller holds reaper.mu.
+func settle(p *Process, ws syscall.WaitStatus) {
+	if reaper.waiting[p.Pid] == p { // else its pid was reused since
+		delete(reaper.waiting, p.Pid)
+	}
+	if p.tty != nil {
+		restoreForeground(int(p.tty.Fd()), p.Pid)
+	}
+	p.done <- ws
+	tellReaped()
+}
+
+func tellReaped() {
 	close(reaper.next)
 	reaper.next = make(chan struct{})
 }
